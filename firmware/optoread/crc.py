@@ -1,0 +1,60 @@
+"""Checksums used on the meter line: IEC 62056-21 BCC, DSMR CRC-16/ARC, HDLC CRC-16/X.25.
+
+Tables are built once at import into ``array`` objects (512 bytes each) so the
+per-byte cost is one lookup; nothing is allocated per call.
+"""
+
+from array import array
+
+from .compat import const
+
+_POLY_ARC_REFLECTED = const(0xA001)  # x^16 + x^15 + x^2 + 1, reflected
+_POLY_X25_REFLECTED = const(0x8408)  # x^16 + x^12 + x^5 + 1, reflected
+
+
+def _table(poly):
+    t = array("H", bytes(512))
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        t[i] = c
+    return t
+
+
+_ARC = _table(_POLY_ARC_REFLECTED)
+_X25 = _table(_POLY_X25_REFLECTED)
+
+
+def bcc(data, start=0, end=None, value=0):
+    """IEC 62056-21 block check: XOR of the bytes (after STX up to and including ETX)."""
+    if end is None:
+        end = len(data)
+    for i in range(start, end):
+        value ^= data[i]
+    return value
+
+
+def crc16_arc(data, start=0, end=None, crc=0):
+    """CRC-16/ARC (DSMR P1 telegram CRC over "/" .. "!"); pass ``crc`` to continue a running value."""
+    if end is None:
+        end = len(data)
+    t = _ARC
+    for i in range(start, end):
+        crc = (crc >> 8) ^ t[(crc ^ data[i]) & 0xFF]
+    return crc
+
+
+def crc16_x25_update(crc, data, start=0, end=None):
+    """Running CRC-16/X.25 register (start with 0xFFFF; finish with ``^ 0xFFFF``)."""
+    if end is None:
+        end = len(data)
+    t = _X25
+    for i in range(start, end):
+        crc = (crc >> 8) ^ t[(crc ^ data[i]) & 0xFF]
+    return crc
+
+
+def crc16_x25(data, start=0, end=None):
+    """HDLC HCS/FCS value: CRC-16/X.25, sent low byte first."""
+    return crc16_x25_update(0xFFFF, data, start, end) ^ 0xFFFF
