@@ -1,0 +1,130 @@
+"""Runs a sans-IO procedure's actions on a transport: the only place protocol meets I/O.
+
+A transport has ``write(data)``, ``drain()``, ``set_line(baud, bits, parity, stop)``,
+``readinto(buf, timeout_ms) -> n`` (0 on timeout), ``sleep_ms(ms)`` and ``ticks_ms()``.
+Board UART, pyserial, TCP, pty and the simulator's virtual line all provide it.
+"""
+
+from .compat import ticks_diff
+from .iec62056_21 import DRAIN, FLUSH_INPUT, PROGRESS, READ, SEND, SET_LINE, WAIT
+
+
+class EchoFilter:
+    """Drops the optical probe's echo of what we just sent from the start of the input.
+
+    Bytes that match the echo so far are held back; on the first mismatch they are
+    released to the receiver after all (the answer merely started like our request).
+    """
+
+    def __init__(self, capacity=64):
+        self._echo = bytearray(capacity)
+        self._mv = memoryview(self._echo)
+        self._len = 0
+        self._pos = 0
+        self.dropped = 0
+
+    def expect(self, data):
+        n = len(data)
+        if n > len(self._echo):
+            n = 0  # longer than anything we echo-check (wake-up train): don't filter
+        self._echo[:n] = data[:n]
+        self._len = n
+        self._pos = 0
+
+    def feed(self, receiver, mv):
+        """Pass ``mv`` to ``receiver.feed`` minus the echo; returns the receiver's verdict."""
+        if self._len == 0:
+            return receiver.feed(mv)
+        echo = self._echo
+        i = 0
+        n = len(mv)
+        while i < n and self._pos < self._len:
+            if mv[i] != echo[self._pos]:
+                held = self._pos
+                self._len = self._pos = 0
+                if held and receiver.feed(self._mv[:held]):
+                    return True
+                return receiver.feed(mv[i:])
+            self._pos += 1
+            i += 1
+        if self._pos == self._len:
+            self.dropped += self._len
+            self._len = self._pos = 0
+        return receiver.feed(mv[i:]) if i < n else False
+
+
+class Driver:
+    """Performs actions for one procedure at a time. ``progress(text)`` gets progress messages."""
+
+    def __init__(self, transport, echo=True, progress=None, bufsize=256):
+        self.transport = transport
+        self.echo = EchoFilter() if echo else None
+        self.progress = progress
+        self._buf = bytearray(bufsize)
+        self._mv = memoryview(self._buf)
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def run(self, proc):
+        """Drive generator ``proc`` to completion and return its value (its errors propagate)."""
+        result = None
+        while True:
+            try:
+                action = proc.send(result)
+            except StopIteration as e:
+                return e.args[0] if e.args else None
+            result = self._do(action)
+
+    def _do(self, a):
+        t = self.transport
+        kind = a[0]
+        if kind == SEND:
+            t.write(a[1])
+            self.bytes_out += len(a[1])
+            if self.echo is not None:
+                self.echo.expect(a[1])
+        elif kind == READ:
+            return self._read(a[1], a[2])
+        elif kind == WAIT:
+            t.sleep_ms(a[1])
+        elif kind == DRAIN:
+            t.drain()
+        elif kind == SET_LINE:
+            t.drain()
+            t.set_line(a[1], a[2], a[3], 1)
+        elif kind == FLUSH_INPUT:
+            self._flush(a[1])
+        elif kind == PROGRESS:
+            if self.progress is not None:
+                self.progress(a[1])
+        return None
+
+    def _read(self, receiver, silence_ms):
+        t = self.transport
+        mv = self._mv
+        last = t.ticks_ms()
+        while True:
+            left = silence_ms - ticks_diff(t.ticks_ms(), last)
+            if left <= 0:
+                return False
+            n = t.readinto(self._buf, left)
+            if n:
+                self.bytes_in += n
+                last = t.ticks_ms()
+                done = self.echo.feed(receiver, mv[:n]) if self.echo else receiver.feed(mv[:n])
+                if done:
+                    return True
+
+    def _flush(self, quiet_ms, limit_ms=60000):
+        t = self.transport
+        start = t.ticks_ms()
+        while t.readinto(self._buf, quiet_ms):
+            if ticks_diff(t.ticks_ms(), start) > limit_ms:
+                break
+        if self.echo is not None:
+            self.echo.expect(b"")
+
+
+def run(proc, transport, echo=True, progress=None):
+    """Convenience: run one procedure on a transport with a fresh Driver."""
+    return Driver(transport, echo, progress).run(proc)
