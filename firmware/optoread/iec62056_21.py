@@ -78,6 +78,8 @@ MODE_MANUFACTURER = const(6)
 def baud_for_char(ch, mode_b=False):
     """Baud rate of a baud character (int code point or 1-char str); None if it names none."""
     if isinstance(ch, str):
+        if len(ch) != 1:
+            return None
         ch = ord(ch)
     if mode_b:
         i = ch - 0x41
@@ -111,7 +113,7 @@ def option_select(protocol_control, baud_char, mode):
     if mode not in (0, 1, 2, 6):
         raise Iec21Error("mode must be 0 (readout), 1 (programming), 2 (HDLC) or 6", field="Y")
     if isinstance(baud_char, int):
-        baud_char = chr(baud_char)
+        baud_char = chr(baud_char & 0x7F)
     if baud_for_char(baud_char) is None:
         raise Iec21Error("baud character must be 0..6", field="Z")
     return bytes((ACK, 0x30 + protocol_control, ord(baud_char), 0x30 + mode, _CR, _LF))
@@ -119,8 +121,8 @@ def option_select(protocol_control, baud_char, mode):
 
 def command(cmd, data=None):
     """Programming-mode command: SOH C D [STX data] ETX BCC, e.g. ``command("R1", b"1.8.0()")``."""
-    if len(cmd) != 2:
-        raise Iec21Error("command id is two characters (e.g. P1, R1, B0)", field="command")
+    if len(cmd) != 2 or not ("A" <= cmd[0] <= "Z" and "0" <= cmd[1] <= "9"):
+        raise Iec21Error("command id is a letter and a digit (e.g. P1, R1, B0)", field="command")
     out = bytearray((SOH,))
     out += cmd.encode()
     if data is not None:
@@ -250,10 +252,10 @@ class Readout:
     """Outcome of a readout or push: identification, data sets, checksum verdicts, errors."""
 
     def __init__(self):
-        self.identification = None
+        self.identification = None  # type: Identification | None
         self.datasets = []
-        self.bcc_ok = None  # True/False when STX..ETX BCC framing was present
-        self.crc_ok = None  # True/False when a DSMR "!XXXX" CRC-16 was present
+        self.bcc_ok = None  # type: bool | None  # True/False when STX..ETX BCC framing was present
+        self.crc_ok = None  # type: bool | None  # True/False when a DSMR "!XXXX" CRC-16 was present
         self.complete = False  # the end marker '!' was seen
         self.errors = []
 
@@ -810,9 +812,9 @@ def readout(opts, sink=None):
             yield from _request(opts)
             rx = ReadoutReceiver(sink, ident=True, max_value=opts.max_value)
             ok = yield (READ, rx, opts.ident_timeout_ms)
-            if not ok and rx.readout.identification is None:
-                raise _no_answer(opts, tried, label)
             ident = rx.readout.identification
+            if ident is None:
+                raise _no_answer(opts, tried, label)
         else:
             ident = yield from _sign_on(opts, tried, label)
             rx = ReadoutReceiver(sink, ident=False, max_value=opts.max_value)

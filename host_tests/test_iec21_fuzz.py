@@ -1,0 +1,76 @@
+"""Hypothesis: IEC 62056-21 parsers accept any bytes and raise only OptoreadError."""
+
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optoread import iec62056_21 as iec
+from optoread.errors import OptoreadError
+
+N = int(os.getenv("FUZZ_EXAMPLES", "300"))
+SETTINGS = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Bytes that matter to the grammar, so random input reaches deep states often.
+ALPHABET = st.sampled_from(list(b"/?!()*&.:-\\\r\n\x02\x03\x06\x15\x01\x7f\xff019AZaz ")) | st.integers(0, 255)
+TELEGRAM = st.lists(ALPHABET, max_size=600).map(bytes)
+SAMPLE = (b"/ISk5\\2MT174-0001\r\n\x06050\r\n\x021-0:1.8.1*01(0006334.294*kWh)(1703100930)\r\n"
+          b"0.9.1(201455)9.4(088*C&082*C)\r\nF.F()\r\n!\r\n\x03\x00")
+
+
+@SETTINGS
+@given(TELEGRAM, st.integers(1, 17))
+def test_parse_readout_any_bytes(data, chunk):
+    r = iec.parse_readout(data, chunk=chunk)
+    assert r.datasets == iec.parse_readout(data).datasets
+    assert len(r.errors) <= 17
+    for addr, values in r.datasets:
+        assert len(addr) <= iec.MAX_ADDRESS
+        for v, u in values:
+            assert len(v) <= 1024
+
+
+@SETTINGS
+@given(st.integers(0, len(SAMPLE) - 1), st.integers(0, 255), st.integers(0, len(SAMPLE)))
+def test_mutated_real_readout(pos, value, cut):
+    data = bytearray(SAMPLE)
+    data[pos] = value
+    iec.parse_readout(bytes(data[:cut]))
+
+
+@SETTINGS
+@given(st.binary(max_size=80))
+def test_identification(data):
+    try:
+        iec.Identification(data)
+    except OptoreadError:
+        pass
+
+
+@SETTINGS
+@given(TELEGRAM)
+def test_receivers(data):
+    for rx in (iec.IdentReceiver(), iec.MessageReceiver(), iec.ReadoutReceiver(ident=True)):
+        for i in range(len(data)):
+            if rx.feed(data[i:i + 1]):
+                break
+
+
+@SETTINGS
+@given(st.text(max_size=60))
+def test_parse_data_line(text):
+    try:
+        iec.parse_data_line(text.encode("utf-8"))
+    except OptoreadError:
+        pass
+
+
+@SETTINGS
+@given(st.text(max_size=40), st.integers(-2, 9), st.text(max_size=2), st.integers(-2, 9))
+def test_builders(addr, pc, z, mode):
+    for fn, args in ((iec.sign_on_request, (addr,)), (iec.option_select, (pc, z or "0", mode)),
+                     (iec.command, (addr[:3], b"x"))):
+        try:
+            fn(*args)
+        except OptoreadError:
+            pass
