@@ -50,7 +50,7 @@ def test_complete_readouts_parse_exactly_to_expected():
 
 
 def test_identification_parts_match_sidecars():
-    for meta, data in _captures():
+    for meta, _data in _captures():
         parts = meta.get("identification_parts") or {}
         if "flag_id" not in parts:
             continue

@@ -170,7 +170,8 @@ def test_programming_mode_r1_then_r5_for_emh():
     values = driver.run(iec.read_registers(iec.Options(), ["1.8.0"], password="secret"), line)
     assert values == [("1.8.0", [("0001234.5", "kWh")])]
     assert line.sent[-1] == iec.command("B0")
-    assert iec.command("R1", b"1.8.0()") == b"\x01R1\x021.8.0()\x03" + bytes((iec.crc.bcc(b"R1\x021.8.0()\x03"),))
+    bcc = iec.crc.bcc(b"R1\x021.8.0()\x03")
+    assert iec.command("R1", b"1.8.0()") == b"\x01R1\x021.8.0()\x03" + bytes((bcc,))
 
 
 def test_password_rejected():
