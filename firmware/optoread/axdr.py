@@ -1,0 +1,1262 @@
+"""A-XDR encoding of DLMS ``Data`` (IEC 62056-6-2, Blue Book 4.1.5): tags, lengths, values.
+
+One element is ``tag`` (1 byte) + contents. Python mapping used by :func:`decode`:
+
+=====================  =====================================================
+null-data              ``None``
+boolean                ``bool``
+integer types, enum    ``int``
+float32 / float64      ``float``
+octet-string           ``bytes``
+visible-string         ``str`` (one char per byte, 0..255; never fails)
+utf8-string            ``str`` (invalid UTF-8 -> AxdrError)
+bcd                    ``int`` 0..99 (one octet, two decimal digits)
+bit-string             :class:`BitString`
+array                  ``list``
+structure              ``tuple``
+compact-array          ``list`` of row values (tuples for a structure type)
+date-time / date/time  :class:`DateTime` / :class:`Date` / :class:`Time`
+dont-care              :data:`DONT_CARE_VALUE` (``DONT_CARE`` is the tag 255)
+=====================  =====================================================
+
+Compact-array type descriptions (``encode(..., COMPACT_ARRAY, (td, rows))``) are
+written as: a simple type is its tag int (``LONG_UNSIGNED``); a structure is
+``(STRUCTURE, (td, td, ...))``; an array is ``(ARRAY, count, td)``. Rows carry
+plain values (no tags): a structure row is a sequence of values, an array row a
+sequence of ``count`` values. :func:`decode_type_description` reads one.
+
+Decoders take ``buf`` (bytes, bytearray or memoryview), ``off`` and ``end`` and
+check every length against the bytes present before using it. Data that ends too
+early raises :class:`AxdrTruncated` (a subclass of AxdrError) so a streaming
+caller can tell "wait for more" from "malformed"; :class:`ArrayStream` relies on it.
+Nesting is bounded by ``max_depth`` (containers: array, structure, compact-array).
+"""
+
+from struct import pack_into, unpack_from
+
+from .compat import const
+from .errors import AxdrError
+
+NULL = const(0)
+ARRAY = const(1)
+STRUCTURE = const(2)
+BOOLEAN = const(3)
+BIT_STRING = const(4)
+DOUBLE_LONG = const(5)
+DOUBLE_LONG_UNSIGNED = const(6)
+OCTET_STRING = const(9)
+VISIBLE_STRING = const(10)
+UTF8_STRING = const(12)
+BCD = const(13)
+INTEGER = const(15)
+LONG = const(16)
+UNSIGNED = const(17)
+LONG_UNSIGNED = const(18)
+COMPACT_ARRAY = const(19)
+LONG64 = const(20)
+LONG64_UNSIGNED = const(21)
+ENUM = const(22)
+FLOAT32 = const(23)
+FLOAT64 = const(24)
+DATE_TIME = const(25)
+DATE = const(26)
+TIME = const(27)
+DONT_CARE = const(255)
+
+# Deviation value meaning "not specified" (wire 0x8000). -0x8000 is accepted on input too.
+DEVIATION_UNSPECIFIED = const(0x8000)
+# Clock status bits (Blue Book 4.1.6.1).
+STATUS_INVALID = const(0x01)
+STATUS_DOUBTFUL = const(0x02)
+STATUS_DIFFERENT_BASE = const(0x04)
+STATUS_INVALID_STATUS = const(0x08)
+STATUS_DST_ACTIVE = const(0x80)
+
+NOT_SPECIFIED = const(0xFF)  # byte fields of date/time
+YEAR_NOT_SPECIFIED = const(0xFFFF)
+
+TAG_NAMES = {
+    0: "null-data",
+    1: "array",
+    2: "structure",
+    3: "boolean",
+    4: "bit-string",
+    5: "double-long",
+    6: "double-long-unsigned",
+    9: "octet-string",
+    10: "visible-string",
+    12: "utf8-string",
+    13: "bcd",
+    15: "integer",
+    16: "long",
+    17: "unsigned",
+    18: "long-unsigned",
+    19: "compact-array",
+    20: "long64",
+    21: "long64-unsigned",
+    22: "enum",
+    23: "float32",
+    24: "float64",
+    25: "date-time",
+    26: "date",
+    27: "time",
+    255: "dont-care",
+}
+
+_VAR = const(0xFE)  # size-table marker: length-prefixed or container
+_BAD = const(0xFF)  # size-table marker: not a Data tag
+
+# Contents size per tag (one byte each, indexed by tag) so the hot path is one lookup.
+_SIZES = bytearray(b"\xff" * 256)
+for _t, _n in (
+    (NULL, 0), (ARRAY, _VAR), (STRUCTURE, _VAR), (BOOLEAN, 1), (BIT_STRING, _VAR),
+    (DOUBLE_LONG, 4), (DOUBLE_LONG_UNSIGNED, 4), (OCTET_STRING, _VAR), (VISIBLE_STRING, _VAR),
+    (UTF8_STRING, _VAR), (BCD, 1), (INTEGER, 1), (LONG, 2), (UNSIGNED, 1), (LONG_UNSIGNED, 2),
+    (COMPACT_ARRAY, _VAR), (LONG64, 8), (LONG64_UNSIGNED, 8), (ENUM, 1), (FLOAT32, 4),
+    (FLOAT64, 8), (DATE_TIME, 12), (DATE, 5), (TIME, 4), (DONT_CARE, 0),
+):
+    _SIZES[_t] = _n
+_SIZES = bytes(_SIZES)
+del _t, _n
+
+# struct formats of the fixed-size numbers
+_FMT = {
+    DOUBLE_LONG: ">i", DOUBLE_LONG_UNSIGNED: ">I", INTEGER: ">b", LONG: ">h", UNSIGNED: ">B",
+    LONG_UNSIGNED: ">H", LONG64: ">q", LONG64_UNSIGNED: ">Q", ENUM: ">B", FLOAT32: ">f",
+    FLOAT64: ">d",
+}
+# inclusive ranges of the integer types, checked before packing
+_RANGE = {
+    DOUBLE_LONG: (-0x80000000, 0x7FFFFFFF), DOUBLE_LONG_UNSIGNED: (0, 0xFFFFFFFF),
+    INTEGER: (-0x80, 0x7F), LONG: (-0x8000, 0x7FFF), UNSIGNED: (0, 0xFF),
+    LONG_UNSIGNED: (0, 0xFFFF), LONG64: (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF),
+    LONG64_UNSIGNED: (0, 0xFFFFFFFFFFFFFFFF), ENUM: (0, 0xFF),
+}
+_F32_MAX = unpack_from(">f", b"\x7f\x7f\xff\xff")[0]
+
+
+class AxdrTruncated(AxdrError):
+    """The data ended inside an element: more bytes may complete it (streaming callers wait)."""
+
+
+class _DontCare:
+    """Decoded value of the ``dont-care`` element (tag 255)."""
+
+    def __repr__(self):
+        return "DONT_CARE_VALUE"
+
+
+DONT_CARE_VALUE = _DontCare()
+
+
+class BitString:
+    """A bit-string: ``data`` bytes (first bit = MSB of data[0]) and ``nbits`` bits used."""
+
+    def __init__(self, data, nbits=None):
+        data = bytes(data)
+        if nbits is None:
+            nbits = 8 * len(data)
+        if nbits < 0 or (nbits + 7) // 8 != len(data):
+            raise AxdrError("bit-string data does not match its bit count", "bit-string")
+        self.data = data
+        self.nbits = nbits
+
+    @classmethod
+    def from_str(cls, bits):
+        """BitString from a string of '0'/'1' characters (first character = first bit)."""
+        data = bytearray((len(bits) + 7) // 8)
+        for i in range(len(bits)):
+            c = bits[i]
+            if c == "1":
+                data[i >> 3] |= 0x80 >> (i & 7)
+            elif c != "0":
+                raise AxdrError("not a bit string", "bit-string", i)
+        return cls(data, len(bits))
+
+    def bit(self, i):
+        """Bit ``i`` (0 = first) as bool."""
+        if i < 0 or i >= self.nbits:
+            raise AxdrError("bit index out of range", "bit-string", i)
+        return bool(self.data[i >> 3] & (0x80 >> (i & 7)))
+
+    def __len__(self):
+        return self.nbits
+
+    def __str__(self):
+        return "".join("1" if self.bit(i) else "0" for i in range(self.nbits))
+
+    def __repr__(self):
+        return "BitString('%s')" % self
+
+    def __eq__(self, other):
+        return isinstance(other, BitString) and self.nbits == other.nbits and self.data == other.data
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash((self.data, self.nbits))
+
+
+# ---------------------------------------------------------------- calendar (no datetime module)
+
+
+def _days_from_civil(y, m, d):
+    # Days since 1970-01-01 of a proleptic Gregorian date; eras of 400 years (146097 days).
+    if m <= 2:
+        y -= 1
+    era = y // 400
+    yoe = y - era * 400
+    mp = m - 3 if m > 2 else m + 9
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _civil_from_days(z):
+    z += 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    return y, m, d
+
+
+def days_in_month(year, month):
+    """Number of days of ``month`` (1..12) in ``year`` (Gregorian)."""
+    if month == 2:
+        return 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _valid_civil(y, m, d, h, mi, s):
+    return (
+        1 <= m <= 12 and 1 <= d <= days_in_month(y, m) and 0 <= h <= 23 and 0 <= mi <= 59 and 0 <= s <= 59
+    )
+
+
+def to_epoch(y, m, d, h=0, mi=0, s=0):
+    """Seconds since 1970-01-01 00:00:00 of the given date and time (pure integer arithmetic).
+
+    Fields are checked (month 1..12, day within the month, 0..23, 0..59, 0..59); AxdrError otherwise.
+    """
+    if not _valid_civil(y, m, d, h, mi, s):
+        raise AxdrError("invalid calendar date/time", "date-time")
+    return _days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + s
+
+
+def from_epoch(secs):
+    """``(year, month, day, hour, minute, second, weekday)`` of epoch seconds; weekday 1=Monday..7=Sunday."""
+    days = secs // 86400
+    rem = secs - days * 86400
+    y, m, d = _civil_from_days(days)
+    # 1970-01-01 was a Thursday (DLMS weekday 4).
+    return y, m, d, rem // 3600, (rem // 60) % 60, rem % 60, (days + 3) % 7 + 1
+
+
+def weekday(y, m, d):
+    """DLMS day of week (1=Monday..7=Sunday) of a date."""
+    return (_days_from_civil(y, m, d) + 3) % 7 + 1
+
+
+def _f2(v):
+    return "**" if v == 0xFF else "%02d" % v
+
+
+def _check_byte(v, field):
+    if not isinstance(v, int) or v < 0 or v > 0xFF:
+        raise AxdrError("value does not fit one octet", field)
+
+
+def _check_year(v):
+    if not isinstance(v, int) or v < 0 or v > 0xFFFF:
+        raise AxdrError("year does not fit 16 bits", "year")
+
+
+def _need_out(buf, off, n):
+    if off < 0 or off + n > len(buf):
+        raise AxdrError("output buffer too small", "buffer", off)
+
+
+def _need_in(buf, off, end, n, field):
+    if off + n > end:
+        raise AxdrTruncated("data ends inside " + field, field, off)
+
+
+class Date:
+    """COSEM date (5 octets): year (0xFFFF = not specified), month, day, weekday (0xFF = not specified).
+
+    Month 0xFD/0xFE mean DST end/begin and day 0xFD/0xFE second-last/last day of month; kept raw.
+    """
+
+    SIZE = 5
+
+    def __init__(self, year, month, day, weekday=NOT_SPECIFIED):
+        self.year = year
+        self.month = month
+        self.day = day
+        self.weekday = weekday
+
+    @classmethod
+    def from_bytes(cls, b, off=0):
+        """Read 5 octets at ``off`` (ranges are not judged: any octets are a Date)."""
+        _need_in(b, off, len(b), 5, "date")
+        return cls((b[off] << 8) | b[off + 1], b[off + 2], b[off + 3], b[off + 4])
+
+    def write(self, buf, off):
+        """Write the 5 octets at ``off``; returns the next offset."""
+        _check_year(self.year)
+        _check_byte(self.month, "month")
+        _check_byte(self.day, "day")
+        _check_byte(self.weekday, "weekday")
+        _need_out(buf, off, 5)
+        pack_into(">HBBB", buf, off, self.year, self.month, self.day, self.weekday)
+        return off + 5
+
+    def to_bytes(self):
+        """The 5-octet encoding."""
+        b = bytearray(5)
+        self.write(b, 0)
+        return bytes(b)
+
+    def as_tuple(self):
+        """``(year, month, day)`` raw (0xFFFF / 0xFF where not specified)."""
+        return (self.year, self.month, self.day)
+
+    def iso(self):
+        """``YYYY-MM-DD``; unspecified fields as ``*``."""
+        y = "****" if self.year == 0xFFFF else "%04d" % self.year
+        return "%s-%s-%s" % (y, _f2(self.month), _f2(self.day))
+
+    def _key(self):
+        return (self.year, self.month, self.day, self.weekday)
+
+    def __eq__(self, other):
+        return isinstance(other, Date) and self._key() == other._key()
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return "Date(%d, %d, %d, weekday=%d)" % (self.year, self.month, self.day, self.weekday)
+
+
+class Time:
+    """COSEM time (4 octets): hour, minute, second, hundredths (0xFF = not specified)."""
+
+    SIZE = 4
+
+    def __init__(self, hour, minute, second, hundredths=NOT_SPECIFIED):
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+        self.hundredths = hundredths
+
+    @classmethod
+    def from_bytes(cls, b, off=0):
+        """Read 4 octets at ``off``."""
+        _need_in(b, off, len(b), 4, "time")
+        return cls(b[off], b[off + 1], b[off + 2], b[off + 3])
+
+    def write(self, buf, off):
+        """Write the 4 octets at ``off``; returns the next offset."""
+        _check_byte(self.hour, "hour")
+        _check_byte(self.minute, "minute")
+        _check_byte(self.second, "second")
+        _check_byte(self.hundredths, "hundredths")
+        _need_out(buf, off, 4)
+        pack_into(">BBBB", buf, off, self.hour, self.minute, self.second, self.hundredths)
+        return off + 4
+
+    def to_bytes(self):
+        """The 4-octet encoding."""
+        b = bytearray(4)
+        self.write(b, 0)
+        return bytes(b)
+
+    def as_tuple(self):
+        """``(hour, minute, second)`` raw (0xFF where not specified)."""
+        return (self.hour, self.minute, self.second)
+
+    def iso(self):
+        """``hh:mm:ss`` (``.hh`` added when hundredths are given); unspecified fields as ``*``."""
+        s = "%s:%s:%s" % (_f2(self.hour), _f2(self.minute), _f2(self.second))
+        if self.hundredths != 0xFF:
+            s += ".%02d" % self.hundredths
+        return s
+
+    def _key(self):
+        return (self.hour, self.minute, self.second, self.hundredths)
+
+    def __eq__(self, other):
+        return isinstance(other, Time) and self._key() == other._key()
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return "Time(%d, %d, %d, %d)" % (self.hour, self.minute, self.second, self.hundredths)
+
+
+class DateTime:
+    """COSEM date-time (12 octets): local date and time, ``deviation`` and clock ``status``.
+
+    ``deviation`` is minutes with the Blue Book sign: UTC = local + deviation (CET: -60);
+    :data:`DEVIATION_UNSPECIFIED` (0x8000) when not given. Not-specified byte fields are 0xFF,
+    year 0xFFFF. Fields are kept raw (wildcards, DST markers, even nonsense from a meter);
+    :meth:`utc_tuple` and :meth:`epoch` answer None unless the value is a real instant.
+    """
+
+    SIZE = 12
+
+    def __init__(
+        self, year, month, day, hour, minute, second, hundredths=NOT_SPECIFIED,
+        deviation=DEVIATION_UNSPECIFIED, status=0, weekday=NOT_SPECIFIED,
+    ):
+        self.year = year
+        self.month = month
+        self.day = day
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+        self.hundredths = hundredths
+        if deviation == -0x8000:
+            deviation = DEVIATION_UNSPECIFIED
+        self.deviation = deviation
+        self.status = status
+        self.weekday = weekday
+
+    @classmethod
+    def from_bytes(cls, b, off=0):
+        """Read 12 octets at ``off`` (ranges are not judged: any 12 octets are a DateTime)."""
+        _need_in(b, off, len(b), 12, "date-time")
+        year, month, day, wd, h, mi, s, hs, dev, st = unpack_from(">HBBBBBBBHB", b, off)
+        if dev != 0x8000 and dev & 0x8000:
+            dev -= 0x10000
+        return cls(year, month, day, h, mi, s, hs, dev, st, wd)
+
+    @classmethod
+    def from_epoch(cls, secs, deviation=DEVIATION_UNSPECIFIED, status=0, hundredths=0):
+        """DateTime for UTC epoch ``secs`` expressed as local time for ``deviation``
+        (local = UTC - deviation; with deviation unspecified the fields are ``secs`` as is)."""
+        local = secs if deviation in (DEVIATION_UNSPECIFIED, -0x8000) else secs - deviation * 60
+        y, m, d, h, mi, s, wd = from_epoch(local)
+        return cls(y, m, d, h, mi, s, hundredths, deviation, status, wd)
+
+    def write(self, buf, off):
+        """Write the 12 octets at ``off``; returns the next offset. AxdrError if a field does not fit."""
+        _check_year(self.year)
+        for v, name in (
+            (self.month, "month"), (self.day, "day"), (self.weekday, "weekday"), (self.hour, "hour"),
+            (self.minute, "minute"), (self.second, "second"), (self.hundredths, "hundredths"),
+            (self.status, "status"),
+        ):
+            _check_byte(v, name)
+        dev = self.deviation
+        if dev == DEVIATION_UNSPECIFIED or dev == -0x8000:
+            dev = 0x8000
+        elif not isinstance(dev, int) or dev < -0x7FFF or dev > 0x7FFF:
+            raise AxdrError("deviation does not fit int16", "deviation")
+        _need_out(buf, off, 12)
+        pack_into(
+            ">HBBBBBBBHB", buf, off, self.year, self.month, self.day, self.weekday, self.hour,
+            self.minute, self.second, self.hundredths, dev & 0xFFFF, self.status,
+        )
+        return off + 12
+
+    def to_bytes(self):
+        """The 12-octet encoding."""
+        b = bytearray(12)
+        self.write(b, 0)
+        return bytes(b)
+
+    def as_tuple(self):
+        """``(year, month, day, hour, minute, second)`` of the local time, raw (wildcards kept)."""
+        return (self.year, self.month, self.day, self.hour, self.minute, self.second)
+
+    def local_epoch(self):
+        """Seconds since 1970 of the local fields as if they were UTC, or None if not a valid instant."""
+        if not _valid_civil(self.year, self.month, self.day, self.hour, self.minute, self.second):
+            return None
+        return to_epoch(self.year, self.month, self.day, self.hour, self.minute, self.second)
+
+    def epoch(self):
+        """UTC seconds since 1970 (UTC = local + deviation), or None if the deviation or a field is
+        not specified or not a valid calendar value."""
+        if self.deviation == DEVIATION_UNSPECIFIED:
+            return None
+        t = self.local_epoch()
+        return None if t is None else t + self.deviation * 60
+
+    def utc_tuple(self):
+        """``(year, month, day, hour, minute, second)`` in UTC, or None (see :meth:`epoch`)."""
+        t = self.epoch()
+        if t is None:
+            return None
+        return from_epoch(t)[:6]
+
+    def iso(self):
+        """ISO 8601 text of the local time: ``2022-01-24T18:58:50`` plus ``.hh`` when hundredths are
+        given and ``+01:00`` when the deviation is (offset = -deviation); wildcards as ``*``."""
+        y = "****" if self.year == 0xFFFF else "%04d" % self.year
+        s = "%s-%s-%sT%s:%s:%s" % (
+            y, _f2(self.month), _f2(self.day), _f2(self.hour), _f2(self.minute), _f2(self.second),
+        )
+        if self.hundredths != 0xFF:
+            s += ".%02d" % self.hundredths
+        if self.deviation != DEVIATION_UNSPECIFIED:
+            off = -self.deviation
+            sign = "+" if off >= 0 else "-"
+            off = abs(off)
+            s += "%s%02d:%02d" % (sign, off // 60, off % 60)
+        return s
+
+    def _key(self):
+        return (
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.hundredths,
+            self.deviation, self.status, self.weekday,
+        )
+
+    def __eq__(self, other):
+        return isinstance(other, DateTime) and self._key() == other._key()
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return "DateTime(%d, %d, %d, %d, %d, %d, hundredths=%d, deviation=%d, status=%d, weekday=%d)" % (
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.hundredths,
+            self.deviation, self.status, self.weekday,
+        )
+
+
+# ---------------------------------------------------------------- lengths
+
+
+def _raw_length(buf, off, end):
+    # Length octets without judging the value: returns (n, off after the length).
+    if off >= end:
+        raise AxdrTruncated("data ends before a length", "length", off)
+    b = buf[off]
+    if b < 0x80:
+        return b, off + 1
+    k = b & 0x7F
+    if k == 0 or k > 4:
+        raise AxdrError("unsupported length form 0x%02X" % b, "length", off)
+    if off + 1 + k > end:
+        raise AxdrTruncated("data ends inside a length", "length", off)
+    n = 0
+    for i in range(off + 1, off + 1 + k):
+        n = (n << 8) | buf[i]
+    return n, off + 1 + k
+
+
+def decode_length(buf, off, end):
+    """Read an A-XDR length (``<0x80`` one octet; ``0x81..0x84`` + 1..4 octets big-endian).
+
+    Returns ``(n, next_off)``. Raises AxdrTruncated if ``n`` is larger than the bytes present
+    after the length (``end - next_off``), AxdrError for 0x80 or 0x85.. forms.
+    """
+    if end is None or end > len(buf):
+        end = len(buf)
+    n, off2 = _raw_length(buf, off, end)
+    if n > end - off2:
+        raise AxdrTruncated("length %d exceeds the %d bytes present" % (n, end - off2), "length", off)
+    return n, off2
+
+
+def length_size(n):
+    """Octets :func:`encode_length` uses for ``n``."""
+    if n < 0x80:
+        return 1
+    if n < 0x100:
+        return 2
+    if n < 0x10000:
+        return 3
+    if n < 0x1000000:
+        return 4
+    return 5
+
+
+def encode_length(buf, off, n):
+    """Write length ``n`` in the shortest form; returns the next offset."""
+    if not isinstance(n, int) or n < 0 or n > 0xFFFFFFFF:
+        raise AxdrError("length out of range", "length", off)
+    k = length_size(n)
+    _need_out(buf, off, k)
+    if k == 1:
+        buf[off] = n
+        return off + 1
+    buf[off] = 0x7F + k
+    for i in range(k - 1, 0, -1):
+        buf[off + i] = n & 0xFF
+        n >>= 8
+    return off + k
+
+
+# ---------------------------------------------------------------- content checks shared by skip/decode
+
+
+def _check_bcd(b, off):
+    if (b >> 4) > 9 or (b & 0x0F) > 9:
+        raise AxdrError("bcd octet 0x%02X is not two decimal digits" % b, "bcd", off)
+
+
+def _check_utf8(buf, off, end):
+    # Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF) so CPython and MicroPython agree.
+    i = off
+    while i < end:
+        c = buf[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            n, lo, hi = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            n = 2
+            lo = 0xA0 if c == 0xE0 else 0x80
+            hi = 0x9F if c == 0xED else 0xBF
+        elif 0xF0 <= c <= 0xF4:
+            n = 3
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF
+        else:
+            raise AxdrError("invalid UTF-8", "utf8-string", i)
+        if i + n >= end:
+            raise AxdrError("truncated UTF-8 sequence", "utf8-string", i)
+        b = buf[i + 1]
+        if b < lo or b > hi:
+            raise AxdrError("invalid UTF-8", "utf8-string", i)
+        for j in range(i + 2, i + 1 + n):
+            if buf[j] & 0xC0 != 0x80:
+                raise AxdrError("invalid UTF-8", "utf8-string", i)
+        i += 1 + n
+
+
+def _visible(buf, off, end):
+    ascii_only = True
+    for i in range(off, end):
+        if buf[i] >= 0x80:
+            ascii_only = False
+            break
+    if ascii_only:
+        return str(bytes(buf[off:end]), "utf-8")
+    # MicroPython ignores codec names, so map octets to code points one by one (latin-1).
+    return "".join([chr(buf[i]) for i in range(off, end)])
+
+
+# ---------------------------------------------------------------- skip
+
+
+def _skip_simple(t, buf, off, end):
+    # Contents of a non-container tag at off (tag already consumed); returns next offset.
+    size = _SIZES[t]
+    if size < _VAR:
+        _need_in(buf, off, end, size, TAG_NAMES[t])
+        if t == BCD:
+            _check_bcd(buf[off], off)
+        return off + size
+    if t == BIT_STRING:
+        nbits, off2 = _raw_length(buf, off, end)
+        nbytes = (nbits + 7) >> 3
+        _need_in(buf, off2, end, nbytes, "bit-string")
+        return off2 + nbytes
+    if t == OCTET_STRING or t == VISIBLE_STRING or t == UTF8_STRING:
+        n, off2 = decode_length(buf, off, end)
+        if t == UTF8_STRING:
+            _check_utf8(buf, off2, off2 + n)
+        return off2 + n
+    raise AxdrError("unknown tag %d" % t, "tag", off - 1)
+
+
+def _skip(buf, off, end, depth):
+    if off >= end:
+        raise AxdrTruncated("data ends before a tag", "tag", off)
+    t = buf[off]
+    off += 1
+    if t == ARRAY or t == STRUCTURE:
+        if depth <= 0:
+            raise AxdrError("nesting too deep", "depth", off - 1)
+        n, off = decode_length(buf, off, end)  # every element takes >= 1 octet
+        for _ in range(n):
+            off = _skip(buf, off, end, depth - 1)
+        return off
+    if t == COMPACT_ARRAY:
+        return _compact(buf, off, end, depth, False)[1]
+    return _skip_simple(t, buf, off, end)
+
+
+def skip(buf, off=0, end=None, max_depth=8):
+    """Validate one Data element at ``off`` and return the offset after it, building no values.
+
+    Accepts exactly what :func:`decode` accepts (same checks, same errors).
+    """
+    if end is None or end > len(buf):
+        end = len(buf)
+    return _skip(buf, off, end, max_depth)
+
+
+# ---------------------------------------------------------------- decode
+
+
+def _simple(t, buf, off, end):
+    # Value of a non-container tag whose contents start at off; returns (value, next_off).
+    size = _SIZES[t]
+    if size < _VAR:
+        _need_in(buf, off, end, size, TAG_NAMES[t])
+        fmt = _FMT.get(t)
+        if fmt is not None:
+            return unpack_from(fmt, buf, off)[0], off + size
+        if t == NULL:
+            return None, off
+        if t == BOOLEAN:
+            return buf[off] != 0, off + 1
+        if t == BCD:
+            b = buf[off]
+            _check_bcd(b, off)
+            return (b >> 4) * 10 + (b & 0x0F), off + 1
+        if t == DATE_TIME:
+            return DateTime.from_bytes(buf, off), off + 12
+        if t == DATE:
+            return Date.from_bytes(buf, off), off + 5
+        if t == TIME:
+            return Time.from_bytes(buf, off), off + 4
+        return DONT_CARE_VALUE, off  # DONT_CARE
+    if t == OCTET_STRING:
+        n, off = decode_length(buf, off, end)
+        return bytes(buf[off:off + n]), off + n
+    if t == VISIBLE_STRING:
+        n, off = decode_length(buf, off, end)
+        return _visible(buf, off, off + n), off + n
+    if t == UTF8_STRING:
+        n, off = decode_length(buf, off, end)
+        _check_utf8(buf, off, off + n)
+        try:
+            return str(bytes(buf[off:off + n]), "utf-8"), off + n
+        except UnicodeError:  # not expected after the check; keep the error contract regardless
+            raise AxdrError("invalid UTF-8", "utf8-string", off) from None
+    if t == BIT_STRING:
+        nbits, off = _raw_length(buf, off, end)
+        nbytes = (nbits + 7) >> 3
+        _need_in(buf, off, end, nbytes, "bit-string")
+        return BitString(buf[off:off + nbytes], nbits), off + nbytes
+    raise AxdrError("unknown tag %d" % t, "tag", off - 1)
+
+
+def _decode(buf, off, end, depth):
+    if off >= end:
+        raise AxdrTruncated("data ends before a tag", "tag", off)
+    t = buf[off]
+    off += 1
+    if t == ARRAY or t == STRUCTURE:
+        if depth <= 0:
+            raise AxdrError("nesting too deep", "depth", off - 1)
+        n, off = decode_length(buf, off, end)  # every element takes >= 1 octet
+        items = []
+        for _ in range(n):
+            v, off = _decode(buf, off, end, depth - 1)
+            items.append(v)
+        return (items if t == ARRAY else tuple(items)), off
+    if t == COMPACT_ARRAY:
+        return _compact(buf, off, end, depth, True)
+    return _simple(t, buf, off, end)
+
+
+def decode(buf, off=0, end=None, max_depth=8):
+    """Decode ONE Data element at ``off`` (up to ``end``); returns ``(value, next_off)``.
+
+    ``max_depth`` bounds nested containers (array, structure, compact-array). Raises
+    AxdrTruncated when the data ends inside the element, AxdrError for anything malformed.
+    """
+    if end is None or end > len(buf):
+        end = len(buf)
+    return _decode(buf, off, end, max_depth)
+
+
+# ---------------------------------------------------------------- compact-array
+
+
+def _read_td(buf, off, end, depth):
+    # TypeDescription -> (td, next_off); see the module docstring for the representation.
+    if off >= end:
+        raise AxdrTruncated("data ends inside a type description", "type-description", off)
+    t = buf[off]
+    off += 1
+    if t == ARRAY or t == STRUCTURE:
+        if depth <= 0:
+            raise AxdrError("nesting too deep", "depth", off - 1)
+        if t == ARRAY:
+            _need_in(buf, off, end, 2, "type-description")
+            count = (buf[off] << 8) | buf[off + 1]
+            td, off2 = _read_td(buf, off + 2, end, depth - 1)
+            if count and _td_min(td) == 0:
+                # would let a few octets expand into 65535 values per cell
+                raise AxdrError("array of zero-size type", "type-description", off)
+            return (ARRAY, count, td), off2
+        n, off = decode_length(buf, off, end)
+        items = []
+        for _ in range(n):
+            td, off = _read_td(buf, off, end, depth - 1)
+            items.append(td)
+        return (STRUCTURE, tuple(items)), off
+    if _SIZES[t] == _BAD or t == COMPACT_ARRAY:
+        raise AxdrError("bad type in type description: %d" % t, "type-description", off - 1)
+    return t, off
+
+
+def decode_type_description(buf, off=0, end=None, max_depth=8):
+    """Read a compact-array TypeDescription; returns ``(td, next_off)`` (representation: module doc)."""
+    if end is None or end > len(buf):
+        end = len(buf)
+    return _read_td(buf, off, end, max_depth)
+
+
+def _cell(td, buf, off, end, build):
+    # One untagged value of type td inside compact-array contents (value None when not build).
+    if isinstance(td, int):
+        if build:
+            return _simple(td, buf, off, end)
+        return None, _skip_simple(td, buf, off, end)
+    items = []
+    if td[0] == STRUCTURE:
+        for sub in td[1]:
+            v, off = _cell(sub, buf, off, end, build)
+            if build:
+                items.append(v)
+        return (tuple(items) if build else None), off
+    count, sub = td[1], td[2]
+    if count * _td_min(sub) > end - off:
+        raise AxdrError("array type count exceeds the contents", "compact-array", off)
+    for _ in range(count):
+        v, off = _cell(sub, buf, off, end, build)
+        if build:
+            items.append(v)
+    return (items if build else None), off
+
+
+def _td_min(td):
+    # Smallest encoding of a value of type td (0 only for null/dont-care-only types).
+    if isinstance(td, int):
+        s = _SIZES[td]
+        return 1 if s >= _VAR else s
+    if td[0] == STRUCTURE:
+        n = 0
+        for sub in td[1]:
+            n += _td_min(sub)
+        return n
+    return td[1] * _td_min(td[2])
+
+
+def _compact(buf, off, end, depth, build):
+    if depth <= 0:
+        raise AxdrError("nesting too deep", "depth", off - 1)
+    td, off = _read_td(buf, off, end, depth - 1)
+    n, off = decode_length(buf, off, end)
+    stop = off + n
+    if n and _td_min(td) == 0:
+        raise AxdrError("compact-array of zero-size type with contents", "compact-array", off)
+    rows = []
+    try:
+        while off < stop:
+            v, off = _cell(td, buf, off, stop, build)
+            if build:
+                rows.append(v)
+    except AxdrTruncated as e:
+        # Inside the contents the length is known and present: running out is malformed.
+        raise AxdrError("compact-array row crosses the contents end", "compact-array", e.offset) from None
+    return rows, stop
+
+
+# ---------------------------------------------------------------- encode
+# Sizes are computed before anything is written (so a length prefix is known up front);
+# the same checks run for encoded_len and encode.
+
+
+def _bad(t, what, off=None):
+    name = TAG_NAMES.get(t, "tag") if isinstance(t, int) else "tag"
+    return AxdrError(what, name, off)
+
+
+def _check_tag(t):
+    if not isinstance(t, int) or t < 0 or t > 255 or _SIZES[t] == _BAD:
+        raise AxdrError("unknown tag %r" % (t,), "tag")
+
+
+def _bytes_of(t, v):
+    # Octets of a string-like value for tag t (validated).
+    if t == OCTET_STRING:
+        if isinstance(v, (DateTime, Date, Time)):
+            return v.to_bytes()
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            return v
+        raise _bad(t, "octet-string needs bytes")
+    if t == VISIBLE_STRING:
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            return v
+        if not isinstance(v, str):
+            raise _bad(t, "visible-string needs str")
+        out = bytearray(len(v))
+        i = 0
+        for c in v:
+            o = ord(c)
+            if o > 0xFF:
+                raise _bad(t, "character above U+00FF in visible-string", i)
+            out[i] = o
+            i += 1
+        return out
+    # UTF8_STRING
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        _check_utf8(v, 0, len(v))
+        return v
+    if not isinstance(v, str):
+        raise _bad(t, "utf8-string needs str")
+    try:
+        return v.encode("utf-8")
+    except UnicodeError:
+        raise _bad(t, "string cannot be UTF-8 encoded") from None
+
+
+def _simple_len(t, v):
+    # Contents size (no tag) of a non-container value, after checking the value fits.
+    size = _SIZES[t]
+    if size < _VAR:
+        if t in _RANGE:
+            if not isinstance(v, int):
+                raise _bad(t, "%s needs an int" % TAG_NAMES[t])
+            lo, hi = _RANGE[t]
+            if v < lo or v > hi:
+                raise _bad(t, "%d does not fit %s" % (v, TAG_NAMES[t]))
+        elif t == FLOAT32 or t == FLOAT64:
+            if not isinstance(v, (int, float)):
+                raise _bad(t, "%s needs a float" % TAG_NAMES[t])
+            # finite and too large for float32 (CPython's struct would raise OverflowError)
+            if t == FLOAT32 and v == v and v - v == 0 and abs(v) > _F32_MAX:
+                raise _bad(t, "value does not fit float32")
+        elif t == BCD:
+            if not isinstance(v, int) or v < 0 or v > 99:
+                raise _bad(t, "bcd holds 0..99")
+        elif t == DATE_TIME or t == DATE or t == TIME:
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                if len(v) != size:
+                    raise _bad(t, "%s needs %d octets" % (TAG_NAMES[t], size))
+            elif not isinstance(v, DateTime if t == DATE_TIME else (Date if t == DATE else Time)):
+                raise _bad(t, "%s needs its class or raw octets" % TAG_NAMES[t])
+            else:
+                v.write(bytearray(size), 0)  # field checks (small, fixed allocation)
+        return size
+    if t == BIT_STRING:
+        if not isinstance(v, BitString):
+            raise _bad(t, "bit-string needs a BitString")
+        return length_size(v.nbits) + len(v.data)
+    n = len(_bytes_of(t, v))
+    return length_size(n) + n
+
+
+def _write_simple(buf, off, t, v):
+    # Contents (no tag) of a non-container value whose size was checked by _simple_len.
+    size = _SIZES[t]
+    if size < _VAR:
+        _need_out(buf, off, size)
+        fmt = _FMT.get(t)
+        if fmt is not None:
+            pack_into(fmt, buf, off, v)
+        elif t == BOOLEAN:
+            buf[off] = 1 if v else 0
+        elif t == BCD:
+            buf[off] = ((v // 10) << 4) | (v % 10)
+        elif t == DATE_TIME or t == DATE or t == TIME:
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                buf[off:off + size] = v
+            else:
+                v.write(buf, off)
+        return off + size
+    if t == BIT_STRING:
+        off = encode_length(buf, off, v.nbits)
+        data = v.data
+    else:
+        data = _bytes_of(t, v)
+        off = encode_length(buf, off, len(data))
+    n = len(data)
+    _need_out(buf, off, n)
+    buf[off:off + n] = data
+    return off + n
+
+
+def _items(t, v):
+    # Elements of an ARRAY/STRUCTURE value as a list of (tag, value) pairs.
+    try:
+        items = list(v)
+    except TypeError:
+        raise _bad(t, "%s needs a sequence of (tag, value)" % TAG_NAMES[t]) from None
+    for item in items:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise _bad(t, "element is not a (tag, value) pair")
+    return items
+
+
+def _compact_parts(v):
+    try:
+        td, rows = v
+        rows = list(rows)
+    except (TypeError, ValueError):
+        raise _bad(COMPACT_ARRAY, "compact-array needs (type_description, rows)") from None
+    return td, rows
+
+
+def _td_len(td, depth):
+    # Size of a type description, checking its shape.
+    if isinstance(td, int):
+        if td < 0 or td > 255 or _SIZES[td] == _BAD or td in (ARRAY, STRUCTURE, COMPACT_ARRAY):
+            raise AxdrError("bad type in type description: %r" % (td,), "type-description")
+        return 1
+    if depth <= 0:
+        raise AxdrError("nesting too deep", "depth")
+    if isinstance(td, tuple) and len(td) == 2 and td[0] == STRUCTURE and isinstance(td[1], tuple):
+        n = 1 + length_size(len(td[1]))
+        for sub in td[1]:
+            n += _td_len(sub, depth - 1)
+        return n
+    if (
+        isinstance(td, tuple) and len(td) == 3 and td[0] == ARRAY and isinstance(td[1], int)
+        and 0 <= td[1] <= 0xFFFF
+    ):
+        n = 3 + _td_len(td[2], depth - 1)
+        if td[1] and _td_min(td[2]) == 0:
+            raise AxdrError("array of zero-size type", "type-description")  # decode refuses it
+        return n
+    raise AxdrError("bad type description %r" % (td,), "type-description")
+
+
+def _write_td(buf, off, td):
+    if isinstance(td, int):
+        _need_out(buf, off, 1)
+        buf[off] = td
+        return off + 1
+    if td[0] == STRUCTURE:
+        _need_out(buf, off, 1)
+        buf[off] = STRUCTURE
+        off = encode_length(buf, off + 1, len(td[1]))
+        for sub in td[1]:
+            off = _write_td(buf, off, sub)
+        return off
+    _need_out(buf, off, 3)
+    buf[off] = ARRAY
+    pack_into(">H", buf, off + 1, td[1])
+    return _write_td(buf, off + 3, td[2])
+
+
+def _cell_items(td, v):
+    try:
+        items = list(v)
+    except TypeError:
+        raise _bad(COMPACT_ARRAY, "compact-array value does not match its type") from None
+    if len(items) != (len(td[1]) if td[0] == STRUCTURE else td[1]):
+        raise _bad(COMPACT_ARRAY, "compact-array value does not match its type")
+    return items
+
+
+def _cell_len(td, v):
+    if isinstance(td, int):
+        return _simple_len(td, v)
+    items = _cell_items(td, v)
+    n = 0
+    for i in range(len(items)):
+        n += _cell_len(td[1][i] if td[0] == STRUCTURE else td[2], items[i])
+    return n
+
+
+def _write_cell(buf, off, td, v):
+    if isinstance(td, int):
+        return _write_simple(buf, off, td, v)
+    items = list(v)
+    for i in range(len(items)):
+        off = _write_cell(buf, off, td[1][i] if td[0] == STRUCTURE else td[2], items[i])
+    return off
+
+
+def _len(t, v, depth):
+    _check_tag(t)
+    if t == ARRAY or t == STRUCTURE:
+        if depth <= 0:
+            raise AxdrError("nesting too deep", "depth")
+        items = _items(t, v)
+        n = 1 + length_size(len(items))
+        for st, sv in items:
+            n += _len(st, sv, depth - 1)
+        return n
+    if t == COMPACT_ARRAY:
+        if depth <= 0:
+            raise AxdrError("nesting too deep", "depth")
+        td, rows = _compact_parts(v)
+        n = _td_len(td, depth - 1)
+        if rows and _td_min(td) == 0:
+            # rows of zero octets cannot be counted back by a decoder
+            raise _bad(COMPACT_ARRAY, "compact-array rows of a zero-size type")
+        size = 0
+        for row in rows:
+            size += _cell_len(td, row)
+        return 1 + n + length_size(size) + size
+    return 1 + _simple_len(t, v)
+
+
+def _enc(buf, off, t, v, depth):
+    # Values were checked by _len before the first octet is written.
+    _need_out(buf, off, 1)
+    buf[off] = t
+    off += 1
+    if t == ARRAY or t == STRUCTURE:
+        items = list(v)
+        off = encode_length(buf, off, len(items))
+        for st, sv in items:
+            off = _enc(buf, off, st, sv, depth - 1)
+        return off
+    if t == COMPACT_ARRAY:
+        td, rows = _compact_parts(v)
+        off = _write_td(buf, off, td)
+        size = 0
+        for row in rows:
+            size += _cell_len(td, row)
+        off = encode_length(buf, off, size)
+        for row in rows:
+            off = _write_cell(buf, off, td, row)
+        return off
+    return _write_simple(buf, off, t, v)
+
+
+def encode(buf, off, tag, value, max_depth=8):
+    """Write one Data element (``tag`` + contents) into ``buf`` at ``off``; returns the next offset.
+
+    ARRAY/STRUCTURE take a sequence of ``(tag, value)`` pairs; COMPACT_ARRAY takes
+    ``(type_description, rows)`` (module doc); DATE_TIME/DATE/TIME take the class or raw
+    octets; OCTET_STRING takes bytes-like or a DateTime/Date/Time (written as its octets).
+    The whole value is checked first; AxdrError (nothing written) if a value does not fit
+    its type or the element does not fit ``buf`` from ``off``.
+    """
+    n = _len(tag, value, max_depth)
+    _need_out(buf, off, n)
+    end = _enc(buf, off, tag, value, max_depth)
+    if end != off + n:  # a value changed under us (e.g. a mutable sequence); never expected
+        raise AxdrError("encoded size differs from the computed size", "encode", off)
+    return end
+
+
+def encoded_len(tag, value, max_depth=8):
+    """Number of octets :func:`encode` writes for ``(tag, value)`` (same checks, no output)."""
+    return _len(tag, value, max_depth)
+
+
+def encode_to_bytes(tag, value, max_depth=8):
+    """Convenience (allocates): the encoding of one element as ``bytes``."""
+    buf = bytearray(_len(tag, value, max_depth))
+    _enc(buf, 0, tag, value, max_depth)
+    return bytes(buf)
+
+
+# ---------------------------------------------------------------- streaming
+
+
+class ArrayStream:
+    """Decode a (possibly huge) top-level array arriving in pieces, one element at a time.
+
+    ``feed(chunk, sink)`` calls ``sink(value)`` for every complete element; only the
+    incomplete tail is kept, in one bytearray of ``capacity`` octets allocated here
+    (AxdrError when one element is larger). The array tag and length are read first
+    (``expected`` is the element count after that, None before) unless ``count`` is
+    given, for callers that already consumed the header. ``done`` turns true after the
+    last element; any byte after it is an AxdrError. ``received`` counts elements given
+    to the sink. Elements nest at most ``max_depth - 1`` containers deep.
+    """
+
+    def __init__(self, capacity=512, max_depth=8, count=None):
+        if capacity < 16:
+            capacity = 16
+        self._buf = bytearray(capacity)
+        self._mv = memoryview(self._buf)
+        self._n = 0
+        self._depth = max_depth - 1
+        self.expected = count
+        self.received = 0
+        self.consumed = 0  # bytes accepted so far (header included)
+        self.done = count == 0
+
+    def _step(self, buf, off, end, sink):
+        # One unit (header or element) from buf[off:end]; AxdrTruncated if incomplete.
+        if self.expected is None:
+            if off >= end:
+                raise AxdrTruncated("data ends before the array tag", "tag", off)
+            if buf[off] != ARRAY:
+                raise AxdrError("stream does not start with an array", "tag", self.consumed)
+            n, nxt = _raw_length(buf, off + 1, end)
+            self.expected = n
+            self.done = n == 0
+            return nxt
+        nxt = _skip(buf, off, end, self._depth)
+        value = _decode(buf, off, nxt, self._depth)[0]
+        self.received += 1
+        if self.received == self.expected:
+            self.done = True
+        sink(value)
+        return nxt
+
+    def _run(self, buf, off, end, sink):
+        # Consume whole units from buf[off:end]; returns the offset of the incomplete rest.
+        while off < end:
+            if self.done:
+                raise AxdrError("bytes after the end of the array", "array", self.consumed)
+            try:
+                nxt = self._step(buf, off, end, sink)
+            except AxdrTruncated:
+                return off
+            self.consumed += nxt - off
+            off = nxt
+        return off
+
+    def feed(self, chunk, sink):
+        """Consume ``chunk`` (any bytes-like); call ``sink(element)`` for each completed element."""
+        src = memoryview(chunk)
+        clen = len(src)
+        cap = len(self._buf)
+        coff = 0
+        while self._n:
+            # Complete the held tail with bytes from the chunk, then decode from the buffer.
+            if coff == clen:
+                return
+            take = min(cap - self._n, clen - coff)
+            self._mv[self._n:self._n + take] = src[coff:coff + take]
+            self._n += take
+            coff += take
+            pos = self._run(self._buf, 0, self._n, sink)
+            rest = self._n - pos
+            if rest and pos == 0 and self._n == cap:
+                raise AxdrError("element larger than the stream capacity", "capacity", self.consumed)
+            if pos:
+                self._mv[0:rest] = self._mv[pos:self._n]
+            self._n = rest
+        if coff < clen:
+            # Nothing held: decode straight from the chunk, keep only its incomplete tail.
+            pos = self._run(src, coff, clen, sink)
+            rest = clen - pos
+            if rest > cap:
+                raise AxdrError("element larger than the stream capacity", "capacity", self.consumed)
+            if rest:
+                self._mv[0:rest] = src[pos:clen]
+                self._n = rest
+
+    def pending(self):
+        """Number of octets held of an incomplete element (0 at an element boundary)."""
+        return self._n

@@ -1,0 +1,1181 @@
+"""xDLMS service APDUs (IEC 62056-5-3): GET/SET/ACTION (LN), READ/WRITE (SN), pushes, errors.
+
+Encoders write into a caller-provided ``bytearray`` at ``off`` and return the new
+offset. Decoders take ``(mv, off=0, end=None)`` and return small objects holding
+values and *offsets into the caller's buffer* (``data_off``/``data_end``), so
+large results (profile buffers) can be streamed to the A-XDR decoder instead of
+being copied. Bad input raises :class:`~optoread.errors.ApduError` (or
+``AxdrError`` from the data decoder); a meter's refusal raises
+:class:`~optoread.errors.DataAccessError` carrying the result code.
+
+Ciphered APDUs are only recognised and routed here (:func:`is_ciphered`); the
+security layer decrypts them and hands the plain APDU back to these parsers.
+"""
+
+import struct
+
+from . import axdr
+from .compat import const
+from .errors import ApduError, DataAccessError
+
+# ---------------------------------------------------------------- APDU tags
+INITIATE_REQUEST = const(0x01)
+READ_REQUEST = const(0x05)
+WRITE_REQUEST = const(0x06)
+INITIATE_RESPONSE = const(0x08)
+READ_RESPONSE = const(0x0C)
+WRITE_RESPONSE = const(0x0D)
+CONFIRMED_SERVICE_ERROR = const(0x0E)
+DATA_NOTIFICATION = const(0x0F)
+UNCONFIRMED_WRITE_REQUEST = const(0x16)
+INFORMATION_REPORT_REQUEST = const(0x18)
+AARQ = const(0x60)
+AARE = const(0x61)
+RLRQ = const(0x62)
+RLRE = const(0x63)
+GET_REQUEST = const(0xC0)
+SET_REQUEST = const(0xC1)
+EVENT_NOTIFICATION_REQUEST = const(0xC2)
+ACTION_REQUEST = const(0xC3)
+GET_RESPONSE = const(0xC4)
+SET_RESPONSE = const(0xC5)
+ACTION_RESPONSE = const(0xC7)
+EXCEPTION_RESPONSE = const(0xD8)
+ACCESS_REQUEST = const(0xD9)
+ACCESS_RESPONSE = const(0xDA)
+GENERAL_BLOCK_TRANSFER = const(0xE0)
+
+# Ciphered APDUs: global key (glo-*) and dedicated key (ded-*).
+GLO_INITIATE_REQUEST = const(0x21)
+GLO_READ_REQUEST = const(0x25)
+GLO_WRITE_REQUEST = const(0x26)
+GLO_INITIATE_RESPONSE = const(0x28)
+GLO_READ_RESPONSE = const(0x2C)
+GLO_WRITE_RESPONSE = const(0x2D)
+GLO_CONFIRMED_SERVICE_ERROR = const(0x2E)
+GLO_UNCONFIRMED_WRITE_REQUEST = const(0x36)
+GLO_INFORMATION_REPORT_REQUEST = const(0x38)
+DED_INITIATE_REQUEST = const(0x41)
+DED_READ_REQUEST = const(0x45)
+DED_WRITE_REQUEST = const(0x46)
+DED_INITIATE_RESPONSE = const(0x48)
+DED_READ_RESPONSE = const(0x4C)
+DED_WRITE_RESPONSE = const(0x4D)
+DED_CONFIRMED_SERVICE_ERROR = const(0x4E)
+DED_UNCONFIRMED_WRITE_REQUEST = const(0x56)
+DED_INFORMATION_REPORT_REQUEST = const(0x58)
+GLO_GET_REQUEST = const(0xC8)
+GLO_SET_REQUEST = const(0xC9)
+GLO_EVENT_NOTIFICATION_REQUEST = const(0xCA)
+GLO_ACTION_REQUEST = const(0xCB)
+GLO_GET_RESPONSE = const(0xCC)
+GLO_SET_RESPONSE = const(0xCD)
+GLO_ACTION_RESPONSE = const(0xCF)
+DED_GET_REQUEST = const(0xD0)
+DED_SET_REQUEST = const(0xD1)
+DED_EVENT_NOTIFICATION_REQUEST = const(0xD2)
+DED_ACTION_REQUEST = const(0xD3)
+DED_GET_RESPONSE = const(0xD4)
+DED_SET_RESPONSE = const(0xD5)
+DED_ACTION_RESPONSE = const(0xD7)
+GENERAL_GLO_CIPHERING = const(0xDB)
+GENERAL_DED_CIPHERING = const(0xDC)
+GENERAL_CIPHERING = const(0xDD)
+GENERAL_SIGNING = const(0xDF)
+
+# Request/response sub-types (the byte after the LN service tag).
+NORMAL = const(1)
+NEXT = const(2)  # GET-Request-Next
+WITH_DATABLOCK = const(2)  # GET-Response / SET-Response datablock
+WITH_LIST = const(3)  # GET request/response with-list
+SET_FIRST_DATABLOCK = const(2)
+SET_WITH_DATABLOCK = const(3)
+SET_WITH_LIST = const(4)
+SET_RESPONSE_DATABLOCK = const(2)
+SET_RESPONSE_LAST_DATABLOCK = const(3)
+SET_RESPONSE_LAST_DATABLOCK_WITH_LIST = const(4)
+SET_RESPONSE_WITH_LIST = const(5)
+
+# Kinds of one result item (GET with-list, SN Read/Write responses).
+ITEM_DATA = const(0)
+ITEM_ERROR = const(1)
+ITEM_BLOCK = const(2)  # SN data-block-result
+ITEM_BLOCK_NUMBER = const(3)  # SN block-number (read) / write block-number
+
+# Selective access selectors for profile-generic buffers.
+SELECT_BY_RANGE = const(1)
+SELECT_BY_ENTRY = const(2)
+
+# Data-Access-Result (and Action-Result; 15/16 read "long-action-..." there).
+SUCCESS = const(0)
+_DAR = {
+    0: "success",
+    1: "hardware-fault",
+    2: "temporary-failure",
+    3: "read-write-denied",
+    4: "object-undefined",
+    9: "object-class-inconsistent",
+    11: "object-unavailable",
+    12: "type-unmatched",
+    13: "scope-of-access-violated",
+    14: "data-block-unavailable",
+    15: "long-get-aborted",
+    16: "no-long-get-in-progress",
+    17: "long-set-aborted",
+    18: "no-long-set-in-progress",
+    19: "data-block-number-invalid",
+    250: "other-reason",
+}
+_ACTION_ONLY = {15: "long-action-aborted", 16: "no-long-action-in-progress"}
+
+_STATE_ERRORS = ("?", "service-not-allowed", "service-unknown")
+_SERVICE_ERRORS = ("?", "operation-not-possible", "service-not-supported", "other-reason",
+                   "pdu-too-long", "deciphering-error", "invocation-counter-error")
+_CSE_SERVICES = ("?", "initiate", "get-status", "get-name-list", "get-variable-attribute", "read",
+                 "write", "get-data-set-attribute", "get-ti-attribute", "change-scope", "start",
+                 "stop", "resume", "make-usable", "initiate-load", "load-segment", "terminate-load",
+                 "initiate-upload", "upload-segment", "terminate-upload")
+_CSE_TYPES = ("application-reference", "hardware-resource", "vde-state-error", "service",
+              "definition", "access", "initiate", "load-data-set", "change-scope", "task", "other")
+_CSE_CODES = {
+    0: ("other", "time-elapsed", "application-unreachable", "application-reference-invalid",
+        "application-context-unsupported", "provider-communication-error", "deciphering-error"),
+    1: ("other", "memory-unavailable", "processor-resource-unavailable",
+        "mass-storage-unavailable", "other-resource-unavailable"),
+    3: ("other", "pdu-size", "service-unsupported"),
+    4: ("other", "object-undefined", "object-class-inconsistent", "object-attribute-inconsistent"),
+    5: ("other", "scope-of-access-violated", "object-access-violated", "hardware-fault",
+        "object-unavailable"),
+    6: ("other", "dlms-version-too-low", "incompatible-conformance", "pdu-size-too-short",
+        "refused-by-the-vde-handler"),
+}
+
+_U16 = ">H"
+_U32 = ">I"
+
+
+# ---------------------------------------------------------------- names
+def dar_name(code, action=False):
+    """Name of a data-access-result (or, with ``action``, an action-result) code."""
+    if action and code in _ACTION_ONLY:
+        return _ACTION_ONLY[code]
+    return _DAR.get(code, "result-%d" % code)
+
+
+def check_result(code, what="get", action=False):
+    """Raise :class:`DataAccessError` unless ``code`` is success (0)."""
+    if code:
+        raise DataAccessError("%s: %s (%d)" % (what, dar_name(code, action), code), result=code)
+
+
+def _name(table, i):
+    return table[i] if 0 <= i < len(table) else str(i)
+
+
+# ---------------------------------------------------------------- tags
+def is_ciphered(tag):
+    """True when ``tag`` is a ciphered APDU (glo-*, ded-*, general-*-ciphering, general-signing)."""
+    if 0xC8 <= tag <= 0xD7:
+        return tag not in (0xCE, 0xD6)
+    if tag in (0x21, 0x25, 0x26, 0x28, 0x2C, 0x2D, 0x2E, 0x36, 0x38):
+        return True
+    if tag in (0x41, 0x45, 0x46, 0x48, 0x4C, 0x4D, 0x4E, 0x56, 0x58):
+        return True
+    return 0xDB <= tag <= 0xDF and tag != 0xDE
+
+
+def is_dedicated(tag):
+    """True for ded-* ciphered tags (protected with the dedicated key of the association)."""
+    return is_ciphered(tag) and (0xD0 <= tag <= 0xD7 or 0x41 <= tag <= 0x58 or tag == 0xDC)
+
+
+def plain_tag(tag):
+    """The unciphered service tag a glo-/ded- tag protects, or None (general-* wrappers, unknown)."""
+    if not is_ciphered(tag):
+        return None
+    if 0xC8 <= tag <= 0xCF:
+        return tag - 8
+    if 0xD0 <= tag <= 0xD7:
+        return tag - 16
+    if tag < 0x40:
+        return tag - 0x20
+    if tag < 0x60:
+        return tag - 0x40
+    return None
+
+
+# ---------------------------------------------------------------- invoke-id
+def invoke_id_and_priority(invoke_id, confirmed=True, high=True):
+    """The Invoke-Id-And-Priority byte: id 0..15, bit 6 confirmed, bit 7 high priority."""
+    return (invoke_id & 0x0F) | (0x40 if confirmed else 0) | (0x80 if high else 0)
+
+
+def split_invoke(b):
+    """``(invoke_id, confirmed, high_priority)`` of an Invoke-Id-And-Priority byte."""
+    return b & 0x0F, bool(b & 0x40), bool(b & 0x80)
+
+
+def long_invoke_id(v):
+    """``(invoke_id, self_descriptive, break_on_error, confirmed, high)`` of a long-invoke-id (u32)."""
+    return (v & 0xFFFFFF, bool(v & 0x10000000), bool(v & 0x20000000), bool(v & 0x40000000),
+            bool(v & 0x80000000))
+
+
+# ---------------------------------------------------------------- primitives
+def bounds(mv, off, end):
+    """Validated ``end`` (``None`` means the whole buffer); raises if off/end are outside it."""
+    n = len(mv)
+    if end is None or end > n:
+        end = n
+    if off < 0 or off > end:
+        raise ApduError("offset outside the data", "apdu", off)
+    return end
+
+
+def need(mv, off, end, n, field):
+    """Raise unless ``n`` bytes are present at ``off`` (before ``end``)."""
+    if n < 0 or off + n > end:
+        raise ApduError("truncated", field, off)
+
+
+def room(buf, off, n):
+    """Raise unless the output buffer has ``n`` bytes free at ``off``."""
+    if off < 0 or off + n > len(buf):
+        raise ApduError("output buffer too small", "buffer", off)
+
+
+def u8(mv, off, end, field):
+    """One byte: ``(value, off + 1)``."""
+    if off >= end:
+        raise ApduError("truncated", field, off)
+    return mv[off], off + 1
+
+
+def u16(mv, off, end, field):
+    if off + 2 > end:
+        raise ApduError("truncated", field, off)
+    return (mv[off] << 8) | mv[off + 1], off + 2
+
+
+def u32(mv, off, end, field):
+    if off + 4 > end:
+        raise ApduError("truncated", field, off)
+    return struct.unpack_from(_U32, mv, off)[0], off + 4
+
+
+def read_length(mv, off, end, field="length"):
+    """A-XDR / BER definite length (short form, or 0x81..0x84 long form): ``(n, off)``.
+
+    The length is checked against nothing but its own encoding; callers check it
+    against the bytes present.
+    """
+    if off >= end:
+        raise ApduError("truncated length", field, off)
+    b = mv[off]
+    off += 1
+    if b < 0x80:
+        return b, off
+    k = b & 0x7F
+    if k == 0 or k > 4:
+        raise ApduError("bad length form 0x%02X" % b, field, off - 1)
+    if off + k > end:
+        raise ApduError("truncated length", field, off)
+    n = 0
+    for i in range(k):
+        n = (n << 8) | mv[off + i]
+    return n, off + k
+
+
+def length_size(n):
+    """Bytes taken by the encoding of length ``n``."""
+    if n < 0x80:
+        return 1
+    if n < 0x100:
+        return 2
+    if n < 0x10000:
+        return 3
+    return 5
+
+
+def write_length(buf, off, n):
+    """Encode a definite length (short or long form) at ``off``; returns the new offset."""
+    k = length_size(n)
+    room(buf, off, k)
+    if k == 1:
+        buf[off] = n
+    elif k == 2:
+        buf[off] = 0x81
+        buf[off + 1] = n
+    elif k == 3:
+        buf[off] = 0x82
+        struct.pack_into(_U16, buf, off + 1, n)
+    else:
+        buf[off] = 0x84
+        struct.pack_into(_U32, buf, off + 1, n)
+    return off + k
+
+
+def octets(mv, off, end, field):
+    """Length-prefixed octet string: ``(data_off, data_end)``, checked against ``end``."""
+    n, off = read_length(mv, off, end, field)
+    need(mv, off, end, n, field)
+    return off, off + n
+
+
+def put(buf, off, data):
+    """Copy bytes-like ``data`` into ``buf`` at ``off``; returns the new offset."""
+    n = len(data)
+    room(buf, off, n)
+    buf[off:off + n] = data
+    return off + n
+
+
+def put_octets(buf, off, data):
+    """Length-prefixed octet string (no A-XDR type tag)."""
+    off = write_length(buf, off, len(data))
+    return put(buf, off, data)
+
+
+def _put_bytes(buf, off, *values):
+    room(buf, off, len(values))
+    for v in values:
+        buf[off] = v & 0xFF
+        off += 1
+    return off
+
+
+def _put_u16(buf, off, v):
+    room(buf, off, 2)
+    struct.pack_into(_U16, buf, off, v & 0xFFFF)
+    return off + 2
+
+
+def _put_u32(buf, off, v):
+    room(buf, off, 4)
+    struct.pack_into(_U32, buf, off, v & 0xFFFFFFFF)
+    return off + 4
+
+
+def _put_data(buf, off, data):
+    # A Data element: pre-encoded A-XDR bytes, or a (tag, value) pair for axdr.encode.
+    if isinstance(data, tuple):
+        try:
+            return axdr.encode(buf, off, data[0], data[1])
+        except (IndexError, ValueError, TypeError):
+            raise ApduError("cannot encode data", "data", off)
+    return put(buf, off, data)
+
+
+def _skip_data(mv, off, end, field):
+    if off >= end:
+        raise ApduError("truncated", field, off)
+    return axdr.skip(mv, off, end)
+
+
+def _expect(mv, off, end, tag, field):
+    end = bounds(mv, off, end)
+    t, off2 = u8(mv, off, end, field)
+    if t != tag:
+        err = error_from_apdu(mv, off, end)
+        if err is not None:
+            raise err
+        raise ApduError("expected tag 0x%02X, got 0x%02X" % (tag, t), field, off)
+    return off2, end
+
+
+def _obis(obis, off):
+    if len(obis) != 6:
+        raise ApduError("OBIS code must be 6 bytes", "obis", off)
+    return obis
+
+
+# ---------------------------------------------------------------- descriptors
+def encode_descriptor(buf, off, class_id, obis, attr):
+    """Cosem-Attribute- (or Method-) Descriptor: class id u16, 6-byte OBIS, attribute/method int8."""
+    off = _put_u16(buf, off, class_id)
+    off = put(buf, off, _obis(obis, off))
+    return _put_bytes(buf, off, attr)
+
+
+def parse_descriptor(mv, off, end):
+    """``(class_id, obis_bytes, attr, off)`` of a Cosem-Attribute/Method-Descriptor."""
+    need(mv, off, end, 9, "descriptor")
+    cls = (mv[off] << 8) | mv[off + 1]
+    a = mv[off + 8]
+    return cls, bytes(mv[off + 2:off + 8]), a - 256 if a > 127 else a, off + 9
+
+
+def _put_access(buf, off, selector, params):
+    # access-selection OPTIONAL: 00 absent, or 01 selector parameters
+    if not selector:
+        return _put_bytes(buf, off, 0)
+    off = _put_bytes(buf, off, 1, selector)
+    if params is not None:
+        off = _put_data(buf, off, params)
+    return off
+
+
+def _put_capture_object(buf, off, obj):
+    # capture_object_definition: {class-id long-unsigned, logical-name, attribute integer, data-index}
+    cls, obis, attr, idx = obj
+    off = _put_bytes(buf, off, 0x02, 0x04, 0x12)
+    off = _put_u16(buf, off, cls)
+    off = _put_bytes(buf, off, 0x09, 0x06)
+    off = put(buf, off, _obis(obis, off))
+    off = _put_bytes(buf, off, 0x0F, attr, 0x12)
+    return _put_u16(buf, off, idx)
+
+
+def _put_datetime(buf, off, dt, no_deviation):
+    off = _put_bytes(buf, off, 0x09, 0x0C)
+    start = off
+    if hasattr(dt, "write"):
+        room(buf, off, 12)
+        off = dt.write(buf, off)
+    else:
+        if len(dt) != 12:
+            raise ApduError("date-time must be 12 bytes", "date-time", off)
+        off = put(buf, off, dt)
+    if no_deviation:
+        # Meters that reject a deviation accept 0x8000 "not specified" (gurux.dlms.java PR #25).
+        buf[start + 9] = 0x80
+        buf[start + 10] = 0x00
+    return off
+
+
+def encode_range_descriptor(buf, off, restricting, from_dt, to_dt, columns=None, no_deviation=False):
+    """range_descriptor parameters (selector 1) for a profile-generic buffer.
+
+    ``restricting`` = (class_id, obis6, attr, data_index) of the sort column (usually
+    the clock), ``from_dt``/``to_dt`` = axdr.DateTime or 12 raw bytes, written as
+    octet-string(12); ``columns`` = list of capture objects or None for all.
+    """
+    off = _put_bytes(buf, off, 0x02, 0x04)
+    off = _put_capture_object(buf, off, restricting)
+    off = _put_datetime(buf, off, from_dt, no_deviation)
+    off = _put_datetime(buf, off, to_dt, no_deviation)
+    cols = columns or ()
+    off = _put_bytes(buf, off, 0x01)
+    off = write_length(buf, off, len(cols))
+    for c in cols:
+        off = _put_capture_object(buf, off, c)
+    return off
+
+
+def encode_entry_descriptor(buf, off, from_entry, to_entry=0, from_col=1, to_col=0):
+    """entry_descriptor parameters (selector 2): entries and columns 1-based, 0 = to the last."""
+    off = _put_bytes(buf, off, 0x02, 0x04, 0x06)
+    off = _put_u32(buf, off, from_entry)
+    off = _put_bytes(buf, off, 0x06)
+    off = _put_u32(buf, off, to_entry)
+    off = _put_bytes(buf, off, 0x12)
+    off = _put_u16(buf, off, from_col)
+    off = _put_bytes(buf, off, 0x12)
+    return _put_u16(buf, off, to_col)
+
+
+# ---------------------------------------------------------------- errors from the meter
+def parse_exception_response(mv, off=0, end=None):
+    """``(state_error, service_error, invocation_counter_or_None)`` of an exception-response (0xD8)."""
+    off, end = _expect(mv, off, end, EXCEPTION_RESPONSE, "exception-response")
+    state, off = u8(mv, off, end, "state-error")
+    service, off = u8(mv, off, end, "service-error")
+    counter = None
+    if service == 6:
+        counter, off = u32(mv, off, end, "invocation-counter")
+    return state, service, counter
+
+
+def parse_confirmed_service_error(mv, off=0, end=None):
+    """``(service, error_type, code)`` of a confirmed-service-error (0x0E)."""
+    off, end = _expect(mv, off, end, CONFIRMED_SERVICE_ERROR, "confirmed-service-error")
+    service, off = u8(mv, off, end, "service")
+    kind, off = u8(mv, off, end, "service-error")
+    code, off = u8(mv, off, end, "service-error")
+    return service, kind, code
+
+
+def confirmed_service_error_text(service, kind, code):
+    """Readable text, e.g. ``initiate: initiate/dlms-version-too-low``."""
+    codes = _CSE_CODES.get(kind)
+    return "%s: %s/%s" % (_name(_CSE_SERVICES, service), _name(_CSE_TYPES, kind),
+                          _name(codes, code) if codes else str(code))
+
+
+class ExceptionResponseError(ApduError):
+    """The meter answered with an exception-response (0xD8)."""
+
+    def __init__(self, message, state_error, service_error, invocation_counter=None, offset=None):
+        ApduError.__init__(self, message, "exception-response", offset)
+        self.state_error = state_error
+        self.service_error = service_error
+        self.invocation_counter = invocation_counter
+
+
+class ConfirmedServiceError(ApduError):
+    """The meter answered with a confirmed-service-error (0x0E)."""
+
+    def __init__(self, message, service, error_type, code, offset=None):
+        ApduError.__init__(self, message, "confirmed-service-error", offset)
+        self.service = service
+        self.error_type = error_type
+        self.code = code
+
+
+def error_from_apdu(mv, off=0, end=None):
+    """An :class:`ApduError` describing an exception-response or confirmed-service-error, else None.
+
+    The error is an :class:`ExceptionResponseError` (``state_error``, ``service_error``,
+    ``invocation_counter``) or a :class:`ConfirmedServiceError` (``service``, ``error_type``,
+    ``code``).
+    """
+    end = bounds(mv, off, end)
+    if off >= end:
+        return None
+    tag = mv[off]
+    if tag == EXCEPTION_RESPONSE:
+        state, service, counter = parse_exception_response(mv, off, end)
+        msg = "exception-response: %s, %s" % (_name(_STATE_ERRORS, state),
+                                               _name(_SERVICE_ERRORS, service))
+        if counter is not None:
+            msg += " (meter invocation counter %d)" % counter
+        return ExceptionResponseError(msg, state, service, counter, off)
+    if tag == CONFIRMED_SERVICE_ERROR:
+        service, kind, code = parse_confirmed_service_error(mv, off, end)
+        return ConfirmedServiceError("confirmed-service-error "
+                                     + confirmed_service_error_text(service, kind, code),
+                                     service, kind, code, off)
+    return None
+
+
+def encode_exception_response(buf, off, state_error, service_error, invocation_counter=None):
+    """exception-response (server side, for the simulated meter)."""
+    off = _put_bytes(buf, off, EXCEPTION_RESPONSE, state_error, service_error)
+    if service_error == 6:
+        off = _put_u32(buf, off, invocation_counter or 0)
+    return off
+
+
+def encode_confirmed_service_error(buf, off, service, error_type, code):
+    """confirmed-service-error (server side), e.g. (1, 6, 1) = initiate / dlms-version-too-low."""
+    return _put_bytes(buf, off, CONFIRMED_SERVICE_ERROR, service, error_type, code)
+
+
+# ---------------------------------------------------------------- GET
+def encode_get_request(buf, off, invoke, class_id, obis, attr, selector=0, params=None):
+    """GET-Request-Normal. ``invoke`` is the Invoke-Id-And-Priority byte.
+
+    With ``selector`` (1 range, 2 entry) the access-selection is written; ``params`` is
+    the pre-encoded parameter (bytes or (tag, value)). With ``params=None`` the caller
+    writes it at the returned offset, e.g. with :func:`encode_range_descriptor`.
+    """
+    off = _put_bytes(buf, off, GET_REQUEST, NORMAL, invoke)
+    off = encode_descriptor(buf, off, class_id, obis, attr)
+    return _put_access(buf, off, selector, params)
+
+
+def encode_get_request_next(buf, off, invoke, block_number):
+    """GET-Request-Next: ask for the block after ``block_number`` (the last one received)."""
+    off = _put_bytes(buf, off, GET_REQUEST, NEXT, invoke)
+    return _put_u32(buf, off, block_number)
+
+
+def encode_get_request_list(buf, off, invoke, items):
+    """GET-Request-With-List; items are (class_id, obis, attr) or (class_id, obis, attr, selector, params)."""
+    off = _put_bytes(buf, off, GET_REQUEST, WITH_LIST, invoke)
+    off = write_length(buf, off, len(items))
+    for it in items:
+        off = encode_descriptor(buf, off, it[0], it[1], it[2])
+        if len(it) > 3:
+            off = _put_access(buf, off, it[3], it[4])
+        else:
+            off = _put_bytes(buf, off, 0)
+    return off
+
+
+class GetRequest:
+    """A decoded GET-Request (server side). ``items`` = list of (class_id, obis, attr, selector,
+    params_off, params_end) for normal and with-list; ``block`` for next."""
+
+    def __init__(self, kind, invoke):
+        self.kind = kind
+        self.invoke = invoke
+        self.items = []
+        self.block = None
+
+
+def _parse_selection(mv, off, end):
+    flag, off = u8(mv, off, end, "access-selection")
+    if flag == 0:
+        return 0, None, None, off
+    if flag != 1:
+        raise ApduError("bad access-selection flag", "access-selection", off - 1)
+    sel, off = u8(mv, off, end, "access-selector")
+    p_end = _skip_data(mv, off, end, "access-parameters")
+    return sel, off, p_end, p_end
+
+
+def parse_get_request(mv, off=0, end=None):
+    """Decode a GET-Request (normal, next, with-list) into a :class:`GetRequest`."""
+    off, end = _expect(mv, off, end, GET_REQUEST, "get-request")
+    kind, off = u8(mv, off, end, "get-request-type")
+    invoke, off = u8(mv, off, end, "invoke-id")
+    r = GetRequest(kind, invoke)
+    if kind == NEXT:
+        r.block, off = u32(mv, off, end, "block-number")
+        return r
+    if kind == NORMAL:
+        n = 1
+    elif kind == WITH_LIST:
+        n, off = read_length(mv, off, end, "list-count")
+        need(mv, off, end, n * 10, "list")  # each item takes at least 10 bytes
+    else:
+        raise ApduError("unknown get-request type %d" % kind, "get-request-type", off - 2)
+    for _ in range(n):
+        cls, obis, attr, off = parse_descriptor(mv, off, end)
+        sel, p_off, p_end, off = _parse_selection(mv, off, end)
+        r.items.append((cls, obis, attr, sel, p_off, p_end))
+    return r
+
+
+class Result:
+    """One result item: ``kind`` (ITEM_*), ``dar`` (error code or None), data ``off``/``end``,
+    and for blocks ``last``/``block``."""
+
+    def __init__(self, kind, dar=None, off=None, end=None, last=False, block=None):
+        self.kind = kind
+        self.dar = dar
+        self.off = off
+        self.end = end
+        self.last = last
+        self.block = block
+
+    def __repr__(self):
+        return "Result(kind=%d, dar=%r, off=%r, end=%r, last=%r, block=%r)" % (
+            self.kind, self.dar, self.off, self.end, self.last, self.block)
+
+
+class GetResponse:
+    """A decoded GET-Response.
+
+    ``kind``: NORMAL, WITH_DATABLOCK or WITH_LIST; ``invoke``: the invoke-id byte.
+    Normal: ``data_off``/``data_end`` (one A-XDR Data element) or ``dar``.
+    Datablock: ``last``, ``block`` (verify the sequence!), raw-data at ``data_off``/``data_end``
+    (a slice of the A-XDR encoding, to be concatenated with the other blocks) or ``dar``.
+    With-list: ``items`` = list of :class:`Result`.
+    """
+
+    def __init__(self, mv, kind, invoke):
+        self.mv = mv
+        self.kind = kind
+        self.invoke = invoke
+        self.dar = None  # type: int | None
+        self.data_off = None  # type: int | None
+        self.data_end = None  # type: int | None
+        self.last = True
+        self.block = None  # type: int | None
+        self.items = None  # type: list | None
+
+    def value(self, max_depth=8):
+        """The decoded Data of a normal response (A-XDR)."""
+        if self.data_off is None:
+            raise ApduError("response carries no data", "get-response")
+        return axdr.decode(self.mv, self.data_off, self.data_end, max_depth)[0]
+
+    def data(self):
+        """A memoryview of the data (normal) or raw block data (datablock)."""
+        if self.data_off is None:
+            raise ApduError("response carries no data", "get-response")
+        return memoryview(self.mv)[self.data_off:self.data_end]
+
+
+def _get_data_result(mv, off, end, field):
+    # Get-Data-Result: 00 Data | 01 Data-Access-Result
+    choice, off = u8(mv, off, end, field)
+    if choice == 0:
+        d_end = _skip_data(mv, off, end, field)
+        return Result(ITEM_DATA, None, off, d_end), d_end
+    if choice == 1:
+        dar, off = u8(mv, off, end, "data-access-result")
+        return Result(ITEM_ERROR, dar), off
+    raise ApduError("bad Get-Data-Result choice %d" % choice, field, off - 1)
+
+
+def parse_get_response(mv, off=0, end=None, strict=True):
+    """Decode a GET-Response into a :class:`GetResponse`.
+
+    With ``strict`` (default) a normal or datablock response carrying a
+    data-access-result raises :class:`DataAccessError`; with-list items never raise
+    (check each with :func:`check_result`). An exception-response or
+    confirmed-service-error raises :class:`ApduError`.
+    """
+    off, end = _expect(mv, off, end, GET_RESPONSE, "get-response")
+    kind, off = u8(mv, off, end, "get-response-type")
+    invoke, off = u8(mv, off, end, "invoke-id")
+    r = GetResponse(mv, kind, invoke)
+    if kind == NORMAL:
+        choice, off = u8(mv, off, end, "result")
+        if choice == 0:
+            # The Data element is the rest of the APDU; the caller decodes or streams it.
+            if off >= end:
+                raise ApduError("truncated", "data", off)
+            r.data_off, r.data_end = off, end
+        elif choice == 1:
+            r.dar, off = u8(mv, off, end, "data-access-result")
+        else:
+            raise ApduError("bad Get-Data-Result choice %d" % choice, "result", off - 1)
+    elif kind == WITH_DATABLOCK:
+        last, off = u8(mv, off, end, "last-block")
+        r.last = last != 0
+        r.block, off = u32(mv, off, end, "block-number")
+        choice, off = u8(mv, off, end, "result")
+        if choice == 0:
+            r.data_off, r.data_end = octets(mv, off, end, "raw-data")
+        elif choice == 1:
+            r.dar, off = u8(mv, off, end, "data-access-result")
+        else:
+            raise ApduError("bad DataBlock-G result choice %d" % choice, "result", off - 1)
+    elif kind == WITH_LIST:
+        n, off = read_length(mv, off, end, "list-count")
+        need(mv, off, end, n * 2, "list")  # each result takes at least 2 bytes
+        items = []
+        for _ in range(n):
+            item, off = _get_data_result(mv, off, end, "result")
+            items.append(item)
+        r.items = items
+    else:
+        raise ApduError("unknown get-response type %d" % kind, "get-response-type", off - 2)
+    if strict and r.dar is not None:
+        check_result(r.dar, "get")
+    return r
+
+
+def encode_get_response(buf, off, invoke, data=None, dar=None):
+    """GET-Response-Normal (server side): ``data`` (bytes or (tag, value)) or ``dar`` code."""
+    off = _put_bytes(buf, off, GET_RESPONSE, NORMAL, invoke)
+    if data is None:
+        return _put_bytes(buf, off, 1, dar or 0)
+    off = _put_bytes(buf, off, 0)
+    return _put_data(buf, off, data)
+
+
+def encode_get_response_block(buf, off, invoke, last, block_number, raw=None, dar=None):
+    """GET-Response-With-Datablock (server side): ``raw`` block bytes or ``dar``."""
+    off = _put_bytes(buf, off, GET_RESPONSE, WITH_DATABLOCK, invoke, 1 if last else 0)
+    off = _put_u32(buf, off, block_number)
+    if raw is None:
+        return _put_bytes(buf, off, 1, dar or 0)
+    off = _put_bytes(buf, off, 0)
+    return put_octets(buf, off, raw)
+
+
+def encode_get_response_list(buf, off, invoke, results):
+    """GET-Response-With-List (server side): results are data (bytes or (tag, value)) or int dar."""
+    off = _put_bytes(buf, off, GET_RESPONSE, WITH_LIST, invoke)
+    off = write_length(buf, off, len(results))
+    for x in results:
+        if isinstance(x, int):
+            off = _put_bytes(buf, off, 1, x)
+        else:
+            off = _put_bytes(buf, off, 0)
+            off = _put_data(buf, off, x)
+    return off
+
+
+# ---------------------------------------------------------------- SET
+def encode_set_request(buf, off, invoke, class_id, obis, attr, data, selector=0, params=None):
+    """SET-Request-Normal: ``data`` = pre-encoded A-XDR bytes or (tag, value)."""
+    off = _put_bytes(buf, off, SET_REQUEST, NORMAL, invoke)
+    off = encode_descriptor(buf, off, class_id, obis, attr)
+    if selector and params is None:
+        raise ApduError("selective set needs params", "access-selection", off)
+    off = _put_access(buf, off, selector, params)
+    return _put_data(buf, off, data)
+
+
+def _put_datablock_sa(buf, off, last, block_number, raw):
+    off = _put_bytes(buf, off, 1 if last else 0)
+    off = _put_u32(buf, off, block_number)
+    return put_octets(buf, off, raw)
+
+
+def encode_set_request_first_block(buf, off, invoke, class_id, obis, attr, last, block_number, raw,
+                                   selector=0, params=None):
+    """SET-Request-With-First-Datablock: ``raw`` = first slice of the value's A-XDR encoding."""
+    off = _put_bytes(buf, off, SET_REQUEST, SET_FIRST_DATABLOCK, invoke)
+    off = encode_descriptor(buf, off, class_id, obis, attr)
+    if selector and params is None:
+        raise ApduError("selective set needs params", "access-selection", off)
+    off = _put_access(buf, off, selector, params)
+    return _put_datablock_sa(buf, off, last, block_number, raw)
+
+
+def encode_set_request_block(buf, off, invoke, last, block_number, raw):
+    """SET-Request-With-Datablock: the following slices."""
+    off = _put_bytes(buf, off, SET_REQUEST, SET_WITH_DATABLOCK, invoke)
+    return _put_datablock_sa(buf, off, last, block_number, raw)
+
+
+def encode_set_request_list(buf, off, invoke, items, values):
+    """SET-Request-With-List: items as for :func:`encode_get_request_list`, one value per item."""
+    if len(items) != len(values):
+        raise ApduError("one value per item", "set-request", off)
+    off = _put_bytes(buf, off, SET_REQUEST, SET_WITH_LIST, invoke)
+    off = write_length(buf, off, len(items))
+    for it in items:
+        off = encode_descriptor(buf, off, it[0], it[1], it[2])
+        if len(it) > 3:
+            off = _put_access(buf, off, it[3], it[4])
+        else:
+            off = _put_bytes(buf, off, 0)
+    off = write_length(buf, off, len(values))
+    for v in values:
+        off = _put_data(buf, off, v)
+    return off
+
+
+class SetResponse:
+    """A decoded SET-Response: ``kind`` (1 normal, 2 datablock, 3 last-datablock,
+    4 last-datablock-with-list, 5 with-list), ``invoke``, ``dar`` (normal / last-datablock),
+    ``block`` (datablock kinds), ``results`` (list of dar codes for the list kinds)."""
+
+    def __init__(self, kind, invoke):
+        self.kind = kind
+        self.invoke = invoke
+        self.dar = None  # type: int | None
+        self.block = None  # type: int | None
+        self.results = None  # type: list | None
+
+
+def _dar_list(mv, off, end):
+    n, off = read_length(mv, off, end, "list-count")
+    need(mv, off, end, n, "list")
+    return [mv[off + i] for i in range(n)], off + n
+
+
+def parse_set_response(mv, off=0, end=None, strict=True):
+    """Decode a SET-Response; with ``strict`` a non-success single result raises DataAccessError."""
+    off, end = _expect(mv, off, end, SET_RESPONSE, "set-response")
+    kind, off = u8(mv, off, end, "set-response-type")
+    invoke, off = u8(mv, off, end, "invoke-id")
+    r = SetResponse(kind, invoke)
+    if kind == NORMAL:
+        r.dar, off = u8(mv, off, end, "data-access-result")
+    elif kind == SET_RESPONSE_DATABLOCK:
+        r.block, off = u32(mv, off, end, "block-number")
+    elif kind == SET_RESPONSE_LAST_DATABLOCK:
+        r.dar, off = u8(mv, off, end, "data-access-result")
+        r.block, off = u32(mv, off, end, "block-number")
+    elif kind == SET_RESPONSE_LAST_DATABLOCK_WITH_LIST:
+        r.results, off = _dar_list(mv, off, end)
+        r.block, off = u32(mv, off, end, "block-number")
+    elif kind == SET_RESPONSE_WITH_LIST:
+        r.results, off = _dar_list(mv, off, end)
+    else:
+        raise ApduError("unknown set-response type %d" % kind, "set-response-type", off - 2)
+    if strict and r.dar:
+        check_result(r.dar, "set")
+    return r
+
+
+def encode_set_response(buf, off, invoke, dar=0):
+    """SET-Response-Normal (server side)."""
+    return _put_bytes(buf, off, SET_RESPONSE, NORMAL, invoke, dar)
+
+
+# ---------------------------------------------------------------- ACTION
+def encode_action_request(buf, off, invoke, class_id, obis, method, params=None):
+    """ACTION-Request-Normal; ``params`` = method-invocation-parameters (bytes or (tag, value)) or None."""
+    off = _put_bytes(buf, off, ACTION_REQUEST, NORMAL, invoke)
+    off = encode_descriptor(buf, off, class_id, obis, method)
+    if params is None:
+        return _put_bytes(buf, off, 0)
+    off = _put_bytes(buf, off, 1)
+    return _put_data(buf, off, params)
+
+
+class ActionResponse:
+    """A decoded ACTION-Response-Normal: ``invoke``, ``result`` (action-result code), and the
+    optional return parameters: ``data_off``/``data_end`` or ``dar``."""
+
+    def __init__(self, mv, invoke, result):
+        self.mv = mv
+        self.invoke = invoke
+        self.result = result
+        self.dar = None  # type: int | None
+        self.data_off = None  # type: int | None
+        self.data_end = None  # type: int | None
+
+    def value(self, max_depth=8):
+        """The decoded return data, or None when the meter returned none."""
+        if self.data_off is None:
+            return None
+        return axdr.decode(self.mv, self.data_off, self.data_end, max_depth)[0]
+
+
+def parse_action_response(mv, off=0, end=None, strict=True):
+    """Decode an ACTION-Response-Normal; with ``strict`` a failure result raises DataAccessError."""
+    off, end = _expect(mv, off, end, ACTION_RESPONSE, "action-response")
+    kind, off = u8(mv, off, end, "action-response-type")
+    invoke, off = u8(mv, off, end, "invoke-id")
+    if kind != NORMAL:
+        raise ApduError("unsupported action-response type %d" % kind, "action-response-type", off - 2)
+    result, off = u8(mv, off, end, "action-result")
+    r = ActionResponse(mv, invoke, result)
+    if off < end:
+        flag, off = u8(mv, off, end, "return-parameters")
+        if flag == 1:
+            item, off = _get_data_result(mv, off, end, "return-parameters")
+            r.dar = item.dar
+            r.data_off, r.data_end = item.off, item.end
+        elif flag != 0:
+            raise ApduError("bad return-parameters flag", "return-parameters", off - 1)
+    if strict:
+        check_result(result, "action", True)
+        if r.dar:
+            check_result(r.dar, "action")
+    return r
+
+
+def encode_action_response(buf, off, invoke, result=0, data=None, dar=None):
+    """ACTION-Response-Normal (server side) with optional return data or dar."""
+    off = _put_bytes(buf, off, ACTION_RESPONSE, NORMAL, invoke, result)
+    if data is None and dar is None:
+        return _put_bytes(buf, off, 0)
+    if data is None:
+        return _put_bytes(buf, off, 1, 1, dar)
+    off = _put_bytes(buf, off, 1, 0)
+    return _put_data(buf, off, data)
+
+
+# ---------------------------------------------------------------- SN referencing
+def _put_variable_access(buf, off, name):
+    # Variable-Access-Specification: [2] variable-name | [4] parameterized-access
+    if isinstance(name, int):
+        off = _put_bytes(buf, off, 2)
+        return _put_u16(buf, off, name)
+    off = _put_bytes(buf, off, 4)
+    off = _put_u16(buf, off, name[0])
+    off = _put_bytes(buf, off, name[1])
+    return _put_data(buf, off, name[2])
+
+
+def encode_read_request(buf, off, names):
+    """ReadRequest (SN): names are short names (int) or (short_name, selector, params) tuples."""
+    off = _put_bytes(buf, off, READ_REQUEST)
+    off = write_length(buf, off, len(names))
+    for n in names:
+        off = _put_variable_access(buf, off, n)
+    return off
+
+
+def encode_read_request_block(buf, off, block_number):
+    """ReadRequest with block-number-access: ask for the next block of a long read."""
+    off = _put_bytes(buf, off, READ_REQUEST, 1, 5)
+    return _put_u16(buf, off, block_number)
+
+
+def encode_write_request(buf, off, names, values):
+    """WriteRequest (SN): one value (bytes or (tag, value)) per name."""
+    if len(names) != len(values):
+        raise ApduError("one value per name", "write-request", off)
+    off = _put_bytes(buf, off, WRITE_REQUEST)
+    off = write_length(buf, off, len(names))
+    for n in names:
+        off = _put_variable_access(buf, off, n)
+    off = write_length(buf, off, len(values))
+    for v in values:
+        off = _put_data(buf, off, v)
+    return off
+
+
+class SnResponse:
+    """A decoded ReadResponse / WriteResponse: ``items`` = list of :class:`Result`."""
+
+    def __init__(self, mv, items):
+        self.mv = mv
+        self.items = items
+
+    def value(self, i=0, max_depth=8):
+        """Decoded data of item ``i`` (raises DataAccessError if it is an error)."""
+        it = self.items[i] if 0 <= i < len(self.items) else None
+        if it is None:
+            raise ApduError("no such item", "read-response")
+        if it.kind == ITEM_ERROR:
+            check_result(it.dar, "read")
+        if it.kind != ITEM_DATA:
+            raise ApduError("item is not data", "read-response")
+        return axdr.decode(self.mv, it.off, it.end, max_depth)[0]
+
+
+def parse_read_response(mv, off=0, end=None):
+    """Decode a ReadResponse (0x0C): items are data, data-access-error, data-block-result, block-number."""
+    off, end = _expect(mv, off, end, READ_RESPONSE, "read-response")
+    n, off = read_length(mv, off, end, "list-count")
+    need(mv, off, end, n * 2, "list")
+    items = []
+    for _ in range(n):
+        choice, off = u8(mv, off, end, "read-result")
+        if choice == 0:
+            d_end = _skip_data(mv, off, end, "data")
+            items.append(Result(ITEM_DATA, None, off, d_end))
+            off = d_end
+        elif choice == 1:
+            dar, off = u8(mv, off, end, "data-access-error")
+            items.append(Result(ITEM_ERROR, dar))
+        elif choice == 2:
+            last, off = u8(mv, off, end, "last-block")
+            block, off = u16(mv, off, end, "block-number")
+            d_off, d_end = octets(mv, off, end, "raw-data")
+            items.append(Result(ITEM_BLOCK, None, d_off, d_end, last != 0, block))
+            off = d_end
+        elif choice == 3:
+            block, off = u16(mv, off, end, "block-number")
+            items.append(Result(ITEM_BLOCK_NUMBER, None, None, None, False, block))
+        else:
+            raise ApduError("bad read-result choice %d" % choice, "read-result", off - 1)
+    return SnResponse(mv, items)
+
+
+def parse_write_response(mv, off=0, end=None):
+    """Decode a WriteResponse (0x0D): items are success (ITEM_DATA with no data), errors, block numbers."""
+    off, end = _expect(mv, off, end, WRITE_RESPONSE, "write-response")
+    n, off = read_length(mv, off, end, "list-count")
+    need(mv, off, end, n, "list")
+    items = []
+    for _ in range(n):
+        choice, off = u8(mv, off, end, "write-result")
+        if choice == 0:
+            items.append(Result(ITEM_DATA))
+        elif choice == 1:
+            dar, off = u8(mv, off, end, "data-access-error")
+            items.append(Result(ITEM_ERROR, dar))
+        elif choice == 2:
+            block, off = u16(mv, off, end, "block-number")
+            items.append(Result(ITEM_BLOCK_NUMBER, None, None, None, False, block))
+        else:
+            raise ApduError("bad write-result choice %d" % choice, "write-result", off - 1)
+    return SnResponse(mv, items)
+
+
+# ---------------------------------------------------------------- pushes
+def parse_data_notification(mv, off=0, end=None):
+    """Decode a data-notification (0x0F): ``(long_invoke_id, date_time_or_None, body_off, body_end)``.
+
+    ``long_invoke_id`` is the whole Long-Invoke-Id-And-Priority (see :func:`long_invoke_id`).
+    The date-time may be absent (00), ``0C`` + 12 bytes, or Kaifa's ``09 0C`` + 12 bytes; it is
+    returned as an ``axdr.DateTime``. The body is one A-XDR Data element.
+    """
+    off, end = _expect(mv, off, end, DATA_NOTIFICATION, "data-notification")
+    inv, off = u32(mv, off, end, "long-invoke-id")
+    n, off = u8(mv, off, end, "date-time")
+    dt = None
+    if n == 0x09:  # Kaifa: an A-XDR octet-string tag before the length
+        n, off = u8(mv, off, end, "date-time")
+        if n != 12:
+            raise ApduError("date-time must be 12 bytes", "date-time", off - 1)
+    if n:
+        if n != 12:
+            raise ApduError("date-time must be 12 bytes", "date-time", off - 1)
+        need(mv, off, end, 12, "date-time")
+        dt = _datetime(mv, off)
+        off += 12
+    if off >= end:
+        raise ApduError("missing notification body", "notification-body", off)
+    return inv, dt, off, end
+
+
+def _datetime(mv, off):
+    # Any 12 octets make a DateTime (fields are kept raw); the caller checked they are present.
+    return axdr.DateTime.from_bytes(mv, off)
+
+
+def encode_data_notification(buf, off, long_invoke, dt=None, body=None):
+    """data-notification (server side): ``dt`` = axdr.DateTime, 12 bytes or None; ``body`` = Data."""
+    off = _put_bytes(buf, off, DATA_NOTIFICATION)
+    off = _put_u32(buf, off, long_invoke)
+    if dt is None:
+        off = _put_bytes(buf, off, 0)
+    else:
+        off = _put_bytes(buf, off, 12)
+        if hasattr(dt, "write"):
+            room(buf, off, 12)
+            off = dt.write(buf, off)
+        else:
+            off = put(buf, off, dt)
+    return _put_data(buf, off, body if body is not None else b"\x00")
+
+
+class Gbt:
+    """One general-block-transfer APDU: ``last``, ``streaming``, ``window``, ``block``, ``ack``,
+    block data at ``data_off``/``data_end``."""
+
+    def __init__(self, control, block, ack, data_off, data_end):
+        self.last = bool(control & 0x80)
+        self.streaming = bool(control & 0x40)
+        self.window = control & 0x3F
+        self.block = block
+        self.ack = ack
+        self.data_off = data_off
+        self.data_end = data_end
+
+
+def parse_gbt(mv, off=0, end=None):
+    """Decode a general-block-transfer APDU (0xE0) into a :class:`Gbt`."""
+    off, end = _expect(mv, off, end, GENERAL_BLOCK_TRANSFER, "general-block-transfer")
+    control, off = u8(mv, off, end, "block-control")
+    block, off = u16(mv, off, end, "block-number")
+    ack, off = u16(mv, off, end, "block-number-ack")
+    d_off, d_end = octets(mv, off, end, "block-data")
+    return Gbt(control, block, ack, d_off, d_end)
+
+
+def encode_gbt(buf, off, last, block, ack, data, streaming=False, window=1):
+    """general-block-transfer APDU (also used empty, as the client's acknowledgement)."""
+    control = (0x80 if last else 0) | (0x40 if streaming else 0) | (window & 0x3F)
+    off = _put_bytes(buf, off, GENERAL_BLOCK_TRANSFER, control)
+    off = _put_u16(buf, off, block)
+    off = _put_u16(buf, off, ack)
+    return put_octets(buf, off, data)
+
+
+class GbtAssembler:
+    """Reassembles general-block-transfer blocks into a caller-provided ``bytearray``.
+
+    Blocks must arrive in order starting at 1 (E450/E570 pushes); a gap, a repeat, or
+    more data than ``buf`` holds raises :class:`ApduError` and resets the assembler.
+    """
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.reset()
+
+    def reset(self):
+        """Forget any partial transfer."""
+        self.n = 0
+        self.block = 0
+        self.done = False
+
+    def feed(self, mv, off=0, end=None):
+        """Add one GBT APDU; returns True when the last block has been added."""
+        g = parse_gbt(mv, off, end)
+        if self.done:
+            self.reset()
+        if g.block != self.block + 1:
+            expected = self.block + 1
+            self.reset()
+            raise ApduError("GBT block %d out of order (expected %d)" % (g.block, expected),
+                            "block-number", off + 2)
+        k = g.data_end - g.data_off
+        if self.n + k > len(self.buf):
+            self.reset()
+            raise ApduError("GBT data exceeds the %d-byte buffer" % len(self.buf), "block-data", off)
+        memoryview(self.buf)[self.n:self.n + k] = memoryview(mv)[g.data_off:g.data_end]
+        self.n += k
+        self.block = g.block
+        self.done = g.last
+        return g.last
+
+    def apdu(self):
+        """A memoryview of the reassembled APDU (valid once :meth:`feed` returned True)."""
+        return memoryview(self.buf)[:self.n]
