@@ -168,9 +168,8 @@ class Identification:
         z = line[4]
         self.baud_char = chr(z)
         self.baud = baud_for_char(z)
+        # Mode A meters send any other character: they stay at 300 baud.
         self.mode_b_baud = baud_for_char(z, True)
-        if self.baud is None and self.mode_b_baud is None:
-            raise Iec21Error("unknown baud character %r" % self.baud_char, field="baud", offset=4)
         self.reaction_ms = 20 if 0x61 <= line[3] <= 0x7A else 200
         esc = []
         i = 5
@@ -229,7 +228,9 @@ class IdentReceiver:
                 elif b & 0x80:
                     self.garbled += 1
                 continue
-            if b == _LF or b == _CR:
+            if b == _CR:
+                continue  # the line ends at LF (the reaction time counts from the last byte)
+            if b == _LF:
                 line = buf[: self._n]
                 self._in_line = False
                 if self._n >= 2 and line[1] == _QMARK:

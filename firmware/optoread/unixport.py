@@ -9,7 +9,7 @@ import select
 import socket
 import time
 
-from .compat import IS_MICROPYTHON, ticks_ms
+from .compat import IS_MICROPYTHON, ticks_add, ticks_diff, ticks_ms
 from .errors import TransportError
 
 try:
@@ -52,11 +52,14 @@ class TtyTransport:
         self.path = path
         self.fixed_8n1 = False
         self._strip = False
+        self._baud = baud
+        self._tx_done = ticks_ms()
         if termios is not None:
             termios.setraw(self._fd)
         self.set_line(baud, bits, parity)
 
     def set_line(self, baud, bits=8, parity="N", stop=1):
+        self._baud = baud
         if termios is None:
             return
         speed = _SPEEDS.get(baud)
@@ -95,13 +98,24 @@ class TtyTransport:
             if n is None:
                 n = 0
             mv = mv[n:]
+        # When the last byte leaves the wire at the current baud (10 bits per character).
+        now = ticks_ms()
+        if ticks_diff(self._tx_done, now) < 0:
+            self._tx_done = now
+        self._tx_done = ticks_add(self._tx_done, (len(data) * 10000 + self._baud - 1) // self._baud)
 
     def drain(self):
+        """Wait until the bytes written have left the wire (tcdrain where the OS has it, and at
+        least their wire time: a pty's drain returns at once, and a line change must not
+        overtake the bytes)."""
         if termios is not None and hasattr(termios, "tcdrain"):
             try:
                 termios.tcdrain(self._fd)  # pyright: ignore[reportAttributeAccessIssue]
             except OSError:
                 pass
+        left = ticks_diff(self._tx_done, ticks_ms())
+        if left > 0:
+            _sleep_ms(left)
 
     def readinto(self, buf, timeout_ms):
         if not self._poll.poll(max(0, int(timeout_ms))):

@@ -1,0 +1,1 @@
+"""Laptop-side tools for optoread: simulated meters, transports, the command line."""
