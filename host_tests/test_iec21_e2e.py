@@ -11,12 +11,11 @@ import subprocess
 import sys
 
 import pytest
-
 from optoread import driver
 from optoread import iec62056_21 as iec
 from optoread.errors import ChecksumError, NoAnswerError
 from optoread_tools.ptyline import start_pty_thread
-from optoread_tools.simcli import QUIRKS, make_meter
+from optoread_tools.simcli import make_meter
 from optoread_tools.vline import VirtualLine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -243,11 +243,15 @@ class Decoder:
             return
         end = len(mv)
         p = 0
+        n = 0
         while True:
             while p + 1 < end and mv[p + 1] == hdlc.FLAG:  # 7E 7E between frames
                 p += 1
             if p + 1 >= end:
+                if not n:
+                    self.errors.append("line %s: flag bytes but no frame" % line)
                 return
+            n += 1
             try:
                 f = hdlc.parse_frame(mv, p, end, strict=False)
             except OptoreadError as e:
