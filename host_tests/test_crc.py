@@ -29,3 +29,9 @@ def test_hdlc_fcs_of_a_real_frame():
     frame = bytes([0xA0, 0x07, 0x21, 0x03, 0x73])
     fcs = crc.crc16_x25(frame)
     assert bytes([fcs & 0xFF, fcs >> 8]) == bytes([0x01, 0x40])
+
+
+def test_crc32_check_value_and_running():
+    assert crc.crc32(b"123456789") == 0xCBF43926
+    assert crc.crc32(b"6789", crc.crc32(b"12345")) == 0xCBF43926
+    assert crc._crc32_soft(b"123456789") == 0xCBF43926

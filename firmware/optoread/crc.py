@@ -1,4 +1,4 @@
-"""Checksums used on the meter line: IEC 62056-21 BCC, DSMR CRC-16/ARC, HDLC CRC-16/X.25.
+"""Checksums: IEC 62056-21 BCC, DSMR CRC-16/ARC, HDLC CRC-16/X.25, and CRC-32 for stored records.
 
 Tables are built once at import into ``array`` objects (512 bytes each) so the
 per-byte cost is one lookup; nothing is allocated per call.
@@ -58,3 +58,25 @@ def crc16_x25_update(crc, data, start=0, end=None):
 def crc16_x25(data, start=0, end=None):
     """HDLC HCS/FCS value: CRC-16/X.25, sent low byte first."""
     return crc16_x25_update(0xFFFF, data, start, end) ^ 0xFFFF
+
+
+try:
+    from binascii import crc32 as _crc32_native
+except ImportError:  # a port built without binascii.crc32
+    _crc32_native = None
+
+
+def _crc32_soft(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xEDB88320 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def crc32(data, crc=0):
+    """CRC-32 (IEEE, as zlib/binascii); pass ``crc`` to continue a running value."""
+    if _crc32_native is not None:
+        return _crc32_native(data, crc) & 0xFFFFFFFF
+    return _crc32_soft(data, crc)
