@@ -20,6 +20,7 @@ saves rebuilding the GHASH table on every APDU.
 from array import array
 from struct import pack_into, unpack_from
 
+from . import axdr
 from .compat import const
 from .errors import SecurityError
 
@@ -538,34 +539,13 @@ def check_invocation_counter(received, last):
 # ---------------------------------------------------------------- APDU wrappers
 
 
-def _len_size(n):
-    if n < 0x80:
-        return 1
-    if n < 0x100:
-        return 2
-    if n < 0x10000:
-        return 3
-    return 4
+_len_size = axdr.length_size
 
 
 def _put_len(buf, off, n):
-    if n < 0x80:
-        buf[off] = n
-        return off + 1
-    if n < 0x100:
-        buf[off] = 0x81
-        buf[off + 1] = n
-        return off + 2
-    if n < 0x10000:
-        buf[off] = 0x82
-        pack_into(">H", buf, off + 1, n)
-        return off + 3
-    if n < 0x1000000:
-        buf[off] = 0x83
-        buf[off + 1] = n >> 16
-        pack_into(">H", buf, off + 2, n & 0xFFFF)
-        return off + 4
-    raise SecurityError("APDU too long", field="length")
+    if n >= 0x1000000:
+        raise SecurityError("APDU too long", field="length")
+    return axdr.encode_length(buf, off, n)
 
 
 def _get_len(data, p, end, field):

@@ -286,33 +286,14 @@ def read_length(mv, off, end, field="length"):
     return n, off + k
 
 
-def length_size(n):
-    """Bytes taken by the encoding of length ``n``."""
-    if n < 0x80:
-        return 1
-    if n < 0x100:
-        return 2
-    if n < 0x10000:
-        return 3
-    return 5
+# Lengths are written by the A-XDR codec (one BER definite-length encoder for the whole stack).
+length_size = axdr.length_size
 
 
 def write_length(buf, off, n):
     """Encode a definite length (short or long form) at ``off``; returns the new offset."""
-    k = length_size(n)
-    room(buf, off, k)
-    if k == 1:
-        buf[off] = n
-    elif k == 2:
-        buf[off] = 0x81
-        buf[off + 1] = n
-    elif k == 3:
-        buf[off] = 0x82
-        struct.pack_into(_U16, buf, off + 1, n)
-    else:
-        buf[off] = 0x84
-        struct.pack_into(_U32, buf, off + 1, n)
-    return off + k
+    room(buf, off, axdr.length_size(n))
+    return axdr.encode_length(buf, off, n)
 
 
 def octets(mv, off, end, field):
