@@ -30,7 +30,51 @@ def make_meter(quirks, readout=None, **kw):
     return Iec21Meter(**kw)
 
 
+def run_dlms(args):
+    from optoread_tools import sim_dlms
+
+    if "list" in args.quirk:
+        for name in sorted(sim_dlms.QUIRKS):
+            print(name)
+        return 0
+    unknown = [q for q in args.quirk if q not in sim_dlms.QUIRKS]
+    if unknown:
+        sys.stderr.write("optoread sim: unknown quirk %s (see --quirk list)\n" % ", ".join(unknown))
+        return 2
+    client = {"none": 16, "low": 32, "hls": 48}[args.auth]
+
+    def factory():
+        return sim_dlms.DlmsServer(sim_dlms.MeterModel(rows=args.rows), client=client, auth=args.auth,
+                                   link="wrapper" if args.wrapper else "hdlc", quirks=args.quirk)
+
+    if args.tcp is not None:
+        port, stop = sim_dlms.serve_tcp(factory, args.tcp)
+        where = "127.0.0.1:%d" % port
+    elif args.pty:
+        where, stop = sim_dlms.start_pty(factory(), mode_e=args.mode_e)
+    else:
+        sys.stderr.write("optoread sim: --protocol dlms needs --pty or --tcp PORT\n")
+        return 2
+    print(where, flush=True)
+    sys.stderr.write("optoread sim: DLMS/COSEM meter on %s (Ctrl-C to stop)\n" % where)
+    return _wait(args, stop)
+
+
+def _wait(args, stop):
+    end = time.monotonic() + args.seconds if args.seconds else None
+    try:
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+    return 0
+
+
 def run(args):
+    if args.protocol == "dlms":
+        return run_dlms(args)
     if "list" in args.quirk:
         for name, kw in QUIRKS.items():
             print("%-14s %s" % (name, ", ".join("%s=%s" % i for i in kw.items())))
@@ -50,13 +94,5 @@ def run(args):
     print(path, flush=True)
     sys.stderr.write("optoread sim: IEC 62056-21 meter %s on %s (Ctrl-C to stop)\n"
                      % (meter.identification.decode().strip(), path))
-    end = time.monotonic() + args.seconds if args.seconds else None
-    try:
-        while end is None or time.monotonic() < end:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop()
-    return 0
+    return _wait(args, stop)
 
