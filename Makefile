@@ -50,7 +50,7 @@ pytest: setup
 
 # The portable tests again, on the MicroPython unix port.
 mptest: setup
-	$(BIN)/micropython -X heapsize=4m host_tests/mprun.py
+	$(BIN)/micropython -X heapsize=16m host_tests/mprun.py
 
 fuzz: setup
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000000} $(BIN)/pytest -m fuzz host_tests -p no:randomly

@@ -795,9 +795,11 @@ def _plan_bauds(opts, ident):
     return bauds
 
 
-def readout(opts, sink=None):
+def readout(opts, sink=None, ident=None):
     """Read a meter's data message (modes A, B, C). Returns a :class:`Readout` once verified.
 
+    ``ident``: an identification already received (the sign-on was done by the caller,
+    e.g. protocol detection); the first attempt then continues from it.
     Raises NoAnswerError (silence), ChecksumError (BCC/CRC mismatch) or Iec21Error.
     """
     if opts.mode == "D":
@@ -808,7 +810,10 @@ def readout(opts, sink=None):
     for attempt in range(attempts):
         label = "" if attempt == 0 else " (attempt %d)" % (attempt + 1)
         baud = opts.initial_baud
-        if opts.mode == "A":
+        if ident is not None and attempt == 0 and opts.mode == "C":
+            rx = ReadoutReceiver(sink, ident=False, max_value=opts.max_value)
+            rx.readout.identification = ident
+        elif opts.mode == "A":
             # The data message follows the identification at once: one receiver for both.
             yield from _request(opts)
             rx = ReadoutReceiver(sink, ident=True, max_value=opts.max_value)
@@ -877,9 +882,23 @@ class Handover:
         self.baud = baud
 
 
+def sign_on(opts):
+    """Wake-up (if configured), request and identification: returns the :class:`Identification`.
+
+    The caller then continues with :func:`readout` (``ident=``) or :func:`hand_over`, e.g.
+    to pick mode E when the identification offers it (protocol detection).
+    """
+    return (yield from _sign_on(opts, [], ""))
+
+
 def mode_e(opts):
     """Sign on and hand the line over to HDLC: ACK 2 Z 2, then switch to the proposed baud 8N1."""
     ident = yield from _sign_on(opts, [], "")
+    return (yield from hand_over(opts, ident))
+
+
+def hand_over(opts, ident):
+    """After the identification: ACK 2 Z 2, drain, settle, switch to the baud 8N1 (mode E)."""
     if not ident.mode_e:
         yield (PROGRESS, "identification does not announce mode E (\\2); trying anyway")
     baud = ident.baud or opts.initial_baud

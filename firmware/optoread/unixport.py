@@ -55,7 +55,12 @@ class TtyTransport:
         self._baud = baud
         self._tx_done = ticks_ms()
         if termios is not None:
-            termios.setraw(self._fd)
+            if hasattr(termios, "setraw"):
+                termios.setraw(self._fd)
+            else:  # CPython keeps setraw in the tty module
+                import tty  # pyright: ignore[reportMissingImports]
+
+                tty.setraw(self._fd)
         self.set_line(baud, bits, parity)
 
     def set_line(self, baud, bits=8, parity="N", stop=1):
