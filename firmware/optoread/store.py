@@ -1,0 +1,1168 @@
+"""Power-cut-safe on-device store for reading sessions (append-only records on LittleFS).
+
+One file per session, ``<root>/NNNNNNNN.ses`` (decimal sequence number), written
+append-only. Every record is::
+
+    magic 0xA7 | version | type | flags | session seq (u32 LE) | payload length (u16 LE)
+    | payload | CRC-32 (u32 LE) over header + payload
+
+A session is *committed* iff its file ends with a COMMIT record whose CRC
+verifies; the COMMIT says whether the reading was complete or incomplete (with
+an error text). On :meth:`Store.mount` every session file is scanned; a file
+without a COMMIT (power cut while reading) is trimmed to its last whole record
+and sealed with an *incomplete* COMMIT, so it is never mistaken for a complete
+reading. Files that never got their first record are removed. LittleFS makes
+each ``flush()`` atomic; the record CRCs also protect stores on FAT or a host
+file system, where an append can be torn.
+
+Acknowledgements (the laptop confirmed receipt of sessions up to N) are
+appended to ``<root>/acks`` as ACK records; the last valid one counts.
+:meth:`Store.reclaim` deletes acknowledged sessions oldest first and never an
+unacknowledged one.
+
+Load-profile rows are stored compactly: per column the zig-zag varint of the
+difference to the previous row (+1; 0 = null); the first column's varint is
+shifted left by one and its low bit says whether an explicit clock follows
+(zig-zag difference to the implied clock = previous clock + capture period).
+A regular 15-minute profile with one energy column costs about 2.3 bytes per row.
+
+The file system is reached through a tiny interface (see :class:`OsFs`):
+``open(path, mode)``, ``listdir(path)``, ``mkdir(path)``, ``remove(path)``,
+``rename(old, new)``, ``free(path) -> bytes``. ``OsFs`` maps it onto ``os`` (a
+VfsLfs2 mounted on the board, or a directory on a host); the laptop tools
+adapt littlefs-python to it to decode a raw flash dump.
+"""
+
+# decode_payload returns data whose shape depends on the record kind, and a Writer's
+# file is None once finished; pyright cannot follow either.
+# pyright: reportOptionalOperand=false, reportOptionalMemberAccess=false, reportIndexIssue=false
+# pyright: reportArgumentType=false, reportOperatorIssue=false, reportAttributeAccessIssue=false
+# pyright: reportGeneralTypeIssues=false, reportCallIssue=false
+
+import struct
+
+from .compat import const
+from .crc import crc32
+from .errors import StoreError
+
+MAGIC = const(0xA7)
+VERSION = const(1)
+
+# Record types.
+T_HEAD = const(1)
+T_VALUE = const(2)
+T_EVENT = const(3)
+T_PROFILE = const(4)
+T_ROWS = const(5)
+T_COMMIT = const(6)
+T_ACK = const(7)
+
+HEADER_SIZE = const(10)
+CRC_SIZE = const(4)
+MAX_PAYLOAD = const(1024)
+MAX_COLUMNS = const(32)
+
+_HDR = "<BBBBIH"
+_ROW_BLOCK = const(512)  # profile rows are flushed to the file in records of at most this payload
+_MAX_VARINT = const(10)
+_SYNC_BYTES = const(4096)  # flush (LittleFS: commit) at least this often while writing a session
+_ACKS_COMPACT = const(2048)
+
+# Tags of the self-describing items in HEAD/VALUE/EVENT/PROFILE/COMMIT/ACK payloads.
+_TAG_NONE = const(0)
+_TAG_INT = const(1)
+_TAG_STR = const(2)
+_TAG_BYTES = const(3)
+_TAG_FLOAT = const(4)
+
+COMPLETE = "complete"
+INCOMPLETE = "incomplete"
+INTERRUPTED = "interrupted (power cut or reset while reading)"
+
+_SUFFIX = ".ses"
+_TMP = ".tmp"
+_ACKS = "acks"
+
+
+# ---------------------------------------------------------------- file system seam
+
+
+class OsFs:
+    """The store's file-system interface on top of ``os`` (board VFS or a host directory)."""
+
+    def __init__(self):
+        import os
+
+        self._os = os
+
+    def open(self, path, mode):
+        return open(path, mode)
+
+    def listdir(self, path):
+        return self._os.listdir(path)
+
+    def mkdir(self, path):
+        self._os.mkdir(path)
+
+    def remove(self, path):
+        self._os.remove(path)
+
+    def rename(self, old, new):
+        self._os.rename(old, new)
+
+    def free(self, path):
+        """Free bytes on the file system holding ``path``."""
+        st = self._os.statvfs(path)
+        return st[0] * st[4]
+
+
+# ---------------------------------------------------------------- primitive codecs
+
+
+def _err(msg, field=None, offset=None):
+    return StoreError(msg, field=field, offset=offset)
+
+
+def zigzag(v):
+    """Signed int -> unsigned (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...)."""
+    return v << 1 if v >= 0 else ((-v) << 1) - 1
+
+
+def unzigzag(z):
+    """Inverse of :func:`zigzag`."""
+    return z >> 1 if not z & 1 else -((z + 1) >> 1)
+
+
+def put_uvarint(buf, off, end, v):
+    """Write unsigned LEB128 ``v`` into ``buf[off:end]``; return the new offset."""
+    n = 0
+    while v >= 0x80:
+        if off >= end or n >= _MAX_VARINT - 1:
+            raise _err("record full" if off >= end else "integer too large", "varint", off)
+        buf[off] = (v & 0x7F) | 0x80
+        v >>= 7
+        off += 1
+        n += 1
+    if off >= end:
+        raise _err("record full", "varint", off)
+    buf[off] = v
+    return off + 1
+
+
+def get_uvarint(buf, off, end):
+    """Read an unsigned LEB128 from ``buf[off:end]``; return ``(value, new_off)``."""
+    v = 0
+    shift = 0
+    start = off
+    while True:
+        if off >= end:
+            raise _err("truncated varint", "varint", start)
+        if off - start >= _MAX_VARINT:
+            raise _err("varint too long", "varint", start)
+        b = buf[off]
+        off += 1
+        v |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return v, off
+        shift += 7
+
+
+def _put_bytes(buf, off, end, tag, data):
+    if off >= end:
+        raise _err("record full", "item", off)
+    buf[off] = tag
+    n = len(data)
+    off = put_uvarint(buf, off + 1, end, n)
+    if off + n > end:
+        raise _err("record full", "item", off)
+    buf[off:off + n] = data
+    return off + n
+
+
+def put_item(buf, off, end, v):
+    """Write one tagged item (None, int, str, bytes, float) into ``buf``; return the new offset."""
+    if v is None:
+        if off >= end:
+            raise _err("record full", "item", off)
+        buf[off] = _TAG_NONE
+        return off + 1
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, int):
+        if off >= end:
+            raise _err("record full", "item", off)
+        buf[off] = _TAG_INT
+        return put_uvarint(buf, off + 1, end, zigzag(v))
+    if isinstance(v, str):
+        return _put_bytes(buf, off, end, _TAG_STR, v.encode())
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return _put_bytes(buf, off, end, _TAG_BYTES, v)
+    if isinstance(v, float):
+        if off + 9 > end:
+            raise _err("record full", "item", off)
+        buf[off] = _TAG_FLOAT
+        struct.pack_into("<d", buf, off + 1, v)
+        return off + 9
+    raise _err("cannot store a %s" % type(v).__name__, "item", off)
+
+
+def get_item(buf, off, end):
+    """Read one tagged item from ``buf[off:end]``; return ``(value, new_off)``."""
+    if off >= end:
+        raise _err("truncated item", "item", off)
+    tag = buf[off]
+    off += 1
+    if tag == _TAG_NONE:
+        return None, off
+    if tag == _TAG_INT:
+        z, off = get_uvarint(buf, off, end)
+        return unzigzag(z), off
+    if tag == _TAG_STR or tag == _TAG_BYTES:
+        n, off = get_uvarint(buf, off, end)
+        if n > end - off:
+            raise _err("item longer than its record", "item", off)
+        data = bytes(buf[off:off + n])
+        if tag == _TAG_BYTES:
+            return data, off + n
+        try:
+            return data.decode(), off + n
+        except UnicodeError:
+            raise _err("bad UTF-8 text", "item", off)
+    if tag == _TAG_FLOAT:
+        if off + 8 > end:
+            raise _err("truncated float", "item", off)
+        return struct.unpack_from("<d", buf, off)[0], off + 8
+    raise _err("unknown item tag %d" % tag, "item", off - 1)
+
+
+def get_items(buf, off, end, count):
+    """Read exactly ``count`` items filling ``buf[off:end]``; return them as a list."""
+    out = []
+    for _ in range(count):
+        v, off = get_item(buf, off, end)
+        out.append(v)
+    if off != end:
+        raise _err("bytes left over in record", "payload", off)
+    return out
+
+
+# ---------------------------------------------------------------- records
+
+
+def begin_record(buf, off, rtype, seq, flags=0):
+    """Reserve a record header at ``buf[off]``; return the payload offset (finish with end_record)."""
+    if off + HEADER_SIZE + CRC_SIZE > len(buf):
+        raise _err("record buffer full", "record", off)
+    struct.pack_into(_HDR, buf, off, MAGIC, VERSION, rtype, flags, seq, 0)
+    return off + HEADER_SIZE
+
+
+def end_record(buf, off, pend):
+    """Close the record started at ``off`` whose payload ends at ``pend``; return the offset after it."""
+    n = pend - off - HEADER_SIZE
+    if n > MAX_PAYLOAD or pend + CRC_SIZE > len(buf):
+        raise _err("record too long", "length", off)
+    struct.pack_into("<H", buf, off + 8, n)
+    c = crc32(memoryview(buf)[off:pend])
+    struct.pack_into("<I", buf, pend, c)
+    return pend + CRC_SIZE
+
+
+def encode_record(buf, off, rtype, seq, items):
+    """Encode a record whose payload is the tagged ``items``; return the offset after it."""
+    p = begin_record(buf, off, rtype, seq)
+    lim = min(len(buf) - CRC_SIZE, p + MAX_PAYLOAD)
+    for v in items:
+        p = put_item(buf, p, lim, v)
+    return end_record(buf, off, p)
+
+
+def parse_header(buf, off, end):
+    """Check the record header at ``buf[off:end]``; return ``(rtype, flags, seq, length)``.
+
+    Raises StoreError if the header is not a record header or the record runs past ``end``.
+    """
+    if end - off < HEADER_SIZE + CRC_SIZE:
+        raise _err("truncated record header", "header", off)
+    magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, off)
+    if magic != MAGIC:
+        raise _err("bad magic 0x%02X" % magic, "magic", off)
+    if ver != VERSION:
+        raise _err("unsupported record version %d" % ver, "version", off + 1)
+    if rtype < T_HEAD or rtype > T_ACK:
+        raise _err("unknown record type %d" % rtype, "type", off + 2)
+    if n > MAX_PAYLOAD:
+        raise _err("record length %d too large" % n, "length", off + 8)
+    if n > end - off - HEADER_SIZE - CRC_SIZE:
+        raise _err("record longer than the data", "length", off + 8)
+    return rtype, flags, seq, n
+
+
+def check_record(buf, off, end):
+    """Verify the record at ``buf[off:end]``; return ``(rtype, flags, seq, payload_off, next_off)``."""
+    rtype, flags, seq, n = parse_header(buf, off, end)
+    pend = off + HEADER_SIZE + n
+    want = struct.unpack_from("<I", buf, pend)[0]
+    if crc32(memoryview(buf)[off:pend]) != want:
+        raise _err("record CRC mismatch", "crc", pend)
+    return rtype, flags, seq, off + HEADER_SIZE, pend + CRC_SIZE
+
+
+_ITEM_COUNTS = {T_HEAD: 4, T_VALUE: 4, T_EVENT: 3, T_COMMIT: 4, T_ACK: 1}
+
+
+def decode_payload(rtype, buf, off, end):
+    """Decode a verified record payload into a tuple ``(kind, data)`` (see :meth:`Store.read`)."""
+    if rtype == T_ROWS:
+        raise _err("row blocks need a RowDecoder", "type", off)
+    if rtype == T_PROFILE:
+        head = []
+        p = off
+        for _ in range(4):
+            v, p = get_item(buf, p, end)
+            head.append(v)
+        obis, period, first, ncols = head
+        if not isinstance(ncols, int) or ncols < 0 or ncols > MAX_COLUMNS:
+            raise _err("bad column count", "columns", off)
+        if period is not None and not isinstance(period, int):
+            raise _err("bad capture period", "period", off)
+        if first is not None and not isinstance(first, int):
+            raise _err("bad first time", "first_time", off)
+        cols = get_items(buf, p, end, 3 * ncols)
+        columns = tuple(tuple(cols[i:i + 3]) for i in range(0, 3 * ncols, 3))
+        return "profile", (obis, period, first, columns)
+    count = _ITEM_COUNTS.get(rtype)
+    if count is None:
+        raise _err("unknown record type %d" % rtype, "type", off)
+    items = get_items(buf, off, end, count)
+    if rtype == T_HEAD:
+        return "head", tuple(items)
+    if rtype == T_VALUE:
+        return "value", tuple(items)
+    if rtype == T_EVENT:
+        return "event", tuple(items)
+    if rtype == T_ACK:
+        if not isinstance(items[0], int) or items[0] < 0:
+            raise _err("bad ack", "ack", off)
+        return "ack", items[0]
+    outcome, error, nrec, nrows = items
+    if outcome not in (0, 1) or not isinstance(nrec, int) or not isinstance(nrows, int):
+        raise _err("bad commit record", "commit", off)
+    return "commit", (COMPLETE if outcome == 0 else INCOMPLETE, error, nrec, nrows)
+
+
+# ---------------------------------------------------------------- load-profile rows
+
+
+class RowEncoder:
+    """Delta + varint encoder of profile rows into a fixed bytearray (no allocation per row)."""
+
+    def __init__(self, capacity=_ROW_BLOCK):
+        self.buf = bytearray(capacity)
+        self.prev = [0] * MAX_COLUMNS
+        self.reset(0, None, None)
+
+    def reset(self, ncols, period, first_time):
+        """Start a new profile: ``ncols`` integer columns, capture period (s) and expected first clock."""
+        self.ncols = ncols
+        self.period = period or 0
+        self.clock = None
+        self.first = first_time
+        for i in range(MAX_COLUMNS):
+            self.prev[i] = 0
+        self.clear()
+
+    def clear(self):
+        """Empty the block buffer (after it was written out); the delta state carries on."""
+        self.off = 0
+        self.rows = 0
+
+    def room(self):
+        """True if a worst-case row still fits in the block."""
+        return len(self.buf) - self.off >= (self.ncols + 1) * _MAX_VARINT
+
+    def add(self, clock, cols):
+        """Encode one row; ``clock`` is epoch seconds or None (implied), ``cols`` ints or None."""
+        if len(cols) != self.ncols:
+            raise _err("row has %d columns, profile has %d" % (len(cols), self.ncols), "row")
+        buf = self.buf
+        end = len(buf)
+        if self.clock is None:
+            pred = self.first
+        else:
+            pred = self.clock + self.period
+        off = self.off
+        # The lead varint carries the first column's code and, in its low bit, whether an
+        # explicit clock follows: a regular row costs no byte for its timestamp.
+        explicit = not (clock is None or clock == pred)
+        if explicit and not isinstance(clock, int):
+            raise _err("row clock must be an int", "clock")
+        prev = self.prev
+        for i in range(self.ncols):
+            v = cols[i]
+            if v is None:
+                code = 0
+            else:
+                if not isinstance(v, int):
+                    raise _err("profile column %d must be an int" % i, "row")
+                code = zigzag(v - prev[i]) + 1
+            if i == 0:
+                off = put_uvarint(buf, off, end, (code << 1) | explicit)
+                if explicit:
+                    off = put_uvarint(buf, off, end, zigzag(clock - (pred or 0)))
+            else:
+                off = put_uvarint(buf, off, end, code)
+            if v is not None:
+                prev[i] = v
+        if self.ncols == 0:
+            off = put_uvarint(buf, off, end, explicit)
+            if explicit:
+                off = put_uvarint(buf, off, end, zigzag(clock - (pred or 0)))
+        if not explicit:
+            clock = pred
+        self.clock = clock
+        self.off = off
+        self.rows += 1
+
+
+class RowDecoder:
+    """Inverse of :class:`RowEncoder`: feeds decoded rows ``(clock, cols)`` to a callback."""
+
+    def __init__(self):
+        self.prev = [0] * MAX_COLUMNS
+        self.reset(0, None, None)
+
+    def reset(self, ncols, period, first_time):
+        self.ncols = ncols
+        self.period = period or 0
+        self.clock = None
+        self.first = first_time
+        for i in range(MAX_COLUMNS):
+            self.prev[i] = 0
+
+    def block(self, buf, off, end, emit=None):
+        """Decode one ROWS payload; return the number of rows. ``emit(clock, cols)`` gets each row."""
+        n, off = get_uvarint(buf, off, end)
+        if n > end - off:  # every row takes at least one byte
+            raise _err("row count larger than the block", "rows", off)
+        prev = self.prev
+        ncols = self.ncols
+        for _ in range(n):
+            lead, off = get_uvarint(buf, off, end)
+            pred = self.first if self.clock is None else self.clock + self.period
+            if lead & 1:
+                z, off = get_uvarint(buf, off, end)
+                clock = (pred or 0) + unzigzag(z)
+            else:
+                clock = pred
+            cols = [None] * ncols if emit is not None else None
+            for i in range(ncols):
+                if i == 0:
+                    z = lead >> 1
+                else:
+                    z, off = get_uvarint(buf, off, end)
+                if z:
+                    prev[i] += unzigzag(z - 1)
+                    if cols is not None:
+                        cols[i] = prev[i]
+            self.clock = clock
+            if emit is not None:
+                emit(clock, tuple(cols))
+        if off != end:
+            raise _err("bytes left over in row block", "rows", off)
+        return n
+
+
+# ---------------------------------------------------------------- summaries
+
+
+class MountReport:
+    """What :meth:`Store.mount` found: committed ``sessions``, ``torn`` sessions, ``trimmed_bytes``."""
+
+    def __init__(self, sessions, trimmed_bytes, torn, removed):
+        self.sessions = sessions
+        self.trimmed_bytes = trimmed_bytes
+        self.torn = torn
+        self.removed = removed
+
+    def __repr__(self):
+        return "MountReport(sessions=%d, trimmed_bytes=%d, torn=%d, removed=%d)" % (
+            self.sessions, self.trimmed_bytes, self.torn, self.removed)
+
+
+class Session:
+    """Summary of one stored session (no values: use :meth:`Store.read`)."""
+
+    def __init__(self, seq):
+        self.seq = seq
+        self.meter = None
+        self.plan = None
+        self.device_time = None
+        self.meter_time = None
+        self.complete = False
+        self.sealed = False  # a valid COMMIT record is present
+        self.error = None
+        self.values = 0
+        self.events = 0
+        self.profiles = 0
+        self.rows = 0
+        self.records = 0
+        self.size = 0  # bytes of valid records
+        self.downloaded = False
+
+    def as_dict(self):
+        return {
+            "seq": self.seq, "meter": self.meter, "plan": self.plan, "device_time": self.device_time,
+            "meter_time": self.meter_time, "complete": self.complete, "sealed": self.sealed,
+            "error": self.error, "values": self.values, "events": self.events,
+            "profiles": self.profiles, "rows": self.rows, "size": self.size,
+            "downloaded": self.downloaded,
+        }
+
+    def __repr__(self):
+        return "Session(%d, %r, %s)" % (self.seq, self.meter, COMPLETE if self.complete else INCOMPLETE)
+
+
+# ---------------------------------------------------------------- the store
+
+
+class Store:
+    """Sessions of meter readings in append-only files under ``root``.
+
+    ``fs`` is the file-system interface (default :class:`OsFs`); ``reserve`` is
+    the free space (bytes) :meth:`begin` insists on, reclaiming acknowledged
+    sessions to get it.
+    """
+
+    def __init__(self, fs=None, root="/store", reserve=16384):
+        self.fs = fs if fs is not None else OsFs()
+        self.root = root.rstrip("/") or ""
+        self.reserve = reserve
+        self._sessions = []  # Session, ascending seq
+        self._acked = 0
+        self._next = 1
+        self._writer = None
+        self._buf = bytearray(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
+        self._rows = RowDecoder()
+        self._rseq = -1
+        self.mounted = False
+
+    # -- paths
+    def _path(self, seq, suffix=_SUFFIX):
+        return "%s/%08d%s" % (self.root, seq, suffix)
+
+    def _exists_dir(self):
+        try:
+            self.fs.listdir(self.root)
+            return True
+        except OSError:
+            return False
+
+    # -- mount
+    def mount(self, repair=True):
+        """Scan the store; trim and seal torn sessions (unless ``repair`` is False); return a MountReport.
+
+        With ``repair=False`` nothing is written (for decoding a flash dump); torn
+        sessions are then listed as incomplete, unsealed.
+        """
+        fs = self.fs
+        if not self._exists_dir():
+            if not repair:
+                self._sessions = []
+                self.mounted = True
+                return MountReport(0, 0, 0, 0)
+            fs.mkdir(self.root)
+        seqs = []
+        trimmed = torn = removed = 0
+        for name in fs.listdir(self.root):
+            if name.endswith(_TMP):
+                if repair:
+                    fs.remove(self.root + "/" + name)
+                    removed += 1
+                continue
+            if not name.endswith(_SUFFIX):
+                continue
+            try:
+                seqs.append(int(name[:-len(_SUFFIX)]))
+            except ValueError:
+                continue
+        seqs.sort()
+        sessions = []
+        for seq in seqs:
+            s, file_size = self._scan(seq)
+            if s.sealed and s.size == file_size:
+                sessions.append(s)
+                continue
+            trimmed += file_size - s.size
+            if s.sealed:  # bytes after a COMMIT: ignored, never rewritten
+                sessions.append(s)
+                continue
+            torn += 1
+            if s.records == 0:  # not even the HEAD record made it
+                if repair:
+                    fs.remove(self._path(seq))
+                    removed += 1
+                continue
+            if repair:
+                self._seal(s, file_size)
+            s.complete = False
+            s.error = INTERRUPTED
+            sessions.append(s)
+        self._sessions = sessions
+        self._acked = self._load_acks(repair)
+        top = sessions[-1].seq if sessions else 0
+        if seqs and seqs[-1] > top:
+            top = seqs[-1]
+        self._next = max(top, self._acked) + 1
+        for s in sessions:
+            s.downloaded = s.seq <= self._acked
+        self.mounted = True
+        return MountReport(len(sessions), trimmed, torn, removed)
+
+    def _scan(self, seq):
+        """Validate one session file; return (Session with counts up to the last whole record, file size)."""
+        s = Session(seq)
+        buf = self._buf
+        rows = self._rows
+        pos = 0
+        with self.fs.open(self._path(seq), "rb") as f:
+            while True:
+                n, rtype, pay, pend = self._read_record(f, buf)
+                if n == 0:
+                    break
+                # Torn, garbage, anything after the COMMIT or a record that does not
+                # belong: nothing from here on is data.
+                if rtype < 0 or s.sealed or not self._apply(s, rtype, buf, pay, pend, rows):
+                    return s, pos + n + self._drain(f)
+                pos += n
+                s.size = pos
+        return s, pos
+
+    def _drain(self, f):
+        """Count the bytes left in ``f`` (the torn tail)."""
+        n = 0
+        mv = memoryview(self._buf)
+        while True:
+            k = f.readinto(mv)
+            if not k:
+                return n
+            n += k
+
+    def _read_record(self, f, buf):
+        """Read one record into ``buf``; return (bytes consumed, rtype or -1 if invalid, payload, end)."""
+        mv = memoryview(buf)
+        got = _readfull(f, mv[:HEADER_SIZE])
+        if got == 0:
+            return 0, 0, 0, 0
+        if got < HEADER_SIZE:
+            return got, -1, 0, 0
+        magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, 0)
+        if magic != MAGIC or ver != VERSION or n > MAX_PAYLOAD or rtype < T_HEAD or rtype > T_ACK:
+            return got, -1, 0, 0
+        want = n + CRC_SIZE
+        got2 = _readfull(f, mv[HEADER_SIZE:HEADER_SIZE + want])
+        if got2 < want:
+            return got + got2, -1, 0, 0
+        try:
+            rtype, flags, rseq, pay, nxt = check_record(buf, 0, HEADER_SIZE + want)
+        except StoreError:
+            return got + got2, -1, 0, 0
+        self._rseq = rseq
+        return nxt, rtype, pay, nxt - CRC_SIZE
+
+    def _apply(self, s, rtype, buf, pay, pend, rows):
+        """Account one valid record to the summary; False if it does not belong (stop there)."""
+        if self._rseq != s.seq:
+            return False
+        if s.records == 0 and rtype != T_HEAD:
+            return False
+        try:
+            if rtype == T_ROWS:
+                if not s.profiles:
+                    return False
+                s.rows += rows.block(buf, pay, pend)
+            else:
+                kind, d = decode_payload(rtype, buf, pay, pend)
+                if kind == "head":
+                    if s.records:
+                        return False
+                    s.meter, s.plan, s.device_time, s.meter_time = d
+                elif kind == "value":
+                    s.values += 1
+                elif kind == "event":
+                    s.events += 1
+                elif kind == "profile":
+                    s.profiles += 1
+                    rows.reset(len(d[3]), d[1], d[2])
+                elif kind == "commit":
+                    outcome, error, nrec, nrows = d
+                    if nrec != s.records or nrows != s.rows:
+                        return False
+                    s.sealed = True
+                    s.complete = outcome == COMPLETE
+                    s.error = error
+                else:
+                    return False
+        except StoreError:
+            return False
+        s.records += 1
+        return True
+
+    def _seal(self, s, file_size):
+        """Make a torn session permanent as *incomplete*: trim the torn tail, append a COMMIT."""
+        fs = self.fs
+        buf = self._buf
+        path = self._path(s.seq)
+        n = encode_record(buf, 0, T_COMMIT, s.seq, (1, INTERRUPTED, s.records, s.rows))
+        if file_size == s.size:
+            with fs.open(path, "ab") as f:
+                f.write(memoryview(buf)[:n])
+                f.flush()
+            self._sealed(s, n)
+            return
+        # Torn bytes present: copy the whole records to a temporary file and rename it over.
+        commit = bytes(buf[:n])
+        tmp = self._path(s.seq, _TMP)
+        with fs.open(path, "rb") as src:
+            with fs.open(tmp, "wb") as dst:
+                left = s.size
+                mv = memoryview(buf)
+                while left:
+                    k = src.readinto(mv[:min(left, len(buf))])
+                    if not k:
+                        raise _err("session file shrank while sealing", "file", s.size - left)
+                    dst.write(mv[:k])
+                    left -= k
+                dst.write(commit)
+                dst.flush()
+        fs.rename(tmp, path)
+        self._sealed(s, n)
+
+    def _sealed(self, s, n):
+        s.records += 1
+        s.size += n
+        s.sealed = True
+
+    def _load_acks(self, repair):
+        path = self.root + "/" + _ACKS
+        buf = self._buf
+        acked = 0
+        pos = 0
+        torn = False
+        try:
+            f = self.fs.open(path, "rb")
+        except OSError:
+            return 0
+        with f:
+            while True:
+                n, rtype, pay, pend = self._read_record(f, buf)
+                if n == 0:
+                    break
+                if rtype != T_ACK:
+                    torn = True
+                    break
+                try:
+                    v = decode_payload(rtype, buf, pay, pend)[1]
+                except StoreError:
+                    torn = True
+                    break
+                if v > acked:
+                    acked = v
+                pos += n
+        if torn and repair:
+            self._write_acks(acked)
+        return acked
+
+    def _write_acks(self, acked):
+        """Rewrite the acks file as one record (atomically via rename)."""
+        buf = self._buf
+        n = encode_record(buf, 0, T_ACK, 0, (acked,))
+        tmp = self.root + "/" + _ACKS + _TMP
+        with self.fs.open(tmp, "wb") as f:
+            f.write(memoryview(buf)[:n])
+            f.flush()
+        self.fs.rename(tmp, self.root + "/" + _ACKS)
+
+    def _need_mount(self):
+        if not self.mounted:
+            raise _err("store not mounted", "store")
+
+    # -- queries
+    def sessions(self, meter=None, downloaded=None, since=None, until=None):
+        """Iterate over session summaries (oldest first), optionally filtered.
+
+        ``meter``: meter id; ``downloaded``: True/False; ``since``/``until``: device time range
+        (epoch seconds, inclusive).
+        """
+        self._need_mount()
+        for s in self._sessions:
+            if meter is not None and s.meter != meter:
+                continue
+            if downloaded is not None and s.downloaded != downloaded:
+                continue
+            if since is not None and (s.device_time is None or s.device_time < since):
+                continue
+            if until is not None and (s.device_time is None or s.device_time > until):
+                continue
+            yield s
+
+    def session(self, seq):
+        """The summary of session ``seq``; StoreError if there is none."""
+        for s in self._sessions:
+            if s.seq == seq:
+                return s
+        raise _err("no session %d" % seq, "seq")
+
+    def read(self, seq, sink):
+        """Stream session ``seq`` back: ``sink(kind, data)`` for each record, in order.
+
+        kinds: ``"head"`` (meter, plan, device_time, meter_time), ``"value"`` (obis, value,
+        scaler, unit), ``"event"`` (time, code, text), ``"profile"`` (obis, period, first_time,
+        columns), ``"row"`` (clock, cols), ``"commit"`` (outcome, error, records, rows).
+        Only whole, CRC-checked records of the session are given; a torn tail is never data.
+        Returns the Session summary.
+        """
+        self._need_mount()
+        s = self.session(seq)
+        buf = self._buf
+        rows = RowDecoder()
+        pos = 0
+        emit = lambda clock, cols: sink("row", (clock, cols))
+        with self.fs.open(self._path(seq), "rb") as f:
+            while pos < s.size:
+                n, rtype, pay, pend = self._read_record(f, buf)
+                if n == 0 or rtype < 0 or self._rseq != seq:
+                    raise _err("session %d changed on flash" % seq, "record", pos)
+                if rtype == T_ROWS:
+                    rows.block(buf, pay, pend, emit)
+                else:
+                    kind, d = decode_payload(rtype, buf, pay, pend)
+                    if kind == "profile":
+                        rows.reset(len(d[3]), d[1], d[2])
+                    sink(kind, d)
+                pos += n
+        if not s.sealed:
+            sink("commit", (INCOMPLETE, INTERRUPTED, s.records, s.rows))
+        return s
+
+    def read_raw(self, seq, sink):
+        """Stream the stored bytes of session ``seq`` (whole records only) as memoryview chunks."""
+        self._need_mount()
+        s = self.session(seq)
+        mv = memoryview(self._buf)
+        left = s.size
+        with self.fs.open(self._path(seq), "rb") as f:
+            while left:
+                k = f.readinto(mv[:min(left, len(mv))])
+                if not k:
+                    raise _err("session %d changed on flash" % seq, "file", s.size - left)
+                sink(mv[:k])
+                left -= k
+        return s
+
+    # -- acknowledgement and space
+    def ack(self, up_to_seq):
+        """Mark sessions up to ``up_to_seq`` as downloaded (persistent); return the acked sequence."""
+        self._need_mount()
+        if not isinstance(up_to_seq, int) or up_to_seq < 0:
+            raise _err("bad sequence number", "seq")
+        top = self._sessions[-1].seq if self._sessions else 0
+        if up_to_seq > top:
+            up_to_seq = top
+        if up_to_seq <= self._acked:
+            return self._acked
+        path = self.root + "/" + _ACKS
+        buf = self._buf
+        try:
+            size = _file_size(self.fs, path)
+        except OSError:
+            size = 0
+        if size >= _ACKS_COMPACT:
+            self._write_acks(up_to_seq)
+        else:
+            n = encode_record(buf, 0, T_ACK, 0, (up_to_seq,))
+            with self.fs.open(path, "ab") as f:
+                f.write(memoryview(buf)[:n])
+                f.flush()
+        self._acked = up_to_seq
+        for s in self._sessions:
+            s.downloaded = s.seq <= up_to_seq
+        return up_to_seq
+
+    @property
+    def acked(self):
+        """Highest acknowledged sequence number (0 = none)."""
+        return self._acked
+
+    def free_space(self):
+        """Free bytes on the file system."""
+        return self.fs.free(self.root)
+
+    def space(self):
+        """Space accounting: dict of free bytes, stored/unacknowledged/reclaimable bytes, counts."""
+        self._need_mount()
+        stored = unacked = reclaimable = 0
+        n_unacked = 0
+        for s in self._sessions:
+            stored += s.size
+            if s.downloaded:
+                reclaimable += s.size
+            else:
+                unacked += s.size
+                n_unacked += 1
+        return {"free": self.free_space(), "stored": stored, "unacked": unacked,
+                "reclaimable": reclaimable, "sessions": len(self._sessions), "unacked_sessions": n_unacked}
+
+    def reclaim(self, need=None):
+        """Delete acknowledged sessions, oldest first, until ``need`` bytes are free (None: all).
+
+        Never deletes an unacknowledged session. Returns the number of sessions deleted.
+        """
+        self._need_mount()
+        n = 0
+        while True:
+            if need is not None and self.free_space() >= need:
+                break
+            victim = None
+            for s in self._sessions:
+                if s.downloaded:
+                    victim = s
+                    break
+            if victim is None:
+                break
+            self.fs.remove(self._path(victim.seq))
+            self._sessions.remove(victim)
+            n += 1
+        return n
+
+    # -- writing
+    def begin(self, meter_id, plan, device_time, meter_time=None):
+        """Start recording a session; return its :class:`Writer`.
+
+        Reclaims acknowledged sessions if less than ``reserve`` bytes are free;
+        raises StoreError "store full: download first" if that is not enough.
+        """
+        self._need_mount()
+        if self._writer is not None:
+            raise _err("a session is already being written", "writer")
+        if self.free_space() < self.reserve:
+            self.reclaim(self.reserve)
+            if self.free_space() < self.reserve:
+                raise _err("store full: download first", "space")
+        seq = self._next
+        w = Writer(self, seq)
+        w._start(meter_id, plan, device_time, meter_time)
+        self._next = seq + 1
+        self._writer = w
+        return w
+
+    def _committed(self, w, s):
+        self._writer = None
+        if s is not None:
+            self._sessions.append(s)
+
+
+def _readfull(f, mv):
+    """readinto until ``mv`` is full or EOF; return the byte count."""
+    got = 0
+    n = len(mv)
+    while got < n:
+        k = f.readinto(mv[got:])
+        if not k:
+            break
+        got += k
+    return got
+
+
+def _file_size(fs, path):
+    n = 0
+    buf = bytearray(256)
+    with fs.open(path, "rb") as f:
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                return n
+            n += k
+
+
+class Writer:
+    """Records one session; obtained from :meth:`Store.begin`. Finish with commit() or abort()."""
+
+    def __init__(self, store, seq):
+        self.store = store
+        self.seq = seq
+        self._out = bytearray(2 * (HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE))
+        self._n = 0  # bytes pending in _out
+        self._unsynced = 0
+        self._rows = RowEncoder()
+        self._in_profile = False
+        self._f = None
+        self._s = Session(seq)
+
+    def _start(self, meter_id, plan, device_time, meter_time):
+        s = self._s
+        s.meter, s.plan, s.device_time, s.meter_time = meter_id, plan, device_time, meter_time
+        try:
+            self._f = self.store.fs.open(self.store._path(self.seq), "wb")
+        except OSError as e:
+            raise _err("cannot create session file (%s)" % e, "file")
+        try:
+            self._record(T_HEAD, (meter_id, plan, device_time, meter_time))
+            self._sync()  # the session is visible (and will be sealed after a cut) from here on
+        except StoreError:
+            self.discard()
+            raise
+
+    def _check_open(self):
+        if self._f is None:
+            raise _err("session already finished", "writer")
+
+    def _room(self, need):
+        if len(self._out) - self._n < need:
+            self._write_out()
+
+    def _record(self, rtype, items):
+        self._room(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
+        self._n = encode_record(self._out, self._n, rtype, self.seq, items)
+        self._s.records += 1
+
+    def _write_out(self):
+        if not self._n:
+            return
+        try:
+            self._f.write(memoryview(self._out)[:self._n])
+        except OSError as e:
+            raise _err("write failed (%s): store full? download first" % e, "write")
+        self._unsynced += self._n
+        self._n = 0
+        if self._unsynced >= _SYNC_BYTES:
+            self._sync()
+
+    def _sync(self):
+        self._write_out()
+        try:
+            self._f.flush()
+        except OSError as e:
+            raise _err("flush failed (%s): store full? download first" % e, "write")
+        self._unsynced = 0
+
+    def _flush_rows(self):
+        r = self._rows
+        if not r.rows:
+            return
+        self._room(HEADER_SIZE + _MAX_VARINT + r.off + CRC_SIZE)
+        out = self._out
+        p = begin_record(out, self._n, T_ROWS, self.seq)
+        p = put_uvarint(out, p, len(out), r.rows)
+        out[p:p + r.off] = memoryview(r.buf)[:r.off]
+        self._n = end_record(out, self._n, p + r.off)
+        self._s.records += 1
+        self._s.rows += r.rows
+        r.clear()
+
+    def value(self, obis, value, scaler=None, unit=None):
+        """Store a register value: OBIS text, value (int/str/bytes/float/None), scaler, unit code or text."""
+        self._check_open()
+        self._end_profile()
+        self._record(T_VALUE, (obis, value, scaler, unit))
+        self._s.values += 1
+
+    def event(self, time, code, text=None):
+        """Store a meter event: time (epoch s or None), event code, optional text."""
+        self._check_open()
+        self._end_profile()
+        self._record(T_EVENT, (time, code, text))
+        self._s.events += 1
+
+    def profile_begin(self, obis, columns, capture_period_s=None, first_time=None):
+        """Start a profile: ``columns`` = sequence of OBIS texts or (obis, scaler, unit) tuples.
+
+        Rows then follow with :meth:`row`. The clock column is not among ``columns``.
+        """
+        self._check_open()
+        self._end_profile()
+        cols = []
+        for c in columns:
+            if isinstance(c, str):
+                cols.extend((c, None, None))
+            else:
+                if len(c) != 3:
+                    raise _err("a column is obis or (obis, scaler, unit)", "columns")
+                cols.extend(c)
+        ncols = len(cols) // 3
+        if ncols > MAX_COLUMNS:
+            raise _err("more than %d columns" % MAX_COLUMNS, "columns")
+        if capture_period_s is not None and (not isinstance(capture_period_s, int) or capture_period_s < 0):
+            raise _err("bad capture period", "period")
+        if first_time is not None and not isinstance(first_time, int):
+            raise _err("bad first time", "first_time")
+        self._record(T_PROFILE, [obis, capture_period_s, first_time, ncols] + cols)
+        self._rows.reset(ncols, capture_period_s, first_time)
+        self._in_profile = True
+        self._s.profiles += 1
+
+    def row(self, clock, cols):
+        """Append one profile row: clock (epoch s, or None = previous + capture period), int columns."""
+        self._check_open()
+        if not self._in_profile:
+            raise _err("row outside a profile", "row")
+        r = self._rows
+        if not r.room():
+            self._flush_rows()
+        r.add(clock, cols)
+
+    def _end_profile(self):
+        if self._in_profile:
+            self._flush_rows()
+
+    def commit(self, outcome=COMPLETE, error=None):
+        """Finish the session with a COMMIT record (``complete`` or ``incomplete``); return its summary."""
+        self._check_open()
+        if outcome not in (COMPLETE, INCOMPLETE):
+            raise _err("outcome is complete or incomplete", "outcome")
+        self._end_profile()
+        s = self._s
+        self._room(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
+        self._n = encode_record(self._out, self._n, T_COMMIT, self.seq,
+                                (0 if outcome == COMPLETE else 1, error, s.records, s.rows))
+        try:
+            self._sync()
+            self._close()
+        except (StoreError, OSError) as e:
+            # Not committed: the file is left for the next mount to seal as interrupted.
+            self.discard()
+            if isinstance(e, StoreError):
+                raise
+            raise _err("commit failed (%s)" % e, "write")
+        s.records += 1
+        s.size = self._written
+        s.sealed = True
+        s.complete = outcome == COMPLETE
+        s.error = error
+        s.downloaded = False
+        self.store._committed(self, s)
+        return s
+
+    def abort(self, error):
+        """Finish the session as *incomplete* with ``error`` text (the attempt stays visible)."""
+        return self.commit(INCOMPLETE, str(error))
+
+    def _close(self):
+        f = self._f
+        self._f = None
+        try:
+            self._written = f.tell()
+        except (OSError, AttributeError):
+            self._written = _file_size(self.store.fs, self.store._path(self.seq))
+        f.close()
+
+    def discard(self):
+        """Close the file without a COMMIT (tests; the next mount seals it as interrupted)."""
+        f = self._f
+        self._f = None
+        self.store._committed(self, None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass

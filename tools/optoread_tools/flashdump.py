@@ -1,0 +1,204 @@
+"""Decode the optoread store from a raw flash dump (recovery when the device itself is dead).
+
+    optoread decode-flash IMAGE [--block-size 4096] [--json]
+
+The dump is the LittleFS file-system area as MicroPython's VfsLfs2 wrote it
+(block size 4096 on rp2 and esp32). littlefs-python mounts it in memory; the
+firmware's own :class:`optoread.store.Store` then reads it *without repairing
+anything* (torn sessions are listed as interrupted, never as complete).
+"""
+
+import json
+import sys
+
+from optoread.errors import StoreError
+from optoread.store import Store
+
+
+class _File:
+    """A littlefs-python file whose errors are OSErrors, as on the board (LittleFSError is not one)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def _call(self, name, *args):
+        try:
+            return getattr(self.f, name)(*args)
+        except OSError:
+            raise
+        except Exception as e:
+            raise OSError(28 if "NOSPC" in str(e) else 5, str(e))
+
+    def write(self, data):
+        return self._call("write", data)
+
+    def readinto(self, buf):
+        return self._call("readinto", buf)
+
+    def read(self, *n):
+        return self._call("read", *n)
+
+    def flush(self):
+        return self._call("flush")
+
+    def tell(self):
+        return self._call("tell")
+
+    def close(self):
+        return self._call("close")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LittleFsAdapter:
+    """The store's file-system interface on a littlefs-python ``LittleFS`` object."""
+
+    def __init__(self, lfs, block_size=4096):
+        self.lfs = lfs
+        self.block_size = block_size
+
+    def open(self, path, mode):
+        # Unbuffered: the raw handle's flush() is lfs_file_sync, as on the board.
+        try:
+            try:
+                return _File(self.lfs.open(path, mode, buffering=0))
+            except FileNotFoundError:
+                if mode != "ab":  # littlefs-python's append does not create the file
+                    raise
+                return _File(self.lfs.open(path, "wb", buffering=0))
+        except OSError:
+            raise
+        except Exception as e:
+            raise OSError(5, str(e))
+
+    def listdir(self, path):
+        try:
+            return self.lfs.listdir(path)
+        except Exception as e:  # littlefs-python raises LittleFSError (not an OSError) for ENOENT
+            raise OSError(str(e))
+
+    def mkdir(self, path):
+        self.lfs.mkdir(path)
+
+    def remove(self, path):
+        self.lfs.remove(path)
+
+    def rename(self, old, new):
+        self.lfs.rename(old, new)
+
+    def free(self, path):
+        return (self.lfs.block_count - self.lfs.used_block_count) * self.block_size
+
+
+def open_image(data, block_size=4096, block_count=None):
+    """Mount a LittleFS image held in ``data`` (bytes); return a :class:`LittleFsAdapter`."""
+    from littlefs import LittleFS, UserContext
+
+    if block_count is None:
+        block_count = len(data) // block_size
+    if block_count < 2 or len(data) < block_count * block_size:
+        raise StoreError("image too small for %d blocks of %d" % (block_count, block_size), "image")
+    buf = bytearray(data[:block_count * block_size])
+    try:
+        # mount=False: LittleFS(mount=True) silently *formats* an image it cannot mount.
+        lfs = LittleFS(context=UserContext(buffer=buf), block_size=block_size, block_count=block_count,
+                       mount=False)
+        lfs.mount()
+    except Exception as e:
+        raise StoreError("not a LittleFS image (%s)" % e, "image")
+    return LittleFsAdapter(lfs, block_size)
+
+
+def _jsonable(v):
+    if isinstance(v, (bytes, bytearray)):
+        return {"hex": bytes(v).hex()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def decode_store(fs, root="/store", rows=True):
+    """Read every session of the store at ``root`` on ``fs``; return a list of session dicts."""
+    store = Store(fs, root)
+    report = store.mount(repair=False)
+    out = []
+    for s in list(store.sessions()):
+        d = s.as_dict()
+        d["values_list"] = []
+        d["events_list"] = []
+        d["profiles_list"] = []
+
+        def sink(kind, data, d=d):
+            if kind == "value":
+                d["values_list"].append(_jsonable(data))
+            elif kind == "event":
+                d["events_list"].append(_jsonable(data))
+            elif kind == "profile":
+                obis, period, first, columns = data
+                d["profiles_list"].append({"obis": obis, "capture_period": period, "first_time": first,
+                                           "columns": _jsonable(columns), "rows": []})
+            elif kind == "row" and rows:
+                d["profiles_list"][-1]["rows"].append([data[0], list(data[1])])
+            elif kind == "commit":
+                d["outcome"], d["error"] = data[0], data[1]
+
+        try:
+            store.read(s.seq, sink)
+        except StoreError as e:
+            d["read_error"] = str(e)
+        out.append(d)
+    return out, report
+
+
+def decode_flash(image_path, block_size=4096, block_count=None, root="/store"):
+    """Decode the sessions stored in a raw flash dump file; return a list of session dicts."""
+    with open(image_path, "rb") as f:
+        data = f.read()
+    fs = open_image(data, block_size, block_count)
+    sessions, _ = decode_store(fs, root)
+    return sessions
+
+
+def print_text(sessions, out):
+    """Human-readable listing of decoded sessions."""
+    for d in sessions:
+        state = "complete" if d["complete"] else "INCOMPLETE"
+        out.write("session %d  meter %s  plan %s  device_time %s  meter_time %s  %s%s%s\n" % (
+            d["seq"], d["meter"], d["plan"], d["device_time"], d["meter_time"], state,
+            "" if not d.get("error") else " (%s)" % d["error"],
+            "  downloaded" if d["downloaded"] else ""))
+        for obis, value, scaler, unit in d["values_list"]:
+            out.write("  %-20s %r  scaler %s  unit %s\n" % (obis, value, scaler, unit))
+        for t, code, text in d["events_list"]:
+            out.write("  event %s code %s %s\n" % (t, code, text or ""))
+        for p in d["profiles_list"]:
+            out.write("  profile %s  period %s s  %d rows  columns %s\n" % (
+                p["obis"], p["capture_period"], len(p["rows"]), ", ".join(str(c[0]) for c in p["columns"])))
+            rows = p["rows"]
+            shown = rows if len(rows) <= 6 else rows[:3] + rows[-3:]
+            for i, (clock, cols) in enumerate(shown):
+                if len(rows) > 6 and i == 3:
+                    out.write("    ...\n")
+                out.write("    %s %s\n" % (clock, " ".join(str(c) for c in cols)))
+        if d.get("read_error"):
+            out.write("  read error: %s\n" % d["read_error"])
+
+
+def run(image, block_size=4096, as_json=False, out=None, block_count=None, root="/store"):
+    """CLI body for ``optoread decode-flash``; returns the exit status."""
+    out = out or sys.stdout
+    try:
+        sessions = decode_flash(image, block_size, block_count, root)
+    except StoreError as e:
+        out.write("error: %s\n" % e)
+        return 1
+    if as_json:
+        json.dump(sessions, out, indent=1)
+        out.write("\n")
+    else:
+        print_text(sessions, out)
+    return 0 if all(s.get("read_error") is None for s in sessions) else 1
