@@ -151,6 +151,9 @@ class TcpTransport:
             self._s.connect(ai)
         except OSError as e:
             raise TransportError("cannot connect to %s:%s: %s" % (host, port, e), field="tcp")
+        # Non-blocking after connect: MicroPython's readinto on a blocking socket waits until the
+        # whole buffer is full; poll() below does the waiting instead.
+        self._s.setblocking(False)
         self._poll = select.poll()
         self._poll.register(self._s, select.POLLIN)
 
@@ -158,7 +161,16 @@ class TcpTransport:
         pass
 
     def write(self, data):
-        self._s.send(data) if not hasattr(self._s, "sendall") else self._s.sendall(data)
+        mv = memoryview(data)
+        while len(mv):
+            try:
+                n = self._s.send(mv)
+            except OSError as e:
+                if e.args and e.args[0] == 11:  # EAGAIN: the socket buffer is full, wait
+                    select.select([], [self._s], [], 1) if hasattr(select, "select") else None
+                    continue
+                raise TransportError("send failed: %s" % e, field="tcp")
+            mv = mv[n or 0:]
 
     def drain(self):
         pass
@@ -166,10 +178,17 @@ class TcpTransport:
     def readinto(self, buf, timeout_ms):
         if not self._poll.poll(max(0, int(timeout_ms))):
             return 0
-        if hasattr(self._s, "recv_into"):
-            n = self._s.recv_into(buf)  # pyright: ignore[reportAttributeAccessIssue]
-        else:
-            n = self._s.readinto(buf)  # pyright: ignore[reportAttributeAccessIssue]
+        try:
+            if hasattr(self._s, "recv_into"):
+                n = self._s.recv_into(buf)  # pyright: ignore[reportAttributeAccessIssue]
+            else:
+                n = self._s.readinto(buf)  # pyright: ignore[reportAttributeAccessIssue]
+        except OSError as e:
+            if e.args and e.args[0] == 11:  # EAGAIN: nothing after all
+                return 0
+            raise TransportError("receive failed: %s" % e, field="tcp")
+        if n is None:
+            return 0
         if not n:
             raise TransportError("connection closed by the peer", field="tcp")
         return n

@@ -3,6 +3,7 @@
     optoread parse FILE [--json]                  decode a captured readout or HDLC/APDU capture
     optoread sim --protocol iec21 --pty [...]     start a simulated meter on a pty
     optoread read --port DEV --iec21 [...]        read a meter through a USB optical probe
+    optoread read --tcp HOST:PORT --obis ...      read a DLMS/COSEM meter (probe, HDLC/TCP, wrapper)
 
 The reading path is the firmware's own modules, run on CPython with pyserial.
 """
@@ -79,7 +80,11 @@ def _open_port(port):
 
 def cmd_read(args):
     if not args.iec21:
-        sys.stderr.write("optoread read: only --iec21 is available in this version\n")
+        from optoread_tools import dlmsread
+
+        return dlmsread.run(args)
+    if not args.port:
+        sys.stderr.write("optoread read: --iec21 needs --port\n")
         return 2
     opts = iec.Options(mode=args.mode, address=args.address or "", baud_switch=args.baud_switch,
                        settle_ms=args.settle_ms, wakeup=args.wakeup)
@@ -120,6 +125,35 @@ def cmd_sim(args):
     return simcli.run(args)
 
 
+def cmd_decode_flash(args):
+    from optoread_tools import flashdump
+
+    return flashdump.run(args.image, args.block_size, args.json, sys.stdout, root=args.root)
+
+
+def cmd_device(args):
+    """Run the firmware's reading path on the MicroPython unix port (the `unix` board)."""
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    mp = os.path.join(os.path.dirname(sys.executable), "micropython")
+    script = os.path.join(root, "firmware", "unix_read.py")
+    if not os.path.exists(script):
+        sys.stderr.write("optoread device: needs a source checkout (firmware/unix_read.py)\n")
+        return 2
+    cmd = [mp, "-X", "heapsize=%s" % args.heap, script, "--probe", args.probe, "--flash", args.flash]
+    if args.read is not None:
+        cmd += ["--read"] + ([args.read] if args.read else [])
+    else:
+        cmd += ["--list"]
+    if args.meter:
+        cmd += ["--meter", args.meter]
+    if args.json:
+        cmd.append("--json")
+    return subprocess.call(cmd)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="optoread", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,8 +166,14 @@ def build_parser():
     sp.set_defaults(func=cmd_parse)
 
     sp = sub.add_parser("sim", help="run a simulated meter")
-    sp.add_argument("--protocol", choices=("iec21",), default="iec21")
+    sp.add_argument("--protocol", choices=("iec21", "dlms"), default="iec21")
     sp.add_argument("--pty", action="store_true", help="serve on a new pty and print its path")
+    sp.add_argument("--tcp", type=int, metavar="PORT", help="dlms: serve on 127.0.0.1:PORT (0 = any free)")
+    sp.add_argument("--wrapper", action="store_true", help="dlms over TCP: IEC 62056-47 wrapper, not HDLC")
+    sp.add_argument("--mode-e", action="store_true", help="dlms on a pty: IEC 62056-21 sign-on first")
+    sp.add_argument("--auth", choices=("none", "low", "hls"), default="none",
+                    help="dlms: authentication of the non-public client (32 low, 48 hls)")
+    sp.add_argument("--rows", type=int, default=2880, help="dlms: load profile rows")
     sp.add_argument("--quirk", action="append", default=[], metavar="NAME",
                     help="meter quirk (repeatable); --quirk list shows them")
     sp.add_argument("--readout", help="serve the data lines of this readout file")
@@ -142,17 +182,59 @@ def build_parser():
     sp.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)")
     sp.set_defaults(func=cmd_sim)
 
-    sp = sub.add_parser("read", help="read a meter through an optical probe")
-    sp.add_argument("--port", required=True, help="serial device of the probe (or a pty)")
-    sp.add_argument("--iec21", action="store_true", help="IEC 62056-21 (modes A-C)")
+    sp = sub.add_parser("decode-flash", help="print the sessions stored in a raw flash dump (LittleFS)")
+    sp.add_argument("image")
+    sp.add_argument("--block-size", type=int, default=4096)
+    sp.add_argument("--root", default="/data", help="the store's folder in the image (device: /data)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_decode_flash)
+
+    sp = sub.add_parser("device", help="run the firmware's reading path on the MicroPython unix port")
+    sp.add_argument("--probe", required=True, metavar="pty:PATH|tcp:HOST:PORT")
+    sp.add_argument("--flash", default="optoread-store.img", help="LittleFS image (created if missing)")
+    sp.add_argument("--read", nargs="?", const="", metavar="PLAN", help="read (default plan: generic)")
+    sp.add_argument("--meter", help="the meter's id: use what worked for it last time")
+    sp.add_argument("--heap", default="192k", help="MicroPython heap size (default 192k, as on a board)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_device)
+
+    sp = sub.add_parser("read", help="read a meter through an optical probe (IEC 62056-21 or DLMS/COSEM)")
+    where = sp.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="serial device of the probe (or a pty)")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="DLMS over TCP (HDLC; --wrapper for 62056-47)")
+    sp.add_argument("--iec21", action="store_true", help="IEC 62056-21 readout (modes A-D); default: DLMS")
     sp.add_argument("--mode", choices=("A", "B", "C", "D"), default="C")
     sp.add_argument("--address", help="device address for the sign-on")
+    dl = sp.add_argument_group("DLMS/COSEM")
+    dl.add_argument("--wrapper", action="store_true", help="IEC 62056-47 wrapper instead of HDLC (TCP)")
+    how = dl.add_mutually_exclusive_group()
+    how.add_argument("--mode-e", action="store_true", help="IEC 62056-21 sign-on, then HDLC (mode E)")
+    how.add_argument("--direct", action="store_true", help="HDLC at 9600 8N1 without sign-on (default)")
+    dl.add_argument("--client", type=int, default=16, help="client address (16 public, 32, 48)")
+    dl.add_argument("--server", default="1", metavar="LOGICAL[/PHYSICAL]", help="server address (default 1)")
+    dl.add_argument("--serial-number", type=int, help="derive the physical address from the serial number")
+    dl.add_argument("--address-size", type=int, choices=(1, 2, 4), help="server address bytes")
+    dl.add_argument("--auth", choices=("none", "low", "hls"), default="none")
+    dl.add_argument("--key", help="HLS / ciphering: encryption key (hex); --auth-key for the GMAC key")
+    dl.add_argument("--auth-key", help="authentication key (hex)")
+    dl.add_argument("--system-title", default="OPTOREAD", help="client system title (8 chars or 16 hex)")
+    dl.add_argument("--sn", action="store_true", help="short-name referencing")
+    dl.add_argument("--max-info", type=int, help="max info field to ask for (default: the largest)")
+    dl.add_argument("--obis", action="append", default=[], metavar="[CLASS/]OBIS[:ATTR]",
+                    help="read this object (repeatable); registers come with scaler and unit")
+    dl.add_argument("--profile", metavar="OBIS", help="read a load profile")
+    dl.add_argument("--from", dest="from_", metavar="ISO", help="profile range start (local meter time)")
+    dl.add_argument("--to", metavar="ISO", help="profile range end")
+    dl.add_argument("--last-entries", type=int, metavar="N", help="profile: the last N entries")
+    dl.add_argument("--no-deviation", action="store_true", help="range without deviation (some meters)")
+    dl.add_argument("--browse", action="store_true", help="list the association's object list")
+    dl.add_argument("--set-clock", action="store_true", help="set the meter clock to this computer's time")
     sp.add_argument("--baud-switch", type=_baud_switch, default="auto",
                     help="auto (default; falls back to staying), stay, or a baud rate to force")
     sp.add_argument("--settle-ms", type=int, default=0, help="wait after the ACK before switching (0-300)")
     sp.add_argument("--reaction-ms", type=int, help="wait before the ACK (default: 200, or 20 if allowed)")
     sp.add_argument("--wakeup", action="store_true", help="send the wake-up NUL train first")
-    sp.add_argument("--password", help="programming-mode password (P1)")
+    sp.add_argument("--password", help="programming-mode password (P1), or the DLMS LLS password")
     sp.add_argument("--register", action="append", metavar="ADDR",
                     help="read this register in programming mode (repeatable)")
     sp.add_argument("--json", action="store_true")

@@ -1,0 +1,147 @@
+"""The device's services, shared by the board entry point and the unix-port tools: mount the
+store, load the reading plans, open the probe, make a :class:`optoread.reader.Reader`.
+
+Board glue (it touches the file system and the board file), not protocol.
+"""
+
+import json
+import os
+import time
+
+from . import reader as reader_mod
+from . import store as store_mod
+from .errors import StoreError
+
+BLOCK_SIZE = 4096
+PICO_FS_BLOCKS = 352  # 1.4 MB: the filesystem a Pico leaves for data
+
+
+class FileBlockDevice:
+    """A LittleFS block device in an image file (the unix port's "flash"), created if missing.
+
+    littlefs-python on the laptop reads the same image (``optoread decode-flash``).
+    """
+
+    def __init__(self, path, block_size=BLOCK_SIZE, blocks=PICO_FS_BLOCKS):
+        self.block_size = block_size
+        try:
+            size = os.stat(path)[6]
+        except OSError:
+            size = 0
+        if size == 0:
+            with open(path, "wb") as f:
+                chunk = b"\xff" * block_size
+                for _ in range(blocks):
+                    f.write(chunk)
+            size = block_size * blocks
+        self.blocks = size // block_size
+        self.created = size == 0
+        self._f = open(path, "r+b")
+
+    def readblocks(self, n, buf, off=0):
+        self._f.seek(n * self.block_size + off)
+        self._f.readinto(buf)
+
+    def writeblocks(self, n, buf, off=None):
+        self._f.seek(n * self.block_size + (off or 0))
+        self._f.write(buf)
+        self._f.flush()
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.blocks
+        if op == 5:
+            return self.block_size
+        if op == 6:  # erase: LittleFS writes whole blocks anyway
+            return 0
+        return None
+
+
+def mount_image(path, mount_point="/flash"):
+    """Mount (formatting if new) a LittleFS image file at ``mount_point`` (unix port)."""
+    import vfs  # pyright: ignore[reportMissingImports]
+
+    bdev = FileBlockDevice(path)
+    try:
+        fs = vfs.VfsLfs2(bdev)  # pyright: ignore[reportArgumentType]
+    except OSError:
+        vfs.VfsLfs2.mkfs(bdev)  # pyright: ignore[reportArgumentType]
+        fs = vfs.VfsLfs2(bdev)  # pyright: ignore[reportArgumentType]
+    vfs.mount(fs, mount_point)
+    return fs
+
+
+def _mkdirs(path):
+    cur = ""
+    for part in path.strip("/").split("/"):
+        cur += "/" + part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass
+
+
+def open_store(root):
+    """The store under ``root`` (created if missing), mounted: returns (store, mount report)."""
+    _mkdirs(root)
+    st = store_mod.Store(root=root)
+    report = st.mount()
+    return st, report
+
+
+def load_plans(*dirs):
+    """name -> plan from every ``*.json`` in ``dirs`` (later directories override earlier ones)."""
+    plans = {}
+    for d in dirs:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".json"):
+                try:
+                    p = reader_mod.load_plan(d + "/" + name)
+                except (OSError, ValueError, StoreError):
+                    continue
+                except Exception:  # a broken user plan must not stop the device
+                    continue
+                plans[p["name"]] = p
+    return plans
+
+
+def device_time():
+    """Seconds since 1970 from the device's RTC (MicroPython's epoch may be 2000)."""
+    t = time.time()
+    if t < 946684800:  # a 2000-epoch port
+        t += 946684800
+    return int(t)
+
+
+def session_json(store, seq):
+    """The stored session ``seq`` as one JSON-able dict (values, profiles with rows, commit)."""
+    out = {"values": [], "profiles": [], "events": []}
+    cur = [{"rows": []}]  # the profile whose rows are arriving
+
+    def sink(kind, d):
+        if kind == "head":
+            out["meter"], out["plan"], out["device_time"], out["meter_time"] = d[0], d[1], d[2], d[3]
+        elif kind == "value":
+            out["values"].append({"obis": d[0], "value": d[1], "scaler": d[2], "unit": d[3]})
+        elif kind == "event":
+            out["events"].append({"time": d[0], "code": d[1], "text": d[2]})
+        elif kind == "profile":
+            cur[0] = {"obis": d[0], "period": d[1], "columns": d[3], "rows": []}
+            out["profiles"].append(cur[0])
+        elif kind == "row":
+            cur[0]["rows"].append([d[0]] + list(d[1]))
+        elif kind == "commit":
+            out["outcome"], out["error"] = d[0], d[1]
+
+    s = store.read(seq, sink)
+    out["seq"] = seq
+    out["complete"] = s.complete
+    return out
+
+
+def dumps(obj):
+    return json.dumps(obj)

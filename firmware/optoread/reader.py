@@ -1,0 +1,398 @@
+"""The meter reader: find out how the meter speaks, read what the plan says, commit it to the store.
+
+One call of :meth:`Reader.read` is one reading = one stored session: meter identity,
+device time and meter clock, plan, values with units, profile rows streamed straight
+into the store, outcome. Whatever goes wrong ends up in the session record and the
+session is committed *incomplete*; it is never mistaken for a complete one.
+
+Detection (unless the meter is known):
+
+1. IEC 62056-21 sign-on at 300 baud. If the identification offers mode E (``\\2``),
+   hand the line over to HDLC and read it as a DLMS meter; else do a mode C readout.
+2. No answer: direct HDLC at 9600 8N1 with the public client (IS 15959 meters skip
+   the sign-on). An association rejected for its application context is retried with
+   short names (SN-only meters).
+
+What worked is remembered per meter (:class:`MeterProfiles`, a small JSON file) and
+tried first next time. Plans are JSON data (:func:`load_plan`); see ``firmware/plans/``.
+
+Layering: reader -> session / iec62056_21 -> link layers -> transport. The reader does
+no I/O itself except through the transport it is given and the store.
+"""
+
+import json
+
+from . import axdr, cosem, driver
+from . import iec62056_21 as iec
+from . import obis as obislib
+from .errors import NoAnswerError, OptoreadError, SessionError
+from .session import Session, Settings
+
+SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
+LDN_OBIS = b"\x00\x00\x2a\x00\x00\xff"  # 0.0.42.0.0.255
+_SERIAL_ADDRESSES = ("0.0.0", "C.1.0", "0-0:96.1.0", "0-0:96.1.1", "96.1.0", "0-0:C.1.0", "1-0:0.0.0*255")
+_DAY = 86400
+
+
+def _text(v):
+    if isinstance(v, axdr.DateTime):
+        return v.iso()
+    if isinstance(v, (bytes, bytearray)) and len(v) == 12 and v[0] != 0xFF:
+        # date-time cells of profiles (billing dates) arrive as octet-string(12)
+        return axdr.DateTime.from_bytes(bytes(v)).iso()
+    if isinstance(v, (bytes, bytearray)):
+        if v and all(0x20 <= b < 0x7F for b in v):
+            return bytes(v).decode()
+        return "".join("%02x" % b for b in v)
+    return str(v)
+
+
+class MeterProfiles:
+    """What worked per meter id: ``{"protocol": "dlms"|"iec21", "mode_e", "client", "server",
+    "ln", "settle_ms", "baud_switch", ...}``, kept in one small JSON file (rewritten whole
+    through a temporary file, so a power cut leaves the old or the new version)."""
+
+    def __init__(self, path=None, fs=None):
+        self.path = path
+        self.fs = fs
+        self._data = {}
+        if path:
+            try:
+                with self._open(path, "r") as f:
+                    self._data = json.loads(f.read())
+            except (OSError, ValueError):
+                self._data = {}
+
+    def _open(self, path, mode):
+        return self.fs.open(path, mode) if self.fs is not None else open(path, mode)
+
+    def get(self, meter_id):
+        return self._data.get(meter_id)
+
+    def put(self, meter_id, profile):
+        if self._data.get(meter_id) == profile:
+            return
+        self._data[meter_id] = profile
+        if not self.path:
+            return
+        tmp = self.path + ".tmp"
+        with self._open(tmp, "w") as f:
+            f.write(json.dumps(self._data))
+        import os
+
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+        os.rename(tmp, self.path)
+
+    def meters(self):
+        return sorted(self._data)
+
+
+def load_plan(source):
+    """A plan from a JSON text, a dict or a file path. Checks the fields it relies on."""
+    if isinstance(source, dict):
+        plan = source
+    else:
+        text = source
+        if not source.lstrip().startswith("{"):
+            with open(source) as f:
+                text = f.read()
+        try:
+            plan = json.loads(text)
+        except ValueError:
+            raise SessionError("plan is not valid JSON", field="plan")
+    if not isinstance(plan, dict) or "name" not in plan:
+        raise SessionError("a plan needs a name", field="plan")
+    steps = plan.get("steps", [])
+    if not isinstance(steps, list):
+        raise SessionError("plan steps must be a list", field="steps")
+    for i, st in enumerate(steps):
+        if not isinstance(st, dict) or not ("registers" in st or "profile" in st or "browse" in st):
+            raise SessionError("step %d needs registers, profile or browse" % (i + 1), field="steps")
+    return plan
+
+
+def _days_back(dt, days):
+    """(from, to) range tuples: midnight ``days`` ago .. the meter's current time."""
+    e = dt.local_epoch()
+    if e is None:
+        raise SessionError("meter clock is not valid; cannot choose a date range", field="clock")
+    y, m, d, _, _, _, _ = axdr.from_epoch(e - days * _DAY)
+    return (y, m, d, 0, 0, 0), dt.as_tuple()
+
+
+class _RowWriter:
+    """Profile rows from cosem to the store: the clock as meter-local epoch seconds, ints as
+    they are; cells that are not numbers are stored as values named ``OBIS[row].col``."""
+
+    def __init__(self, writer, obis_text, clock_col):
+        self.w = writer
+        self.obis = obis_text
+        self.clock_col = clock_col
+        self.count = 0
+        self._cols = []
+
+    def __call__(self, row):
+        clock = None
+        cols = self._cols
+        del cols[:]
+        for i in range(len(row)):
+            c = row[i]
+            if i == self.clock_col:
+                if isinstance(c, axdr.DateTime):
+                    clock = c.local_epoch()
+                continue
+            if isinstance(c, bool):
+                c = int(c)
+            if isinstance(c, int) or c is None:
+                cols.append(c)
+            elif isinstance(c, float):
+                cols.append(int(c))
+            else:
+                cols.append(None)
+                self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), _text(c))
+        self.w.row(clock, cols)
+        self.count += 1
+
+
+class Reader:
+    """Reads one meter per :meth:`read` through ``transport`` into ``store``.
+
+    ``clock()``: the device's time (epoch seconds) for the session record; ``plans``:
+    name -> plan dict; ``profiles``: a :class:`MeterProfiles`; ``progress(text)``.
+    """
+
+    def __init__(self, transport, store, plans=None, profiles=None, clock=None, progress=None,
+                 dlms=None):
+        self.transport = transport
+        self.store = store
+        self.plans = plans or {}
+        self.profiles = profiles or MeterProfiles()
+        self.clock = clock or (lambda: 0)
+        self.progress = progress
+        self.dlms = dlms or {}  # defaults for Settings (client, server, auth, password, keys)
+
+    def _say(self, text):
+        if self.progress is not None:
+            self.progress(text)
+
+    def plan(self, name):
+        if name is None:
+            name = "generic"
+        p = self.plans.get(name)
+        if p is None:
+            raise SessionError("no plan named %r (have: %s)" % (name, ", ".join(sorted(self.plans))),
+                               field="plan")
+        return p
+
+    # -- the reading ---------------------------------------------------------------------------
+    def read(self, plan_name=None, meter_id=None):
+        """One reading; returns the committed store session summary (complete or incomplete)."""
+        plan = self.plan(plan_name)
+        known = self.profiles.get(meter_id) if meter_id else None
+        tried = []
+        if known is not None:
+            self._say("known meter %s: %s" % (meter_id, known.get("protocol")))
+            try:
+                return self._read_with(known, plan, tried)
+            except NoAnswerError as e:
+                tried.append("stored profile: %s" % e)
+                self._say("stored profile did not answer; detecting")
+        return self._detect(plan, tried, meter_id)
+
+    def _detect(self, plan, tried, meter_id):
+        drv = driver.Driver(self.transport, progress=self.progress)
+        opts = self._iec_options({})
+        self._say("signing on (IEC 62056-21, 300 baud)")
+        try:
+            ident = drv.run(iec.sign_on(opts))
+        except NoAnswerError as e:
+            tried.append("IEC 62056-21 sign-on at 300 baud: no answer")
+            ident = None
+            err = e
+        if ident is not None:
+            if ident.mode_e:
+                self._say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
+                drv.run(iec.hand_over(opts, ident))
+                prof = {"protocol": "dlms", "mode_e": True}
+                return self._read_dlms(prof, plan, tried, handed_over=True, ident=ident)
+            prof = {"protocol": "iec21"}
+            return self._read_iec(prof, plan, drv, opts, ident)
+        self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
+        prof = {"protocol": "dlms", "mode_e": False}
+        try:
+            return self._read_dlms(prof, plan, tried)
+        except NoAnswerError as e:
+            tried.append(str(e))
+            return self._failed(meter_id, plan, NoAnswerError(
+                "no answer from the meter: check the probe is seated on the optical port (tried: %s)"
+                % "; ".join(tried), tried=tried), err)
+
+    def _read_with(self, prof, plan, tried):
+        if prof.get("protocol") == "iec21":
+            drv = driver.Driver(self.transport, progress=self.progress)
+            opts = self._iec_options(prof)
+            return self._read_iec(prof, plan, drv, opts, None)
+        return self._read_dlms(prof, plan, tried)
+
+    def _failed(self, meter_id, plan, error, cause=None):
+        w = self.store.begin(meter_id or "unknown", plan["name"], self.clock())
+        return w.abort(str(error))
+
+    def _iec_options(self, prof):
+        kw = {}
+        for k in ("settle_ms", "baud_switch", "wakeup", "address", "reaction_ms"):
+            if k in prof:
+                kw[k] = prof[k]
+        return iec.Options(**kw)
+
+    # -- IEC 62056-21 readout ----------------------------------------------------------------------
+    def _read_iec(self, prof, plan, drv, opts, ident):
+        meter_id = ident.text if ident is not None else "iec21"
+        w = self.store.begin(meter_id, plan["name"], self.clock())
+        count = [0]
+
+        def sink(address, values):
+            # Values go straight to the store; the session only commits when the BCC verified.
+            for v, unit in values:
+                w.value(address, v, None, unit)
+            count[0] += 1
+
+        try:
+            r = drv.run(iec.readout(opts, sink, ident=ident))
+        except OptoreadError as e:
+            return w.abort(str(e))
+        if ident is None and r.identification is not None:
+            meter_id = r.identification.text
+        self.profiles.put(meter_id, prof)
+        self._say("readout: %d data sets" % count[0])
+        return w.commit()
+
+    # -- DLMS/COSEM ----------------------------------------------------------------------------------
+    def _settings(self, prof, handed_over, ln=True):
+        kw = dict(self.dlms)
+        for k in ("client", "server", "physical", "address_size", "auth"):
+            if k in prof:
+                kw[k] = prof[k]
+        kw["ln"] = prof.get("ln", ln)
+        kw["mode_e"] = bool(prof.get("mode_e")) and not handed_over
+        return Settings(**kw)
+
+    def _open_session(self, prof, handed_over):
+        st = self._settings(prof, handed_over)
+        sess = Session(st, self.transport, progress=self.progress)
+        try:
+            sess.open()
+            return sess, st.ln
+        except SessionError as e:
+            if "context" not in str(e) or "ln" in prof:
+                raise
+        self._say("LN association refused: trying short names (SN)")
+        st = self._settings(prof, handed_over, ln=False)
+        sess = Session(st, self.transport, progress=self.progress)
+        sess.open()
+        return sess, False
+
+    def _read_dlms(self, prof, plan, tried, handed_over=False, ident=None):
+        sess, ln = self._open_session(prof, handed_over)
+        w = None
+        try:
+            meter_id = self._meter_id(sess)
+            meter_dt = cosem.Clock().read(sess)
+            w = self.store.begin(meter_id, plan["name"], self.clock(), meter_dt.local_epoch())
+            if ident is not None:
+                w.value("identification", ident.text)
+            w.value("0.0.1.0.0.255", meter_dt.iso())
+            self._run_plan(sess, plan, w, meter_dt, ln)
+            summary = w.commit()
+            w = None
+            prof = dict(prof)
+            prof["ln"] = ln
+            self.profiles.put(meter_id, prof)
+            return summary
+        except OptoreadError as e:
+            if w is None:
+                raise
+            return w.abort(str(e))
+        finally:
+            sess.close()
+
+    def _meter_id(self, sess):
+        for code in (SERIAL_OBIS, LDN_OBIS):
+            try:
+                return _text(sess.get(cosem.CLASS_DATA, code, 2))
+            except OptoreadError:
+                pass
+        return "dlms"
+
+    def _run_plan(self, sess, plan, w, meter_dt, ln):
+        for step in plan.get("steps", []):
+            if "browse" in step:
+                self._browse_registers(sess, w, ln)
+            if "registers" in step and isinstance(step["registers"], list):
+                self._registers(sess, w, [obislib.parse(o) for o in step["registers"]])
+            if "profile" in step:
+                self._profile(sess, w, step, meter_dt)
+
+    def _registers(self, sess, w, codes):
+        cache = {}
+        items = [(cosem.CLASS_REGISTER, c) for c in codes]
+        results = cosem.read_registers(sess, items, cache)
+        for code, v in zip(codes, results):
+            name = obislib.format(code)
+            if isinstance(v, cosem.Value):
+                w.value(name, v.raw if isinstance(v.raw, (int, float, str)) else _text(v.raw), v.scaler,
+                        v.unit_code)
+            else:
+                try:
+                    w.value(name, _text(cosem.read_data(sess, code)))
+                except OptoreadError as e:
+                    w.value(name, None, None, "error: %s" % e)
+        self._say("%d registers" % len(codes))
+
+    def _browse_registers(self, sess, w, ln):
+        regs = []
+
+        def sink(o):
+            if o[0] in (cosem.CLASS_REGISTER, cosem.CLASS_EXTENDED_REGISTER, cosem.CLASS_DEMAND_REGISTER):
+                regs.append(o[2])
+
+        n = cosem.browse(sess, sink, ln=ln)
+        self._say("object list: %d objects, %d registers" % (n, len(regs)))
+        for i in range(0, len(regs), 8):
+            self._registers(sess, w, regs[i:i + 8])
+
+    def _profile(self, sess, w, step, meter_dt):
+        code = obislib.parse(step["profile"])
+        name = obislib.format(code)
+        pg = cosem.ProfileGeneric(code)
+        cos = pg.capture_objects(sess)
+        scalers = None
+        if step.get("scaler_profile"):
+            try:
+                scalers = pg.column_scalers(sess, scaler_profile=obislib.parse(step["scaler_profile"]))
+            except OptoreadError:
+                scalers = None
+        clock_col = pg.clock_column(sess)
+        cols = []
+        for i in range(len(cos)):
+            if i == clock_col:
+                continue
+            sc = scalers[i] if scalers is not None else None
+            cols.append((obislib.format(cos[i][1]), sc[0] if sc else None, sc[1] if sc else None))
+        period = pg.capture_period(sess)
+        w.profile_begin(name, cols, period or None)
+        sink = _RowWriter(w, name, clock_col)
+        self._say("profile %s" % name)
+        if "days" in step:
+            f, t = _days_back(meter_dt, int(step["days"]))
+            pg.read_range(sess, f, t, sink, no_deviation=step.get("no_deviation", "auto"))
+        elif "entries" in step:
+            used = pg.entries_in_use(sess)
+            if used:
+                pg.read_entries(sess, max(1, used - int(step["entries"]) + 1), used, sink)
+        else:
+            pg.read_all(sess, sink)
+        self._say("profile %s: %d rows" % (name, sink.count))

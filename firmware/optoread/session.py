@@ -1,0 +1,1060 @@
+"""DLMS/COSEM client session: link, association, GET/SET/ACTION with block transfer. Sans-IO core.
+
+The protocol work is done by generators that yield the same actions as the
+IEC 62056-21 procedures (``SEND``, ``READ``, ``SET_LINE``, ``PROGRESS`` ...);
+:class:`optoread.driver.Driver` performs them on a transport. So a mode E
+sign-on (``iec62056_21.mode_e``) and the HDLC session run on one driver, and
+everything here can be tested on a virtual clock.
+
+Usage::
+
+    st = Settings(client=16, server=1, physical=17, auth="low", password=b"12345678")
+    with Session(st, transport) as sess:
+        v = sess.get(3, "1.0.1.8.0.255", 2)
+        n = sess.get(7, "1.0.99.1.0.255", 2, sink=rows.append)   # streamed, row by row
+
+Links: HDLC (IEC 62056-46) with an optional mode E sign-on first, or the
+IEC 62056-47 wrapper (TCP). Memory: the transmit buffer is allocated once in
+:meth:`Session.open` (APDUs are built in place, ciphered into the same buffer);
+responses are reassembled in the HDLC connection's (or wrapper receiver's)
+single buffer; a GET with a sink streams the array element by element
+(``axdr.ArrayStream``), so a 2880-row profile never sits in RAM.
+
+close() releases the association (RLRQ) and the link (DISC) on every exit path;
+:meth:`Session.open` closes by itself when it fails half-way.
+"""
+
+from . import acse, axdr, hdlc, obis, security, wrapper, xdlms
+from .compat import const
+from .driver import Driver
+from .errors import (
+    ApduError,
+    DataAccessError,
+    LinkError,
+    NoAnswerError,
+    OptoreadError,
+    SecurityError,
+    SessionError,
+)
+from .iec62056_21 import PROGRESS, READ, SEND, SET_LINE, Options, mode_e
+
+_AP = const(8)  # APDU offset in the tx buffer: room for the wrapper header / the LLC in front
+_LLC = const(3)
+_SC = const(0x30)  # security suite 0, authenticated and encrypted
+_CIPHER_ROOM = const(24)  # glo tag + length + SC + IC + GCM tag (12), rounded up
+_DEFAULT_MAX_INFO = const(2030)  # largest info field a 2047-byte HDLC frame carries
+_TX_PDU = const(1024)  # largest request APDU we build (SET values beyond it go in blocks)
+_READ_CHUNK = const(256)  # driver read buffer
+_SN_ASSOCIATION_LIST = const(0xFA08)  # association SN base name 0xFA00, attribute 2
+_PROGRESS_BLOCKS = const(16)
+
+ASSOCIATION_LN = b"\x00\x00\x28\x00\x00\xff"  # 0.0.40.0.0.255
+
+# Plain request tag -> glo- ciphered tag (Green Book: global unicast encryption key).
+_GLO = {0x01: 0x21, 0x05: 0x25, 0x06: 0x26, 0xC0: 0xC8, 0xC1: 0xC9, 0xC3: 0xCB}
+
+
+class Settings:
+    """Everything needed to reach and associate with one meter (see the module docstring).
+
+    ``client``/``server``/``physical``: client SAP, server logical and physical address;
+    ``address_size`` None = 1 byte without a physical address, else 2 (4 for large ones).
+    ``auth``: "none", "low" (LLS, ``password``) or "hls" (HLS-GMAC, mechanism 5, with
+    ``system_title``, ``ek``, ``ak``, ``invocation_counter``); ``ciphered`` protects every
+    APDU (glo-ciphering, suite 0). ``ln`` False = short-name referencing. ``link``:
+    "hdlc" or "wrapper". ``mode_e`` signs on with IEC 62056-21 first (``iec`` options).
+    ``max_info`` None = the largest our buffers allow; ``max_pdu`` is our receive PDU size
+    (the response buffer is allocated to it: 2048 by default, block transfer carries more).
+    ``element_max`` bounds one streamed array
+    element; ``value_max`` bounds a non-streamed value assembled from blocks.
+    """
+
+    def __init__(self, client=16, server=1, physical=None, address_size=None, auth="none",
+                 password=b"", system_title=b"OPTOREAD", ek=None, ak=None, invocation_counter=0,
+                 ciphered=False, ln=True, link="hdlc", mode_e=False, baud=9600, max_info=None,
+                 window=1, timeout_ms=3000, retries=3, max_pdu=2048, iec=None, conformance=None,
+                 challenge=None, element_max=1024, value_max=0x10000, tx_pdu=_TX_PDU, echo=True):
+        self.client = client
+        self.server = server
+        self.physical = physical
+        self.address_size = address_size
+        self.auth = auth
+        self.password = password
+        self.system_title = system_title
+        self.ek = ek
+        self.ak = ak
+        self.invocation_counter = invocation_counter
+        self.ciphered = ciphered
+        self.ln = ln
+        self.link = link
+        self.mode_e = mode_e
+        self.baud = baud
+        self.max_info = max_info
+        self.window = window
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self.max_pdu = max_pdu
+        self.iec = iec
+        self.conformance = conformance
+        self.challenge = challenge
+        self.element_max = element_max
+        self.value_max = value_max
+        self.tx_pdu = tx_pdu
+        self.echo = echo
+        if auth not in ("none", "low", "hls"):
+            raise SessionError("auth must be none, low or hls, not %r" % (auth,), "auth")
+        if link not in ("hdlc", "wrapper"):
+            raise SessionError("link must be hdlc or wrapper, not %r" % (link,), "link")
+        if (auth == "hls" or ciphered) and (ek is None or ak is None or len(system_title) != 8):
+            raise SessionError("HLS-GMAC and ciphering need ek, ak and an 8-byte system title",
+                               "security")
+        if not 16 <= max_pdu <= 0xFFFF:
+            raise SessionError("max_pdu %d outside 16..65535" % max_pdu, "max_pdu")
+
+    def address_text(self):
+        """The server address as the user gives it: ``1`` or ``1/17``."""
+        if self.physical is None:
+            return "%d" % self.server
+        return "%d/%d" % (self.server, self.physical)
+
+
+class Negotiated:
+    """Values agreed with the meter: HDLC (``max_info_tx/rx``, ``window_tx/rx``) and xDLMS
+    (``max_pdu`` = the server's receive PDU size, ``conformance`` bits, ``dlms_version``,
+    ``vaa_name``, ``server_system_title``)."""
+
+    def __init__(self):
+        self.max_info_tx = 0
+        self.max_info_rx = 0
+        self.window_tx = 0
+        self.window_rx = 0
+        self.max_pdu = 0
+        self.conformance = 0
+        self.dlms_version = None  # type: int | None
+        self.vaa_name = None  # type: int | None
+        self.server_system_title = None  # type: bytes | None
+
+
+class Stats:
+    """Counters: ``frames_tx``/``frames_rx`` (HDLC frames or wrapper messages), ``bytes_tx``/``bytes_rx``."""
+
+    def __init__(self):
+        self.frames_tx = 0
+        self.frames_rx = 0
+        self.bytes_tx = 0
+        self.bytes_rx = 0
+
+
+def obis_bytes(code):
+    """6-byte OBIS code from bytes or text (any form :func:`optoread.obis.parse` accepts)."""
+    if isinstance(code, str):
+        return obis.parse(code)
+    if len(code) != 6:
+        raise SessionError("OBIS code must be 6 bytes", "obis")
+    return bytes(code)
+
+
+def _obis_text(code):
+    return "%d.%d.%d.%d.%d.%d" % tuple(code)
+
+
+def _random(n):
+    try:
+        import os
+
+        return bytes(os.urandom(n))
+    except (ImportError, AttributeError, NotImplementedError):  # a port without os.urandom
+        import random
+
+        return bytes(random.getrandbits(8) for _ in range(n))
+
+
+class _Reader:
+    """READ receiver for the driver: feeds a frame/message receiver and keeps the bytes after
+    a complete frame for the next one (the driver hands over whole chunks)."""
+
+    def __init__(self, rx, capacity):
+        self.rx = rx
+        self.keep = bytearray(capacity)
+        self.kpos = 0
+        self.klen = 0
+        self.frames = 0
+
+    def feed(self, mv):
+        off = self.rx.feed(mv, 0, len(mv))
+        if not self.rx.ready:
+            return False
+        n = len(mv) - off
+        self.keep[0:n] = mv[off:]
+        self.kpos = 0
+        self.klen = n
+        self.frames += 1
+        return True
+
+    def step(self):
+        """Try to complete a frame from kept bytes (and the receiver's own replay bytes)."""
+        off = self.rx.feed(self.keep, self.kpos, self.klen)
+        if self.rx.ready:
+            self.kpos = off
+            self.frames += 1
+            return True
+        self.kpos = self.klen = 0
+        return False
+
+    def reset(self):
+        self.kpos = self.klen = 0
+        self.rx.reset()
+
+
+class Session:
+    """A DLMS/COSEM client association over HDLC or the wrapper (API in the module docstring)."""
+
+    def __init__(self, settings, transport, progress=None):
+        st = settings
+        self.settings = st
+        self.transport = transport
+        self.progress = progress
+        self.driver = Driver(transport, echo=st.echo and st.link == "hdlc", progress=progress,
+                             bufsize=_READ_CHUNK)
+        self.negotiated = Negotiated()
+        self._stats = Stats()
+        self.invocation_counter = st.invocation_counter
+        self.server_invocation_counter = None
+        self.handover = None
+        self.sn_map = None  # obis bytes -> (base_name, class_id) for SN referencing
+        self.is_open = False
+        self._conn = None
+        self._reader = None
+        self._linked = False  # an SNRM went out: DISC is owed
+        self._associated = False  # an AARQ was accepted: RLRQ is owed
+        self._tx = bytearray(0)
+        self._tx_cap = 0
+        self._apo = _AP
+        self._tx_limit = 0
+        self._ciphering = False
+        self._invoke = 0
+        self._server_st = None
+        size = st.address_size
+        if size is None:
+            size = 1 if st.physical is None else 2
+        self._address_size = size
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def stats(self):
+        s = self._stats
+        s.bytes_tx = self.driver.bytes_out
+        s.bytes_rx = self.driver.bytes_in
+        return s
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
+    def open(self):
+        """Sign on (mode E), connect the link (SNRM/UA) and associate (AARQ/AARE, HLS pass 3/4).
+
+        On any failure the link is released before the error propagates.
+        """
+        if self.is_open:
+            raise SessionError("session already open", "state")
+        try:
+            self.driver.run(self._open_proc())
+        except BaseException:
+            self.close()
+            raise
+        self.is_open = True
+
+    def close(self):
+        """RLRQ (if associated), then DISC (HDLC). Always safe; never raises for a dead link."""
+        self.is_open = False
+        if not (self._associated or self._linked):
+            return
+        try:
+            self.driver.run(self._close_proc())
+        except (OptoreadError, OSError):
+            pass
+        finally:
+            self._associated = False
+            self._linked = False
+
+    def get(self, class_id, obis_code, attr, selector=0, params=None, sink=None):
+        """Read one attribute; returns its value, or with ``sink`` the element count.
+
+        ``params``: pre-encoded selective-access parameters (bytes or (tag, value)) for
+        ``selector`` 1 (range) or 2 (entry). With ``sink`` the attribute must be an array:
+        ``sink(element)`` is called per element as the blocks arrive.
+        """
+        code = obis_bytes(obis_code)
+        self._check_open()
+        return self.driver.run(self._get_proc(class_id, code, attr, selector, params, sink))
+
+    def get_many(self, items):
+        """Read several attributes ((class_id, obis, attr) each, optionally + (selector, params)).
+
+        Uses GET-with-list (ReadRequest with several names for SN) when the meter allows it,
+        in chunks that fit its PDU size. Returns one entry per item: the value or a
+        :class:`DataAccessError` instance.
+        """
+        self._check_open()
+        norm = []
+        for it in items:
+            t = (it[0], obis_bytes(it[1]), it[2])
+            if len(it) > 3 and it[3]:
+                t = t + (it[3], it[4] if len(it) > 4 else None)
+            norm.append(t)
+        return self.driver.run(self._get_many_proc(norm))
+
+    def set(self, class_id, obis_code, attr, tag, value):
+        """Write one attribute: ``tag``/``value`` as for ``axdr.encode``, or tag None and
+        ``value`` pre-encoded A-XDR bytes. Large values go in blocks."""
+        code = obis_bytes(obis_code)
+        self._check_open()
+        data = bytes(value) if tag is None else axdr.encode_to_bytes(tag, value)
+        return self.driver.run(self._set_proc(class_id, code, attr, data))
+
+    def action(self, class_id, obis_code, method, tag=None, value=None):
+        """Invoke a method (parameters ``tag``/``value`` or none); returns the return data or None."""
+        code = obis_bytes(obis_code)
+        self._check_open()
+        params = None if tag is None else (tag, value)
+        return self.driver.run(self._action_proc(class_id, code, method, params))
+
+    def short_name(self, class_id, obis_code, attr):
+        """SN address of an attribute: base_name + (attr - 1) * 8 (reads the SN object list once)."""
+        code = obis_bytes(obis_code)
+        self._check_open()
+        return self.driver.run(self._short_name(class_id, code, attr))
+
+    # ------------------------------------------------------------ helpers
+
+    def _check_open(self):
+        if not self.is_open:
+            raise SessionError("session is not open", "state")
+
+    def _next_invoke(self):
+        self._invoke = (self._invoke + 1) & 0x0F
+        return xdlms.invoke_id_and_priority(self._invoke)
+
+    def _check_invoke(self, got, sent):
+        if (got & 0x0F) != (sent & 0x0F):
+            raise SessionError("response invoke-id %d does not match the request's %d"
+                               % (got & 0x0F, sent & 0x0F), "invoke-id")
+
+    def _what(self, code, attr, method=False):
+        return "object %s %s %d" % (_obis_text(code), "method" if method else "attr", attr)
+
+    def _access_error(self, code, attr, dar, method=False):
+        return DataAccessError("%s: %s" % (self._what(code, attr, method), xdlms.dar_name(dar, method)),
+                               result=dar)
+
+    def _say(self, text):
+        if self.progress is not None:
+            self.progress(text)
+
+    def _alloc_tx(self):
+        st = self.settings
+        cap = st.max_pdu if st.max_pdu < st.tx_pdu else st.tx_pdu
+        if cap < 256:
+            cap = 256
+        if st.ciphered:
+            # plain APDU built behind the room the ciphered one needs, then protected to _AP
+            self._tx = bytearray(_AP + 2 * (cap + _CIPHER_ROOM))
+            self._apo = _AP + cap + _CIPHER_ROOM
+        else:
+            self._tx = bytearray(_AP + cap)
+            self._apo = _AP
+        self._tx_cap = cap
+        self._tx_limit = cap
+
+    # ------------------------------------------------------------ link: HDLC
+
+    def _addresses(self):
+        st = self.settings
+        local = hdlc.encode_client_address(st.client)
+        if self._address_size == 1:
+            if st.physical is not None:
+                raise SessionError("a 1-byte server address has no physical part", "address")
+            remote = hdlc.encode_server_address(st.server, None, 1)
+        else:
+            remote = hdlc.encode_server_address(st.server, st.physical or 0, self._address_size)
+        return local, remote
+
+    def _new_conn(self, max_info, window):
+        st = self.settings
+        local, remote = self._addresses()
+        conn = hdlc.HdlcConnection(local, remote, max_info_tx=max_info, max_info_rx=max_info,
+                                   window_tx=window, window_rx=window, retries=st.retries,
+                                   rx_capacity=st.max_pdu + _LLC + _CIPHER_ROOM)
+        self._conn = conn
+        self._reader = _Reader(hdlc.FrameReceiver(hdlc.frame_capacity(max_info)), _READ_CHUNK)
+        return conn
+
+    def _send_out(self, conn):
+        # conn.output() stays valid until the next conn call: the driver writes it at once.
+        self._stats.frames_tx += 1
+        yield (SEND, conn.output())
+
+    def _next_frame(self):
+        """Generator: the next good frame, or None after timeout_ms of silence."""
+        r = self._reader
+        if r is None:
+            raise SessionError("link not set up", "state")
+        if r.step():
+            self._stats.frames_rx += 1
+            return r.rx.frame
+        ok = yield (READ, r, self.settings.timeout_ms)
+        if not ok:
+            return None
+        self._stats.frames_rx += 1
+        return r.rx.frame
+
+    def _silent(self, what):
+        st = self.settings
+        line = "" if st.link == "wrapper" else " at %d baud" % (
+            self.handover.baud if self.handover is not None else st.baud)
+        tried = ["%s to server address %s (%d-byte) from client %d%s: no answer after %d retries"
+                 % (what, st.address_text(), self._address_size, st.client, line, st.retries)]
+        return NoAnswerError("no answer from server address %s with client %d \u2014 tried %s%s "
+                             "(%d tries, %d ms each); check the addresses and the probe"
+                             % (st.address_text(), st.client, what, line, st.retries + 1,
+                                st.timeout_ms), tried=tried)
+
+    def _snrm_proc(self, max_info, window):
+        conn = self._new_conn(max_info, window)
+        conn.connect()
+        self._linked = True
+        yield from self._send_out(conn)
+        while True:
+            f = yield from self._next_frame()
+            if f is None:
+                try:
+                    conn.timeout()
+                except LinkError:
+                    raise self._silent("SNRM")
+                yield from self._send_out(conn)
+                continue
+            ev = conn.receive_frame(f)
+            if conn.out_len:
+                yield from self._send_out(conn)
+            if ev == hdlc.EV_CONNECTED:
+                break
+        n = self.negotiated
+        n.max_info_tx = conn.max_info_tx
+        n.max_info_rx = conn.max_info_rx
+        n.window_tx = conn.window_tx
+        n.window_rx = conn.window_rx
+
+    def _hdlc_exchange(self, start, end, what):
+        """Send tx[start:end] (LLC in front) and return (mv, off, end) of the response APDU."""
+        conn = self._conn
+        if conn is None:
+            raise SessionError("HDLC link not set up", "state")
+        hdlc.add_llc(self._tx, start - _LLC)
+        conn.send(self._tx, start - _LLC, end - start + _LLC)
+        yield from self._send_out(conn)
+        while True:
+            f = yield from self._next_frame()
+            if f is None:
+                try:
+                    conn.timeout()
+                except LinkError:
+                    raise self._silent(what)
+                yield from self._send_out(conn)
+                continue
+            ev = conn.receive_frame(f)
+            if conn.out_len:
+                yield from self._send_out(conn)
+            if ev == hdlc.EV_DATA:
+                mv = conn.data()
+                off = hdlc.strip_llc(mv, 0, len(mv))
+                if off < len(mv) and mv[off] == xdlms.DATA_NOTIFICATION:
+                    continue  # a push in the middle of our exchange: not our answer
+                return mv, off, len(mv)
+
+    # ------------------------------------------------------------ link: wrapper
+
+    def _wrapper_exchange(self, start, end, what):
+        st = self.settings
+        wrapper.encode_header(self._tx, start - wrapper.HEADER_LEN, st.client, st.server, end - start)
+        self._stats.frames_tx += 1
+        yield (SEND, memoryview(self._tx)[start - wrapper.HEADER_LEN:end])
+        r = self._reader
+        if r is None:
+            raise SessionError("wrapper link not set up", "state")
+        while True:
+            got = r.step()
+            if not got:
+                got = yield (READ, r, st.timeout_ms)
+                if not got:
+                    raise self._silent(what)
+            self._stats.frames_rx += 1
+            rx = r.rx
+            if rx.source != st.server or rx.destination != st.client:
+                continue  # another association's traffic on the same socket
+            mv = rx.apdu()
+            if len(mv) and mv[0] == xdlms.DATA_NOTIFICATION:
+                continue
+            return mv, 0, len(mv)
+
+    # ------------------------------------------------------------ APDU exchange
+
+    def _transact(self, end, what, protect=True):
+        """Generator: send the APDU built at tx[_apo:end] (ciphered when the session is) and return
+        ``(mv, off, end)`` of the plain response."""
+        st = self.settings
+        start = self._apo
+        tx = self._tx
+        if self._ciphering and protect:
+            tag = tx[start]
+            glo = _GLO.get(tag)
+            if glo is None:
+                raise SessionError("no ciphered form of APDU 0x%02X" % tag, "cipher")
+            n = end - start
+            clen = security.protected_len(_SC, n)
+            p = xdlms.write_length(tx, _AP + 1, clen)
+            tx[_AP] = glo
+            security.protect_into(tx, p, _SC, st.system_title, self.invocation_counter, st.ek, st.ak,
+                                  memoryview(tx)[start:end])
+            self.invocation_counter += 1
+            end = p + clen
+            start = _AP
+        elif start != _AP:
+            # a plain APDU in a ciphering session (AARQ, RLRQ): move it in front
+            n = end - start
+            tx[_AP:_AP + n] = tx[start:end]
+            start = _AP
+            end = _AP + n
+        if st.link == "hdlc":
+            mv, off, e = yield from self._hdlc_exchange(start, end, what)
+        else:
+            mv, off, e = yield from self._wrapper_exchange(start, end, what)
+        if off < e and xdlms.is_ciphered(mv[off]):
+            if not self._ciphering and self._server_st is None:
+                raise SecurityError("ciphered response but no ciphering configured", "cipher", off)
+            plain, info = security.unwrap(mv, st.ek, st.ak, self._server_st, off, e)
+            self.server_invocation_counter = security.check_invocation_counter(
+                info["ic"], self.server_invocation_counter)
+            return plain, 0, len(plain)
+        return mv, off, e
+
+    # ------------------------------------------------------------ open / close
+
+    def _open_proc(self):
+        st = self.settings
+        self._alloc_tx()
+        if st.link == "hdlc":
+            if st.mode_e:
+                self.handover = yield from mode_e(st.iec if st.iec is not None else Options())
+            else:
+                yield (SET_LINE, st.baud, 8, "N")
+            max_info = st.max_info or _DEFAULT_MAX_INFO
+            try:
+                yield from self._snrm_proc(max_info, st.window)
+            except LinkError as e:
+                if e.field not in ("DM", "FRMR") or (max_info <= hdlc.DEFAULT_MAX_INFO and st.window == 1):
+                    raise
+                # Some meters refuse a large proposal outright: ask again with the defaults.
+                yield (PROGRESS, "meter refused max info %d: retrying SNRM with 128" % max_info)
+                yield from self._snrm_proc(hdlc.DEFAULT_MAX_INFO, 1)
+        else:
+            cap = st.max_pdu + _CIPHER_ROOM
+            self._reader = _Reader(wrapper.WrapperReceiver(cap), _READ_CHUNK)
+            self._linked = False
+        yield from self._associate()
+
+    def _associate(self):
+        st = self.settings
+        tx = self._tx
+        conformance = st.conformance
+        if conformance is None:
+            conformance = acse.DEFAULT_CONFORMANCE if st.ln else acse.DEFAULT_CONFORMANCE_SN
+        mech = None
+        auth_value = None
+        ctos = None
+        if st.auth == "low":
+            mech = "lls"
+            auth_value = bytes(st.password)
+        elif st.auth == "hls":
+            mech = "hls-gmac"
+            ctos = st.challenge if st.challenge is not None else _random(16)
+            auth_value = ctos
+        ui = None
+        if st.ciphered:
+            plain = bytearray(acse.initiate_request_size())
+            acse.encode_initiate_request(plain, 0, conformance, st.max_pdu)
+            ui = security.wrap_service(0x21, _SC, self.invocation_counter, st.ek, st.ak, plain,
+                                       st.system_title)
+            self.invocation_counter += 1
+        title = st.system_title if (st.ciphered or st.auth == "hls") else None
+        end = acse.encode_aarq(tx, self._apo, ln=st.ln, ciphered=st.ciphered, mechanism=mech,
+                               calling_ap_title=title, auth_value=auth_value, conformance=conformance,
+                               max_pdu=st.max_pdu, user_information=ui)
+        mv, off, e = yield from self._transact(end, "AARQ", protect=False)
+        if off < e and mv[off] != xdlms.AARE:
+            err = xdlms.error_from_apdu(mv, off, e)
+            if err is not None:
+                raise SessionError("association refused: " + err.message, "aare")
+            raise SessionError("meter answered the AARQ with APDU 0x%02X, not an AARE" % mv[off], "aare")
+        aare = acse.parse_aare(mv, off, e)
+        if aare.service_error is not None:
+            raise SessionError("association refused: confirmed-service-error "
+                               + acse.confirmed_service_error_text(*aare.service_error), "aare")
+        if not aare.accepted:
+            if (aare.diagnostic_source == acse.SOURCE_USER
+                    and aare.diagnostic == acse.DIAG_AUTHENTICATION_FAILURE):
+                raise SessionError("association rejected: authentication failure (check the password / "
+                                   "keys for client %d)" % st.client, "aare")
+            raise SessionError("association rejected: %s (%s)" % (aare.diagnostic_name, aare.result_name),
+                               "aare")
+        self._associated = True
+        self._server_st = aare.ap_title
+        n = self.negotiated
+        n.server_system_title = aare.ap_title
+        ini = aare.initiate
+        if aare.ciphered_user_info:
+            if self._server_st is None or st.ek is None:
+                raise SecurityError("ciphered AARE but no keys or server system title", "aare")
+            plain, info = security.unwrap(aare.user_info(mv), st.ek, st.ak, self._server_st)
+            self.server_invocation_counter = security.check_invocation_counter(
+                info["ic"], self.server_invocation_counter)
+            ini = acse.parse_initiate_response(plain)
+        if ini is None:
+            raise SessionError("AARE carries no InitiateResponse", "aare")
+        n.conformance = ini.conformance
+        n.max_pdu = ini.max_pdu or 0xFFFF
+        n.dlms_version = ini.dlms_version
+        n.vaa_name = ini.vaa_name
+        limit = self._tx_cap
+        if n.max_pdu < limit:
+            limit = n.max_pdu
+        if st.ciphered:
+            limit -= _CIPHER_ROOM
+        self._tx_limit = limit
+        self._ciphering = st.ciphered
+        if st.auth == "hls":
+            yield from self._hls(aare, ctos)
+
+    def _hls(self, aare, ctos):
+        """HLS pass 3/4: reply_to_HLS_authentication with f(StoC), check the server's f(CtoS)."""
+        st = self.settings
+        stoc = aare.auth_value
+        if stoc is None or self._server_st is None:
+            raise SessionError("HLS: the AARE carries no challenge or system title", "aare")
+        if not st.ln:
+            raise SessionError("HLS-GMAC with short-name referencing is not supported", "auth")
+        f_stoc = security.hls_gmac(st.system_title, self.invocation_counter, st.ek, st.ak, stoc)
+        self.invocation_counter += 1
+        try:
+            reply = yield from self._action_proc(15, ASSOCIATION_LN, 1, (axdr.OCTET_STRING, f_stoc))
+        except DataAccessError:
+            raise SessionError("association rejected: authentication failure (meter refused our "
+                               "HLS-GMAC reply; check the keys)", "hls")
+        if not isinstance(reply, (bytes, bytearray)):
+            raise SessionError("HLS: the meter returned no f(CtoS)", "hls")
+        try:
+            security.verify_hls_gmac(reply, self._server_st, st.ek, st.ak, ctos)
+        except SecurityError:
+            raise SecurityError("HLS: the meter's f(CtoS) does not verify: wrong keys or not the meter "
+                                "we think", "f(CtoS)")
+
+    def _close_proc(self):
+        st = self.settings
+        conn = self._conn
+        link_up = st.link == "wrapper" or (conn is not None and conn.state == hdlc.CONNECTED)
+        if self._associated and link_up:
+            self._associated = False
+            self._ciphering = False
+            if not self._tx:
+                self._alloc_tx()
+            end = acse.encode_rlrq(self._tx, self._apo, acse.RELEASE_NORMAL)
+            if conn is not None:
+                conn.retries = 1
+            try:
+                yield from self._transact(end, "RLRQ", protect=False)
+            except OptoreadError:
+                pass  # the DISC below releases the link anyway
+        self._associated = False
+        if st.link == "hdlc" and self._linked and conn is not None:
+            self._linked = False
+            conn.retries = 1
+            if conn.state != hdlc.CONNECTED:
+                # After a timeout or a DM the connection forgot the link; the meter may not have.
+                conn.state = hdlc.CONNECTED
+            conn.disconnect()
+            yield from self._send_out(conn)
+            while True:
+                f = yield from self._next_frame()
+                if f is None:
+                    try:
+                        conn.timeout()
+                    except LinkError:
+                        return
+                    yield from self._send_out(conn)
+                    continue
+                try:
+                    ev = conn.receive_frame(f)
+                except LinkError:
+                    return  # FRMR / DM: the link is down either way
+                if ev == hdlc.EV_DISCONNECTED:
+                    return
+
+    # ------------------------------------------------------------ GET
+
+    def _get_proc(self, class_id, code, attr, selector, params, sink):
+        if not self.settings.ln:
+            return (yield from self._sn_get(class_id, code, attr, selector, params, sink))
+        invoke = self._next_invoke()
+        end = xdlms.encode_get_request(self._tx, self._apo, invoke, class_id, code, attr, selector, params)
+        if end - self._apo > self._tx_limit:
+            raise SessionError("GET request of %d bytes exceeds the meter's PDU size %d"
+                               % (end - self._apo, self._tx_limit), "pdu")
+        mv, off, e = yield from self._transact(end, "GET")
+        r = self._get_response(mv, off, e, invoke)
+        if r.kind == xdlms.NORMAL:
+            if r.dar is not None:
+                raise self._access_error(code, attr, r.dar)
+            if sink is None:
+                return axdr.decode(mv, r.data_off or 0, r.data_end)[0]
+            stream = axdr.ArrayStream(self.settings.element_max)
+            stream.feed(memoryview(mv)[r.data_off:r.data_end], sink)
+            return self._stream_done(stream, code, attr)
+        if r.kind != xdlms.WITH_DATABLOCK:
+            raise SessionError("unexpected GET response type %d" % r.kind, "get-response")
+        stream = axdr.ArrayStream(self.settings.element_max) if sink is not None else None
+        acc = bytearray()
+        expect = 1
+        while True:
+            if r.dar is not None:
+                raise self._access_error(code, attr, r.dar)
+            if r.block != expect:
+                raise SessionError("%s: block %r received, %d expected" % (self._what(code, attr), r.block,
+                                                                          expect), "block-number")
+            chunk = memoryview(mv)[r.data_off:r.data_end]
+            if stream is not None:
+                stream.feed(chunk, sink)
+            else:
+                self._accumulate(acc, chunk)
+            if r.last:
+                break
+            if expect % _PROGRESS_BLOCKS == 0:
+                more = "" if stream is None else ", %d entries" % stream.received
+                yield (PROGRESS, "%s: block %d%s" % (self._what(code, attr), expect, more))
+            end = xdlms.encode_get_request_next(self._tx, self._apo, invoke, r.block)
+            mv, off, e = yield from self._transact(end, "GET next block")
+            r = self._get_response(mv, off, e, invoke)
+            if r.kind != xdlms.WITH_DATABLOCK:
+                raise SessionError("block transfer interrupted by a GET response of type %d" % r.kind,
+                                   "get-response")
+            expect += 1
+        if stream is not None:
+            return self._stream_done(stream, code, attr)
+        return axdr.decode(acc, 0, len(acc))[0]
+
+    def _get_response(self, mv, off, e, invoke):
+        r = xdlms.parse_get_response(mv, off, e, strict=False)
+        self._check_invoke(r.invoke, invoke)
+        return r
+
+    def _accumulate(self, acc, chunk):
+        if len(acc) + len(chunk) > self.settings.value_max:
+            raise SessionError("value larger than %d bytes: read it with a sink" % self.settings.value_max,
+                               "value_max")
+        acc.extend(chunk)
+
+    def _stream_done(self, stream, code, attr):
+        if not stream.done or stream.pending():
+            raise SessionError("%s: array ended after %d of %r elements" % (
+                self._what(code, attr), stream.received, stream.expected), "array")
+        return stream.received
+
+    def _get_many_proc(self, items):
+        st = self.settings
+        out = []
+        multi = self.negotiated.conformance & acse.CONF_MULTIPLE_REFERENCES
+        i = 0
+        while i < len(items):
+            if not multi or len(items) - i == 1:
+                it = items[i]
+                try:
+                    v = yield from self._get_proc(it[0], it[1], it[2], it[3] if len(it) > 3 else 0,
+                                                  it[4] if len(it) > 3 else None, None)
+                except DataAccessError as e:
+                    v = e
+                out.append(v)
+                i += 1
+                continue
+            # As many items as fit the meter's PDU (request side; the answer may come in blocks).
+            j = i
+            size = 8
+            while j < len(items):
+                it = items[j]
+                need = 10 if len(it) <= 3 else 12 + (len(it[4]) if isinstance(it[4], (bytes, bytearray))
+                                                    else 64)
+                if j > i and size + need > self._tx_limit:
+                    break
+                size += need
+                j += 1
+            chunk = items[i:j]
+            if st.ln:
+                vals = yield from self._get_list(chunk)
+            else:
+                vals = yield from self._sn_read_list(chunk)
+            out.extend(vals)
+            i = j
+        return out
+
+    def _get_list(self, chunk):
+        invoke = self._next_invoke()
+        end = xdlms.encode_get_request_list(self._tx, self._apo, invoke, chunk)
+        mv, off, e = yield from self._transact(end, "GET with list")
+        r = self._get_response(mv, off, e, invoke)
+        if r.kind == xdlms.WITH_LIST:
+            items = r.items or []
+            if len(items) != len(chunk):
+                raise SessionError("GET with list: %d results for %d items" % (len(items), len(chunk)),
+                                   "list")
+            return [self._item_value(mv, res, it) for res, it in zip(items, chunk)]
+        if r.kind == xdlms.NORMAL:
+            raise SessionError("GET with list answered by a normal response", "get-response")
+        acc = bytearray()
+        expect = 1
+        while True:
+            if r.dar is not None:
+                raise self._access_error(chunk[0][1], chunk[0][2], r.dar)
+            if r.block != expect:
+                raise SessionError("GET with list: block %r received, %d expected" % (r.block, expect),
+                                   "block-number")
+            self._accumulate(acc, memoryview(mv)[r.data_off:r.data_end])
+            if r.last:
+                break
+            end = xdlms.encode_get_request_next(self._tx, self._apo, invoke, r.block)
+            mv, off, e = yield from self._transact(end, "GET next block")
+            r = self._get_response(mv, off, e, invoke)
+            if r.kind != xdlms.WITH_DATABLOCK:
+                raise SessionError("block transfer interrupted", "get-response")
+            expect += 1
+        return self._result_list(acc, chunk)
+
+    def _result_list(self, buf, chunk):
+        # SEQUENCE OF Get-Data-Result, reassembled from blocks.
+        n, off = xdlms.read_length(buf, 0, len(buf), "list-count")
+        if n != len(chunk):
+            raise SessionError("GET with list: %d results for %d items" % (n, len(chunk)), "list")
+        out = []
+        for it in chunk:
+            choice, off = xdlms.u8(buf, off, len(buf), "result")
+            if choice == 0:
+                v, off = axdr.decode(buf, off, len(buf))
+                out.append(v)
+            elif choice == 1:
+                dar, off = xdlms.u8(buf, off, len(buf), "data-access-result")
+                out.append(self._access_error(it[1], it[2], dar))
+            else:
+                raise ApduError("bad Get-Data-Result choice %d" % choice, "result", off - 1)
+        if off != len(buf):
+            raise ApduError("%d bytes after the result list" % (len(buf) - off), "list", off)
+        return out
+
+    def _item_value(self, mv, res, it):
+        if res.kind == xdlms.ITEM_ERROR:
+            return self._access_error(it[1], it[2], res.dar)
+        if res.kind != xdlms.ITEM_DATA:
+            raise SessionError("unexpected result kind %d" % res.kind, "result")
+        return axdr.decode(mv, res.off, res.end)[0]
+
+    # ------------------------------------------------------------ SET / ACTION
+
+    def _set_proc(self, class_id, code, attr, data):
+        if not self.settings.ln:
+            return (yield from self._sn_write(class_id, code, attr, data))
+        invoke = self._next_invoke()
+        limit = self._tx_limit
+        if 3 + 10 + len(data) <= limit:
+            end = xdlms.encode_set_request(self._tx, self._apo, invoke, class_id, code, attr, data)
+            mv, off, e = yield from self._transact(end, "SET")
+            r = xdlms.parse_set_response(mv, off, e, strict=False)
+            self._check_invoke(r.invoke, invoke)
+            if r.dar:
+                raise self._access_error(code, attr, r.dar)
+            return None
+        if not self.negotiated.conformance & acse.CONF_BLOCK_TRANSFER_SET:
+            raise SessionError("%s: value of %d bytes exceeds the meter's PDU size %d and the meter does "
+                               "not do block transfer for SET" % (self._what(code, attr), len(data), limit),
+                               "pdu")
+        step = limit - 24  # room for the descriptor, block number and the length of the slice
+        pos = 0
+        block = 1
+        while True:
+            k = len(data) - pos
+            if k > step:
+                k = step
+            last = pos + k >= len(data)
+            raw = memoryview(data)[pos:pos + k]
+            if block == 1:
+                end = xdlms.encode_set_request_first_block(self._tx, self._apo, invoke, class_id, code, attr,
+                                                           last, block, raw)
+            else:
+                end = xdlms.encode_set_request_block(self._tx, self._apo, invoke, last, block, raw)
+            mv, off, e = yield from self._transact(end, "SET block")
+            r = xdlms.parse_set_response(mv, off, e, strict=False)
+            self._check_invoke(r.invoke, invoke)
+            if r.dar:
+                raise self._access_error(code, attr, r.dar)
+            if r.block != block:
+                raise SessionError("SET block %d acknowledged as %r" % (block, r.block), "block-number")
+            if last:
+                if r.kind != xdlms.SET_RESPONSE_LAST_DATABLOCK:
+                    raise SessionError("meter did not confirm the last SET block", "set-response")
+                return None
+            if r.kind != xdlms.SET_RESPONSE_DATABLOCK:
+                raise SessionError("SET block transfer ended early (response type %d)" % r.kind,
+                                   "set-response")
+            pos += k
+            block += 1
+
+    def _action_proc(self, class_id, code, method, params):
+        if not self.settings.ln:
+            raise SessionError("ACTION with short-name referencing is not supported", "sn")
+        invoke = self._next_invoke()
+        end = xdlms.encode_action_request(self._tx, self._apo, invoke, class_id, code, method, params)
+        if end - self._apo > self._tx_limit:
+            raise SessionError("%s: parameters exceed the meter's PDU size %d"
+                               % (self._what(code, method, True), self._tx_limit), "pdu")
+        mv, off, e = yield from self._transact(end, "ACTION")
+        r = xdlms.parse_action_response(mv, off, e, strict=False)
+        self._check_invoke(r.invoke, invoke)
+        if r.result:
+            raise self._access_error(code, method, r.result, True)
+        if r.dar:
+            raise self._access_error(code, method, r.dar, True)
+        return r.value()
+
+    # ------------------------------------------------------------ SN referencing
+
+    def _short_name(self, class_id, code, attr):
+        if self.sn_map is None:
+            m = {}
+
+            def add(e):
+                # {base_name long, class_id long-unsigned, version unsigned, logical_name octet-string}
+                if isinstance(e, tuple) and len(e) >= 4 and isinstance(e[3], bytes):
+                    m[e[3]] = (e[0] & 0xFFFF, e[1])
+
+            yield (PROGRESS, "reading the SN object list")
+            yield from self._sn_read([_SN_ASSOCIATION_LIST], add, "association SN object list")
+            self.sn_map = m
+        ent = self.sn_map.get(code)
+        if ent is None:
+            raise DataAccessError("%s: not in the meter's SN object list" % self._what(code, attr), result=4)
+        if ent[1] != class_id:
+            raise DataAccessError("%s: the meter lists it as class %d, not %d" % (
+                self._what(code, attr), ent[1], class_id), result=9)
+        return (ent[0] + (attr - 1) * 8) & 0xFFFF
+
+    def _sn_get(self, class_id, code, attr, selector, params, sink):
+        sn = yield from self._short_name(class_id, code, attr)
+        name = (sn, selector, params) if selector else sn
+        try:
+            return (yield from self._sn_read([name], sink, self._what(code, attr)))
+        except DataAccessError as e:
+            raise self._access_error(code, attr, e.result)
+
+    def _sn_read(self, names, sink, what):
+        """ReadRequest for one name (with blocks); value, or element count with ``sink``."""
+        end = xdlms.encode_read_request(self._tx, self._apo, names)
+        mv, off, e = yield from self._transact(end, "READ")
+        r = xdlms.parse_read_response(mv, off, e)
+        it = r.items[0] if len(r.items) == 1 else None
+        if it is None:
+            raise SessionError("READ: %d results for 1 name" % len(r.items), "read-response")
+        if it.kind == xdlms.ITEM_ERROR:
+            raise DataAccessError("%s: %s" % (what, xdlms.dar_name(it.dar)), result=it.dar)
+        stream = axdr.ArrayStream(self.settings.element_max) if sink is not None else None
+        if it.kind == xdlms.ITEM_DATA:
+            if stream is None:
+                return axdr.decode(mv, it.off, it.end)[0]
+            stream.feed(memoryview(mv)[it.off:it.end], sink)
+            return self._sn_stream_done(stream, what)
+        acc = bytearray()
+        expect = 1
+        while True:
+            if it.kind == xdlms.ITEM_ERROR:
+                raise DataAccessError("%s: %s" % (what, xdlms.dar_name(it.dar)), result=it.dar)
+            if it.kind != xdlms.ITEM_BLOCK:
+                raise SessionError("READ block transfer: unexpected result kind %d" % it.kind,
+                                   "read-response")
+            if it.block != expect:
+                raise SessionError("READ: block %r received, %d expected" % (it.block, expect),
+                                   "block-number")
+            chunk = memoryview(mv)[it.off:it.end]
+            if stream is not None:
+                stream.feed(chunk, sink)
+            else:
+                self._accumulate(acc, chunk)
+            if it.last:
+                break
+            if expect % _PROGRESS_BLOCKS == 0:
+                yield (PROGRESS, "%s: block %d" % (what, expect))
+            end = xdlms.encode_read_request_block(self._tx, self._apo, it.block)
+            mv, off, e = yield from self._transact(end, "READ next block")
+            r = xdlms.parse_read_response(mv, off, e)
+            if len(r.items) != 1:
+                raise SessionError("READ block: %d results" % len(r.items), "read-response")
+            it = r.items[0]
+            expect += 1
+        if stream is not None:
+            return self._sn_stream_done(stream, what)
+        return axdr.decode(acc, 0, len(acc))[0]
+
+    def _sn_stream_done(self, stream, what):
+        if not stream.done or stream.pending():
+            raise SessionError("%s: array ended after %d of %r elements" % (what, stream.received,
+                                                                            stream.expected), "array")
+        return stream.received
+
+    def _sn_read_list(self, chunk):
+        names = []
+        for it in chunk:
+            sn = yield from self._short_name(it[0], it[1], it[2])
+            names.append((sn, it[3], it[4]) if len(it) > 3 else sn)
+        end = xdlms.encode_read_request(self._tx, self._apo, names)
+        mv, off, e = yield from self._transact(end, "READ list")
+        r = xdlms.parse_read_response(mv, off, e)
+        if len(r.items) != len(chunk):
+            raise SessionError("READ: %d results for %d names" % (len(r.items), len(chunk)), "read-response")
+        out = []
+        for res, it in zip(r.items, chunk):
+            if res.kind == xdlms.ITEM_BLOCK:
+                # The meter wants block transfer for the list: read those one at a time.
+                out = []
+                for it2 in chunk:
+                    try:
+                        v = yield from self._sn_get(it2[0], it2[1], it2[2], it2[3] if len(it2) > 3 else 0,
+                                                    it2[4] if len(it2) > 3 else None, None)
+                    except DataAccessError as e2:
+                        v = e2
+                    out.append(v)
+                return out
+            out.append(self._item_value(mv, res, it))
+        return out
+
+    def _sn_write(self, class_id, code, attr, data):
+        sn = yield from self._short_name(class_id, code, attr)
+        if len(data) + 12 > self._tx_limit:
+            raise SessionError("%s: value of %d bytes exceeds the meter's PDU size (SN block write is "
+                               "not supported)" % (self._what(code, attr), len(data)), "pdu")
+        end = xdlms.encode_write_request(self._tx, self._apo, [sn], [data])
+        mv, off, e = yield from self._transact(end, "WRITE")
+        r = xdlms.parse_write_response(mv, off, e)
+        if len(r.items) != 1:
+            raise SessionError("WRITE: %d results for 1 name" % len(r.items), "write-response")
+        it = r.items[0]
+        if it.kind == xdlms.ITEM_ERROR:
+            raise self._access_error(code, attr, it.dar)
+        return None
