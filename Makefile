@@ -10,7 +10,7 @@ STDLIB_STUBS_VERSION := 1.29.0.post2
 FIRMWARE := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' | sort)
 MPY_OUT := build/mpy
 
-.PHONY: setup test lint mpy typecheck pytest mptest fuzz clean
+.PHONY: setup test lint mpy typecheck pytest mptest fuzz bench clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ pytest: setup
 # The portable tests again, on the MicroPython unix port.
 mptest: setup
 	$(BIN)/micropython -X heapsize=16m host_tests/mprun.py
+
+# Figures (protocol cost, flash density, RAM, footprint) -> docs/benchmarks.md and .json.
+bench: setup mpy
+	$(PY) tools/bench.py
 
 fuzz: setup
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000000} $(BIN)/pytest -m fuzz host_tests -p no:randomly

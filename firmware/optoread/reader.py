@@ -336,9 +336,9 @@ class Reader:
             if "profile" in step:
                 self._profile(sess, w, step, meter_dt)
 
-    def _registers(self, sess, w, codes):
+    def _registers(self, sess, w, codes, classes=None):
         cache = {}
-        items = [(cosem.CLASS_REGISTER, c) for c in codes]
+        items = [(classes[i] if classes else cosem.CLASS_REGISTER, codes[i]) for i in range(len(codes))]
         results = cosem.read_registers(sess, items, cache)
         for code, v in zip(codes, results):
             name = obislib.format(code)
@@ -354,15 +354,17 @@ class Reader:
 
     def _browse_registers(self, sess, w, ln):
         regs = []
+        classes = []
 
         def sink(o):
             if o[0] in (cosem.CLASS_REGISTER, cosem.CLASS_EXTENDED_REGISTER, cosem.CLASS_DEMAND_REGISTER):
                 regs.append(o[2])
+                classes.append(o[0])
 
         n = cosem.browse(sess, sink, ln=ln)
         self._say("object list: %d objects, %d registers" % (n, len(regs)))
         for i in range(0, len(regs), 8):
-            self._registers(sess, w, regs[i:i + 8])
+            self._registers(sess, w, regs[i:i + 8], classes[i:i + 8])
 
     def _profile(self, sess, w, step, meter_dt):
         code = obislib.parse(step["profile"])

@@ -1,0 +1,73 @@
+"""A full DLMS readout on the MicroPython unix port over loopback TCP (run by test_session_unix.py).
+
+    micropython host_tests/mp_full_readout.py PORT key=value ...
+
+Session settings as key=value (ints parsed; hex: values for ek/ak/password prefixed "hex:").
+Reads the object list, every register (value + scaler_unit), the clock and the whole block
+load profile (rows streamed to a counting sink), then prints one JSON line with what it read.
+"""
+
+import json
+import sys
+
+HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+sys.path.insert(0, HERE + "/../firmware")
+
+import binascii  # noqa: E402
+
+from optoread import cosem  # noqa: E402
+from optoread.errors import OptoreadError  # noqa: E402
+from optoread.session import Session, Settings  # noqa: E402
+from optoread.unixport import TcpTransport  # noqa: E402
+
+
+def _value(v):
+    if v.startswith("hex:"):
+        return binascii.unhexlify(v[4:])
+    if v in ("True", "False"):
+        return v == "True"
+    try:
+        return int(v)
+    except ValueError:
+        return v
+
+
+def main():
+    port = int(sys.argv[1])
+    kw = {}
+    for a in sys.argv[2:]:
+        k, v = a.split("=", 1)
+        kw[k] = _value(v)
+    t = TcpTransport("127.0.0.1", port)
+    regs = []
+    out = {"registers": {}, "rows": 0}
+    try:
+        with Session(Settings(**kw), t) as sess:
+            def obj(o):
+                if o[0] in (3, 4, 5):
+                    regs.append((o[0], o[2]))
+
+            out["objects"] = cosem.browse(sess, obj, ln=kw.get("ln", True))
+            cache = {}
+            for cls, r in regs:
+                v = cosem.read_register(sess, r, class_id=cls, cache=cache)
+                out["registers"]["%d.%d.%d.%d.%d.%d" % tuple(r)] = [v.raw, v.scaler, v.unit_code]
+            out["clock"] = cosem.Clock().read(sess).iso()
+            first = []
+
+            def sink(row):
+                if not first:
+                    first.append(row)
+                out["rows"] += 1
+
+            cosem.ProfileGeneric(b"\x01\x00\x63\x01\x00\xff").read_all(sess, sink)
+            out["first_row"] = [c.iso() if hasattr(c, "iso") else c for c in first[0]]
+    except OptoreadError as e:
+        print("ERROR %s: %s" % (type(e).__name__, e))
+        sys.exit(3)
+    finally:
+        t.close()
+    print(json.dumps(out))
+
+
+main()
