@@ -10,7 +10,7 @@ STDLIB_STUBS_VERSION := 1.29.0.post2
 FIRMWARE := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' | sort)
 MPY_OUT := build/mpy
 
-.PHONY: setup test lint mpy typecheck pytest mptest fuzz bench clean
+.PHONY: setup test demo deploy lint mpy typecheck pytest mptest fuzz bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,15 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 test: setup lint mpy typecheck pytest mptest
+
+# The whole story without hardware: simulated meters on ptys, firmware/main.py on the unix port,
+# reads through the console, download into demo-out/readings.sqlite + CSV, checked against the simulators.
+demo: setup
+	$(PY) tools/demo.py --out demo-out
+
+deploy: setup
+	@test -n "$(BOARD)" -a -n "$(PORT)" || { echo "usage: make deploy BOARD=pico|esp32|unix PORT=DEV [TARGET=DIR]"; exit 2; }
+	$(PY) -m optoread_tools.deploy --board $(BOARD) --port $(PORT) $(if $(TARGET),--target $(TARGET))
 
 lint: setup
 	$(BIN)/ruff check firmware host_tests tools boards

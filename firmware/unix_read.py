@@ -2,6 +2,7 @@
 
     micropython firmware/unix_read.py --probe pty:PATH|tcp:HOST:PORT [--flash IMAGE]
                                       [--read [PLAN]] [--meter ID] [--json] [--list]
+                                      [--plans DIR]
 
 Detects the protocol (unless the meter is known), commits the session to the store in the
 LittleFS image IMAGE (created if missing) and prints the committed session. Exit status 0
@@ -22,17 +23,87 @@ try:
 except ImportError:
     pass
 
-from optoread import device, probe  # noqa: E402
+_MEM = None
+try:
+    if os.getenv("OPTOREAD_MEM"):  # working-set report for tools/bench_ram.py
+        import gc
+
+        _MEM = [0, 0]  # heap after imports, peak seen
+except (NameError, AttributeError):
+    pass
+
+from optoread import device  # noqa: E402
 from optoread.reader import MeterProfiles, Reader  # noqa: E402
+
+
+def _sample():
+    """Track the live heap (after a collection) for the working-set report (OPTOREAD_MEM only)."""
+    if _MEM is not None:
+        gc.collect()
+        a = gc.mem_alloc()
+        if a > _MEM[1]:
+            _MEM[1] = a
+
+
+def _sampling_store(store):
+    """Wrap ``store.begin`` so the working set is also sampled while profile rows stream in."""
+    begin = store.begin
+
+    def sampled_begin(*args):
+        w = begin(*args)
+        row = w.row
+        n = [0]
+
+        def sampled_row(clock, cols):
+            n[0] += 1
+            if not n[0] & 31:
+                _sample()
+            return row(clock, cols)
+
+        w.row = sampled_row
+        return w
+
+    store.begin = sampled_begin
+
+
+def _print_session(store, seq):
+    """Print the committed session as it streams off flash (rows are counted, not collected)."""
+    st = {"profile": None, "rows": 0}
+
+    def flush():
+        if st["profile"] is not None:
+            print("  profile %s: %d rows" % (st["profile"], st["rows"]))
+
+    def sink(kind, d):
+        if kind == "head":
+            st["meter"] = d[0]
+        elif kind == "value":
+            print("  %-22s %s %s" % (d[0], d[1], d[3] if d[3] is not None else ""))
+        elif kind == "profile":
+            flush()
+            st["profile"], st["rows"] = d[0], 0
+        elif kind == "row":
+            st["rows"] += 1
+            if not st["rows"] & 255:
+                _sample()
+        elif kind == "commit":
+            st["outcome"], st["error"] = d[0], d[1]
+
+    print("session %d:" % seq)
+    s = store.read(seq, sink)
+    flush()
+    print("session %d: %s %s (%s)" % (seq, st.get("meter"), st.get("outcome"), st.get("error") or "ok"))
+    return s
 
 
 def _args(argv):
     a = {"probe": None, "flash": "optoread-store.img", "read": None, "meter": None, "json": False,
-         "list": False, "do_read": False}
+         "list": False, "do_read": False,
+         "plans": None}
     i = 0
     while i < len(argv):
         k = argv[i]
-        if k in ("--probe", "--flash", "--meter"):
+        if k in ("--probe", "--flash", "--meter", "--plans"):
             a[k[2:]] = argv[i + 1]
             i += 2
             continue
@@ -54,6 +125,9 @@ def _args(argv):
 
 def main():
     a = _args(sys.argv[1:])
+    if _MEM is not None:
+        gc.collect()
+        _MEM[0] = _MEM[1] = gc.mem_alloc()
     device.mount_image(a["flash"], "/flash")
     store, report = device.open_store("/flash/data")
     if a["list"]:
@@ -63,30 +137,34 @@ def main():
     if not a["do_read"] or not a["probe"]:
         print("usage: unix_read.py --probe pty:PATH|tcp:HOST:PORT [--flash IMAGE] --read [PLAN]")
         return 2
-    plans = device.load_plans(HERE + "/plans", "/flash/plans")
+    plans = device.load_plans(HERE + "/plans", "/flash/plans", *([a["plans"]] if a["plans"] else []))
     profiles = MeterProfiles("/flash/meters.json")
     quiet = a["json"]
 
     def progress(text):
+        _sample()
         if not quiet:
             print("optoread: " + text)
 
-    t = probe.open_probe({"PROBE": a["probe"]})
+    from optoread import unixport  # the unix board has no UART: optoread.probe is not needed
+
+    t = unixport.open_spec(a["probe"])
+    if _MEM is not None:
+        _sampling_store(store)
     try:
         rd = Reader(t, store, plans=plans, profiles=profiles, clock=device.device_time, progress=progress)
         summary = rd.read(a["read"], a["meter"])
     finally:
         t.close()
-    out = device.session_json(store, summary.seq)
+    _sample()
     if a["json"]:
-        print(device.dumps(out))
+        print(device.dumps(device.session_json(store, summary.seq)))
     else:
-        print("session %d: %s %s (%s)" % (summary.seq, out.get("meter"), out.get("outcome"),
-                                          out.get("error") or "ok"))
-        for v in out["values"]:
-            print("  %-22s %s %s" % (v["obis"], v["value"], v["unit"] if v["unit"] is not None else ""))
-        for p in out["profiles"]:
-            print("  profile %s: %d rows" % (p["obis"], len(p["rows"])))
+        _print_session(store, summary.seq)
+    if _MEM is not None:
+        _sample()
+        print("optoread-mem: after_imports=%d peak_live=%d heap=%d" % (_MEM[0], _MEM[1],
+                                                                     gc.mem_alloc() + gc.mem_free()))
     return 0 if summary.complete else 1
 
 

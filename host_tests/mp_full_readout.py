@@ -60,8 +60,17 @@ def main():
                     first.append(row)
                 out["rows"] += 1
 
-            cosem.ProfileGeneric(b"\x01\x00\x63\x01\x00\xff").read_all(sess, sink)
+            pg = cosem.ProfileGeneric(b"\x01\x00\x63\x01\x00\xff")
+            pg.read_all(sess, sink)
             out["first_row"] = [c.iso() if hasattr(c, "iso") else c for c in first[0]]
+            got = []
+            keep = lambda row: got.append([c.iso() if hasattr(c, "iso") else c for c in row])  # noqa: E731
+            out["by_range"] = pg.read_range(sess, (2026, 1, 2, 0, 0, 0), (2026, 1, 2, 23, 45, 0), keep,
+                                            no_deviation="auto")
+            out["range_last"] = got[-1] if got else None
+            del got[:]
+            out["by_entry"] = pg.read_entries(sess, 101, 200, keep)
+            out["entry_first"] = got[0] if got else None
     except OptoreadError as e:
         print("ERROR %s: %s" % (type(e).__name__, e))
         sys.exit(3)

@@ -73,6 +73,14 @@ def _check(model, servers, out, rows=2880):
     first = model.expected_rows(obislib.parse("1.0.99.1.0.255"), 0, 1)[0]
     assert out["first_row"][0] == axdr.DateTime.from_bytes(first[0]).iso()
     assert out["first_row"][1:] == list(first[1:])
+    # by range: one day of 15-minute rows (2026-01-02), by entry: rows 101..200
+    day = model.expected_rows(obislib.parse("1.0.99.1.0.255"), 96, 192)
+    assert out["by_range"] == 96
+    assert out["range_last"][1:] == list(day[-1][1:])
+    assert out["range_last"][0] == axdr.DateTime.from_bytes(day[-1][0]).iso()
+    assert out["by_entry"] == 100
+    row101 = model.expected_rows(obislib.parse("1.0.99.1.0.255"), 100, 101)[0]
+    assert out["entry_first"][1:] == list(row101[1:])
     assert not servers[-1].connected  # RLRQ and DISC were sent: the link is closed
 
 
@@ -89,4 +97,6 @@ def test_unix_port_full_readout_with_quirk(quirk):
     skw = {"quirks": {quirk}}
     if quirk == "four_byte_address":
         skw["physical"] = QUIRKS[quirk]["physical"]
+    if quirk == "slow":
+        skw["slow_ms"] = 100  # every answer late (the default 1.5 s would make this test minutes long)
     _check(*_run(skw, QUIRKS[quirk], rows=300), rows=300)

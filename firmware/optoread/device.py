@@ -30,8 +30,8 @@ class FileBlockDevice:
             size = 0
         if size == 0:
             with open(path, "wb") as f:
-                chunk = b"\xff" * block_size
-                for _ in range(blocks):
+                chunk = b"\xff" * 256  # small: the heap may be tight on a board
+                for _ in range(blocks * block_size // 256):
                     f.write(chunk)
             size = block_size * blocks
         self.blocks = size // block_size

@@ -359,16 +359,6 @@ def open_probe(board, baud=300, bits=7, parity="E"):
     spec = _get(board, "PROBE")
     if not spec:
         return Probe(board, baud, bits, parity)
-    i = spec.find(":")
-    kind = spec[:i] if i > 0 else ""
-    rest = spec[i + 1:]
     from . import unixport
 
-    if kind in ("pty", "tty") and rest:
-        return unixport.TtyTransport(rest, baud, bits, parity)
-    if kind == "tcp":
-        j = rest.rfind(":")
-        port = rest[j + 1:] if j > 0 else ""
-        if port.isdigit() and 0 < int(port) < 65536:
-            return unixport.TcpTransport(rest[:j], int(port))
-    raise TransportError("probe must be pty:PATH, tty:PATH or tcp:HOST:PORT, not %r" % (spec,), field="probe")
+    return unixport.open_spec(spec, baud, bits, parity)

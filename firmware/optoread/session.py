@@ -24,7 +24,7 @@ close() releases the association (RLRQ) and the link (DISC) on every exit path;
 :meth:`Session.open` closes by itself when it fails half-way.
 """
 
-from . import acse, axdr, hdlc, obis, security, wrapper, xdlms
+from . import acse, axdr, hdlc, obis, wrapper, xdlms
 from .compat import const
 from .driver import Driver
 from .errors import (
@@ -511,6 +511,8 @@ class Session:
         start = self._apo
         tx = self._tx
         if self._ciphering and protect:
+            from . import security  # imported only by ciphered sessions (RAM)
+
             tag = tx[start]
             glo = _GLO.get(tag)
             if glo is None:
@@ -537,6 +539,8 @@ class Session:
         if off < e and xdlms.is_ciphered(mv[off]):
             if not self._ciphering and self._server_st is None:
                 raise SecurityError("ciphered response but no ciphering configured", "cipher", off)
+            from . import security
+
             plain, info = security.unwrap(mv, st.ek, st.ak, self._server_st, off, e)
             self.server_invocation_counter = security.check_invocation_counter(
                 info["ic"], self.server_invocation_counter)
@@ -586,6 +590,8 @@ class Session:
             auth_value = ctos
         ui = None
         if st.ciphered:
+            from . import security  # only ciphered associations pay for the security module
+
             plain = bytearray(acse.initiate_request_size())
             acse.encode_initiate_request(plain, 0, conformance, st.max_pdu)
             ui = security.wrap_service(0x21, _SC, self.invocation_counter, st.ek, st.ak, plain,
@@ -620,6 +626,8 @@ class Session:
         if aare.ciphered_user_info:
             if self._server_st is None or st.ek is None:
                 raise SecurityError("ciphered AARE but no keys or server system title", "aare")
+            from . import security
+
             plain, info = security.unwrap(aare.user_info(mv), st.ek, st.ak, self._server_st)
             self.server_invocation_counter = security.check_invocation_counter(
                 info["ic"], self.server_invocation_counter)
@@ -642,6 +650,8 @@ class Session:
 
     def _hls(self, aare, ctos):
         """HLS pass 3/4: reply_to_HLS_authentication with f(StoC), check the server's f(CtoS)."""
+        from . import security
+
         st = self.settings
         stoc = aare.auth_value
         if stoc is None or self._server_st is None:

@@ -201,3 +201,18 @@ class TcpTransport:
 
     def close(self):
         self._s.close()
+
+
+def open_spec(spec, baud=300, bits=7, parity="E"):
+    """The transport for a unix-board probe spec: ``pty:PATH``, ``tty:PATH`` or ``tcp:HOST:PORT``."""
+    i = spec.find(":")
+    kind = spec[:i] if i > 0 else ""
+    rest = spec[i + 1:]
+    if kind in ("pty", "tty") and rest:
+        return TtyTransport(rest, baud, bits, parity)
+    if kind == "tcp":
+        j = rest.rfind(":")
+        port = rest[j + 1:] if j > 0 else ""
+        if port.isdigit() and 0 < int(port) < 65536:
+            return TcpTransport(rest[:j], int(port))
+    raise TransportError("probe must be pty:PATH, tty:PATH or tcp:HOST:PORT, not %r" % (spec,), field="probe")

@@ -4,6 +4,11 @@
     optoread sim --protocol iec21 --pty [...]     start a simulated meter on a pty
     optoread read --port DEV --iec21 [...]        read a meter through a USB optical probe
     optoread read --tcp HOST:PORT --obis ...      read a DLMS/COSEM meter (probe, HDLC/TCP, wrapper)
+    optoread device --probe SPEC --read [PLAN]    the firmware's reading path on the unix port
+    optoread download --port DEV --out DB         download stored readings from the device (SQLite)
+    optoread export DB --csv DIR                  CSV/JSON from a downloaded database
+    optoread deploy --board pico --port DEV       install the firmware on a board
+    optoread decode-flash IMAGE                   sessions from a raw flash dump
 
 The reading path is the firmware's own modules, run on CPython with pyserial.
 """
@@ -197,6 +202,12 @@ def build_parser():
     sp.add_argument("--heap", default="192k", help="MicroPython heap size (default 192k, as on a board)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_device)
+
+    from optoread_tools import deploy, download
+
+    download.add_download_parser(sub)
+    download.add_export_parser(sub)
+    deploy.add_deploy_parser(sub)
 
     sp = sub.add_parser("read", help="read a meter through an optical probe (IEC 62056-21 or DLMS/COSEM)")
     where = sp.add_mutually_exclusive_group(required=True)

@@ -1,0 +1,457 @@
+"""optoread device entry point: the board's main loop (also runs on the MicroPython unix port).
+
+* The board file: ``board.py`` on a device (deployed from ``boards/``); on the unix port
+  ``boards/<OPTOREAD_BOARD>.py`` (default ``unix``).
+* The store: on a device the flash filesystem is already mounted and the store lives in
+  ``STORE_DIR``; on the unix port the LittleFS image ``STORE_IMAGE`` is mounted at
+  ``FLASH_MOUNT`` first. Settings: ``<FLASH_MOUNT>/config.json`` (see ``optoread.console``).
+* asyncio tasks: the console on stdin/stdout (USB CDC; polled with ``select.poll``), the
+  status LED, the button (debounced; starts a reading with the default plan). A reading
+  runs to its end inside the loop (it needs the CPU for the probe anyway); while it runs a
+  ``machine.Timer`` blinks the LED fast where there is one.
+* Outcomes: success = LED on 1.5 s and one high beep; "no answer - check probe" = three
+  slow blinks and three low beeps, repeated; any other failure = a burst of fast blinks and
+  one long low beep. An SSD1306 (if the board has ``I2C`` and ``ssd1306`` imports) shows
+  the last meter, outcome and a few values.
+* Every reading and every command is wrapped: an exception is reported and the loop goes on.
+
+On the unix port a stdin that is a terminal is switched to raw mode (no echo, ``\\r\\n``
+written by the console itself) and restored at exit; end of input ends the program.
+"""
+
+# Board files are modules of plain data read with getattr; machine is absent on the unix port.
+# pyright: reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# pyright: reportCallIssue=false, reportArgumentType=false
+
+import sys
+
+try:
+    _FILE = __file__
+except NameError:  # a port that runs main.py without setting __file__
+    _FILE = "main.py"
+HERE = _FILE.rsplit("/", 1)[0] if "/" in _FILE else "."
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+sys.path.append(HERE + "/../boards")  # a checkout; on a device the board file is board.py
+try:
+    import os
+
+    _mpy = os.getenv("OPTOREAD_MPY") if hasattr(os, "getenv") else None
+    if _mpy:  # precompiled modules, as on a board
+        sys.path.insert(0, _mpy)
+except ImportError:
+    os = None
+
+import asyncio  # noqa: E402
+import select  # noqa: E402
+
+from optoread import console as con  # noqa: E402
+from optoread import device  # noqa: E402
+
+try:
+    import machine  # noqa: E402
+except ImportError:
+    machine = None
+
+_UNIX = sys.platform in ("linux", "darwin")
+_MAX_LINE = 512
+_POLL_MS = 20
+
+
+def _getenv(name):
+    if os is not None and hasattr(os, "getenv"):
+        return os.getenv(name)
+    return None
+
+
+def load_board():
+    """The board file: ``board.py`` on a device, ``boards/<OPTOREAD_BOARD>.py`` on the unix port."""
+    name = _getenv("OPTOREAD_BOARD")
+    if not name and not _UNIX:
+        try:
+            import board  # pyright: ignore[reportMissingImports]
+
+            return board
+        except ImportError:
+            name = {"rp2": "pico", "esp32": "esp32_devkitc"}.get(sys.platform, "pico")
+    return __import__(name or "unix")
+
+
+def _path(base, name):
+    return base.rstrip("/") + "/" + name
+
+
+# ---------------------------------------------------------------- LED, buzzer, display
+
+
+class Ui:
+    """Status LED, buzzer and optional SSD1306 of a board; every part is optional."""
+
+    def __init__(self, board, store=None):
+        self.board = board
+        self.store = store
+        self.state = "idle"  # idle | reading | ok | noanswer | failed
+        self.changed = asyncio.Event()
+        self.led = None
+        self.pwm = None
+        self.oled = None
+        self._timer = None
+        self._active_low = bool(getattr(board, "LED_ACTIVE_LOW", False))
+        self._lit = False
+        if machine is None or not hasattr(machine, "Pin"):
+            return
+        Pin = machine.Pin
+        led = getattr(board, "LED", None)
+        if led is not None:
+            try:
+                self.led = Pin(led, Pin.OUT)
+                self.set_led(False)
+            except Exception:
+                self.led = None
+        buz = getattr(board, "BUZZER", None)
+        if buz is not None and hasattr(machine, "PWM"):
+            try:
+                self.pwm = machine.PWM(Pin(buz))
+                self.pwm.duty_u16(0)
+            except Exception:
+                self.pwm = None
+        self._init_display()
+
+    def _init_display(self):
+        pins = getattr(self.board, "I2C", None)
+        if not pins or not hasattr(machine, "I2C"):
+            return
+        try:
+            import ssd1306  # pyright: ignore[reportMissingImports]
+
+            Pin = machine.Pin
+            i2c = machine.I2C(getattr(self.board, "I2C_ID", 0), sda=Pin(pins[0]), scl=Pin(pins[1]))
+            self.oled = ssd1306.SSD1306_I2C(128, 64, i2c, addr=getattr(self.board, "SSD1306_ADDR", 0x3C))
+            self.show(("optoread", "ready"))
+        except Exception:  # no module, no display on the bus: run without one
+            self.oled = None
+
+    def set_led(self, on):
+        self._lit = on
+        if self.led is not None:
+            self.led.value(1 if on != self._active_low else 0)
+
+    def _toggle(self, _t=None):
+        self.set_led(not self._lit)
+
+    def beep(self, freq, ms):
+        """Blocking beep (short: only used at the end of a reading)."""
+        if self.pwm is None:
+            return
+        try:
+            self.pwm.freq(freq)
+            self.pwm.duty_u16(32768)
+            _sleep_ms(ms)
+        finally:
+            self.pwm.duty_u16(0)
+
+    def reading(self, on):
+        """Blink fast from a timer while a (blocking) reading runs; plain on without a timer."""
+        if on:
+            if self.state == "reading":
+                return
+            self.state = "reading"
+            self.set_led(True)
+            if self.led is not None and hasattr(machine, "Timer"):
+                for tid in (-1, 0):
+                    try:
+                        self._timer = machine.Timer(tid)
+                        self._timer.init(period=100, mode=machine.Timer.PERIODIC, callback=self._toggle)
+                        break
+                    except Exception:
+                        self._timer = None
+        else:
+            if self._timer is not None:
+                try:
+                    self._timer.deinit()
+                except Exception:
+                    pass
+                self._timer = None
+            self.set_led(False)
+
+    def outcome(self, outcome, summary, error):
+        """The hook the console calls after every reading."""
+        self.reading(False)
+        self.state = outcome
+        self.changed.set()
+        if outcome == con.OK:
+            self.beep(2700, 150)
+        elif outcome == con.NO_ANSWER:
+            for _ in range(3):
+                self.beep(880, 80)
+                _sleep_ms(80)
+        else:
+            self.beep(440, 600)
+        if self.oled is not None:
+            self.show(_summary_lines(self.store, outcome, summary, error))
+
+    def show(self, lines):
+        o = self.oled
+        if o is None:
+            return
+        try:
+            o.fill(0)
+            for i, text in enumerate(lines[:6]):
+                o.text(str(text)[:16], 0, i * 10)
+            o.show()
+        except Exception:
+            pass
+
+    async def led_task(self):
+        """Idle: a short blink every 2 s. Outcome patterns play once, then back to idle."""
+        while True:
+            st = self.state
+            if st == "ok":
+                self.set_led(True)
+                await asyncio.sleep_ms(1500)
+                self.set_led(False)
+            elif st == "noanswer":  # "check probe": 3 slow blinks, twice
+                for _ in range(2):
+                    for _ in range(3):
+                        self.set_led(True)
+                        await asyncio.sleep_ms(300)
+                        self.set_led(False)
+                        await asyncio.sleep_ms(300)
+                    await asyncio.sleep_ms(700)
+            elif st == "failed":  # a burst of fast blinks
+                for _ in range(10):
+                    self.set_led(True)
+                    await asyncio.sleep_ms(60)
+                    self.set_led(False)
+                    await asyncio.sleep_ms(60)
+            if self.state == st and st != "reading":
+                self.state = "idle"
+            self.set_led(True)
+            await asyncio.sleep_ms(40)
+            self.set_led(False)
+            self.changed.clear()
+            try:
+                await asyncio.wait_for_ms(self.changed.wait(), 1960)
+            except asyncio.TimeoutError:
+                pass
+
+
+def _sleep_ms(ms):
+    import time
+
+    if hasattr(time, "sleep_ms"):
+        time.sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000)
+
+
+def _summary_lines(store, outcome, summary, error):
+    """Display lines: meter id, outcome, up to three values of the session."""
+    lines = ["optoread", {"ok": "OK", "noanswer": "NO ANSWER", "failed": "FAILED"}.get(outcome, outcome)]
+    if summary is None:
+        lines.append("check probe" if outcome == con.NO_ANSWER else (error or "")[:16])
+        return lines
+    lines[0] = str(summary.meter)[:16]
+    vals = []
+
+    def sink(kind, d):
+        if kind == "value" and len(vals) < 3:
+            o = str(d[0])
+            vals.append("%s %s" % (o[-8:] if len(o) > 8 else o, d[1]))
+
+    try:
+        store.read(summary.seq, sink)
+    except Exception:
+        pass
+    return lines + vals
+
+
+async def button_task(board, ui, console, out):
+    """Debounced push-button (to GND with a pull-up, or per BUTTON_PULL): a press starts a reading."""
+    pin_no = getattr(board, "BUTTON", None)
+    if pin_no is None or machine is None or not hasattr(machine, "Pin"):
+        return
+    Pin = machine.Pin
+    pull = getattr(board, "BUTTON_PULL", "up")
+    pull_arg = Pin.PULL_UP if pull == "up" else (Pin.PULL_DOWN if pull == "down" else None)
+    try:
+        pin = Pin(pin_no, Pin.IN, pull_arg) if pull_arg is not None else Pin(pin_no, Pin.IN)
+    except Exception:
+        return
+    pressed_level = 0 if pull != "down" else 1
+    stable = 0
+    while True:
+        await asyncio.sleep_ms(10)
+        if pin.value() == pressed_level:
+            stable += 1
+            if stable == 3:  # 30 ms of the same level: a press, not a bounce
+                out.write("\r\nbutton: reading\r\n")
+                try:
+                    console.read()
+                except Exception as e:  # console.read reports its own; this is a last resort
+                    out.write("read crashed: %s\r\n" % e)
+                    ui.outcome(con.FAILED, None, str(e))
+                console.prompt()
+        else:
+            stable = 0
+
+
+# ---------------------------------------------------------------- console on stdin/stdout
+
+
+class StreamOut:
+    """``write(str)`` onto stdout's byte stream (USB CDC on a board)."""
+
+    def __init__(self, stream):
+        self.b = getattr(stream, "buffer", None)
+        self.s = stream
+
+    def write(self, text):
+        if self.b is not None:
+            self.b.write(text.encode())
+        else:
+            self.s.write(text)
+
+
+async def console_task(console, inp):
+    """Read command lines from ``inp`` (polled, one byte at a time) and run them.
+
+    Returns at end of input (unix port); a board's USB CDC never ends.
+    """
+    poller = select.poll()
+    poller.register(inp, select.POLLIN)
+    line = bytearray()
+    last = 0
+    while True:
+        if not poller.poll(0):
+            await asyncio.sleep_ms(_POLL_MS)
+            continue
+        try:
+            b = inp.read(1)
+        except OSError:  # the pty's other side went away
+            return
+        if not b:
+            return
+        c = b[0]
+        if c == 0x0A and last == 0x0D:  # \r\n counts as one line end
+            last = c
+            continue
+        last = c
+        if c in (0x0A, 0x0D):
+            text = bytes(line)
+            line = bytearray()
+            try:
+                console.handle_line(text)
+            except Exception as e:  # handle_line answers errors itself; last resort
+                console.out.write("error: %s\r\n" % e)
+                console.prompt()
+        elif c in (0x08, 0x7F):
+            if line:
+                line = line[:-1]
+        elif c == 0x03 or c == 0x15:  # ^C / ^U: drop the line typed so far
+            line = bytearray()
+        elif len(line) < _MAX_LINE:
+            line.append(c)
+
+
+def _raw_tty(fd):
+    """Unix port: raw mode on a terminal stdin; returns the attributes to restore, or None."""
+    try:
+        import termios  # pyright: ignore[reportMissingImports]
+
+        old = termios.tcgetattr(fd)
+        termios.setraw(fd)
+        return old
+    except Exception:
+        return None
+
+
+def _restore_tty(fd, old):
+    if old is None:
+        return
+    try:
+        import termios  # pyright: ignore[reportMissingImports]
+
+        termios.tcsetattr(fd, termios.TCSANOW, old)
+    except Exception:
+        pass
+
+
+def open_store(board):
+    """Mount the store (unix: the LittleFS image at FLASH_MOUNT first); (store, report)."""
+    image = getattr(board, "STORE_IMAGE", None)
+    flash = getattr(board, "FLASH_MOUNT", "/")
+    if image:
+        device.mount_image(image, flash)
+    return device.open_store(getattr(board, "STORE_DIR", _path(flash, "data")))
+
+
+def make_reader_factory(board, store, plans, profiles, config, clock):
+    """``factory(progress) -> Reader`` on a freshly opened probe (closed by the console).
+
+    On the unix board the config key ``probe`` (``pty:PATH``, ``tcp:HOST:PORT``) overrides
+    the board's ``PROBE`` so one running device can read meters on different lines.
+    """
+
+    def factory(progress):
+        from optoread.reader import Reader
+
+        spec = config.get("probe") if getattr(board, "PROBE", None) else None
+        if spec:
+            from optoread import unixport
+
+            t = unixport.open_spec(spec)
+        else:
+            from optoread import probe
+
+            t = probe.open_probe(board)
+        try:
+            return Reader(t, store, plans=plans, profiles=profiles, clock=clock.now, progress=progress,
+                          dlms=con.dlms_settings(config))
+        except Exception:
+            t.close()
+            raise
+
+    return factory
+
+
+async def run(board):
+    out = StreamOut(sys.stdout)
+    store, report = open_store(board)
+    flash = getattr(board, "FLASH_MOUNT", "/")
+    config = con.Config(_path(flash, "config.json"))
+    plans = device.load_plans(HERE + "/plans", _path(flash, "plans"))
+    from optoread.reader import MeterProfiles
+
+    profiles = MeterProfiles(_path(flash, "meters.json"))
+    clock = con.DeviceClock()
+    ui = Ui(board, store)
+    factory = make_reader_factory(board, store, plans, profiles, config, clock)
+
+    def factory_with_ui(progress):
+        ui.reading(True)  # the fast blink runs from here until the console reports the outcome
+        return factory(progress)
+
+    console = con.Console(store, out, factory_with_ui, plans=plans, config=config, clock=clock,
+                          meters=profiles, on_read=ui.outcome)
+    torn = "" if report.torn == 0 else ", %d interrupted sessions sealed" % report.torn
+    out.write("optoread %s on %s: %d sessions, %d not downloaded%s; type help\r\n" % (
+        con.__version__, getattr(board, "NAME", "?"), report.sessions,
+        store.space()["unacked_sessions"], torn))
+    console.prompt()
+    asyncio.create_task(ui.led_task())
+    asyncio.create_task(button_task(board, ui, console, out))
+    inp = getattr(sys.stdin, "buffer", sys.stdin)
+    await console_task(console, inp)
+
+
+def main():
+    board = load_board()
+    old = _raw_tty(0) if _UNIX else None
+    try:
+        asyncio.run(run(board))
+    finally:
+        _restore_tty(0, old)
+
+
+main()

