@@ -125,7 +125,9 @@ def test_a_real_capture_replayed_by_the_simulator_reads_back_identically():
 
 # --- on ptys, real time -----------------------------------------------------------------------
 
-PTY_QUIRKS = ["echo", "no_switch", "switch_guard", "lowercase_id", "lf_only", "mode_e"]
+# Real-time runs: switch_guard's 50 ms window between guard and reaction time is checked on the
+# virtual clock above (deterministic); on a loaded machine a pty's scheduling jitter can exceed it.
+PTY_QUIRKS = ["echo", "no_switch", "lowercase_id", "lf_only", "mode_e", "slow_reaction"]
 
 
 def _mp_read(path, **opts):
