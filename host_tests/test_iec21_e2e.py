@@ -140,12 +140,18 @@ def _mp_read(path, **opts):
 @pytest.mark.slow
 @pytest.mark.parametrize("quirk", PTY_QUIRKS)
 def test_unix_port_reads_the_simulator_on_a_pty(quirk):
-    meter = make_meter([quirk])
-    path, stop = start_pty_thread(meter)
-    try:
-        rc, out, err = _mp_read(path, **READER.get(quirk, {}))
-    finally:
-        stop()
+    # Real time on a pty: a second try is allowed (as a meter reader would press again) because a
+    # loaded machine's scheduling can miss a 20-200 ms protocol window; the timing logic itself is
+    # checked deterministically on the virtual clock above.
+    for _attempt in range(2):
+        meter = make_meter([quirk])
+        path, stop = start_pty_thread(meter)
+        try:
+            rc, out, err = _mp_read(path, **READER.get(quirk, {}))
+        finally:
+            stop()
+        if rc == 0:
+            break
     assert rc == 0, out + err
     d = json.loads(out.splitlines()[-1])
     assert d["bcc_ok"] is True
