@@ -539,16 +539,10 @@ class Console:
     def _seal_open_session(self, err):
         """A reading that crashed outside the reader's own error handling may leave its store
         session open; commit it incomplete so the next reading can begin."""
-        w = getattr(self.store, "_writer", None)
-        if w is None:
-            return
         try:
-            w.abort("crashed: " + err)
-        except Exception:
-            try:
-                w.discard()
-            except Exception:
-                pass
+            self.store.abort_open("crashed: " + err)
+        except Exception:  # the store itself is broken: the next mount seals the session
+            pass
 
     def _progress(self, text):
         self._w("  " + text)

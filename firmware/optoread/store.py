@@ -43,7 +43,7 @@ import struct
 
 from .compat import const
 from .crc import crc32
-from .errors import StoreError
+from .errors import OptoreadError, StoreError
 
 MAGIC = const(0xA7)
 VERSION = const(1)
@@ -955,6 +955,18 @@ class Store:
         self._next = seq + 1
         self._writer = w
         return w
+
+    def abort_open(self, error):
+        """Commit the session being written (if any) as incomplete with ``error``: used when a
+        reading crashed outside the reader's own error handling. Returns its summary or None."""
+        w = self._writer
+        if w is None:
+            return None
+        try:
+            return w.abort(error)
+        except OptoreadError:
+            w.discard()  # the next mount seals it as interrupted
+            return None
 
     def _committed(self, w, s):
         self._writer = None
