@@ -66,7 +66,7 @@ bench: setup mpy
 	$(PY) tools/bench.py
 
 fuzz: setup
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000000} $(BIN)/pytest -m fuzz host_tests -p no:randomly
+	$(PY) tools/fuzz.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

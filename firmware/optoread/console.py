@@ -93,6 +93,16 @@ def _iso(t):
     return "%04d-%02d-%02dT%02d:%02d:%02d" % (y, mo, d, h, mi, s)
 
 
+def _digits(text):
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "²", which int() refuses)."""
+    if not text:
+        return False
+    for c in text:
+        if not "0" <= c <= "9":
+            return False
+    return True
+
+
 def parse_iso(text):
     """``YYYY-MM-DDTHH:MM:SS`` (or a space instead of T) -> epoch seconds; ConsoleError if malformed."""
     t = text.strip()
@@ -100,7 +110,7 @@ def parse_iso(text):
         raise ConsoleError("expected YYYY-MM-DDTHH:MM:SS", field="clock")
     parts = (t[0:4], t[5:7], t[8:10], t[11:13], t[14:16], t[17:19])
     for p in parts:
-        if not p.isdigit():
+        if not _digits(p):
             raise ConsoleError("expected YYYY-MM-DDTHH:MM:SS", field="clock")
     y, mo, d, h, mi, s = [int(p) for p in parts]
     try:
@@ -141,7 +151,7 @@ class Config:
         """Set ``key`` (text from the console: decimal numbers become ints) and save."""
         if isinstance(value, str) and not is_secret(key):
             v = value[1:] if value[:1] == "-" else value
-            if v.isdigit():
+            if _digits(v):
                 value = int(value)
             elif value in ("true", "false"):
                 value = value == "true"
@@ -370,7 +380,7 @@ class Console:
 
     # -- machine commands
     def _seq_arg(self, args, i):
-        if len(args) <= i or not args[i].isdigit():
+        if len(args) <= i or not _digits(args[i]):
             raise ConsoleError("usage: sequence number expected", field="seq")
         return int(args[i])
 
@@ -404,7 +414,7 @@ class Console:
         seq = self._seq_arg(args, 0)
         off = 0
         if len(args) > 1:
-            if not args[1].isdigit():
+            if not _digits(args[1]):
                 self._w("@err bad offset")
                 return
             off = int(args[1])
@@ -560,7 +570,7 @@ class Console:
         self._w("%d sessions" % n)
 
     def h_show(self, args):
-        if len(args) != 1 or not args[0].isdigit():
+        if len(args) != 1 or not _digits(args[0]):
             raise ConsoleError("usage: show N", field="args")
         seq = int(args[0])
         if not self._has(seq):
