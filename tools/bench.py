@@ -1,9 +1,13 @@
 """`make bench`: run the benchmark scripts and write docs/benchmarks.md and docs/benchmarks.json.
 
-Figures, not pass/fail: protocol cost of a full readout (tools/bench_readout.py), flash
-density of the store on the unix port (host_tests/bench_store.py), RAM on the unix port
-with .mpy modules (tools/bench_ram.py, when present), and the .mpy footprint of the
-board build (build/mpy/armv6m, written by `make mpy`).
+Figures, not pass/fail: protocol cost of a full readout by optoread (tools/bench_readout.py)
+and by gurux-dlms's client (tools/bench_gurux.py) on the same simulator, decode speed of the
+same recorded profile responses on CPython, the unix port and gurux, with callgrind
+instruction counts (tools/bench_decode.py), flash density (host_tests/bench_store.py) and
+per-item cost / write amplification (tools/bench_flash.py), RAM on the unix port with .mpy
+modules (tools/bench_ram.py; ``BENCH_RAM=full`` for the heap bisection, default ``quick``:
+working set only, min_heap_kb kept from the last full run) and the .mpy footprint of the board
+build (build/mpy/armv6m, written by `make mpy`).
 """
 
 import json
@@ -55,20 +59,69 @@ def main():
     figures["session_s_virtual"] = dict(figures.get("session_s_virtual", {}),
                                         optoread=big["session_s_virtual"], wire_floor=big["wire_floor_s"])
 
+    peer = json.loads(run([os.path.join(BIN, "python"), "tools/bench_gurux.py", "--json"]))
+    table = run([os.path.join(BIN, "python"), "tools/bench_gurux.py"])
+    sections.append(("The peer: gurux-dlms's client, same readout, same simulator",
+                     "python tools/bench_gurux.py", table))
+    gbig = peer[-1]
+    figures["readout_frames"]["gurux"] = gbig["frames_tx"] + gbig["frames_rx"]
+    figures["readout_bytes"]["gurux"] = gbig["bytes_tx"] + gbig["bytes_rx"]
+    figures["session_s_virtual"]["gurux"] = gbig["session_s_virtual"]
+    figures["readout_max_info_128"] = {
+        name: {"frames": r["frames_tx"] + r["frames_rx"], "bytes": r["bytes_tx"] + r["bytes_rx"],
+               "session_s_virtual": r["session_s_virtual"], "wire_floor_s": r["wire_floor_s"]}
+        for name, r in (("optoread", readout[0]), ("gurux", peer[0]))}
+
+    dec = json.loads(run([os.path.join(BIN, "python"), "tools/bench_decode.py", "--json"]))
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import bench_decode
+
+    sections.append(("Decode speed: the same recorded profile responses", "python tools/bench_decode.py",
+                     bench_decode.report(dec) + (bench_decode.WASM_NOTE if "wasm32_error" in dec else "")))
+    figures["decode_rows_per_s"] = {k: dec[k + "_rows_per_s"] for k in (
+        "optoread_cpython", "optoread_micropython", "gurux_cpython", "optoread_wasm32")
+        if k + "_rows_per_s" in dec}
+    if "decode_instructions" in dec:
+        figures["decode_instructions"] = {"optoread_micropython_unix": dec["decode_instructions"],
+                                          "per_row": round(dec["decode_instructions"] / dec["rows"])}
+    if "wasm32_fuel" in dec:
+        figures["decode_wasm32_fuel"] = dec["wasm32_fuel"]
+
     store = run([os.path.join(BIN, "micropython"), "-X", "heapsize=16m", "host_tests/bench_store.py"])
     sections.append(("Flash: readings per 1.4 MB", "micropython host_tests/bench_store.py", store))
     m = re.search(r"clock \+ 1 energy column\s*:\s*(\d+) meters fit", store)
     if m:
         figures["meters_45d_per_1_4mb"] = int(m.group(1))
+    flash = run([os.path.join(BIN, "micropython"), "-X", "heapsize=4m", "tools/bench_flash.py"])
+    m = re.search(r"^JSON (.*)$", flash, re.M)
+    if m:
+        figures["flash"] = json.loads(m.group(1))
+        flash = flash[:m.start()] + flash[m.end() + 1:]
+    sections.append(("Flash: bytes per item and write amplification", "micropython tools/bench_flash.py",
+                     flash))
 
-    if os.path.exists(os.path.join(ROOT, "tools", "bench_ram.py")):
-        ram = run([os.path.join(BIN, "python"), "tools/bench_ram.py"], timeout=3600)
-        sections.append(("RAM on the unix port (.mpy modules)", "python tools/bench_ram.py", ram))
+    mode = os.environ.get("BENCH_RAM", "quick")
+    if os.path.exists(os.path.join(ROOT, "tools", "bench_ram.py")) and mode != "skip":
+        args = [] if mode == "full" else ["--quick"]
+        ram = run([os.path.join(BIN, "python"), "tools/bench_ram.py"] + args, timeout=3600)
+        if mode != "full":
+            ram += ("\n--quick: working sets only. The heap bisection takes too long for every "
+                    "`make bench`;\n"
+                    "min_heap_kb (%s) is from the last `BENCH_RAM=full make bench`.\n"
+                    % json.dumps(figures.get("min_heap_kb", {}), sort_keys=True))
+        sections.append(("RAM on the unix port (.mpy modules)",
+                         "python tools/bench_ram.py" + (" --quick" if mode != "full" else ""), ram))
         try:
-            figures.update({k: v for k, v in json.load(open(path_json)).items()
-                            if k in ("min_heap_kb", "working_set_kb")})
+            new = json.load(open(path_json))
+            figures.update({k: v for k, v in new.items() if k in ("min_heap_kb", "working_set_kb")})
         except (OSError, ValueError):
             pass
+        if mode != "full":
+            m = re.findall(r"^(\w+)\s+(\d+)\s+[\d.]+ KB\s+[\d.]+ KB\s+([\d.]+) KB", ram, re.M)
+            ws = {}
+            for key, _days, w in m:
+                ws[key] = max(ws.get(key, 0.0), float(w))
+            figures["working_set_kb"] = dict(figures.get("working_set_kb", {}), **ws)
 
     run(["make", "-s", "mpy"])
     figures["mpy_bytes"] = mpy_bytes()

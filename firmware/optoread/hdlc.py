@@ -1037,11 +1037,12 @@ class HdlcConnection:
         """memoryview of the bytes to send now."""
         return self.out_mv[: self.out_len]
 
-    def _emit(self, n, awaiting=True):
+    def _emit(self, n, awaiting=True, fresh=True):
         self.out_len = n
         self._last_len = n
         self._awaiting = awaiting
-        self._tries = 0
+        if fresh:  # a new transmission restarts the retry count; a repeated answer does not
+            self._tries = 0
         return n
 
     def _emit_window(self):
@@ -1116,6 +1117,11 @@ class HdlcConnection:
             self.out_len = 0
             raise LinkError("no answer to %s after %d retransmissions" % (what, self.retries), "timeout")
         self._tries += 1
+        if not self.server and self.state == CONNECTED and self._inflight == 0:
+            # Our frames were acknowledged but the answer is missing: poll (RR, P=1) so the
+            # meter repeats its unacknowledged I-frames, instead of repeating a request it has.
+            self._emit(encode_rr(self.out, 0, self.remote, self.local, self.vr), True, False)
+            return EV_NONE
         self.out_len = self._last_len
         return EV_NONE
 
@@ -1186,7 +1192,6 @@ class HdlcConnection:
                 self._emit(encode_dm(self.out, 0, self.remote, self.local), False)
             self.ignored += 1
             return EV_NONE
-        self._tries = 0
         if k == "I":
             return self._on_i(f)
         if k == "RR" or k == "RNR":  # acknowledgement of our I-frames
@@ -1203,6 +1208,8 @@ class HdlcConnection:
 
     def _on_ack(self, nr, ready, pf):
         d = self._ack_ok(nr)
+        if d:
+            self._tries = 0  # progress: the peer acknowledged new frames
         if self._src is not None:
             # Go-back-N: continue at the first segment the peer has not acknowledged
             # (after a fully acknowledged window that is simply the next segment).
@@ -1224,15 +1231,24 @@ class HdlcConnection:
         return EV_NONE
 
     def _on_i(self, f):
+        if f.ns != self.vr:
+            # A duplicate (its N(R) may be stale: a repeated request, or an answer that arrived
+            # late and again). A server whose answer the N(R) shows lost sends it again (go back
+            # to the first unacknowledged segment); otherwise tell the peer what we expect.
+            d = (f.nr - self._win_vs) & 7
+            if self.server and self._src is not None and d < self._inflight:
+                self._pos = self._win_pos + d * self.max_info_tx
+                self.vs = f.nr
+                self._emit_window()
+                return EV_NONE
+            self._emit(encode_rr(self.out, 0, self.remote, self.local, self.vr), True, False)
+            return EV_NONE
         self._ack_ok(f.nr)
         self._inflight = 0
         self._win_vs = f.nr
         if self._pos >= self._end:
             self._src = None
-        if f.ns != self.vr:
-            # duplicate or out of sequence: tell the peer what we expect
-            self._emit(encode_rr(self.out, 0, self.remote, self.local, self.vr), True)
-            return EV_NONE
+        self._tries = 0
         self.vr = (self.vr + 1) & 7
         if self.rx.add(f):
             self._awaiting = False

@@ -25,7 +25,7 @@ import json
 from . import axdr, cosem, driver
 from . import iec62056_21 as iec
 from . import obis as obislib
-from .errors import NoAnswerError, OptoreadError, SessionError
+from .errors import DataAccessError, NoAnswerError, OptoreadError, SessionError
 from .session import Session, Settings
 
 SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
@@ -193,14 +193,20 @@ class Reader:
         plan = self.plan(plan_name)
         known = self.profiles.get(meter_id) if meter_id else None
         tried = []
-        if known is not None:
-            self._say("known meter %s: %s" % (meter_id, known.get("protocol")))
-            try:
-                return self._read_with(known, plan, tried)
-            except NoAnswerError as e:
-                tried.append("stored profile: %s" % e)
-                self._say("stored profile did not answer; detecting")
-        return self._detect(plan, tried, meter_id)
+        try:
+            if known is not None:
+                self._say("known meter %s: %s" % (meter_id, known.get("protocol")))
+                try:
+                    return self._read_with(known, plan, tried)
+                except NoAnswerError as e:
+                    tried.append("stored profile: %s" % e)
+                    self._say("stored profile did not answer; detecting")
+            return self._detect(plan, tried, meter_id)
+        except OptoreadError as e:
+            # Failed before the meter was identified (link refused, association rejected, ...):
+            # the attempt is still recorded, as an incomplete session naming the cause.
+            self._say("failed: %s" % e)
+            return self._failed(meter_id, plan, e)
 
     def _detect(self, plan, tried, meter_id):
         drv = driver.Driver(self.transport, progress=self.progress)
@@ -323,7 +329,7 @@ class Reader:
         for code in (SERIAL_OBIS, LDN_OBIS):
             try:
                 return _text(sess.get(cosem.CLASS_DATA, code, 2))
-            except OptoreadError:
+            except DataAccessError:  # not this object; link errors go up
                 pass
         return "dlms"
 
@@ -348,7 +354,7 @@ class Reader:
             else:
                 try:
                     w.value(name, _text(cosem.read_data(sess, code)))
-                except OptoreadError as e:
+                except DataAccessError as e:  # the meter refused this object; link errors go up
                     w.value(name, None, None, "error: %s" % e)
         self._say("%d registers" % len(codes))
 
