@@ -3,7 +3,7 @@
     python tools/bench_ram.py [--quick] [--no-json]
 
 Runs ``firmware/unix_read.py`` on the MicroPython unix port with every firmware module
-precompiled by mpy-cross (as on a board) against the simulated DLMS meter on a pty, for
+precompiled by mpy-cross (as on a board) against the simulated DLMS meter (loopback TCP), for
 
 * ``full_readout``: object list, every register, clock and the block-load profile by range
   (2880 rows = 30 days of 15-minute entries), and
@@ -69,11 +69,15 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
 
     with tempfile.TemporaryDirectory() as tmp:
         img = os.path.join(tmp, "flash.img")
-        path, stop = sim_dlms.start_pty(sim_dlms.DlmsServer(sim_dlms.MeterModel(rows=rows)))
+        # The meter over loopback TCP (the reader's detection finds it as a direct-HDLC meter):
+        # the same code and buffers as on the optical line, without a pty's real-time baud pacing.
+        model = sim_dlms.MeterModel(rows=rows)
+        port, stop = sim_dlms.serve_tcp(lambda: sim_dlms.DlmsServer(model))
+        path = "tcp:127.0.0.1:%d" % port
         env = dict(os.environ, OPTOREAD_MPY=mpy_dir, OPTOREAD_MEM="1")
         try:
             p = subprocess.run([MICROPYTHON, "-X", "heapsize=%dk" % heap_kb,
-                                os.path.join(ROOT, "firmware", "unix_read.py"), "--probe", "pty:" + path,
+                                os.path.join(ROOT, "firmware", "unix_read.py"), "--probe", path,
                                 "--flash", img, "--plans", plan_dir, "--read", plan],
                                capture_output=True, text=True, timeout=timeout, env=env)
         finally:
