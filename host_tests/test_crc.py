@@ -35,3 +35,11 @@ def test_crc32_check_value_and_running():
     assert crc.crc32(b"123456789") == 0xCBF43926
     assert crc.crc32(b"6789", crc.crc32(b"12345")) == 0xCBF43926
     assert crc._crc32_soft(b"123456789") == 0xCBF43926
+
+
+def test_crc32_write_allocation_free_form():
+    data = bytearray(b"xx123456789yy") + bytearray(4)
+    crc.crc32_write(data, 2, 11, 13)
+    assert data[13:] == bytearray((0x26, 0x39, 0xF4, 0xCB))  # 0xCBF43926 little-endian
+    crc.crc32_write(data, 0, 0, 13)
+    assert data[13:] == bytearray(4)

@@ -5,7 +5,7 @@ and by gurux-dlms's client (tools/bench_gurux.py) on the same simulator, decode 
 same recorded profile responses on CPython, the unix port and gurux, with callgrind
 instruction counts (tools/bench_decode.py), flash density (host_tests/bench_store.py) and
 per-item cost / write amplification (tools/bench_flash.py), RAM on the unix port with .mpy
-modules (tools/bench_ram.py; ``BENCH_RAM=full`` for the heap bisection, default ``quick``:
+modules (tools/bench_ram.py; default ``BENCH_RAM=full`` with the heap bisection, ``quick``:
 working set only, min_heap_kb kept from the last full run) and the .mpy footprint of the board
 build (build/mpy/armv6m, written by `make mpy`).
 """
@@ -92,7 +92,7 @@ def main():
     m = re.search(r"clock \+ 1 energy column\s*:\s*(\d+) meters fit", store)
     if m:
         figures["meters_45d_per_1_4mb"] = int(m.group(1))
-    flash = run([os.path.join(BIN, "micropython"), "-X", "heapsize=4m", "tools/bench_flash.py"])
+    flash = run([os.path.join(BIN, "micropython"), "-X", "heapsize=16m", "tools/bench_flash.py"])
     m = re.search(r"^JSON (.*)$", flash, re.M)
     if m:
         figures["flash"] = json.loads(m.group(1))
@@ -100,7 +100,7 @@ def main():
     sections.append(("Flash: bytes per item and write amplification", "micropython tools/bench_flash.py",
                      flash))
 
-    mode = os.environ.get("BENCH_RAM", "quick")
+    mode = os.environ.get("BENCH_RAM", "full")  # about a minute since the meter is on loopback TCP
     if os.path.exists(os.path.join(ROOT, "tools", "bench_ram.py")) and mode != "skip":
         args = [] if mode == "full" else ["--quick"]
         ram = run([os.path.join(BIN, "python"), "tools/bench_ram.py"] + args, timeout=3600)

@@ -80,3 +80,40 @@ def crc32(data, crc=0):
     if _crc32_native is not None:
         return _crc32_native(data, crc) & 0xFFFFFFFF
     return _crc32_soft(data, crc)
+
+
+def _crc32_tables():
+    lo = array("H", bytes(512))
+    hi = array("H", bytes(512))
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        lo[i] = c & 0xFFFF
+        hi[i] = c >> 16
+    return lo, hi
+
+
+_C32LO, _C32HI = _crc32_tables()
+
+
+def crc32_write(buf, start, end, out):
+    """Write the CRC-32 of ``buf[start:end]`` little-endian at ``buf[out:out + 4]``, allocating
+    nothing: the register is kept as two 16-bit halves, so every intermediate value is a small
+    int even on a 32-bit board (small ints end at 2**30), and no result object is returned.
+    The store's append path uses it under ``micropython.heap_lock()``.
+    """
+    tlo = _C32LO
+    thi = _C32HI
+    lo = 0xFFFF
+    hi = 0xFFFF
+    for i in range(start, end):
+        x = (lo ^ buf[i]) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tlo[x]
+        hi = (hi >> 8) ^ thi[x]
+    lo ^= 0xFFFF
+    hi ^= 0xFFFF
+    buf[out] = lo & 0xFF
+    buf[out + 1] = lo >> 8
+    buf[out + 2] = hi & 0xFF
+    buf[out + 3] = hi >> 8

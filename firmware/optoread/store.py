@@ -41,8 +41,8 @@ adapt littlefs-python to it to decode a raw flash dump.
 
 import struct
 
-from .compat import const
-from .crc import crc32
+from .compat import IS_MICROPYTHON, const
+from .crc import crc32, crc32_write
 from .errors import OptoreadError, StoreError
 
 MAGIC = const(0xA7)
@@ -263,8 +263,7 @@ def end_record(buf, off, pend):
     if n > MAX_PAYLOAD or pend + CRC_SIZE > len(buf):
         raise _err("record too long", "length", off)
     struct.pack_into("<H", buf, off + 8, n)
-    c = crc32(memoryview(buf)[off:pend])
-    struct.pack_into("<I", buf, pend, c)
+    crc32_write(buf, off, pend, pend)  # CRC-32 little-endian after the payload, allocation-free
     return pend + CRC_SIZE
 
 
@@ -1042,7 +1041,10 @@ class Writer:
         if not self._n:
             return
         try:
-            self._f.write(memoryview(self._out)[:self._n])
+            if IS_MICROPYTHON:
+                self._f.write(self._out, 0, self._n)  # stream write(buf, off, len): no slice object
+            else:
+                self._f.write(memoryview(self._out)[:self._n])
         except OSError as e:
             raise _err("write failed (%s): store full? download first" % e, "write")
         self._unsynced += self._n
@@ -1066,7 +1068,9 @@ class Writer:
         out = self._out
         p = begin_record(out, self._n, T_ROWS, self.seq)
         p = put_uvarint(out, p, len(out), r.rows)
-        out[p:p + r.off] = memoryview(r.buf)[:r.off]
+        buf = r.buf
+        for i in range(r.off):  # a plain copy: no memoryview object, the append path allocates nothing
+            out[p + i] = buf[i]
         self._n = end_record(out, self._n, p + r.off)
         self._s.records += 1
         self._s.rows += r.rows

@@ -1,0 +1,95 @@
+"""The store's append path allocates nothing: profile rows go to LittleFS under heap_lock.
+
+On the unix port this runs with ``micropython.heap_lock()`` around 3000 appended rows (records
+fill, CRC-32 is computed, LittleFS is written and synced); on CPython it checks the same data
+round-trips.
+"""
+
+import os
+
+import portable
+from optoread import store
+
+PORTABLE = True
+
+
+class _QuietBdev:
+    """A RAM block device that itself allocates nothing per call (plain byte loops)."""
+
+    def __init__(self, bs=4096, n=64):
+        self.bs = bs
+        self.n = n
+        self.data = bytearray(b"\xff" * (bs * n))
+
+    def readblocks(self, b, buf, off=0):
+        a = b * self.bs + off
+        d = self.data
+        for i in range(len(buf)):
+            buf[i] = d[a + i]
+
+    def writeblocks(self, b, buf, off=None):
+        a = b * self.bs + (off or 0)
+        d = self.data
+        for i in range(len(buf)):
+            d[a + i] = buf[i]
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.n
+        if op == 5:
+            return self.bs
+        if op == 6:
+            a = arg * self.bs
+            d = self.data
+            for i in range(self.bs):
+                d[a + i] = 0xFF
+        return 0
+
+
+def _store():
+    if portable.IS_MICROPYTHON:
+        import vfs  # pyright: ignore[reportMissingImports]
+
+        bd = _QuietBdev()
+        vfs.VfsLfs2.mkfs(bd)
+        vfs.mount(vfs.VfsLfs2(bd), "/heaplock")
+        os.mkdir("/heaplock/s")
+        return store.Store(root="/heaplock/s", reserve=1024), lambda: vfs.umount("/heaplock")
+    import tempfile
+
+    d = tempfile.mkdtemp()
+    return store.Store(root=d, reserve=1024), lambda: None
+
+
+def test_profile_rows_append_without_allocating():
+    st, done = _store()
+    try:
+        st.mount()
+        w = st.begin("m1", "p", 1)
+        w.profile_begin("1.0.99.1.0.255", [("1.0.1.8.0.255", 0, 30)], 900, 1700000000)
+        cols = [1000]
+        w.row(None, cols)
+        total = 1000
+        if portable.IS_MICROPYTHON:
+            import gc
+
+            import micropython
+
+            gc.collect()
+            micropython.heap_lock()
+        try:
+            for i in range(3000):
+                total += 7 + (i % 13)
+                cols[0] = total
+                w.row(None, cols)
+        finally:
+            if portable.IS_MICROPYTHON:
+                micropython.heap_unlock()
+        s = w.commit()
+        assert s.complete and s.rows == 3001
+        rows = []
+        st.read(s.seq, lambda kind, d: rows.append(d) if kind == "row" else None)
+        assert len(rows) == 3001 and rows[-1][1][0] == total
+        assert rows[1][0] == 1700000000 + 900
+    finally:
+        done()
