@@ -39,6 +39,16 @@ def _print_readout_text(d, out):
         out.write("error: %s\n" % e)
 
 
+def report_error(e):
+    """Print a reading's error (and what was tried) for the user; returns the exit status."""
+    sys.stderr.write("optoread: %s\n" % e)
+    if isinstance(e, NoAnswerError):
+        for t in e.tried:
+            sys.stderr.write("  tried: %s\n" % t)
+        return 3
+    return 4
+
+
 def _is_hex_capture(data):
     head = data[:200].lstrip()
     return head[:3] in (b"C> ", b"M> ")
@@ -106,14 +116,8 @@ def cmd_read(args):
                  "errors": []}
         else:
             d = drv.run(iec.readout(opts)).as_dict()
-    except NoAnswerError as e:
-        sys.stderr.write("optoread: %s\n" % e)
-        for t in e.tried:
-            sys.stderr.write("  tried: %s\n" % t)
-        return 3
     except OptoreadError as e:
-        sys.stderr.write("optoread: %s\n" % e)
-        return 4
+        return report_error(e)
     finally:
         transport.close()
     if args.json:

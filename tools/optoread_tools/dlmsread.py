@@ -12,7 +12,7 @@ import time
 
 from optoread import axdr, cosem
 from optoread import obis as obislib
-from optoread.errors import DataAccessError, NoAnswerError, OptoreadError
+from optoread.errors import DataAccessError, OptoreadError
 
 
 def jsonable(v):
@@ -190,14 +190,10 @@ def run(args):
                 _read_obis(sess, spec, pr, cache)
             if args.profile:
                 _read_profile(sess, args, pr)
-    except NoAnswerError as e:
-        sys.stderr.write("optoread: %s\n" % e)
-        for t in e.tried:
-            sys.stderr.write("  tried: %s\n" % t)
-        return 3
     except OptoreadError as e:
-        sys.stderr.write("optoread: %s\n" % e)
-        return 4
+        from optoread_tools.cli import report_error
+
+        return report_error(e)
     finally:
         transport.close()
     return 0
