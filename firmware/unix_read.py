@@ -32,7 +32,8 @@ try:
 except (NameError, AttributeError):
     pass
 
-from optoread import device  # noqa: E402
+from optoread import device, units  # noqa: E402
+from optoread.errors import OptoreadError  # noqa: E402
 from optoread.reader import MeterProfiles, Reader  # noqa: E402
 
 
@@ -78,7 +79,12 @@ def _print_session(store, seq):
         if kind == "head":
             st["meter"] = d[0]
         elif kind == "value":
-            print("  %-22s %s %s" % (d[0], d[1], d[3] if d[3] is not None else ""))
+            value, scaler, unit = d[1], d[2], d[3]
+            if isinstance(unit, int):
+                unit = units.unit_name(unit)  # DLMS unit code -> symbol
+            if isinstance(value, int) and isinstance(scaler, int) and scaler:
+                value = units.scaled_text(value, scaler)
+            print("  %-22s %s %s" % (d[0], value, unit if unit is not None else ""))
         elif kind == "profile":
             flush()
             st["profile"], st["rows"] = d[0], 0
@@ -148,12 +154,19 @@ def main():
 
     from optoread import unixport  # the unix board has no UART: optoread.probe is not needed
 
-    t = unixport.open_spec(a["probe"])
+    try:
+        t = unixport.open_spec(a["probe"])
+    except OptoreadError as e:
+        print("optoread: %s" % e)
+        return 2
     if _MEM is not None:
         _sampling_store(store)
     try:
         rd = Reader(t, store, plans=plans, profiles=profiles, clock=device.device_time, progress=progress)
         summary = rd.read(a["read"], a["meter"])
+    except OptoreadError as e:  # e.g. an unknown plan: nothing was read
+        print("optoread: %s" % e)
+        return 2
     finally:
         t.close()
     _sample()

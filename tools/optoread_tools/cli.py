@@ -203,7 +203,7 @@ def build_parser():
     sp.add_argument("--flash", default="optoread-store.img", help="LittleFS image (created if missing)")
     sp.add_argument("--read", nargs="?", const="", metavar="PLAN", help="read (default plan: generic)")
     sp.add_argument("--meter", help="the meter's id: use what worked for it last time")
-    sp.add_argument("--heap", default="192k", help="MicroPython heap size (default 192k, as on a board)")
+    sp.add_argument("--heap", default="512k", help="MicroPython heap (default 512k)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_device)
 
