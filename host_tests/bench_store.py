@@ -122,4 +122,5 @@ def main():
     print("(on flash figure = free space at start / rows stored until 'store full')")
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../firmware")
 sys.path.insert(0, HERE + "/../host_tests")
 
+from bench_store import Rng, household_wh  # noqa: E402
 from test_store import Env  # noqa: E402
 
 BLOCKS = 352
@@ -44,19 +45,8 @@ class WriteCounter:
             self.programmed += len(data)
 
 
-class Rng:
-    def __init__(self, seed):
-        self.x = seed
-
-    def next(self, n):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.x >> 8) % n
-
-
 def wh(rng, i):
-    h = (i % 96) // 4
-    base = 250 if 6 <= h < 9 else 400 if 17 <= h < 22 else 150 if 9 <= h < 17 else 60
-    return base + rng.next(base + 1)
+    return household_wh(rng, i % 96)  # the same synthetic household day as bench_store
 
 
 def registers(w, rng, n=20):

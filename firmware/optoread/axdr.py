@@ -289,7 +289,32 @@ def _need_in(buf, off, end, n, field):
         raise AxdrTruncated("data ends inside " + field, field, off)
 
 
-class Date:
+class _Octets:
+    """Shared behaviour of the fixed-size COSEM date/time values: encoding and equality by
+    their fields (``SIZE``, ``write`` and ``_key`` come from the subclass)."""
+
+    SIZE = 0
+
+    def to_bytes(self):
+        """The encoding (``SIZE`` octets)."""
+        b = bytearray(self.SIZE)
+        self.write(b, 0)  # pyright: ignore[reportAttributeAccessIssue]
+        return bytes(b)
+
+    def _key(self):
+        return ()
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(self._key())
+
+
+class Date(_Octets):
     """COSEM date (5 octets): year (0xFFFF = not specified), month, day, weekday (0xFF = not specified).
 
     Month 0xFD/0xFE mean DST end/begin and day 0xFD/0xFE second-last/last day of month; kept raw.
@@ -319,12 +344,6 @@ class Date:
         pack_into(">HBBB", buf, off, self.year, self.month, self.day, self.weekday)
         return off + 5
 
-    def to_bytes(self):
-        """The 5-octet encoding."""
-        b = bytearray(5)
-        self.write(b, 0)
-        return bytes(b)
-
     def as_tuple(self):
         """``(year, month, day)`` raw (0xFFFF / 0xFF where not specified)."""
         return (self.year, self.month, self.day)
@@ -337,20 +356,11 @@ class Date:
     def _key(self):
         return (self.year, self.month, self.day, self.weekday)
 
-    def __eq__(self, other):
-        return isinstance(other, Date) and self._key() == other._key()
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash(self._key())
-
     def __repr__(self):
         return "Date(%d, %d, %d, weekday=%d)" % (self.year, self.month, self.day, self.weekday)
 
 
-class Time:
+class Time(_Octets):
     """COSEM time (4 octets): hour, minute, second, hundredths (0xFF = not specified)."""
 
     SIZE = 4
@@ -377,12 +387,6 @@ class Time:
         pack_into(">BBBB", buf, off, self.hour, self.minute, self.second, self.hundredths)
         return off + 4
 
-    def to_bytes(self):
-        """The 4-octet encoding."""
-        b = bytearray(4)
-        self.write(b, 0)
-        return bytes(b)
-
     def as_tuple(self):
         """``(hour, minute, second)`` raw (0xFF where not specified)."""
         return (self.hour, self.minute, self.second)
@@ -397,20 +401,11 @@ class Time:
     def _key(self):
         return (self.hour, self.minute, self.second, self.hundredths)
 
-    def __eq__(self, other):
-        return isinstance(other, Time) and self._key() == other._key()
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash(self._key())
-
     def __repr__(self):
         return "Time(%d, %d, %d, %d)" % (self.hour, self.minute, self.second, self.hundredths)
 
 
-class DateTime:
+class DateTime(_Octets):
     """COSEM date-time (12 octets): local date and time, ``deviation`` and clock ``status``.
 
     ``deviation`` is minutes with the Blue Book sign: UTC = local + deviation (CET: -60);
@@ -476,12 +471,6 @@ class DateTime:
         )
         return off + 12
 
-    def to_bytes(self):
-        """The 12-octet encoding."""
-        b = bytearray(12)
-        self.write(b, 0)
-        return bytes(b)
-
     def as_tuple(self):
         """``(year, month, day, hour, minute, second)`` of the local time, raw (wildcards kept)."""
         return (self.year, self.month, self.day, self.hour, self.minute, self.second)
@@ -528,15 +517,6 @@ class DateTime:
             self.year, self.month, self.day, self.hour, self.minute, self.second, self.hundredths,
             self.deviation, self.status, self.weekday,
         )
-
-    def __eq__(self, other):
-        return isinstance(other, DateTime) and self._key() == other._key()
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash(self._key())
 
     def __repr__(self):
         return "DateTime(%d, %d, %d, %d, %d, %d, hundredths=%d, deviation=%d, status=%d, weekday=%d)" % (
