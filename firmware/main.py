@@ -407,7 +407,7 @@ def make_reader_factory(board, store, plans, profiles, config, clock):
             t = probe.open_probe(board)
         try:
             return Reader(t, store, plans=plans, profiles=profiles, clock=clock.now, progress=progress,
-                          dlms=con.dlms_settings(config))
+                          dlms=device.dlms_defaults(con.dlms_settings(config)))
         except Exception:
             t.close()
             raise

@@ -11,17 +11,18 @@ when the reading is complete, 1 when it was committed incomplete, 2 on usage err
 
 import sys
 
-HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-sys.path.insert(0, HERE)
-sys.path.insert(0, HERE + "/../boards")
 try:
     import os
 
+    # OPTOREAD_FIRMWARE: this directory, when this file runs precompiled from elsewhere (bench)
+    HERE = os.getenv("OPTOREAD_FIRMWARE") or (__file__.rsplit("/", 1)[0] if "/" in __file__ else ".")
+    sys.path.insert(0, HERE)
+    sys.path.insert(0, HERE + "/../boards")
     _mpy = os.getenv("OPTOREAD_MPY")
     if _mpy:  # precompiled modules, as on a board (make mpy)
         sys.path.insert(0, _mpy)
 except ImportError:
-    pass
+    HERE = "."
 
 _MEM = None
 try:
@@ -29,10 +30,11 @@ try:
         import gc
 
         _MEM = [0, 0]  # heap after imports, peak seen
+        _PHASE = ["", 0]  # the current phase (progress text) and its peak live heap
 except (NameError, AttributeError):
     pass
 
-from optoread import device, units  # noqa: E402
+from optoread import device, units, unixport  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 from optoread.reader import MeterProfiles, Reader  # noqa: E402
 
@@ -44,6 +46,18 @@ def _sample():
         a = gc.mem_alloc()
         if a > _MEM[1]:
             _MEM[1] = a
+        if a > _PHASE[1]:
+            _PHASE[1] = a
+
+
+def _phase(text):
+    """Start a phase of the working-set report: print the previous one's peak (kept nowhere)."""
+    if _MEM is not None:
+        _sample()
+        if _PHASE[0]:
+            print("optoread-mem-phase: %d %s" % (_PHASE[1] - _MEM[0], _PHASE[0]))
+        _PHASE[0], _PHASE[1] = text, 0
+        _sample()
 
 
 def _sampling_store(store):
@@ -148,11 +162,9 @@ def main():
     quiet = a["json"]
 
     def progress(text):
-        _sample()
+        _phase(text)
         if not quiet:
             print("optoread: " + text)
-
-    from optoread import unixport  # the unix board has no UART: optoread.probe is not needed
 
     try:
         t = unixport.open_spec(a["probe"])
@@ -161,21 +173,24 @@ def main():
         return 2
     if _MEM is not None:
         _sampling_store(store)
+        _phase("start: store mounted, probe open")
     try:
-        rd = Reader(t, store, plans=plans, profiles=profiles, clock=device.device_time, progress=progress)
+        rd = Reader(t, store, plans=plans, profiles=profiles, clock=device.device_time, progress=progress,
+                    dlms=device.dlms_defaults())
         summary = rd.read(a["read"], a["meter"])
     except OptoreadError as e:  # e.g. an unknown plan: nothing was read
         print("optoread: %s" % e)
         return 2
     finally:
         t.close()
-    _sample()
+    _phase("committed: printing the session")
     if a["json"]:
         print(device.dumps(device.session_json(store, summary.seq)))
     else:
         _print_session(store, summary.seq)
     if _MEM is not None:
         _sample()
+        _phase("")
         print("optoread-mem: after_imports=%d peak_live=%d heap=%d" % (_MEM[0], _MEM[1],
                                                                      gc.mem_alloc() + gc.mem_free()))
     return 0 if summary.complete else 1

@@ -42,6 +42,12 @@ def compile_mpy(out_dir):
         if name.endswith(".py"):
             subprocess.run([MPY_CROSS, "-o", os.path.join(dst, name[:-3] + ".mpy"),
                             os.path.join(src, name)], check=True)
+    # The entry script too, started by a one-line stub: a board runs main.py precompiled as well,
+    # and a script run from source keeps its compiled code on the heap.
+    subprocess.run([MPY_CROSS, "-o", os.path.join(out_dir, "unix_read.mpy"),
+                    os.path.join(ROOT, "firmware", "unix_read.py")], check=True)
+    with open(os.path.join(out_dir, "run.py"), "w") as f:
+        f.write("import sys\nsys.path.insert(0, %r)\nimport unix_read\n" % out_dir)
     return out_dir
 
 
@@ -63,8 +69,35 @@ def write_plans(plan_dir, days):
 PLANS = {"full_readout": "bench-full", "is15959_plan": "bench-is15959"}
 
 
+def phase_name(text):
+    """The phase a progress message of the reader starts (several messages share a phase)."""
+    if text.startswith("profile "):
+        return text.split(":")[0]  # set-up, rows and end of one profile
+    if text.startswith("object ") or text == "":
+        return None  # block-transfer progress: the phase goes on
+    for prefix, name in (("start", "store mounted, probe open"),
+                         ("signing on", "IEC 62056-21 sign-on (detection)"),
+                         ("committed", "commit, print the session")):
+        if text.startswith(prefix):
+            return name
+    return "DLMS link, association, identity, clock"
+
+
+def phases(out):
+    """[(phase, peak live heap above the imports)] in order, from an ``OPTOREAD_MEM`` run."""
+    res = []
+    for m in re.finditer(r"optoread-mem-phase: (-?\d+) (.*)", out):
+        name, peak = phase_name(m.group(2)), int(m.group(1))
+        if res and (name is None or res[-1][0] == name):
+            name = res[-1][0]
+            res[-1] = (name, max(res[-1][1], peak))
+        else:
+            res.append((name, peak))
+    return res
+
+
 def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
-    """One reading at ``heap_kb``: returns (completed, after_imports, peak_live, output tail)."""
+    """One reading at ``heap_kb``: returns (completed, after_imports, peak_live, output)."""
     from optoread_tools import sim_dlms
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,10 +107,11 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
         model = sim_dlms.MeterModel(rows=rows)
         port, stop = sim_dlms.serve_tcp(lambda: sim_dlms.DlmsServer(model))
         path = "tcp:127.0.0.1:%d" % port
-        env = dict(os.environ, OPTOREAD_MPY=mpy_dir, OPTOREAD_MEM="1")
+        env = dict(os.environ, OPTOREAD_MPY=mpy_dir, OPTOREAD_MEM="1",
+                   OPTOREAD_FIRMWARE=os.path.join(ROOT, "firmware"))
         try:
             p = subprocess.run([MICROPYTHON, "-X", "heapsize=%dk" % heap_kb,
-                                os.path.join(ROOT, "firmware", "unix_read.py"), "--probe", path,
+                                os.path.join(mpy_dir, "run.py"), "--probe", path,
                                 "--flash", img, "--plans", plan_dir, "--read", plan],
                                capture_output=True, text=True, timeout=timeout, env=env)
         finally:
@@ -86,15 +120,15 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
     m = re.search(r"optoread-mem: after_imports=(\d+) peak_live=(\d+)", out)
     ok = p.returncode == 0 and m is not None and " complete (ok)" in p.stdout
     if m is None:
-        return ok, None, None, out[-1500:]
-    return ok, int(m.group(1)), int(m.group(2)), out[-1500:]
+        return ok, None, None, out
+    return ok, int(m.group(1)), int(m.group(2)), out
 
 
 def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=4):
     """Bisect the smallest heap (KB, multiple of ``step``) at which ``plan`` completes."""
     ok = run(mpy_dir, plan_dir, plan, hi, rows)
     if not ok[0]:
-        raise RuntimeError("%s does not complete even at %d KB:\n%s" % (plan, hi, ok[3]))
+        raise RuntimeError("%s does not complete even at %d KB:\n%s" % (plan, hi, ok[3][-1500:]))
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step
         if run(mpy_dir, plan_dir, plan, mid, rows)[0]:
@@ -105,11 +139,11 @@ def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=4):
 
 
 def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024):
-    """(heap after imports, peak live heap, working set) in bytes for one reading."""
-    ok, after, peak, tail = run(mpy_dir, plan_dir, plan, heap_kb, rows)
+    """(heap after imports, peak live heap, working set, phases) in bytes for one reading."""
+    ok, after, peak, out = run(mpy_dir, plan_dir, plan, heap_kb, rows)
     if not ok:
-        raise RuntimeError("%s failed at %d KB:\n%s" % (plan, heap_kb, tail))
-    return after, peak, peak - after
+        raise RuntimeError("%s failed at %d KB:\n%s" % (plan, heap_kb, out[-1500:]))
+    return after, peak, peak - after, phases(out)
 
 
 def main(argv):
@@ -122,16 +156,26 @@ def main(argv):
             plan_dirs[days] = os.path.join(tmp, "plans%d" % days)
             os.makedirs(plan_dirs[days])
             write_plans(plan_dirs[days], days)
-        results = {"min_heap_kb": {}, "working_set_kb": {}}
+        results = {"min_heap_kb": {}, "working_set_kb": {}, "ram_phase_peak_kb": {}}
         print("%-14s %8s %14s %12s %14s" % ("reading", "days", "after imports", "peak live", "working set"))
+        per_phase = None
         for key, plan in PLANS.items():
             ws = 0
             for days in lengths:
-                after, peak, w = working_set(mpy_dir, plan_dirs[days], plan, 30 * ROWS_PER_DAY)
+                after, peak, w, ph = working_set(mpy_dir, plan_dirs[days], plan, 30 * ROWS_PER_DAY)
                 ws = max(ws, w)
                 print("%-14s %8d %11.1f KB %9.1f KB %11.1f KB" % (key, days, after / 1024, peak / 1024,
                                                                    w / 1024))
+                if key == "is15959_plan" and days == lengths[-1]:
+                    per_phase = ph
             results["working_set_kb"][key] = round(ws / 1024, 1)
+        if per_phase:
+            print("\npeak live heap above the imports per phase (is15959_plan, %d days of block load):"
+                  % lengths[-1])
+            for name, peak in per_phase:
+                print("  %-44s %7.1f KB" % (name, peak / 1024))
+                results["ram_phase_peak_kb"][name] = round(peak / 1024, 1)
+            print()
         for key, plan in PLANS.items():
             if quick:
                 break
@@ -146,7 +190,10 @@ def main(argv):
         except (OSError, ValueError):
             data = {}
         for k, v in results.items():
-            data.setdefault(k, {}).update(v)
+            if k == "ram_phase_peak_kb":
+                data[k] = v  # phases change with the plan: replace, don't merge
+            else:
+                data.setdefault(k, {}).update(v)
         with open(path, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")

@@ -192,7 +192,8 @@ def dlms_settings(config):
     """The Reader's DLMS defaults (``Reader(dlms=...)``) from a :class:`Config` (or dict)."""
     get = config.get
     out = {}
-    for k in ("client", "server", "physical", "address_size", "auth", "link", "baud"):
+    for k in ("client", "server", "physical", "address_size", "auth", "link", "baud", "max_info",
+              "max_pdu"):
         v = get(k)
         if v is not None:
             out[k] = v
@@ -611,7 +612,7 @@ class Console:
     def h_plans(self, args):
         default = self.config.get("plan")
         for name in sorted(self.plans):
-            p = self.plans[name]
+            p = self.plans.get(name) or {"description": "(unreadable plan file)"}
             self._w("%s%-12s %s" % ("*" if name == default else " ", name, p.get("description", "")))
         self._w("%d plans" % len(self.plans))
 

@@ -15,6 +15,19 @@ from .errors import StoreError
 BLOCK_SIZE = 4096
 PICO_FS_BLOCKS = 352  # 1.4 MB: the filesystem a Pico leaves for data
 
+# The device's DLMS buffer sizes (Reader(dlms=...) defaults; the config may override them).
+# HDLC frames of 512 info bytes and a 1 KB receive PDU keep the link buffers near 3 KB instead
+# of 7 KB at the 2030-byte maximum; meters negotiate down to them and answer in more blocks.
+DLMS_BUFFERS = {"max_info": 512, "max_pdu": 1024, "element_max": 512}
+
+
+def dlms_defaults(settings=None):
+    """``DLMS_BUFFERS`` overridden by ``settings`` (e.g. :func:`optoread.console.dlms_settings`)."""
+    out = dict(DLMS_BUFFERS)
+    if settings:
+        out.update(settings)
+    return out
+
 
 class FileBlockDevice:
     """A LittleFS block device in an image file (the unix port's "flash"), created if missing.
@@ -89,24 +102,55 @@ def open_store(root):
     return st, report
 
 
-def load_plans(*dirs):
-    """name -> plan from every ``*.json`` in ``dirs`` (later directories override earlier ones)."""
-    plans = {}
-    for d in dirs:
+class Plans:
+    """The reading plans on the device: name (the file name without ``.json``) -> plan dict.
+
+    Only the names are kept in RAM; a plan is read from its file when it is asked for (one
+    IS 15959 plan is a few hundred bytes of JSON but several KB of dicts on the heap).
+    Acts as a read-only mapping (``get``, ``[]``, ``in``, iteration over names, ``len``).
+    """
+
+    def __init__(self, *dirs):
+        self._paths = {}
+        for d in dirs:  # later directories override earlier ones
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(".json"):
+                    self._paths[name[:-5]] = d + "/" + name
+
+    def get(self, name, default=None):
+        path = self._paths.get(name)
+        if path is None:
+            return default
         try:
-            names = sorted(os.listdir(d))
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".json"):
-                try:
-                    p = reader_mod.load_plan(d + "/" + name)
-                except (OSError, ValueError, StoreError):
-                    continue
-                except Exception:  # a broken user plan must not stop the device
-                    continue
-                plans[p["name"]] = p
-    return plans
+            return reader_mod.load_plan(path)
+        except (OSError, ValueError, StoreError):
+            return default
+        except Exception:  # a broken user plan must not stop the device
+            return default
+
+    def __getitem__(self, name):
+        p = self.get(name)
+        if p is None:
+            raise KeyError(name)
+        return p
+
+    def __contains__(self, name):
+        return name in self._paths
+
+    def __iter__(self):
+        return iter(sorted(self._paths))
+
+    def __len__(self):
+        return len(self._paths)
+
+
+def load_plans(*dirs):
+    """The plans in ``dirs`` (later directories override earlier ones), read on demand."""
+    return Plans(*dirs)
 
 
 def device_time():

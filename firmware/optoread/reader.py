@@ -375,6 +375,7 @@ class Reader:
     def _profile(self, sess, w, step, meter_dt):
         code = obislib.parse(step["profile"])
         name = obislib.format(code)
+        self._say("profile %s" % name)
         pg = cosem.ProfileGeneric(code)
         cos = pg.capture_objects(sess)
         scalers = None
@@ -393,7 +394,6 @@ class Reader:
         period = pg.capture_period(sess)
         w.profile_begin(name, cols, period or None)
         sink = _RowWriter(w, name, clock_col)
-        self._say("profile %s" % name)
         if "days" in step:
             f, t = _days_back(meter_dt, int(step["days"]))
             pg.read_range(sess, f, t, sink, no_deviation=step.get("no_deviation", "auto"))
