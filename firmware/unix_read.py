@@ -34,7 +34,7 @@ try:
 except (NameError, AttributeError):
     pass
 
-from optoread import device, units, unixport  # noqa: E402
+from optoread import device, unixport  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 from optoread.reader import MeterProfiles, Reader  # noqa: E402
 
@@ -93,6 +93,8 @@ def _print_session(store, seq):
         if kind == "head":
             st["meter"] = d[0]
         elif kind == "value":
+            from optoread import units  # for printing only: not on the reading's heap
+
             value, scaler, unit = d[1], d[2], d[3]
             if isinstance(unit, int):
                 unit = units.unit_name(unit)  # DLMS unit code -> symbol

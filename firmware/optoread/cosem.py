@@ -21,7 +21,7 @@ simulator or a test double. It turns attribute values into meaning:
 Values a meter sends in an unexpected shape raise :class:`CosemError` (field and index named).
 """
 
-from . import axdr, units, xdlms
+from . import axdr, xdlms
 from . import obis as _obis
 from .compat import const, hexstr
 from .errors import ApduError, DataAccessError
@@ -154,6 +154,8 @@ class Value:
     @property
     def unit(self):
         """Unit symbol (``"Wh"``) or None."""
+        from . import units  # the unit tables are loaded only when a symbol is asked for (RAM)
+
         return units.unit_name(self.unit_code)
 
     @property
@@ -162,12 +164,16 @@ class Value:
         unchanged."""
         if not _is_number(self.raw) or not self.scaler:
             return self.raw
+        from . import units
+
         return units.apply_scaler(self.raw, self.scaler)
 
     @property
     def text(self):
         """Exact decimal text of the scaled value (no float rounding); str() of other values."""
         if _is_number(self.raw):
+            from . import units
+
             return units.scaled_text(self.raw, self.scaler or 0)
         if isinstance(self.raw, (bytes, bytearray)):
             return hexstr(self.raw)

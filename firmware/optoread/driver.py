@@ -5,8 +5,16 @@ A transport has ``write(data)``, ``drain()``, ``set_line(baud, bits, parity, sto
 Board UART, pyserial, TCP, pty and the simulator's virtual line all provide it.
 """
 
-from .compat import ticks_diff
-from .iec62056_21 import DRAIN, FLUSH_INPUT, PROGRESS, READ, SEND, SET_LINE, WAIT
+from .compat import const, ticks_diff
+
+# Actions a procedure yields (IEC 62056-21 and the DLMS session; outcomes in iec62056_21's docstring).
+SEND = const(1)  # (SEND, data)
+DRAIN = const(2)  # (DRAIN,): wait until TX has left the wire
+WAIT = const(3)  # (WAIT, ms)
+SET_LINE = const(4)  # (SET_LINE, baud, bits, parity): drain, then switch the line
+READ = const(5)  # (READ, receiver, silence_ms) -> bool
+FLUSH_INPUT = const(6)  # (FLUSH_INPUT, quiet_ms)
+PROGRESS = const(7)  # (PROGRESS, text)
 
 
 class EchoFilter:

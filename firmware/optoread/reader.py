@@ -266,8 +266,10 @@ class Reader:
                 w.value(address, v, None, unit)
             count[0] += 1
 
+        from . import iec62056_21_readout  # IEC readings only: DLMS readings never load it
+
         try:
-            r = drv.run(iec.readout(opts, sink, ident=ident))
+            r = drv.run(iec62056_21_readout.readout(opts, sink, ident=ident))
         except OptoreadError as e:
             return w.abort(str(e))
         if ident is None and r.identification is not None:

@@ -24,9 +24,9 @@ close() releases the association (RLRQ) and the link (DISC) on every exit path;
 :meth:`Session.open` closes by itself when it fails half-way.
 """
 
-from . import acse, axdr, hdlc, obis, wrapper, xdlms
+from . import acse, axdr, hdlc, obis, xdlms
 from .compat import const
-from .driver import Driver
+from .driver import PROGRESS, READ, SEND, SET_LINE, Driver
 from .errors import (
     ApduError,
     DataAccessError,
@@ -36,7 +36,6 @@ from .errors import (
     SecurityError,
     SessionError,
 )
-from .iec62056_21 import PROGRESS, READ, SEND, SET_LINE, Options, mode_e
 
 _AP = const(8)  # APDU offset in the tx buffer: room for the wrapper header / the LLC in front
 _LLC = const(3)
@@ -480,6 +479,8 @@ class Session:
     # ------------------------------------------------------------ link: wrapper
 
     def _wrapper_exchange(self, start, end, what):
+        from . import wrapper  # only wrapper (TCP) sessions load it
+
         st = self.settings
         wrapper.encode_header(self._tx, start - wrapper.HEADER_LEN, st.client, st.server, end - start)
         self._stats.frames_tx += 1
@@ -554,7 +555,9 @@ class Session:
         self._alloc_tx()
         if st.link == "hdlc":
             if st.mode_e:
-                self.handover = yield from mode_e(st.iec if st.iec is not None else Options())
+                from . import iec62056_21 as iec  # only mode E sessions sign on first
+
+                self.handover = yield from iec.mode_e(st.iec if st.iec is not None else iec.Options())
             else:
                 yield (SET_LINE, st.baud, 8, "N")
             max_info = st.max_info or _DEFAULT_MAX_INFO
@@ -567,6 +570,8 @@ class Session:
                 yield (PROGRESS, "meter refused max info %d: retrying SNRM with 128" % max_info)
                 yield from self._snrm_proc(hdlc.DEFAULT_MAX_INFO, 1)
         else:
+            from . import wrapper
+
             cap = st.max_pdu + _CIPHER_ROOM
             self._reader = _Reader(wrapper.WrapperReceiver(cap), _READ_CHUNK)
             self._linked = False
