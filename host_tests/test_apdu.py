@@ -4,7 +4,7 @@ import json
 from binascii import unhexlify
 
 import portable
-from optoread import acse, axdr, xdlms
+from optoread import acse, acse_server, axdr, xdlms, xdlms_server
 from optoread.errors import ApduError, DataAccessError, OptoreadError
 
 PORTABLE = True
@@ -106,7 +106,7 @@ def test_aarq_from_captures_parses():
         d, apdu = apdus[idx]
         assert d == "C>" and apdu[0] == 0x60
         exp = [x for x in meta["decoded"] if "aarq" in x][0]["aarq"]
-        q = acse.parse_aarq(apdu)
+        q = acse_server.parse_aarq(apdu)
         assert q.context_id == acse.CONTEXT_LN and q.ln and not q.ciphered
         ini = exp["user_information"]["initiate_request"]
         assert q.initiate.dlms_version == ini["proposed_dlms_version"]
@@ -126,12 +126,12 @@ def test_aarq_hls_gmac_ciphered_with_prebuilt_user_information():
     title = b"OPT\x00\x00\x00\x00\x01"
     apdu = enc(acse.encode_aarq, ciphered=True, mechanism="hls-gmac", calling_ap_title=title,
                auth_value=b"ABCDEFGHIJKLMNOP", user_information=ui)
-    q = acse.parse_aarq(apdu)
+    q = acse_server.parse_aarq(apdu)
     assert q.context_id == acse.CONTEXT_LN_CIPHERED and q.ciphered and q.ln
     assert q.mechanism == 5 and q.ap_title == title and q.auth_value == b"ABCDEFGHIJKLMNOP"
     assert q.user_info_tag == 0x21 and q.ciphered_user_info and q.initiate is None
     assert bytes(q.user_info(apdu)) == ui
-    sn = acse.parse_aarq(enc(acse.encode_aarq, ln=False, mechanism=2, auth_value=b"x" * 200,
+    sn = acse_server.parse_aarq(enc(acse.encode_aarq, ln=False, mechanism=2, auth_value=b"x" * 200,
                              user_information=b"\x21" + bytes(150)))
     assert sn.context_id == acse.CONTEXT_SN and sn.ln is False and sn.mechanism == 2
     assert sn.auth_value == b"x" * 200  # long-form lengths in the encoder too
@@ -161,7 +161,7 @@ def test_aare_from_capture_matches_sidecar():
 
 
 def test_aare_encoder_is_byte_exact():
-    assert enc(acse.encode_aare, conformance=0x001E1D, max_pdu=1224) == h(AARE_PLAIN)
+    assert enc(acse_server.encode_aare, conformance=0x001E1D, max_pdu=1224) == h(AARE_PLAIN)
 
 
 def test_aare_hls_with_ber_long_form_and_unknown_tags():
@@ -189,35 +189,35 @@ def test_aare_hls_with_ber_long_form_and_unknown_tags():
     assert a.user_info_tag == xdlms.GLO_INITIATE_RESPONSE and a.ciphered_user_info
     assert bytes(a.user_info(apdu)) == h("280100") and a.initiate is None
     # What the security layer does after decrypting: parse the plain InitiateResponse.
-    plain = enc(acse.encode_initiate_response, 0x00501F, 0x01F4)
+    plain = enc(acse_server.encode_initiate_response, 0x00501F, 0x01F4)
     ir = acse.parse_initiate_response(memoryview(plain), 0, len(plain))
     assert ir.conformance == 0x00501F and ir.max_pdu == 500 and ir.dlms_version == 6
 
 
 def test_aare_encoder_roundtrip_hls():
-    apdu = enc(acse.encode_aare, ciphered=True, responding_ap_title=b"SIM00001", mechanism="hls-gmac",
+    apdu = enc(acse_server.encode_aare, ciphered=True, responding_ap_title=b"SIM00001", mechanism="hls-gmac",
                auth_value=b"S" * 16, user_information=b"\x28" + bytes(40))
     a = acse.parse_aare(apdu)
     assert a.ciphered and a.ap_title == b"SIM00001" and a.mechanism == 5 and a.auth_value == b"S" * 16
     assert a.ciphered_user_info and a.user_info_end - a.user_info_off == 41
-    sn = acse.parse_aare(enc(acse.encode_aare, ln=False))
+    sn = acse.parse_aare(enc(acse_server.encode_aare, ln=False))
     assert sn.initiate.vaa_name == acse.VAA_SN and sn.ln is False
 
 
 def test_aare_rejections_are_reported_and_check_raises():
-    apdu = enc(acse.encode_aare, result=1, diagnostic=13)
+    apdu = enc(acse_server.encode_aare, result=1, diagnostic=13)
     a = acse.parse_aare(apdu)
     assert not a.accepted and a.result_name == "rejected-permanent"
     assert a.diagnostic_name == "authentication-failure"
     e = portable.raises(ApduError, a.check)
     assert "authentication-failure" in str(e) and "rejected-permanent" in str(e)
-    a = acse.parse_aare(enc(acse.encode_aare, result=2, diagnostic_source=2, diagnostic=2))
+    a = acse.parse_aare(enc(acse_server.encode_aare, result=2, diagnostic_source=2, diagnostic=2))
     assert a.result_name == "rejected-transient" and a.diagnostic_name == "no-common-acse-version"
-    a = acse.parse_aare(enc(acse.encode_aare, result=1, diagnostic=2))
+    a = acse.parse_aare(enc(acse_server.encode_aare, result=1, diagnostic=2))
     assert a.diagnostic_name == "application-context-name-not-supported"
     # InitiateError in user-information: dlms-version-too-low
-    cse = enc(xdlms.encode_confirmed_service_error, 1, 6, 1)
-    a = acse.parse_aare(enc(acse.encode_aare, result=1, diagnostic=1, user_information=cse))
+    cse = enc(xdlms_server.encode_confirmed_service_error, 1, 6, 1)
+    a = acse.parse_aare(enc(acse_server.encode_aare, result=1, diagnostic=1, user_information=cse))
     assert a.service_error == (1, 6, 1) and a.diagnostic_name == "no-reason-given"
     e = portable.raises(ApduError, a.check)
     assert "dlms-version-too-low" in str(e)
@@ -232,7 +232,7 @@ def test_aare_malformed():
     portable.raises(ApduError, acse.parse_aare, h("6080"))  # indefinite length
     portable.raises(ApduError, acse.parse_aare, h("6184FFFFFFFF"))
     portable.raises(ApduError, acse.parse_aare, h(AARQ_PLAIN))
-    portable.raises(ApduError, acse.parse_aarq, good)
+    portable.raises(ApduError, acse_server.parse_aarq, good)
     bad_mech = h("610D A203020100 89 07 60857405080305")
     portable.raises(ApduError, acse.parse_aare, bad_mech)
 
@@ -242,10 +242,11 @@ def test_rlrq_rlre():
     assert enc(acse.encode_rlrq) == h("6203800100")
     assert enc(acse.encode_rlrq, reason=None) == h("6200")
     ui = enc(acse.encode_initiate_request)
-    r = acse.parse_rlrq(enc(acse.encode_rlrq, 0, ui))
+    r = acse_server.parse_rlrq(enc(acse.encode_rlrq, 0, ui))
     assert r.reason == 0 and r.initiate.max_pdu == 0xFFFF
     assert acse.parse_rlre(h("6300")).reason is None
-    r = acse.parse_rlre(enc(acse.encode_rlre, 0, enc(acse.encode_initiate_response, 0x1E1D, 512)))
+    ir = enc(acse_server.encode_initiate_response, 0x1E1D, 512)
+    r = acse.parse_rlre(enc(acse_server.encode_rlre, 0, ir))
     assert r.reason == 0 and r.initiate.max_pdu == 512
     r = acse.parse_rlre(h("6381088001 00 BE 03 04 01 28"))
     assert r.user_info_tag == 0x28 and r.initiate is None
@@ -267,11 +268,11 @@ def test_conformance_names_and_constants():
 
 def test_initiate_request_roundtrip():
     apdu = enc(acse.encode_initiate_request, 0x1E1D, 1024, 6, b"K" * 16)
-    r = acse.parse_initiate_request(apdu)
+    r = acse_server.parse_initiate_request(apdu)
     assert r.dedicated_key == b"K" * 16 and r.response_allowed and r.qos is None
     assert r.conformance == 0x1E1D and r.max_pdu == 1024 and r.dlms_version == 6
     assert len(apdu) == acse.initiate_request_size(b"K" * 16)
-    r = acse.parse_initiate_request(h("01 00 01 00 01 05 06 5F1F040000001D 0100"))
+    r = acse_server.parse_initiate_request(h("01 00 01 00 01 05 06 5F1F040000001D 0100"))
     assert not r.response_allowed and r.qos == 5 and r.max_pdu == 256
 
 
@@ -300,13 +301,13 @@ def test_get_normal_from_capture():
     meta, apdus = load_capture("u9n_tests_get_normal_invocation_counter_apdu")
     req = enc(xdlms.encode_get_request, 0xC1, 1, OBIS_IC, 2)
     assert req == apdus[0][1]
-    r = xdlms.parse_get_request(req)
+    r = xdlms_server.parse_get_request(req)
     assert r.kind == 1 and r.invoke == 0xC1 and r.items == [(1, OBIS_IC, 2, 0, None, None)]
     g = xdlms.parse_get_response(apdus[1][1])
     assert g.kind == xdlms.NORMAL and g.invoke == 0xC1 and g.dar is None
     assert g.value() == meta["expected"]["0.0.43.1.0.255"][0] == 5009
     assert bytes(g.data()) == h("0600001391")
-    assert enc(xdlms.encode_get_response, 0xC1, (axdr.DOUBLE_LONG_UNSIGNED, 5009)) == apdus[1][1]
+    assert enc(xdlms_server.encode_get_response, 0xC1, (axdr.DOUBLE_LONG_UNSIGNED, 5009)) == apdus[1][1]
 
 
 def test_get_response_block_profile_capture():
@@ -331,12 +332,12 @@ def test_get_response_block_profile_capture():
 
 def test_get_request_next_and_list():
     assert enc(xdlms.encode_get_request_next, 0xC1, 1) == h("C002C100000001")
-    r = xdlms.parse_get_request(h("C002C100000001"))
+    r = xdlms_server.parse_get_request(h("C002C100000001"))
     assert r.kind == 2 and r.block == 1
     items = [(3, unhexlify("0100010800FF"), 2), (8, OBIS_CLOCK, 2)]
     apdu = enc(xdlms.encode_get_request_list, 0xC1, items)
     assert apdu == h("C003C1 02 0003 0100010800FF 02 00 0008 0000010000FF 02 00")
-    r = xdlms.parse_get_request(apdu)
+    r = xdlms_server.parse_get_request(apdu)
     assert [i[:3] for i in r.items] == items
 
 
@@ -352,7 +353,7 @@ def test_get_request_selective_access_range_and_entry():
                      "090C 07E80101FF00000000 FFC4 00"
                      "090C 07E80102FF00000000 FFC4 00"
                      "0100")
-    r = xdlms.parse_get_request(apdu)
+    r = xdlms_server.parse_get_request(apdu)
     cls, obis, attr, sel, p_off, p_end = r.items[0]
     assert (cls, obis, attr, sel, p_end) == (7, OBIS_LP, 2, 1, len(apdu))
     params = axdr.decode(apdu, p_off)[0]
@@ -388,7 +389,7 @@ def test_get_response_errors_raise_data_access_error():
 
 
 def test_get_response_with_list():
-    apdu = enc(xdlms.encode_get_response_list, 0xC2, [(axdr.LONG_UNSIGNED, 230), 4, b"\x09\x02AB"])
+    apdu = enc(xdlms_server.encode_get_response_list, 0xC2, [(axdr.LONG_UNSIGNED, 230), 4, b"\x09\x02AB"])
     assert apdu == h("C403C2 03 00 1200E6 01 04 00 09024142")
     g = xdlms.parse_get_response(apdu)
     assert g.kind == xdlms.WITH_LIST and len(g.items) == 3
@@ -401,7 +402,7 @@ def test_get_response_with_list():
 
 
 def test_get_response_block_encoder_roundtrip():
-    apdu = enc(xdlms.encode_get_response_block, 0xC1, False, 7, b"\x01" * 200)
+    apdu = enc(xdlms_server.encode_get_response_block, 0xC1, False, 7, b"\x01" * 200)
     g = xdlms.parse_get_response(apdu)
     assert g.block == 7 and not g.last and bytes(g.data()) == b"\x01" * 200
     assert apdu[:11] == h("C402C1 00 00000007 00 81C8")
@@ -415,7 +416,7 @@ def test_exception_and_confirmed_service_errors():
     assert e.service_error == 6 and e.invocation_counter == 0x123 and "invocation-counter-error" in str(e)
     e = portable.raises(ApduError, xdlms.parse_action_response, h("0E050501"))
     assert (e.service, e.error_type, e.code) == (5, 5, 1) and "scope-of-access-violated" in str(e)
-    assert enc(xdlms.encode_exception_response, 2, 6, 7) == h("D8020600000007")
+    assert enc(xdlms_server.encode_exception_response, 2, 6, 7) == h("D8020600000007")
     assert xdlms.parse_exception_response(h("D80203")) == (2, 3, None)
     portable.raises(ApduError, xdlms.parse_get_response, h("D801"))
     assert xdlms.error_from_apdu(h("C401C100")) is None
@@ -450,7 +451,7 @@ def test_set_responses():
     assert r.results == [0, 4, 0]
     r = xdlms.parse_set_response(h("C504C102 00 00 00000009"))
     assert r.results == [0, 0] and r.block == 9
-    assert enc(xdlms.encode_set_response, 0xC1, 0) == h("C501C100")
+    assert enc(xdlms_server.encode_set_response, 0xC1, 0) == h("C501C100")
     portable.raises(ApduError, xdlms.parse_set_response, h("C505C1 05 00"))
 
 
@@ -470,7 +471,7 @@ def test_action():
     assert r.result == 11
     e = portable.raises(DataAccessError, xdlms.parse_action_response, h("C701C100010102"))
     assert e.result == 2
-    apdu = enc(xdlms.encode_action_response, 0xC1, 0, (axdr.OCTET_STRING, b"ab"))
+    apdu = enc(xdlms_server.encode_action_response, 0xC1, 0, (axdr.OCTET_STRING, b"ab"))
     assert xdlms.parse_action_response(apdu).value() == b"ab"
     portable.raises(ApduError, xdlms.parse_action_response, h("C702C100"))
 
@@ -591,7 +592,7 @@ def test_gbt_encrypted_reassembles_to_general_glo_ciphering():
 def test_data_notification_forms_and_encoder():
     dt = axdr.DateTime(2020, 2, 15, 1, 25, 34, weekday=6)
     body = b"\x06\x00\x00\x15\x7E"
-    plain = enc(xdlms.encode_data_notification, 0x40000000, dt, body)
+    plain = enc(xdlms_server.encode_data_notification, 0x40000000, dt, body)
     assert plain == h("0F40000000 0C 07E4020F06011922FF800000") + body
     kaifa = h("0F40000000 090C 07E4020F06011922FF800000") + body
     none = h("0F40000000 00") + body
@@ -608,8 +609,9 @@ def test_data_notification_forms_and_encoder():
 
 # ---------------------------------------------------------------- hostile input
 _PARSERS = (
-    acse.parse_aarq, acse.parse_aare, acse.parse_rlrq, acse.parse_rlre, acse.parse_initiate_request,
-    acse.parse_initiate_response, xdlms.parse_get_request, xdlms.parse_get_response,
+    acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
+    acse_server.parse_initiate_request,
+    acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
     xdlms.parse_set_response, xdlms.parse_action_response, xdlms.parse_read_response,
     xdlms.parse_write_response, xdlms.parse_data_notification, xdlms.parse_gbt,
     xdlms.parse_exception_response, xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,

@@ -24,7 +24,7 @@ from gurux_dlms.objects import (  # noqa: E402
 )
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from optoread import acse, axdr, xdlms  # noqa: E402
+from optoread import acse, acse_server, axdr, xdlms, xdlms_server  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -111,12 +111,12 @@ def test_gurux_decodes_our_aarq_hls_gmac():
 
 
 def test_gurux_decodes_our_aare_and_client_accepts_it():
-    aare = enc(acse.encode_aare, conformance=0x001E1D, max_pdu=1224)
+    aare = enc(acse_server.encode_aare, conformance=0x001E1D, max_pdu=1224)
     root = xml(aare)
     assert root.tag == "AssociationResponse" and val(root, "AssociationResult") == "00"
     assert val(root, "InitiateResponse/NegotiatedMaxPduSize") == "04C8"
     assert val(root, "InitiateResponse/VaaName") == "0007"
-    root = xml(enc(acse.encode_aare, result=1, diagnostic=13))
+    root = xml(enc(acse_server.encode_aare, result=1, diagnostic=13))
     assert val(root, "AssociationResult") == "01"
     assert val(root, "ResultSourceDiagnostic/ACSEServiceUser") == "0D"
     # Gurux's client takes our AARE as a real association response ...
@@ -128,7 +128,7 @@ def test_gurux_decodes_our_aare_and_client_accepts_it():
     assert int(c.negotiatedConformance) == _reverse24(0x001E1D)
     # ... and then builds a release request our parser reads.
     rlrq = pdus(c.releaseRequest())[0]
-    r = acse.parse_rlrq(rlrq)
+    r = acse_server.parse_rlrq(rlrq)
     assert r.reason == 0
 
 
@@ -180,29 +180,29 @@ def test_gurux_decodes_our_set_action_and_sn_requests():
 
 # ---------------------------------------------------------------- Gurux PDUs, decoded by us
 def test_our_parsers_read_gurux_aarq():
-    q = acse.parse_aarq(pdus(client().aarqRequest())[0])
+    q = acse_server.parse_aarq(pdus(client().aarqRequest())[0])
     assert q.context_id == acse.CONTEXT_LN and q.mechanism is None
     assert q.initiate.dlms_version == 6 and q.initiate.max_pdu == 0xFFFF
-    q = acse.parse_aarq(pdus(client(Authentication.LOW, "12345678").aarqRequest())[0])
+    q = acse_server.parse_aarq(pdus(client(Authentication.LOW, "12345678").aarqRequest())[0])
     assert q.mechanism == acse.MECHANISM_LLS and q.auth_value == b"12345678" and q.acse_requirements
     c = client(Authentication.HIGH, "0123456789ABCDEF")
-    q = acse.parse_aarq(pdus(c.aarqRequest())[0])
+    q = acse_server.parse_aarq(pdus(c.aarqRequest())[0])
     assert q.mechanism == acse.MECHANISM_HLS and q.auth_value == bytes(c.ctoSChallenge)
-    q = acse.parse_aarq(pdus(client(ln=False).aarqRequest())[0])
+    q = acse_server.parse_aarq(pdus(client(ln=False).aarqRequest())[0])
     assert q.context_id == acse.CONTEXT_SN and q.ln is False
 
 
 def test_our_parsers_read_gurux_get_requests():
     c = client()
     reg = GXDLMSRegister("1.0.1.8.0.255")
-    r = xdlms.parse_get_request(pdus(c.read(reg, 2))[0])
+    r = xdlms_server.parse_get_request(pdus(c.read(reg, 2))[0])
     assert r.kind == 1 and r.items[0][:4] == (3, OBIS_REG, 2, 0)
     pg = GXDLMSProfileGeneric("1.0.99.1.0.255")
     clock = GXDLMSClock("0.0.1.0.0.255")
     pg.captureObjects.append((clock, GXDLMSCaptureObject(2, 0)))
     pg.captureObjects.append((reg, GXDLMSCaptureObject(2, 0)))
     apdu = pdus(c.readRowsByRange(pg, datetime.datetime(2024, 1, 1), datetime.datetime(2024, 1, 2)))[0]
-    r = xdlms.parse_get_request(apdu)
+    r = xdlms_server.parse_get_request(apdu)
     cls, obis, attr, sel, p_off, p_end = r.items[0]
     assert (cls, obis, attr, sel) == (7, OBIS_LP, 2, 1)
     params = axdr.decode(apdu, p_off, p_end)[0]
@@ -213,12 +213,12 @@ def test_our_parsers_read_gurux_get_requests():
     ours = enc(xdlms.encode_get_request, 0xC1, 7, OBIS_LP, 2, 1, apdu[p_off:p_end])
     assert ours == apdu
     apdu = pdus(c.readRowsByEntry(pg, 1, 10))[0]
-    r = xdlms.parse_get_request(apdu)
+    r = xdlms_server.parse_get_request(apdu)
     assert r.items[0][3] == 2
     assert apdu[r.items[0][4]:] == enc(xdlms.encode_entry_descriptor, 1, 10)
     c.aarqRequest()
-    c.parseAareResponse(GXByteBuffer(enc(acse.encode_aare, conformance=0x001E1D, max_pdu=1224)))
-    r = xdlms.parse_get_request(pdus(c.readList([(reg, 2), (clock, 2)]))[0])
+    c.parseAareResponse(GXByteBuffer(enc(acse_server.encode_aare, conformance=0x001E1D, max_pdu=1224)))
+    r = xdlms_server.parse_get_request(pdus(c.readList([(reg, 2), (clock, 2)]))[0])
     assert r.kind == 3 and [i[:3] for i in r.items] == [(3, OBIS_REG, 2), (8, OBIS_CLOCK, 2)]
 
 
@@ -236,8 +236,9 @@ def test_our_encoders_match_gurux_write_and_method():
 
 # ---------------------------------------------------------------- fuzz
 _PARSERS = (
-    acse.parse_aarq, acse.parse_aare, acse.parse_rlrq, acse.parse_rlre, acse.parse_initiate_request,
-    acse.parse_initiate_response, xdlms.parse_get_request, xdlms.parse_get_response,
+    acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
+    acse_server.parse_initiate_request,
+    acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
     xdlms.parse_set_response, xdlms.parse_action_response, xdlms.parse_read_response,
     xdlms.parse_write_response, xdlms.parse_data_notification, xdlms.parse_gbt,
     xdlms.parse_exception_response, xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
@@ -247,18 +248,20 @@ _PARSERS = (
 def _seeds():
     out = [
         enc(acse.encode_aarq, mechanism="hls-gmac", calling_ap_title=b"ABCDEFGH", auth_value=b"x" * 16),
-        enc(acse.encode_aare, responding_ap_title=b"ABCDEFGH", mechanism=5, auth_value=b"y" * 16),
-        enc(acse.encode_aare, result=1, diagnostic=13, user_information=b"\x0e\x01\x06\x01"),
-        enc(acse.encode_rlre, 0, enc(acse.encode_initiate_response)),
+        enc(acse_server.encode_aare, responding_ap_title=b"ABCDEFGH", mechanism=5, auth_value=b"y" * 16),
+        enc(acse_server.encode_aare, result=1, diagnostic=13, user_information=b"\x0e\x01\x06\x01"),
+        enc(acse_server.encode_rlre, 0, enc(acse_server.encode_initiate_response)),
         enc(xdlms.encode_get_request_list, 0xC1, [(3, OBIS_REG, 2), (7, OBIS_LP, 2, 2, b"\x12\x00\x01")]),
-        enc(xdlms.encode_get_response_list, 0xC1, [(axdr.LONG_UNSIGNED, 1), 4]),
-        enc(xdlms.encode_get_response_block, 0xC1, True, 2, b"\x01\x02\x03"),
-        enc(xdlms.encode_get_response, 0xC1, (axdr.STRUCTURE, [(axdr.UNSIGNED, 1), (axdr.NULL, None)])),
-        enc(xdlms.encode_action_response, 0xC1, 0, (axdr.OCTET_STRING, b"ab")),
+        enc(xdlms_server.encode_get_response_list, 0xC1, [(axdr.LONG_UNSIGNED, 1), 4]),
+        enc(xdlms_server.encode_get_response_block, 0xC1, True, 2, b"\x01\x02\x03"),
+        enc(xdlms_server.encode_get_response, 0xC1,
+            (axdr.STRUCTURE, [(axdr.UNSIGNED, 1), (axdr.NULL, None)])),
+        enc(xdlms_server.encode_action_response, 0xC1, 0, (axdr.OCTET_STRING, b"ab")),
         bytes.fromhex("C504C102000000000009"), bytes.fromhex("0C04001200E601030200000103010203030002"),
         bytes.fromhex("0D0300010C020004"), bytes.fromhex("D8020600000123"),
-        enc(xdlms.encode_data_notification, 0x40000000, axdr.DateTime(2024, 1, 1, 0, 0, 0), b"\x12\x00\x05"),
-        enc(xdlms.encode_gbt, True, 1, 0, b"\x0f\x00"),
+        enc(xdlms_server.encode_data_notification, 0x40000000, axdr.DateTime(2024, 1, 1, 0, 0, 0),
+            b"\x12\x00\x05"),
+        enc(xdlms_server.encode_gbt, True, 1, 0, b"\x0f\x00"),
     ]
     return out
 
@@ -317,7 +320,7 @@ def test_fuzz_gbt_assembler(blocks):
     asm = xdlms.GbtAssembler(bytearray(100))
     for i, b in enumerate(blocks):
         try:
-            asm.feed(enc(xdlms.encode_gbt, i == len(blocks) - 1, i + 1, 0, b))
+            asm.feed(enc(xdlms_server.encode_gbt, i == len(blocks) - 1, i + 1, 0, b))
         except OptoreadError:
             pass
         assert asm.n <= 100

@@ -65,7 +65,7 @@ def test_package_json_matches_tree():
         assert not dest.startswith("/") and ".." not in dest
     mods = {d for d in dests if d.startswith("lib/optoread/")}
     assert mods == {"lib/optoread/" + n for n in os.listdir(os.path.join(ROOT, "firmware", "optoread"))
-                    if n.endswith(".py")}
+                    if n.endswith(".py") and not n.endswith("_server.py")}  # the meter's side stays home
     assert "main.py" in dests and any(d.startswith("plans/") for d in dests)
 
 
@@ -137,8 +137,8 @@ def test_deploy_to_unix_port(repl, tmp_path):
     r = _deploy_cli("--board", "unix", "--port", repl.path, "--target", target, "--build-dir", build)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "deployed" in r.stdout
-    mods = sorted(n[:-3] + ".mpy" for n in os.listdir(os.path.join(ROOT, "firmware", "optoread"))
-                  if n.endswith(".py"))
+    mods = sorted(p.rsplit("/", 1)[1][:-3] + ".mpy" for p in deploy.firmware_modules(ROOT))
+    assert "xdlms_server.mpy" not in mods  # the meter's side is not deployed
     assert sorted(os.listdir(os.path.join(target, "lib", "optoread"))) == mods
     for n in mods:  # the copies are the compiled files, byte for byte
         with open(os.path.join(target, "lib", "optoread", n), "rb") as a, \

@@ -5,7 +5,7 @@ role of HdlcConnection, AARQ/AARE, GET (normal, blocks, with-list), SET (normal,
 ACTION, HLS-GMAC pass 3/4 and glo-ciphering. It runs in process on a virtual clock.
 """
 
-from optoread import acse, axdr, hdlc, security, wrapper, xdlms
+from optoread import acse, acse_server, axdr, hdlc, security, wrapper, xdlms, xdlms_server
 from optoread.errors import (
     DataAccessError,
     LinkError,
@@ -145,7 +145,7 @@ class MiniServer:
             self.log.append("RLRQ")
             self.associated = False
             b = bytearray(16)
-            return bytes(b[:acse.encode_rlre(b, 0)])
+            return bytes(b[:acse_server.encode_rlre(b, 0)])
         if xdlms.is_ciphered(tag):
             apdu, info = security.unwrap(apdu, EK, AK, self.client_st)
             tag = apdu[0]
@@ -161,11 +161,11 @@ class MiniServer:
 
     def _exc(self):
         b = bytearray(8)
-        return bytes(b[:xdlms.encode_exception_response(b, 0, 1, 2)])
+        return bytes(b[:xdlms_server.encode_exception_response(b, 0, 1, 2)])
 
     def _aarq(self, apdu):
         self.log.append("AARQ")
-        q = acse.parse_aarq(apdu)
+        q = acse_server.parse_aarq(apdu)
         self.client_st = q.ap_title
         b = bytearray(256)
         mech = None
@@ -183,16 +183,17 @@ class MiniServer:
         ui = None
         if self.ciphered:
             plain, info = security.unwrap(q.user_info(apdu), EK, AK, self.client_st)
-            assert acse.parse_initiate_request(plain).max_pdu
+            assert acse_server.parse_initiate_request(plain).max_pdu
             p = bytearray(16)
-            n = acse.encode_initiate_response(p, 0, self.conformance, self.max_pdu)
+            n = acse_server.encode_initiate_response(p, 0, self.conformance, self.max_pdu)
             ui = self._wrap(bytes(p[:n]))
         else:
             assert q.initiate is not None
-        n = acse.encode_aare(b, 0, ln=not self.sn, ciphered=self.ciphered, result=result, diagnostic=diag,
-                             responding_ap_title=SERVER_ST if (self.ciphered or stoc) else None,
-                             mechanism=mech, auth_value=stoc, conformance=self.conformance,
-                             max_pdu=self.max_pdu, user_information=ui)
+        n = acse_server.encode_aare(b, 0, ln=not self.sn, ciphered=self.ciphered, result=result,
+                                    diagnostic=diag,
+                                    responding_ap_title=SERVER_ST if (self.ciphered or stoc) else None,
+                                    mechanism=mech, auth_value=stoc, conformance=self.conformance,
+                                    max_pdu=self.max_pdu, user_information=ui)
         self.associated = result == 0
         return bytes(b[:n])
 
@@ -217,13 +218,13 @@ class MiniServer:
         return axdr.encode_to_bytes(tv[0], tv[1])
 
     def _get(self, apdu):
-        r = xdlms.parse_get_request(apdu)
+        r = xdlms_server.parse_get_request(apdu)
         b = self.out
         if r.kind == xdlms.NEXT:
             self.log.append("GET-NEXT")
             data, pos, blk = self._pending
             if r.block != blk:
-                return bytes(b[:xdlms.encode_get_response_block(b, 0, r.invoke, True, blk, dar=19)])
+                return bytes(b[:xdlms_server.encode_get_response_block(b, 0, r.invoke, True, blk, dar=19)])
             return self._next_block(r.invoke, data, pos, blk + 1)
         if r.kind == xdlms.WITH_LIST:
             self.log.append("GET-LIST %d" % len(r.items))
@@ -231,7 +232,7 @@ class MiniServer:
             for it in r.items:
                 v = self._value_bytes(it[0], it[1], it[2], it[3])
                 res.append(v)
-            n = xdlms.encode_get_response_list(b, 0, r.invoke, res)
+            n = xdlms_server.encode_get_response_list(b, 0, r.invoke, res)
             if n > self.block:
                 # the list answer goes in blocks: raw data = the result sequence after the header
                 return self._next_block(r.invoke, bytes(b[3:n]), 0, 1)
@@ -240,31 +241,31 @@ class MiniServer:
         self.log.append("GET %d %s %d" % (cls, ".".join(str(x) for x in obis), attr))
         v = self._value_bytes(cls, obis, attr, sel)
         if isinstance(v, int):
-            return bytes(b[:xdlms.encode_get_response(b, 0, r.invoke, dar=v)])
+            return bytes(b[:xdlms_server.encode_get_response(b, 0, r.invoke, dar=v)])
         if len(v) > self.block:
             return self._next_block(r.invoke, v, 0, 1)
-        return bytes(b[:xdlms.encode_get_response(b, 0, r.invoke, v)])
+        return bytes(b[:xdlms_server.encode_get_response(b, 0, r.invoke, v)])
 
     def _next_block(self, invoke, data, pos, blk):
         k = min(self.block, len(data) - pos)
         last = pos + k >= len(data)
         self._pending = (data, pos + k, blk)
         b = self.out
-        return bytes(b[:xdlms.encode_get_response_block(b, 0, invoke, last, blk, data[pos:pos + k])])
+        return bytes(b[:xdlms_server.encode_get_response_block(b, 0, invoke, last, blk, data[pos:pos + k])])
 
     def _setreq(self, apdu):
         b = self.out
         kind = apdu[1]
         invoke = apdu[2]
         if kind == xdlms.NORMAL:
-            cls, obis, attr, off = xdlms.parse_descriptor(apdu, 3, len(apdu))
+            cls, obis, attr, off = xdlms_server.parse_descriptor(apdu, 3, len(apdu))
             self.log.append("SET")
             if (cls, obis, attr) == (7, DENIED, 2):
-                return bytes(b[:xdlms.encode_set_response(b, 0, invoke, 3)])
+                return bytes(b[:xdlms_server.encode_set_response(b, 0, invoke, 3)])
             self.writes.append((cls, obis, attr, axdr.decode(apdu, off + 1)[0]))
-            return bytes(b[:xdlms.encode_set_response(b, 0, invoke, 0)])
+            return bytes(b[:xdlms_server.encode_set_response(b, 0, invoke, 0)])
         if kind == xdlms.SET_FIRST_DATABLOCK:
-            cls, obis, attr, off = xdlms.parse_descriptor(apdu, 3, len(apdu))
+            cls, obis, attr, off = xdlms_server.parse_descriptor(apdu, 3, len(apdu))
             off += 1  # no access selection
             self._set = [(cls, obis, attr), bytearray()]
         else:
@@ -283,21 +284,21 @@ class MiniServer:
     def _action(self, apdu):
         b = self.out
         invoke = apdu[2]
-        cls, obis, method, off = xdlms.parse_descriptor(apdu, 3, len(apdu))
+        cls, obis, method, off = xdlms_server.parse_descriptor(apdu, 3, len(apdu))
         self.log.append("ACTION %d" % method)
         param = axdr.decode(apdu, off + 1)[0] if apdu[off] == 1 else None
         if (cls, obis, method) == (15, ASSOC, 1) and self.auth == "hls":
             try:
                 security.verify_hls_gmac(param, self.client_st, EK, AK, self.stoc)
             except SecurityError:
-                return bytes(b[:xdlms.encode_action_response(b, 0, invoke, 250)])
+                return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 250)])
             self.ic += 1
             f = security.hls_gmac(SERVER_ST, self.ic, EK, AK, self.ctos)
-            return bytes(b[:xdlms.encode_action_response(b, 0, invoke, 0, (axdr.OCTET_STRING, f))])
+            return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 0, (axdr.OCTET_STRING, f))])
         if (cls, obis, method) == (8, CLOCK, 6):
             self.writes.append(("shift", param))
-            return bytes(b[:xdlms.encode_action_response(b, 0, invoke, 0)])
-        return bytes(b[:xdlms.encode_action_response(b, 0, invoke, 11)])
+            return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 0)])
+        return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 11)])
 
 
 class LoopTransport:

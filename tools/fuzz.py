@@ -34,7 +34,7 @@ for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from optoread import acse, axdr, hdlc, obis, push, security, store, wrapper, xdlms  # noqa: E402
+from optoread import acse, acse_server, axdr, hdlc, obis, push, security, store, wrapper, xdlms, xdlms_server  # noqa: E402
 from optoread import console as con  # noqa: E402
 from optoread import iec62056_21 as iec  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
@@ -558,13 +558,13 @@ def apdu_seeds():
             seeds += frames_to_apdus(r)
     b = bytearray(512)
     seeds.append(bytes(b[:acse.encode_rlrq(b, 0)]))
-    seeds.append(bytes(b[:acse.encode_rlre(b, 0)]))
+    seeds.append(bytes(b[:acse_server.encode_rlre(b, 0)]))
     seeds.append(bytes(b[:acse.encode_aarq(b, 0)]))
-    seeds.append(bytes(b[:acse.encode_aare(b, 0)]))
-    seeds.append(bytes(b[:xdlms.encode_exception_response(b, 0, 1, 2)]))
-    seeds.append(bytes(b[:xdlms.encode_confirmed_service_error(b, 0, 5, 6, 1)]))
+    seeds.append(bytes(b[:acse_server.encode_aare(b, 0)]))
+    seeds.append(bytes(b[:xdlms_server.encode_exception_response(b, 0, 1, 2)]))
+    seeds.append(bytes(b[:xdlms_server.encode_confirmed_service_error(b, 0, 5, 6, 1)]))
     seeds.append(bytes(b[:xdlms.encode_get_request(b, 0, 0xC1, 3, _BLOCK_LOAD, 2)]))
-    seeds.append(bytes(b[:xdlms.encode_gbt(b, 0, True, 1, 0, b"\x0f\x01\x02\x03")]))
+    seeds.append(bytes(b[:xdlms_server.encode_gbt(b, 0, True, 1, 0, b"\x0f\x01\x02\x03")]))
     return [s for s in seeds if s]
 
 
@@ -588,9 +588,9 @@ def _touch(r):
 
 
 _APDU_PARSERS = (
-    acse.parse_aarq, acse.parse_aare, acse.parse_rlrq, acse.parse_rlre,
-    acse.parse_initiate_request, acse.parse_initiate_response,
-    xdlms.parse_get_request, xdlms.parse_get_response, xdlms.parse_set_response,
+    acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
+    acse_server.parse_initiate_request, acse.parse_initiate_response,
+    xdlms_server.parse_get_request, xdlms.parse_get_response, xdlms.parse_set_response,
     xdlms.parse_action_response, xdlms.parse_read_response, xdlms.parse_write_response,
     xdlms.parse_data_notification, xdlms.parse_gbt, xdlms.parse_exception_response,
     xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
@@ -624,7 +624,8 @@ def _t_gbt():
     b = bytearray(256)
     blocks = []
     for k in range(1, 4):
-        blocks.append(bytes(b[:xdlms.encode_gbt(b, 0, k == 3, k, 0, bytes(range(k * 10, k * 10 + 20)))]))
+        n = xdlms_server.encode_gbt(b, 0, k == 3, k, 0, bytes(range(k * 10, k * 10 + 20)))
+        blocks.append(bytes(b[:n]))
     seeds = [b"".join(bytes((len(x),)) + x for x in blocks)]
 
     def run(data):

@@ -39,13 +39,13 @@ from .xdlms import (
 )
 
 # ---------------------------------------------------------------- conformance block bits
-CONF_GENERAL_PROTECTION = const(0x400000)
+_CONF_GENERAL_PROTECTION = const(0x400000)
 CONF_GENERAL_BLOCK_TRANSFER = const(0x200000)
 CONF_READ = const(0x100000)
 CONF_WRITE = const(0x080000)
-CONF_UNCONFIRMED_WRITE = const(0x040000)
-CONF_DELTA_VALUE_ENCODING = const(0x020000)
-CONF_ATTRIBUTE0_WITH_SET = const(0x008000)
+_CONF_UNCONFIRMED_WRITE = const(0x040000)
+_CONF_DELTA_VALUE_ENCODING = const(0x020000)
+_CONF_ATTRIBUTE0_WITH_SET = const(0x008000)
 CONF_PRIORITY_MGMT = const(0x004000)
 CONF_ATTRIBUTE0_WITH_GET = const(0x002000)
 CONF_BLOCK_TRANSFER_GET = const(0x001000)  # block-transfer-with-get-or-read
@@ -53,13 +53,13 @@ CONF_BLOCK_TRANSFER_SET = const(0x000800)  # block-transfer-with-set-or-write
 CONF_BLOCK_TRANSFER_ACTION = const(0x000400)
 CONF_MULTIPLE_REFERENCES = const(0x000200)
 CONF_INFORMATION_REPORT = const(0x000100)
-CONF_DATA_NOTIFICATION = const(0x000080)
-CONF_ACCESS = const(0x000040)
+_CONF_DATA_NOTIFICATION = const(0x000080)
+_CONF_ACCESS = const(0x000040)
 CONF_PARAMETERIZED_ACCESS = const(0x000020)
 CONF_GET = const(0x000010)
 CONF_SET = const(0x000008)
 CONF_SELECTIVE_ACCESS = const(0x000004)
-CONF_EVENT_NOTIFICATION = const(0x000002)
+_CONF_EVENT_NOTIFICATION = const(0x000002)
 CONF_ACTION = const(0x000001)
 
 # get, set, action, selective access, block transfer for all three, multiple references.
@@ -87,16 +87,16 @@ def conformance_names(bits):
 CONTEXT_LN = const(1)
 CONTEXT_SN = const(2)
 CONTEXT_LN_CIPHERED = const(3)
-CONTEXT_SN_CIPHERED = const(4)
+_CONTEXT_SN_CIPHERED = const(4)
 
-MECHANISM_NONE = const(0)
+_MECHANISM_NONE = const(0)
 MECHANISM_LLS = const(1)
 MECHANISM_HLS = const(2)
-MECHANISM_HLS_MD5 = const(3)
-MECHANISM_HLS_SHA1 = const(4)
+_MECHANISM_HLS_MD5 = const(3)
+_MECHANISM_HLS_SHA1 = const(4)
 MECHANISM_HLS_GMAC = const(5)
-MECHANISM_HLS_SHA256 = const(6)
-MECHANISM_HLS_ECDSA = const(7)
+_MECHANISM_HLS_SHA256 = const(6)
+_MECHANISM_HLS_ECDSA = const(7)
 _MECHANISMS = {"lls": 1, "hls": 2, "hls-md5": 3, "hls-sha1": 4, "hls-gmac": 5, "hls-sha256": 6,
                "hls-ecdsa": 7}
 MECHANISM_NAMES = ("lowest-level", "lls", "hls", "hls-md5", "hls-sha1", "hls-gmac", "hls-sha256",
@@ -108,11 +108,11 @@ _OID_MECHANISM = b"\x60\x85\x74\x05\x08\x02"
 
 RESULT_ACCEPTED = const(0)
 RESULT_REJECTED_PERMANENT = const(1)
-RESULT_REJECTED_TRANSIENT = const(2)
+_RESULT_REJECTED_TRANSIENT = const(2)
 RESULT_NAMES = ("accepted", "rejected-permanent", "rejected-transient")
 
 SOURCE_USER = const(1)  # acse-service-user
-SOURCE_PROVIDER = const(2)  # acse-service-provider
+_SOURCE_PROVIDER = const(2)  # acse-service-provider
 _USER_DIAG = (
     "null", "no-reason-given", "application-context-name-not-supported",
     "calling-AP-title-not-recognized", "calling-AP-invocation-identifier-not-recognized",
@@ -269,19 +269,6 @@ def encode_initiate_request(buf, off, conformance=DEFAULT_CONFORMANCE, max_pdu=0
     return off + 2
 
 
-class InitiateRequest:
-    """Decoded InitiateRequest: ``dedicated_key``, ``response_allowed``, ``qos``,
-    ``dlms_version``, ``conformance``, ``max_pdu``."""
-
-    def __init__(self):
-        self.dedicated_key = None  # type: bytes | None
-        self.response_allowed = True
-        self.qos = None
-        self.dlms_version = None
-        self.conformance = 0
-        self.max_pdu = None
-
-
 def _optional_u8(mv, off, end, field):
     flag, off = u8(mv, off, end, field)
     if flag == 0:
@@ -289,42 +276,6 @@ def _optional_u8(mv, off, end, field):
     if flag != 1:
         raise ApduError("bad OPTIONAL flag", field, off - 1)
     return u8(mv, off, end, field)
-
-
-def parse_initiate_request(mv, off=0, end=None):
-    """Decode an xDLMS InitiateRequest (0x01) into an :class:`InitiateRequest`."""
-    end = bounds(mv, off, end)
-    tag, off = u8(mv, off, end, "initiate-request")
-    if tag != INITIATE_REQUEST:
-        raise ApduError("expected InitiateRequest, got 0x%02X" % tag, "initiate-request", off - 1)
-    r = InitiateRequest()
-    flag, off = u8(mv, off, end, "dedicated-key")
-    if flag == 1:
-        n, off = read_length(mv, off, end, "dedicated-key")
-        need(mv, off, end, n, "dedicated-key")
-        r.dedicated_key = bytes(mv[off:off + n])
-        off += n
-    elif flag != 0:
-        raise ApduError("bad OPTIONAL flag", "dedicated-key", off - 1)
-    allowed, off = _optional_u8(mv, off, end, "response-allowed")
-    r.response_allowed = allowed is None or allowed != 0
-    r.qos, off = _optional_u8(mv, off, end, "proposed-quality-of-service")
-    r.dlms_version, off = u8(mv, off, end, "proposed-dlms-version-number")
-    r.conformance, off = _conformance(mv, off, end)
-    r.max_pdu, off = u16(mv, off, end, "client-max-receive-pdu-size")
-    return r
-
-
-def encode_initiate_response(buf, off, conformance=DEFAULT_CONFORMANCE, max_pdu=0x0400,
-                             dlms_version=_DEFAULT_DLMS_VERSION, vaa_name=VAA_LN):
-    """xDLMS InitiateResponse (08 ...), server side."""
-    room(buf, off, 14)
-    buf[off] = INITIATE_RESPONSE
-    buf[off + 1] = 0  # negotiated-quality-of-service: absent
-    buf[off + 2] = dlms_version
-    off = _put_conformance(buf, off + 3, conformance)
-    struct.pack_into(">HH", buf, off, max_pdu, vaa_name)
-    return off + 4
 
 
 class InitiateResponse:
@@ -507,70 +458,7 @@ def encode_aarq(buf, off, *, ln=True, ciphered=False, mechanism=None, calling_ap
     return encode_initiate_request(buf, off, conformance, max_pdu, dlms_version)
 
 
-class Aarq(_Association):
-    """Decoded AARQ (server side): see :class:`_Association` fields, plus ``initiate``
-    (an :class:`InitiateRequest` when user-information is plain)."""
-
-    def __init__(self):
-        _Association.__init__(self)
-        self.initiate = None  # type: InitiateRequest | None
-
-
-def parse_aarq(mv, off=0, end=None):
-    """Decode an AARQ (0x60) into an :class:`Aarq`; unknown components are skipped."""
-    off, end = _components(mv, off, end, AARQ, "aarq")
-    r = Aarq()
-    while off < end:
-        tag, v_off, v_end = _tlv(mv, off, end)
-        r._common(mv, tag, v_off, v_end, 0xA6, 0x8A, 0x8B, 0xAC)
-        off = v_end
-    if r.user_info_tag == INITIATE_REQUEST:
-        r.initiate = parse_initiate_request(mv, r.user_info_off, r.user_info_end)
-    return r
-
-
 # ---------------------------------------------------------------- AARE
-def encode_aare(buf, off, *, ln=True, ciphered=False, result=0, diagnostic_source=SOURCE_USER,
-                diagnostic=0, responding_ap_title=None, mechanism=None, auth_value=None,
-                conformance=DEFAULT_CONFORMANCE, max_pdu=0x0400, dlms_version=_DEFAULT_DLMS_VERSION,
-                vaa_name=None, user_information=None):
-    """AARE (0x61), server side: result, diagnostic, optional title/mechanism/StoC and
-    either ``user_information`` (pre-built, e.g. a confirmed-service-error or a
-    glo-initiate-response) or a plain InitiateResponse."""
-    mech = mechanism_id(mechanism)
-    if vaa_name is None:
-        vaa_name = VAA_LN if ln else VAA_SN
-    ui_len = len(user_information) if user_information is not None else 14
-    n = 11 + 5 + 7
-    if responding_ap_title is not None:
-        n += _tlv_size(_tlv_size(len(responding_ap_title)))
-    if mech is not None:
-        n += 4 + 9
-    if auth_value is not None:
-        n += _tlv_size(_tlv_size(len(auth_value)))
-    n += _user_info_sizes(ui_len)
-    room(buf, off, _tlv_size(n))
-    off = _put_tl(buf, off, AARE, n)
-    off = _put_context(buf, off, ln, ciphered)
-    off = put(buf, off, b"\xA2\x03\x02\x01")
-    buf[off] = result
-    off = put(buf, off + 1, b"\xA3\x05")
-    buf[off] = 0xA0 + diagnostic_source
-    off = put(buf, off + 1, b"\x03\x02\x01")
-    buf[off] = diagnostic
-    off += 1
-    if responding_ap_title is not None:
-        off = _put_title(buf, off, 0xA4, responding_ap_title)
-    if mech is not None:
-        off = put(buf, off, b"\x88\x02\x07\x80")
-        off = _put_mechanism(buf, off, 0x89, mech)
-    if auth_value is not None:
-        off = _put_auth_value(buf, off, 0xAA, auth_value)
-    off = _put_tl(buf, off, 0xBE, _tlv_size(ui_len))
-    off = _put_tl(buf, off, 0x04, ui_len)
-    if user_information is not None:
-        return put(buf, off, user_information)
-    return encode_initiate_response(buf, off, conformance, max_pdu, dlms_version, vaa_name)
 
 
 class Aare(_Association):
@@ -646,8 +534,8 @@ def parse_aare(mv, off=0, end=None):
 
 # ---------------------------------------------------------------- RLRQ / RLRE
 RELEASE_NORMAL = const(0)
-RELEASE_URGENT = const(1)  # RLRQ; in an RLRE, 1 = not-finished
-RELEASE_USER_DEFINED = const(30)
+_RELEASE_URGENT = const(1)  # RLRQ; in an RLRE, 1 = not-finished
+_RELEASE_USER_DEFINED = const(30)
 
 
 def _encode_release(buf, off, tag, reason, user_information):
@@ -671,11 +559,6 @@ def encode_rlrq(buf, off, reason=RELEASE_NORMAL, user_information=None):
     """RLRQ (0x62): release request; ``reason`` None omits it; ``user_information`` e.g. a
     (ciphered) InitiateRequest when the meter wants one."""
     return _encode_release(buf, off, RLRQ, reason, user_information)
-
-
-def encode_rlre(buf, off, reason=RELEASE_NORMAL, user_information=None):
-    """RLRE (0x63): release response (server side)."""
-    return _encode_release(buf, off, RLRE, reason, user_information)
 
 
 class Release:
@@ -704,14 +587,7 @@ def _parse_release(mv, off, end, tag, field):
         off = v_end
     if r.user_info_tag == INITIATE_RESPONSE:
         r.initiate = parse_initiate_response(mv, r.user_info_off, r.user_info_end)
-    elif r.user_info_tag == INITIATE_REQUEST:
-        r.initiate = parse_initiate_request(mv, r.user_info_off, r.user_info_end)
-    return r
-
-
-def parse_rlrq(mv, off=0, end=None):
-    """Decode an RLRQ (0x62) into a :class:`Release` (server side)."""
-    return _parse_release(mv, off, end, RLRQ, "rlrq")
+    return r  # an InitiateRequest (in an RLRQ) is parsed by acse_server.parse_rlrq
 
 
 def parse_rlre(mv, off=0, end=None):

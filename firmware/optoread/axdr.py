@@ -66,11 +66,11 @@ DONT_CARE = const(255)
 # Deviation value meaning "not specified" (wire 0x8000). -0x8000 is accepted on input too.
 DEVIATION_UNSPECIFIED = const(0x8000)
 # Clock status bits (Blue Book 4.1.6.1).
-STATUS_INVALID = const(0x01)
-STATUS_DOUBTFUL = const(0x02)
-STATUS_DIFFERENT_BASE = const(0x04)
-STATUS_INVALID_STATUS = const(0x08)
-STATUS_DST_ACTIVE = const(0x80)
+_STATUS_INVALID = const(0x01)
+_STATUS_DOUBTFUL = const(0x02)
+_STATUS_DIFFERENT_BASE = const(0x04)
+_STATUS_INVALID_STATUS = const(0x08)
+_STATUS_DST_ACTIVE = const(0x80)
 
 NOT_SPECIFIED = const(0xFF)  # byte fields of date/time
 YEAR_NOT_SPECIFIED = const(0xFFFF)

@@ -44,7 +44,7 @@ from .errors import Iec21Error, NoAnswerError
 SOH = const(0x01)
 STX = const(0x02)
 ETX = const(0x03)
-EOT = const(0x04)
+_EOT = const(0x04)
 ACK = const(0x06)
 NAK = const(0x15)
 _CR = const(0x0D)
@@ -61,12 +61,12 @@ MAX_ADDRESS = const(32)
 
 # Protocol control character V and mode character Y of the option select message.
 PC_NORMAL = const(0)
-PC_SECONDARY = const(1)
+_PC_SECONDARY = const(1)
 PC_HDLC = const(2)
 MODE_READOUT = const(0)
 MODE_PROGRAMMING = const(1)
 MODE_HDLC = const(2)
-MODE_MANUFACTURER = const(6)
+_MODE_MANUFACTURER = const(6)
 
 
 def baud_for_char(ch, mode_b=False):

@@ -30,7 +30,6 @@ from .session import Session, Settings
 
 SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
 LDN_OBIS = b"\x00\x00\x2a\x00\x00\xff"  # 0.0.42.0.0.255
-_SERIAL_ADDRESSES = ("0.0.0", "C.1.0", "0-0:96.1.0", "0-0:96.1.1", "96.1.0", "0-0:C.1.0", "1-0:0.0.0*255")
 _DAY = 86400
 
 

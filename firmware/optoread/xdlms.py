@@ -27,57 +27,57 @@ READ_RESPONSE = const(0x0C)
 WRITE_RESPONSE = const(0x0D)
 CONFIRMED_SERVICE_ERROR = const(0x0E)
 DATA_NOTIFICATION = const(0x0F)
-UNCONFIRMED_WRITE_REQUEST = const(0x16)
-INFORMATION_REPORT_REQUEST = const(0x18)
+_UNCONFIRMED_WRITE_REQUEST = const(0x16)
+_INFORMATION_REPORT_REQUEST = const(0x18)
 AARQ = const(0x60)
 AARE = const(0x61)
 RLRQ = const(0x62)
 RLRE = const(0x63)
 GET_REQUEST = const(0xC0)
 SET_REQUEST = const(0xC1)
-EVENT_NOTIFICATION_REQUEST = const(0xC2)
+_EVENT_NOTIFICATION_REQUEST = const(0xC2)
 ACTION_REQUEST = const(0xC3)
 GET_RESPONSE = const(0xC4)
 SET_RESPONSE = const(0xC5)
 ACTION_RESPONSE = const(0xC7)
 EXCEPTION_RESPONSE = const(0xD8)
-ACCESS_REQUEST = const(0xD9)
-ACCESS_RESPONSE = const(0xDA)
+_ACCESS_REQUEST = const(0xD9)
+_ACCESS_RESPONSE = const(0xDA)
 GENERAL_BLOCK_TRANSFER = const(0xE0)
 
 # Ciphered APDUs: global key (glo-*) and dedicated key (ded-*).
-GLO_INITIATE_REQUEST = const(0x21)
-GLO_READ_REQUEST = const(0x25)
-GLO_WRITE_REQUEST = const(0x26)
+_GLO_INITIATE_REQUEST = const(0x21)
+_GLO_READ_REQUEST = const(0x25)
+_GLO_WRITE_REQUEST = const(0x26)
 GLO_INITIATE_RESPONSE = const(0x28)
-GLO_READ_RESPONSE = const(0x2C)
-GLO_WRITE_RESPONSE = const(0x2D)
-GLO_CONFIRMED_SERVICE_ERROR = const(0x2E)
-GLO_UNCONFIRMED_WRITE_REQUEST = const(0x36)
-GLO_INFORMATION_REPORT_REQUEST = const(0x38)
-DED_INITIATE_REQUEST = const(0x41)
-DED_READ_REQUEST = const(0x45)
-DED_WRITE_REQUEST = const(0x46)
-DED_INITIATE_RESPONSE = const(0x48)
-DED_READ_RESPONSE = const(0x4C)
-DED_WRITE_RESPONSE = const(0x4D)
-DED_CONFIRMED_SERVICE_ERROR = const(0x4E)
-DED_UNCONFIRMED_WRITE_REQUEST = const(0x56)
-DED_INFORMATION_REPORT_REQUEST = const(0x58)
-GLO_GET_REQUEST = const(0xC8)
-GLO_SET_REQUEST = const(0xC9)
-GLO_EVENT_NOTIFICATION_REQUEST = const(0xCA)
-GLO_ACTION_REQUEST = const(0xCB)
-GLO_GET_RESPONSE = const(0xCC)
-GLO_SET_RESPONSE = const(0xCD)
-GLO_ACTION_RESPONSE = const(0xCF)
-DED_GET_REQUEST = const(0xD0)
-DED_SET_REQUEST = const(0xD1)
-DED_EVENT_NOTIFICATION_REQUEST = const(0xD2)
-DED_ACTION_REQUEST = const(0xD3)
-DED_GET_RESPONSE = const(0xD4)
-DED_SET_RESPONSE = const(0xD5)
-DED_ACTION_RESPONSE = const(0xD7)
+_GLO_READ_RESPONSE = const(0x2C)
+_GLO_WRITE_RESPONSE = const(0x2D)
+_GLO_CONFIRMED_SERVICE_ERROR = const(0x2E)
+_GLO_UNCONFIRMED_WRITE_REQUEST = const(0x36)
+_GLO_INFORMATION_REPORT_REQUEST = const(0x38)
+_DED_INITIATE_REQUEST = const(0x41)
+_DED_READ_REQUEST = const(0x45)
+_DED_WRITE_REQUEST = const(0x46)
+_DED_INITIATE_RESPONSE = const(0x48)
+_DED_READ_RESPONSE = const(0x4C)
+_DED_WRITE_RESPONSE = const(0x4D)
+_DED_CONFIRMED_SERVICE_ERROR = const(0x4E)
+_DED_UNCONFIRMED_WRITE_REQUEST = const(0x56)
+_DED_INFORMATION_REPORT_REQUEST = const(0x58)
+_GLO_GET_REQUEST = const(0xC8)
+_GLO_SET_REQUEST = const(0xC9)
+_GLO_EVENT_NOTIFICATION_REQUEST = const(0xCA)
+_GLO_ACTION_REQUEST = const(0xCB)
+_GLO_GET_RESPONSE = const(0xCC)
+_GLO_SET_RESPONSE = const(0xCD)
+_GLO_ACTION_RESPONSE = const(0xCF)
+_DED_GET_REQUEST = const(0xD0)
+_DED_SET_REQUEST = const(0xD1)
+_DED_EVENT_NOTIFICATION_REQUEST = const(0xD2)
+_DED_ACTION_REQUEST = const(0xD3)
+_DED_GET_RESPONSE = const(0xD4)
+_DED_SET_RESPONSE = const(0xD5)
+_DED_ACTION_RESPONSE = const(0xD7)
 GENERAL_GLO_CIPHERING = const(0xDB)
 GENERAL_DED_CIPHERING = const(0xDC)
 GENERAL_CIPHERING = const(0xDD)
@@ -107,7 +107,7 @@ SELECT_BY_RANGE = const(1)
 SELECT_BY_ENTRY = const(2)
 
 # Data-Access-Result (and Action-Result; 15/16 read "long-action-..." there).
-SUCCESS = const(0)
+_SUCCESS = const(0)
 _DAR = {
     0: "success",
     1: "hardware-fault",
@@ -378,14 +378,6 @@ def encode_descriptor(buf, off, class_id, obis, attr):
     return _put_bytes(buf, off, attr)
 
 
-def parse_descriptor(mv, off, end):
-    """``(class_id, obis_bytes, attr, off)`` of a Cosem-Attribute/Method-Descriptor."""
-    need(mv, off, end, 9, "descriptor")
-    cls = (mv[off] << 8) | mv[off + 1]
-    a = mv[off + 8]
-    return cls, bytes(mv[off + 2:off + 8]), a - 256 if a > 127 else a, off + 9
-
-
 def _put_access(buf, off, selector, params):
     # access-selection OPTIONAL: 00 absent, or 01 selector parameters
     if not selector:
@@ -529,19 +521,6 @@ def error_from_apdu(mv, off=0, end=None):
     return None
 
 
-def encode_exception_response(buf, off, state_error, service_error, invocation_counter=None):
-    """exception-response (server side, for the simulated meter)."""
-    off = _put_bytes(buf, off, EXCEPTION_RESPONSE, state_error, service_error)
-    if service_error == 6:
-        off = _put_u32(buf, off, invocation_counter or 0)
-    return off
-
-
-def encode_confirmed_service_error(buf, off, service, error_type, code):
-    """confirmed-service-error (server side), e.g. (1, 6, 1) = initiate / dlms-version-too-low."""
-    return _put_bytes(buf, off, CONFIRMED_SERVICE_ERROR, service, error_type, code)
-
-
 # ---------------------------------------------------------------- GET
 def encode_get_request(buf, off, invoke, class_id, obis, attr, selector=0, params=None):
     """GET-Request-Normal. ``invoke`` is the Invoke-Id-And-Priority byte.
@@ -572,51 +551,6 @@ def encode_get_request_list(buf, off, invoke, items):
         else:
             off = _put_bytes(buf, off, 0)
     return off
-
-
-class GetRequest:
-    """A decoded GET-Request (server side). ``items`` = list of (class_id, obis, attr, selector,
-    params_off, params_end) for normal and with-list; ``block`` for next."""
-
-    def __init__(self, kind, invoke):
-        self.kind = kind
-        self.invoke = invoke
-        self.items = []
-        self.block = None
-
-
-def _parse_selection(mv, off, end):
-    flag, off = u8(mv, off, end, "access-selection")
-    if flag == 0:
-        return 0, None, None, off
-    if flag != 1:
-        raise ApduError("bad access-selection flag", "access-selection", off - 1)
-    sel, off = u8(mv, off, end, "access-selector")
-    p_end = _skip_data(mv, off, end, "access-parameters")
-    return sel, off, p_end, p_end
-
-
-def parse_get_request(mv, off=0, end=None):
-    """Decode a GET-Request (normal, next, with-list) into a :class:`GetRequest`."""
-    off, end = _expect(mv, off, end, GET_REQUEST, "get-request")
-    kind, off = u8(mv, off, end, "get-request-type")
-    invoke, off = u8(mv, off, end, "invoke-id")
-    r = GetRequest(kind, invoke)
-    if kind == NEXT:
-        r.block, off = u32(mv, off, end, "block-number")
-        return r
-    if kind == NORMAL:
-        n = 1
-    elif kind == WITH_LIST:
-        n, off = read_length(mv, off, end, "list-count")
-        need(mv, off, end, n * 10, "list")  # each item takes at least 10 bytes
-    else:
-        raise ApduError("unknown get-request type %d" % kind, "get-request-type", off - 2)
-    for _ in range(n):
-        cls, obis, attr, off = parse_descriptor(mv, off, end)
-        sel, p_off, p_end, off = _parse_selection(mv, off, end)
-        r.items.append((cls, obis, attr, sel, p_off, p_end))
-    return r
 
 
 class Result:
@@ -731,38 +665,6 @@ def parse_get_response(mv, off=0, end=None, strict=True):
     return r
 
 
-def encode_get_response(buf, off, invoke, data=None, dar=None):
-    """GET-Response-Normal (server side): ``data`` (bytes or (tag, value)) or ``dar`` code."""
-    off = _put_bytes(buf, off, GET_RESPONSE, NORMAL, invoke)
-    if data is None:
-        return _put_bytes(buf, off, 1, dar or 0)
-    off = _put_bytes(buf, off, 0)
-    return _put_data(buf, off, data)
-
-
-def encode_get_response_block(buf, off, invoke, last, block_number, raw=None, dar=None):
-    """GET-Response-With-Datablock (server side): ``raw`` block bytes or ``dar``."""
-    off = _put_bytes(buf, off, GET_RESPONSE, WITH_DATABLOCK, invoke, 1 if last else 0)
-    off = _put_u32(buf, off, block_number)
-    if raw is None:
-        return _put_bytes(buf, off, 1, dar or 0)
-    off = _put_bytes(buf, off, 0)
-    return put_octets(buf, off, raw)
-
-
-def encode_get_response_list(buf, off, invoke, results):
-    """GET-Response-With-List (server side): results are data (bytes or (tag, value)) or int dar."""
-    off = _put_bytes(buf, off, GET_RESPONSE, WITH_LIST, invoke)
-    off = write_length(buf, off, len(results))
-    for x in results:
-        if isinstance(x, int):
-            off = _put_bytes(buf, off, 1, x)
-        else:
-            off = _put_bytes(buf, off, 0)
-            off = _put_data(buf, off, x)
-    return off
-
-
 # ---------------------------------------------------------------- SET
 def encode_set_request(buf, off, invoke, class_id, obis, attr, data, selector=0, params=None):
     """SET-Request-Normal: ``data`` = pre-encoded A-XDR bytes or (tag, value)."""
@@ -859,11 +761,6 @@ def parse_set_response(mv, off=0, end=None, strict=True):
     return r
 
 
-def encode_set_response(buf, off, invoke, dar=0):
-    """SET-Response-Normal (server side)."""
-    return _put_bytes(buf, off, SET_RESPONSE, NORMAL, invoke, dar)
-
-
 # ---------------------------------------------------------------- ACTION
 def encode_action_request(buf, off, invoke, class_id, obis, method, params=None):
     """ACTION-Request-Normal; ``params`` = method-invocation-parameters (bytes or (tag, value)) or None."""
@@ -916,17 +813,6 @@ def parse_action_response(mv, off=0, end=None, strict=True):
         if r.dar:
             check_result(r.dar, "action")
     return r
-
-
-def encode_action_response(buf, off, invoke, result=0, data=None, dar=None):
-    """ACTION-Response-Normal (server side) with optional return data or dar."""
-    off = _put_bytes(buf, off, ACTION_RESPONSE, NORMAL, invoke, result)
-    if data is None and dar is None:
-        return _put_bytes(buf, off, 0)
-    if data is None:
-        return _put_bytes(buf, off, 1, 1, dar)
-    off = _put_bytes(buf, off, 1, 0)
-    return _put_data(buf, off, data)
 
 
 # ---------------------------------------------------------------- SN referencing
@@ -1071,22 +957,6 @@ def _datetime(mv, off):
     return axdr.DateTime.from_bytes(mv, off)
 
 
-def encode_data_notification(buf, off, long_invoke, dt=None, body=None):
-    """data-notification (server side): ``dt`` = axdr.DateTime, 12 bytes or None; ``body`` = Data."""
-    off = _put_bytes(buf, off, DATA_NOTIFICATION)
-    off = _put_u32(buf, off, long_invoke)
-    if dt is None:
-        off = _put_bytes(buf, off, 0)
-    else:
-        off = _put_bytes(buf, off, 12)
-        if hasattr(dt, "write"):
-            room(buf, off, 12)
-            off = dt.write(buf, off)
-        else:
-            off = put(buf, off, dt)
-    return _put_data(buf, off, body if body is not None else b"\x00")
-
-
 class Gbt:
     """One general-block-transfer APDU: ``last``, ``streaming``, ``window``, ``block``, ``ack``,
     block data at ``data_off``/``data_end``."""
@@ -1109,15 +979,6 @@ def parse_gbt(mv, off=0, end=None):
     ack, off = u16(mv, off, end, "block-number-ack")
     d_off, d_end = octets(mv, off, end, "block-data")
     return Gbt(control, block, ack, d_off, d_end)
-
-
-def encode_gbt(buf, off, last, block, ack, data, streaming=False, window=1):
-    """general-block-transfer APDU (also used empty, as the client's acknowledgement)."""
-    control = (0x80 if last else 0) | (0x40 if streaming else 0) | (window & 0x3F)
-    off = _put_bytes(buf, off, GENERAL_BLOCK_TRANSFER, control)
-    off = _put_u16(buf, off, block)
-    off = _put_u16(buf, off, ack)
-    return put_octets(buf, off, data)
 
 
 class GbtAssembler:

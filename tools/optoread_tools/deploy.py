@@ -2,7 +2,7 @@
 
     optoread deploy --board pico|esp32|unix --port DEV [--target DIR] [--source]
 
-1. Compiles every ``firmware/optoread/*.py`` with mpy-cross for the board's architecture
+1. Compiles every ``firmware/optoread/*.py`` but the ``*_server.py`` ones with mpy-cross for the board's architecture
    (pico: ``armv6m``, esp32: ``xtensawin``, unix: plain bytecode) into ``build/deploy/BOARD``;
    ``firmware/main.py`` is syntax-checked the same way but copied as source (a board only
    runs ``main.py``).
@@ -81,9 +81,14 @@ def _tool(name):
 
 
 def firmware_modules(root):
-    """Sorted paths (relative to root) of the firmware package's modules."""
+    """Sorted paths (relative to root) of the firmware package's modules for a board.
+
+    The ``*_server.py`` modules (the meter's side of ACSE and xDLMS, for the simulator and
+    the tests) are left out: a reader never imports them.
+    """
     d = os.path.join(root, "firmware", "optoread")
-    return ["firmware/optoread/" + n for n in sorted(os.listdir(d)) if n.endswith(".py")]
+    return ["firmware/optoread/" + n for n in sorted(os.listdir(d))
+            if n.endswith(".py") and not n.endswith("_server.py")]
 
 
 def default_plans(root):

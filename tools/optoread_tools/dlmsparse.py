@@ -30,7 +30,7 @@ code on the MicroPython unix port.
 import binascii
 import json
 
-from optoread import acse, axdr, hdlc, push, security, units, xdlms
+from optoread import acse, acse_server, axdr, hdlc, push, security, units, xdlms, xdlms_server
 from optoread import obis as obislib
 from optoread.errors import ApduError, OptoreadError
 
@@ -357,7 +357,7 @@ class Decoder:
         elif tag == xdlms.GET_RESPONSE:
             self._get_response(direction, mv, e)
         elif tag == xdlms.AARQ:
-            r = acse.parse_aarq(mv)
+            r = acse_server.parse_aarq(mv)
             self._association(r, f, "calling")
             if r.initiate is not None:
                 i = r.initiate
@@ -386,7 +386,7 @@ class Decoder:
             if r.service_error is not None:
                 f["confirmed_service_error"] = xdlms.confirmed_service_error_text(*r.service_error)
         elif tag == xdlms.RLRQ or tag == xdlms.RLRE:
-            r = acse.parse_rlrq(mv) if tag == xdlms.RLRQ else acse.parse_rlre(mv)
+            r = acse_server.parse_rlrq(mv) if tag == xdlms.RLRQ else acse.parse_rlre(mv)
             f["reason"] = r.reason
         elif tag == xdlms.EXCEPTION_RESPONSE:
             s, v, ic = xdlms.parse_exception_response(mv)
@@ -499,7 +499,7 @@ class Decoder:
             self.values.append(value_dict(it, self.messages, e["index"]))
 
     def _get_request(self, mv, f):
-        r = xdlms.parse_get_request(mv)
+        r = xdlms_server.parse_get_request(mv)
         iid = r.invoke & 0x0F
         f["kind"] = _GET_REQ_KINDS.get(r.kind, r.kind)
         f["invoke_id_and_priority"] = "0x%02x" % r.invoke

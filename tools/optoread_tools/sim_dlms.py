@@ -52,7 +52,7 @@ import struct
 import threading
 import time
 
-from optoread import acse, axdr, hdlc, security, wrapper, xdlms
+from optoread import acse, acse_server, axdr, hdlc, security, wrapper, xdlms, xdlms_server
 from optoread.errors import OptoreadError
 
 from .sim_dlms_model import MeterModel, ob
@@ -363,7 +363,7 @@ class DlmsServer:
                 self.assoc = None
                 self._blocks = None
                 buf = bytearray(64)
-                return bytes(buf[:acse.encode_rlre(buf, 0, acse.RELEASE_NORMAL)])
+                return bytes(buf[:acse_server.encode_rlre(buf, 0, acse.RELEASE_NORMAL)])
             if a is None or a.client != client:
                 return self._exception(1, 1)
             if a.ciphered:
@@ -378,7 +378,7 @@ class DlmsServer:
 
     def _exception(self, state_error, service_error):
         buf = bytearray(16)
-        return bytes(buf[:xdlms.encode_exception_response(buf, 0, state_error, service_error)])
+        return bytes(buf[:xdlms_server.encode_exception_response(buf, 0, state_error, service_error)])
 
     def _next_ic(self):
         self.ic += 1
@@ -393,7 +393,7 @@ class DlmsServer:
             a.last_ic = security.check_invocation_counter(info["ic"], a.last_ic)
         except OptoreadError:
             buf = bytearray(16)
-            return bytes(buf[:xdlms.encode_exception_response(buf, 0, 2, 5)])  # deciphering-error
+            return bytes(buf[:xdlms_server.encode_exception_response(buf, 0, 2, 5)])  # deciphering-error
         a.sc = info["sc"] & 0x3F
         a.general = info["kind"] == "general-glo"
         reply = self._service(a, plain)
@@ -420,7 +420,7 @@ class DlmsServer:
     # -- association
     def _aarq(self, client, apdu):
         mv = memoryview(apdu)
-        r = acse.parse_aarq(mv)
+        r = acse_server.parse_aarq(mv)
         self._blocks = None
         self.assoc = None
         auth = self.clients.get(client, "none")
@@ -430,7 +430,7 @@ class DlmsServer:
         def reject(diag, source=acse.SOURCE_USER, result=acse.RESULT_REJECTED_PERMANENT):
             self.stats["rejected"] += 1
             buf = bytearray(256)
-            n = acse.encode_aare(buf, 0, ln=bool(ln) if ln is not None else True, result=result,
+            n = acse_server.encode_aare(buf, 0, ln=bool(ln) if ln is not None else True, result=result,
                                  diagnostic_source=source, diagnostic=diag, conformance=0,
                                  max_pdu=self.max_pdu)
             return bytes(buf[:n])
@@ -462,15 +462,16 @@ class DlmsServer:
                 return reject(acse.DIAG_AUTHENTICATION_FAILURE)
             a.last_ic = info["ic"]
             a.sc = info["sc"] & 0x3F
-            initiate = acse.parse_initiate_request(plain)
+            initiate = acse_server.parse_initiate_request(plain)
         if initiate is None:
             return reject(1)
         if initiate.dlms_version is not None and initiate.dlms_version < 6:
             buf = bytearray(8)
-            n = xdlms.encode_confirmed_service_error(buf, 0, 1, 6, 1)
+            n = xdlms_server.encode_confirmed_service_error(buf, 0, 1, 6, 1)
             ui = bytes(buf[:n])
             buf = bytearray(256)
-            return bytes(buf[:acse.encode_aare(buf, 0, ln=ln, result=1, diagnostic=1, user_information=ui)])
+            n = acse_server.encode_aare(buf, 0, ln=ln, result=1, diagnostic=1, user_information=ui)
+            return bytes(buf[:n])
         ours = _CONF_LN if ln else _CONF_SN
         a.conformance = initiate.conformance & ours
         a.max_pdu = initiate.max_pdu or 0xFFFF
@@ -478,13 +479,13 @@ class DlmsServer:
         vaa = acse.VAA_LN if ln else acse.VAA_SN
         if ciphered:
             buf = bytearray(32)
-            n = acse.encode_initiate_response(buf, 0, a.conformance, self.max_pdu, vaa_name=vaa)
+            n = acse_server.encode_initiate_response(buf, 0, a.conformance, self.max_pdu, vaa_name=vaa)
             ui = security.wrap_service(0x28, a.sc or security.SC_AUTH_ENC, self._next_ic(), self.ek, self.ak,
                                        bytes(buf[:n]), self.system_title)
         self.assoc = a
         self.stats["associations"] += 1
         buf = bytearray(512)
-        n = acse.encode_aare(
+        n = acse_server.encode_aare(
             buf, 0, ln=ln, ciphered=ciphered, result=0,
             diagnostic=acse.DIAG_AUTHENTICATION_REQUIRED if auth == "hls" else 0,
             responding_ap_title=self.system_title if (ciphered or auth == "hls") else None,
@@ -665,26 +666,26 @@ class DlmsServer:
 
     # -- GET (LN)
     def _get(self, a, mv):
-        r = xdlms.parse_get_request(mv)
+        r = xdlms_server.parse_get_request(mv)
         inv = r.invoke
         buf = bytearray(64)
         if r.kind == xdlms.NEXT:
             b = self._blocks
             if b is None or b[4]:
-                n = xdlms.encode_get_response_block(buf, 0, inv, True, r.block, dar=DAR_NO_LONG_GET)
+                n = xdlms_server.encode_get_response_block(buf, 0, inv, True, r.block, dar=DAR_NO_LONG_GET)
                 return bytes(buf[:n])
             if r.block != b[2] - 1:
                 self._blocks = None
-                return bytes(buf[:xdlms.encode_get_response_block(buf, 0, inv, True, r.block,
+                return bytes(buf[:xdlms_server.encode_get_response_block(buf, 0, inv, True, r.block,
                                                                   dar=DAR_BLOCK_NUMBER_INVALID)])
             return self._next_block(inv)
         if r.kind == xdlms.NORMAL:
             cls, obis, attr, sel, p_off, p_end = r.items[0]
             v = self._value(a, cls, obis, attr, sel, (mv, p_off, p_end) if sel else None)
             if isinstance(v, int):
-                return bytes(buf[:xdlms.encode_get_response(buf, 0, inv, dar=v)])
+                return bytes(buf[:xdlms_server.encode_get_response(buf, 0, inv, dar=v)])
             whole = bytearray(len(v) + 16)
-            n = xdlms.encode_get_response(whole, 0, inv, data=v)
+            n = xdlms_server.encode_get_response(whole, 0, inv, data=v)
             if n <= self._limit(a):
                 return bytes(whole[:n])
             return self._start_blocks(a, inv, v)
@@ -696,7 +697,7 @@ class DlmsServer:
             results.append(v)
             raw += bytes((1, v)) if isinstance(v, int) else b"\x00" + v
         out = bytearray(len(raw) + 16)
-        n = xdlms.encode_get_response_list(out, 0, inv, results)
+        n = xdlms_server.encode_get_response_list(out, 0, inv, results)
         if n <= self._limit(a):
             return bytes(out[:n])
         head = bytearray(6)
@@ -708,7 +709,7 @@ class DlmsServer:
             buf = bytearray(16)
             if sn:
                 return self._read_response([DAR_OTHER])
-            return bytes(buf[:xdlms.encode_get_response(buf, 0, inv, dar=DAR_OTHER)])
+            return bytes(buf[:xdlms_server.encode_get_response(buf, 0, inv, dar=DAR_OTHER)])
         size = max(16, self._limit(a) - 16)
         self._blocks = [raw, size, 1, inv, sn]
         return self._next_block(inv)
@@ -731,7 +732,7 @@ class DlmsServer:
             struct.pack_into(">H", buf, 4, no)
             n = xdlms.put_octets(buf, 6, chunk)
             return bytes(buf[:n])
-        return bytes(buf[:xdlms.encode_get_response_block(buf, 0, inv, last, no, raw=chunk)])
+        return bytes(buf[:xdlms_server.encode_get_response_block(buf, 0, inv, last, no, raw=chunk)])
 
     # -- SET (LN)
     def _writable(self, a, cls, obis, attr):
@@ -783,15 +784,15 @@ class DlmsServer:
         inv, off = xdlms.u8(mv, off, end, "invoke-id")
         buf = bytearray(64)
         if not a.authenticated:
-            return bytes(buf[:xdlms.encode_set_response(buf, 0, inv, DAR_READ_WRITE_DENIED)])
+            return bytes(buf[:xdlms_server.encode_set_response(buf, 0, inv, DAR_READ_WRITE_DENIED)])
         if kind == xdlms.NORMAL:
-            cls, obis, attr, off = xdlms.parse_descriptor(mv, off, end)
+            cls, obis, attr, off = xdlms_server.parse_descriptor(mv, off, end)
             sel, off = self._skip_selection(mv, off, end)
             dar = self._store(a, cls, obis, attr, bytes(mv[off:end])) if not sel else DAR_OTHER
-            return bytes(buf[:xdlms.encode_set_response(buf, 0, inv, dar)])
+            return bytes(buf[:xdlms_server.encode_set_response(buf, 0, inv, dar)])
         if kind in (xdlms.SET_FIRST_DATABLOCK, xdlms.SET_WITH_DATABLOCK):
             if kind == xdlms.SET_FIRST_DATABLOCK:
-                cls, obis, attr, off = xdlms.parse_descriptor(mv, off, end)
+                cls, obis, attr, off = xdlms_server.parse_descriptor(mv, off, end)
                 sel, off = self._skip_selection(mv, off, end)
                 self._set = [(cls, obis, attr), bytearray(), 1]
             last, off = xdlms.u8(mv, off, end, "last-block")
@@ -821,7 +822,7 @@ class DlmsServer:
             xdlms.need(mv, off, end, n * 10, "list")
             descs = []
             for _ in range(n):
-                cls, obis, attr, off = xdlms.parse_descriptor(mv, off, end)
+                cls, obis, attr, off = xdlms_server.parse_descriptor(mv, off, end)
                 sel, off = self._skip_selection(mv, off, end)
                 descs.append((cls, obis, attr))
             k, off = xdlms.read_length(mv, off, end, "value-count")
@@ -855,13 +856,13 @@ class DlmsServer:
         inv, off = xdlms.u8(mv, off, end, "invoke-id")
         buf = bytearray(64)
         if kind != xdlms.NORMAL:
-            return bytes(buf[:xdlms.encode_action_response(buf, 0, inv, DAR_OTHER)])
-        cls, obis, method, off = xdlms.parse_descriptor(mv, off, end)
+            return bytes(buf[:xdlms_server.encode_action_response(buf, 0, inv, DAR_OTHER)])
+        cls, obis, method, off = xdlms_server.parse_descriptor(mv, off, end)
         flag, off = xdlms.u8(mv, off, end, "parameters")
         params = bytes(mv[off:end]) if flag else None
         result, data = self._method(a, cls, obis, method, params)
         out = bytearray(96)
-        return bytes(out[:xdlms.encode_action_response(out, 0, inv, result, data)])
+        return bytes(out[:xdlms_server.encode_action_response(out, 0, inv, result, data)])
 
     def _method(self, a, cls, obis, method, params):
         """Run a method: ``(action_result, return_data_bytes_or_None)``."""
