@@ -25,8 +25,8 @@ needs_mp = pytest.mark.skipif(not _HAVE_MP, reason="no micropython / mpy-cross i
 
 @pytest.mark.slow
 @needs_mp
-@pytest.mark.xfail(strict=True, reason="not reached yet: imports alone take ~265 KB of a 64-bit heap "
-                   "(see tools/bench_ram.py); remove this mark when the target is met")
+@pytest.mark.xfail(strict=True, reason="not reached yet: the imports alone take ~235 KB of a 64-bit heap "
+                   "and the working set is ~29 KB (tools/bench_ram.py); remove this mark when met")
 def test_is15959_plan_fits_192k_with_a_flat_working_set(tmp_path):
     mpy_dir = bench_ram.compile_mpy(str(tmp_path / "mpy"))
     for days in (2, 30):
