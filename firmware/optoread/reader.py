@@ -221,11 +221,13 @@ class Reader:
             if ident.mode_e:
                 self._say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
                 drv.run(iec.hand_over(opts, ident))
+                drv = None
                 prof = {"protocol": "dlms", "mode_e": True}
                 return self._read_dlms(prof, plan, tried, handed_over=True, ident=ident)
             prof = {"protocol": "iec21"}
             return self._read_iec(prof, plan, drv, opts, ident)
         self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
+        drv = None  # the session brings its own driver: free this one's buffers
         prof = {"protocol": "dlms", "mode_e": False}
         try:
             return self._read_dlms(prof, plan, tried)

@@ -1002,7 +1002,9 @@ class Writer:
     def __init__(self, store, seq):
         self.store = store
         self.seq = seq
-        self._out = bytearray(2 * (HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE))
+        # Room for one record of the largest size: records are written out as the next one
+        # needs the room (LittleFS's file cache gathers the small ones into program chunks).
+        self._out = bytearray(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
         self._n = 0  # bytes pending in _out
         self._unsynced = 0
         self._rows = RowEncoder()
