@@ -33,8 +33,8 @@ demo: setup
 	$(PY) tools/demo.py --out demo-out
 
 deploy: setup
-	@test -n "$(BOARD)" -a -n "$(PORT)" || { echo "usage: make deploy BOARD=pico|esp32|unix PORT=DEV [TARGET=DIR]"; exit 2; }
-	$(PY) -m optoread_tools.deploy --board $(BOARD) --port $(PORT) $(if $(TARGET),--target $(TARGET))
+	@test -n "$(BOARD)" -a -n "$(PORT)" || { echo "usage: make deploy BOARD=pico|esp32|unix PORT=DEV [TARGET=DIR] [ROMFS=1]"; exit 2; }
+	$(PY) -m optoread_tools.deploy --board $(BOARD) --port $(PORT) $(if $(TARGET),--target $(TARGET)) $(if $(ROMFS),--romfs)
 
 lint: setup
 	$(BIN)/ruff check firmware host_tests tools boards

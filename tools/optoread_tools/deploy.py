@@ -1,9 +1,10 @@
 """``optoread deploy``: compile the firmware for a board and copy it with mpremote (CPython).
 
-    optoread deploy --board pico|esp32|unix --port DEV [--target DIR] [--source]
+    optoread deploy --board pico|esp32|unix --port DEV [--target DIR] [--romfs]
 
-1. Compiles every ``firmware/optoread/*.py`` but the ``*_server.py`` ones with mpy-cross for the board's architecture
-   (pico: ``armv6m``, esp32: ``xtensawin``, unix: plain bytecode) into ``build/deploy/BOARD``;
+1. Compiles ``firmware/optoread/*.py`` (not the ``*_server.py`` ones) with mpy-cross for the
+   board's architecture (pico: ``armv6m``, esp32: ``xtensawin``, unix: plain bytecode) into
+   ``build/deploy/BOARD``;
    ``firmware/main.py`` is syntax-checked the same way but copied as source (a board only
    runs ``main.py``).
 2. Asks the device (``mpremote connect DEV resume exec``) for its ``.mpy`` version and
@@ -19,6 +20,11 @@
    ====================  ===========================================
 
 4. Imports the deployed package on the device and checks a CRC against the laptop's.
+
+``--romfs``: the modules go into the board's ROMFS partition instead (``mpremote romfs
+deploy`` of ``lib/optoread/*.mpy``, removed from the file system), where MicroPython runs
+their bytecode in place: about half the RAM for imports. Refused, with nothing changed, when
+the firmware has no ROMFS (``vfs.rom_ioctl``).
 
 ``resume`` is always used: it does not soft-reset the device, which the MicroPython unix
 port behind a pty (``optoread_tools.ptybridge``) needs, and which leaves a board's files
@@ -259,6 +265,7 @@ try:
     from optoread import crc, errors
     import board
     print('@verify', crc.crc32(%(data)r), crc.crc16_x25(%(data)r), board.NAME)
+    print('@from', crc.__file__)
     print('@files', ' '.join(sorted(os.listdir(_t + '/lib/optoread'))))
     print('@plans', ' '.join(sorted(os.listdir(_t + '/plans'))))
     print('@root', ' '.join(sorted(os.listdir(_t or '/'))))
@@ -284,9 +291,45 @@ def _parse_tagged(out, tag):
     raise DeployError("device gave no %s line: %s" % (tag, out.strip()[-400:]))
 
 
+def stage_romfs(mpys, out_dir):
+    """Lay the compiled modules out for a ROMFS image (``lib/optoread/*.mpy``: a board mounts the
+    image at /rom and puts /rom/lib on sys.path); return the staging directory."""
+    stage = os.path.join(out_dir, "romfs")
+    if os.path.isdir(stage):
+        shutil.rmtree(stage)
+    os.makedirs(os.path.join(stage, "lib", "optoread"))
+    for p in mpys:
+        shutil.copy(p, os.path.join(stage, "lib", "optoread", os.path.basename(p)))
+    return stage
+
+
+def build_romfs_image(stage, image, mpremote=None):
+    """``mpremote romfs build`` of ``stage`` into the file ``image`` (no device needed)."""
+    cmd = [mpremote or _tool("mpremote"), "romfs", "--no-mpy", "--output", image, "build", stage]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0 or not os.path.exists(image):
+        raise DeployError("mpremote romfs build failed: %s" % (r.stderr or r.stdout).strip()[-400:])
+    return os.path.getsize(image)
+
+
+_ROM_QUERY = """
+try:
+    import vfs
+    print('@rom', vfs.rom_ioctl(1) if hasattr(vfs, 'rom_ioctl') else 0)
+except Exception as e:
+    print('@rom 0', repr(e))
+"""
+
+
 def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpremote=None,
-           mpy_cross=None, force=False, log=None):
-    """Compile, copy and verify (the steps in the module docstring); return a summary dict."""
+           mpy_cross=None, force=False, log=None, romfs=False):
+    """Compile, copy and verify (the steps in the module docstring); return a summary dict.
+
+    ``romfs``: write the modules into the board's ROMFS partition (``mpremote romfs deploy``)
+    instead of its file system: MicroPython then runs their bytecode in place from flash, so
+    importing them takes about half the RAM (``docs/benchmarks.md``, RAM). Needs a firmware
+    built with ROMFS (``vfs.rom_ioctl``); refused, with nothing changed, otherwise.
+    """
     if board not in BOARDS:
         raise DeployError("unknown board %r (choose %s)" % (board, ", ".join(sorted(BOARDS))))
     root = root or repo_root()
@@ -319,13 +362,22 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
     log("device: %s, mpy 0x%s" % (platform, "%04x" % device_mpy if device_mpy is not None else "?"))
 
     names = [os.path.basename(p) for p in mpys]
-    out = dev.exec(_PREPARE % {"target": target, "keep": names})
+    if romfs:
+        segments = _parse_tagged(dev.exec(_ROM_QUERY), "@rom").split()[0]
+        if segments in ("0", "None", "False"):
+            raise DeployError("the device's MicroPython has no ROMFS partition (vfs.rom_ioctl): "
+                              "deploy without --romfs, or flash a MicroPython build with ROMFS")
+        stage = stage_romfs(mpys, build_dir)
+        size = build_romfs_image(stage, os.path.join(build_dir, "romfs.img"), mpremote)
+        dev.run(["romfs", "--no-mpy", "deploy", stage])
+        log("wrote %d modules (%d-byte image) to the ROMFS partition" % (len(names), size))
+    out = dev.exec(_PREPARE % {"target": target, "keep": [] if romfs else names})
     removed = int(_parse_tagged(out, "@prepared"))
     if removed:
         log("removed %d stale files from lib/optoread" % removed)
 
     plans = [os.path.join(root, p) for p in default_plans(root)]
-    dev.run(["fs", "cp"] + mpys + [":" + _join(target, "lib/optoread/")],
+    dev.run(*([] if romfs else [["fs", "cp"] + mpys + [":" + _join(target, "lib/optoread/")]]),
             ["fs", "cp", os.path.join(root, "firmware/main.py"), ":" + _join(target, "main.py")],
             ["fs", "cp", os.path.join(root, board_file), ":" + _join(target, "board.py")],
             ["fs", "cp"] + plans + [":" + _join(target, "plans/")])
@@ -341,13 +393,16 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
     if fields[:2] != want:
         raise DeployError("deployed optoread.crc gives %s, expected %s" % (fields[:2], want))
     files = _parse_tagged(out, "@files").split()
-    if sorted(files) != sorted(names):
-        raise DeployError("lib/optoread holds %s, expected %s" % (files, names))
+    if sorted(files) != ([] if romfs else sorted(names)):
+        raise DeployError("lib/optoread holds %s, expected %s" % (files, [] if romfs else names))
     got_plans = _parse_tagged(out, "@plans").split()
     missing = [os.path.basename(p) for p in plans if os.path.basename(p) not in got_plans]
     if missing:
         raise DeployError("plans missing on the device: %s" % missing)
-    log("verified: package imports, crc ok, board %r" % fields[2])
+    origin = _parse_tagged(out, "@from")
+    if romfs and not origin.startswith("/rom"):
+        raise DeployError("optoread was imported from %s, not from the ROMFS partition" % origin)
+    log("verified: package imports (%s), crc ok, board %r" % (origin, fields[2]))
 
     if reset is None:
         reset = board != "unix"
@@ -372,6 +427,9 @@ def add_deploy_parser(sub):
     sp.add_argument("--no-reset", dest="reset", action="store_false", default=None,
                     help="do not soft-reset the board afterwards")
     sp.add_argument("--force", action="store_true", help="deploy even if the device's platform differs")
+    sp.add_argument("--romfs", action="store_true",
+                    help="put the modules in the board's ROMFS partition (run in place from flash: "
+                    "about half the RAM); needs a MicroPython build with ROMFS")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_deploy)
     return sp
@@ -382,7 +440,7 @@ def cmd_deploy(args):
     log = None if args.quiet else (lambda text: sys.stderr.write("optoread deploy: %s\n" % text))
     try:
         s = deploy(args.board, args.port, target=args.target, build_dir=args.build_dir, reset=args.reset,
-                   force=args.force, log=log)
+                   force=args.force, log=log, romfs=args.romfs)
     except DeployError as e:
         sys.stderr.write("optoread deploy: %s\n" % e)
         return 1
