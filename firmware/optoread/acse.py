@@ -570,7 +570,7 @@ class Release:
         self.user_info_tag = None
         self.user_info_off = 0
         self.user_info_end = 0
-        self.initiate = None  # type: InitiateRequest | InitiateResponse | None
+        self.initiate = None  # type: object  # InitiateResponse (RLRE); acse_server: InitiateRequest (RLRQ)
 
 
 def _parse_release(mv, off, end, tag, field):

@@ -25,6 +25,7 @@ from .iec62056_21 import (
     PC_NORMAL,
     SOH,
     STX,
+    Identification,  # noqa: F401  (type comments)
     IdentReceiver,
     _no_answer,
     _plan_bauds,
