@@ -494,6 +494,12 @@ def test_sn_read_and_write():
     assert apdu == h("06 01 026108 01 120001")
     w = xdlms.parse_write_response(h("0D 03 00 01 0C 02 0004"))
     assert [i.kind for i in w.items] == [0, 1, 3] and w.items[1].dar == 12 and w.items[2].block == 4
+    # A write success carries no data: value() is None (the long fuzz run found a TypeError here).
+    assert w.value(0) is None
+    assert xdlms.parse_write_response(h("0D 01 00")).value() is None
+    e = portable.raises(DataAccessError, w.value, 1)
+    assert e.result == 12
+    portable.raises(ApduError, w.value, 2)
     portable.raises(ApduError, xdlms.parse_write_response, h("0D 01 07"))
     portable.raises(ApduError, xdlms.parse_read_response, h("0C 02 00"))
 

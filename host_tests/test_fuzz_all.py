@@ -222,6 +222,21 @@ def test_bounded_memory_on_64k_hostile_input(name):
 
 # ---------------------------------------------------------------- the long-run driver, briefly
 
+# Crashes found by the 1,000,000-input run (`make fuzz`): SnResponse.value() on a WriteResponse
+# success item (no data) raised TypeError. Kept as regressions for the `apdu` harness.
+LONG_RUN_CRASHES = (
+    "0d0300010700",
+    "0d01000200c1008000",
+    "0d0100010700ff0600002b2a020242c9fc6a220f",
+    "0d0100030906010038402f0000009301020309060038010038",
+    "0d0f" + "00" * 24 + "2b2a02020f" + "00" * 31 + "7fff00010102030906010101",
+)
+
+
+@pytest.mark.parametrize("hexdata", LONG_RUN_CRASHES)
+def test_long_run_crashes_stay_fixed(hexdata):
+    fuzz.build("apdu")[1](bytes.fromhex(hexdata))
+
 
 def test_fuzz_driver_quick_run():
     """`tools/fuzz.py --quick --inputs 2000` over every parser: exit 0, every parser reported."""

@@ -864,7 +864,8 @@ class SnResponse:
         self.items = items
 
     def value(self, i=0, max_depth=8):
-        """Decoded data of item ``i`` (raises DataAccessError if it is an error)."""
+        """Decoded data of item ``i`` (raises DataAccessError if it is an error); None for a
+        WriteResponse success, which carries no data."""
         it = self.items[i] if 0 <= i < len(self.items) else None
         if it is None:
             raise ApduError("no such item", "read-response")
@@ -872,6 +873,8 @@ class SnResponse:
             check_result(it.dar, "read")
         if it.kind != ITEM_DATA:
             raise ApduError("item is not data", "read-response")
+        if it.off is None:  # write success (found by the 1,000,000-input fuzz run: a TypeError)
+            return None
         return axdr.decode(self.mv, it.off, it.end, max_depth)[0]
 
 
