@@ -125,6 +125,14 @@ def main():
                 ws[key] = max(ws.get(key, 0.0), float(w))
             figures["working_set_kb"] = dict(figures.get("working_set_kb", {}), **ws)
 
+    fz = figures.get("fuzz_inputs") or {}
+    if fz:
+        sections.append(("Robustness", "make fuzz; make test",
+                         "fuzzing (docs/fuzzing.md, last `make fuzz`): %d parsers, %d to %d inputs each;\n"
+                         "fault matrix (docs/fault-matrix.md), power-cut and interrupted-download matrices:\n"
+                         "run by make test (host_tests/test_fault_matrix.py, test_store_powercut.py,\n"
+                         "test_download.py).\n" % (len(fz), min(fz.values()), max(fz.values()))))
+
     run(["make", "-s", "mpy"])
     figures["mpy_bytes"] = mpy_bytes()
     sections.append(("Footprint", "make mpy",

