@@ -68,21 +68,12 @@ class RecordingTransport(sim_dlms.ServerTransport):
 def record():
     """Read the profile with gurux; return (frames, gurux client snapshot, profile object)."""
     import gurux_dlms as g
-    from gurux_dlms.enums import Authentication, InterfaceType
     from gurux_dlms.objects import GXDLMSProfileGeneric
 
     model = sim_dlms.MeterModel(rows=ROWS)
     server = sim_dlms.DlmsServer(model, max_info=MAX_INFO, max_pdu=2048)
     t = RecordingTransport(server)
-    c = g.GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC)
-    c.hdlcSettings.maxInfoTX = c.hdlcSettings.maxInfoRX = MAX_INFO
-    link = GuruxLink(t, c)
-    reply = g.GXReplyData()
-    link.packet(c.snrmRequest(), reply)
-    c.parseUAResponse(reply.data)
-    reply.clear()
-    link.block(c.aarqRequest(), reply)
-    c.parseAareResponse(reply.data)
+    c, link = GuruxLink.associate(t, MAX_INFO)
     pg = GXDLMSProfileGeneric(PROFILE)
     reply = g.GXReplyData()
     link.block(c.read(pg, 3), reply)

@@ -97,6 +97,25 @@ class GuruxLink:
                     break
                 self.packet(nxt, reply)
 
+    @classmethod
+    def associate(cls, transport, max_info):
+        """A public-client (16 -> 1, no authentication) gurux client with HDLC max-info
+        ``max_info`` both ways, linked (SNRM/UA) and associated (AARQ/AARE) over ``transport``."""
+        import gurux_dlms as g
+        from gurux_dlms.enums import Authentication, InterfaceType
+
+        c = g.GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC)
+        c.hdlcSettings.maxInfoTX = max_info
+        c.hdlcSettings.maxInfoRX = max_info
+        link = cls(transport, c)
+        reply = g.GXReplyData()
+        link.packet(c.snrmRequest(), reply)
+        c.parseUAResponse(reply.data)
+        reply.clear()
+        link.block(c.aarqRequest(), reply)
+        c.parseAareResponse(reply.data)
+        return c, link
+
 
 def _flat(data):
     # gurux returns one request, a list of them, or (readList) a list of lists.
@@ -111,22 +130,13 @@ def _flat(data):
 def full_readout(max_info, rows=2880):
     """One full readout by gurux; returns the same keys as bench_readout.full_readout."""
     import gurux_dlms as g
-    from gurux_dlms.enums import Authentication, Conformance, InterfaceType, ObjectType
+    from gurux_dlms.enums import Conformance, ObjectType
     from gurux_dlms.objects import GXDLMSClock, GXDLMSProfileGeneric
 
     model = sim_dlms.MeterModel(rows=rows)
     server = sim_dlms.DlmsServer(model, max_info=max_info, max_pdu=2048)
     t = CountingTransport(server)
-    c = g.GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC)
-    c.hdlcSettings.maxInfoTX = max_info
-    c.hdlcSettings.maxInfoRX = max_info
-    link = GuruxLink(t, c)
-    reply = g.GXReplyData()
-    link.packet(c.snrmRequest(), reply)
-    c.parseUAResponse(reply.data)
-    reply.clear()
-    link.block(c.aarqRequest(), reply)
-    c.parseAareResponse(reply.data)
+    c, link = GuruxLink.associate(t, max_info)
 
     reply = g.GXReplyData()
     link.block(c.getObjectsRequest(), reply)

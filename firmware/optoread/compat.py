@@ -39,6 +39,16 @@ except ImportError:  # CPython: emulate MicroPython's wrapping millisecond ticks
         return ((a - b + _TICKS_HALF) & (TICKS_PERIOD - 1)) - _TICKS_HALF
 
 
+def sleep_ms(ms):
+    """Block for ``ms`` milliseconds (board glue and transports only: protocol code never sleeps)."""
+    import time
+
+    if IS_MICROPYTHON:
+        time.sleep_ms(ms)  # pyright: ignore[reportAttributeAccessIssue]
+    else:
+        time.sleep(ms / 1000)
+
+
 def hexstr(data):
     """Upper-case hex of a bytes-like object, space separated (for error messages and logs)."""
     return " ".join("%02X" % b for b in data)

@@ -21,18 +21,8 @@ MicroPython UART facts handled here (see the field notes):
   (ESP8266's 256 bytes overflowed on 512-byte frames): :func:`rx_buffer_size`.
 """
 
-import time as _time
-
-from .compat import IS_MICROPYTHON, const, ticks_add, ticks_diff, ticks_ms
+from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import TransportError
-
-
-def _sleep_ms(ms):
-    if IS_MICROPYTHON:
-        _time.sleep_ms(ms)  # pyright: ignore[reportAttributeAccessIssue]
-    else:
-        _time.sleep(ms / 1000)
-
 
 # MicroPython's parity argument: None = none, 0 = even, 1 = odd.
 _PARITY_ARG = {"N": None, "E": 0, "O": 1}
@@ -94,11 +84,8 @@ def _parity_arg(parity):
 class _Clock:
     """Real time: MicroPython ticks and sleep (CPython: the compat emulation)."""
 
-    def ticks_ms(self):
-        return ticks_ms()
-
-    def sleep_ms(self, ms):
-        _sleep_ms(ms)
+    ticks_ms = staticmethod(ticks_ms)  # compat's: real ticks
+    sleep_ms = staticmethod(sleep_ms)
 
 
 class Probe:

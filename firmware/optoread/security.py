@@ -20,7 +20,7 @@ saves rebuilding the GHASH table on every APDU.
 from array import array
 from struct import pack_into, unpack_from
 
-from . import axdr
+from . import axdr, xdlms
 from .compat import const
 from .errors import SecurityError
 
@@ -63,43 +63,7 @@ SC_COMPRESSED = const(0x80)
 GENERAL_GLO_CIPHERING = const(0xDB)
 GENERAL_DED_CIPHERING = const(0xDC)
 
-# Service-specific ciphered APDU tag -> tag of the plain APDU it carries.
-GLO_TAGS = {
-    0x21: 0x01,  # glo-initiate-request
-    0x25: 0x05,  # glo-read-request
-    0x26: 0x06,  # glo-write-request
-    0x28: 0x08,  # glo-initiate-response
-    0x2C: 0x0C,  # glo-read-response
-    0x2D: 0x0D,  # glo-write-response
-    0x2E: 0x0E,  # glo-confirmed-service-error
-    0x36: 0x16,  # glo-unconfirmed-write-request
-    0x38: 0x18,  # glo-information-report-request
-    0xC8: 0xC0,  # glo-get-request
-    0xC9: 0xC1,  # glo-set-request
-    0xCA: 0xC2,  # glo-event-notification-request
-    0xCB: 0xC3,  # glo-action-request
-    0xCC: 0xC4,  # glo-get-response
-    0xCD: 0xC5,  # glo-set-response
-    0xCF: 0xC7,  # glo-action-response
-}
-DED_TAGS = {
-    0x41: 0x01,  # ded-initiate-request
-    0x45: 0x05,  # ded-read-request
-    0x46: 0x06,  # ded-write-request
-    0x48: 0x08,  # ded-initiate-response
-    0x4C: 0x0C,  # ded-read-response
-    0x4D: 0x0D,  # ded-write-response
-    0x4E: 0x0E,  # ded-confirmed-service-error
-    0x56: 0x16,  # ded-unconfirmed-write-request
-    0x58: 0x18,  # ded-information-report-request
-    0xD0: 0xC0,  # ded-get-request
-    0xD1: 0xC1,  # ded-set-request
-    0xD2: 0xC2,  # ded-event-notification-request
-    0xD3: 0xC3,  # ded-action-request
-    0xD4: 0xC4,  # ded-get-response
-    0xD5: 0xC5,  # ded-set-response
-    0xD7: 0xC7,  # ded-action-response
-}
+# Which glo-/ded- tag carries which plain APDU: xdlms.plain_tag / is_dedicated / glo_tag.
 
 
 # ---------------------------------------------------------------- AES block seam
@@ -598,7 +562,7 @@ def wrap_service(tag, sc, ic, ek, ak, apdu, system_title=None):
     ``tag`` is e.g. 0xC8 glo-get-request, 0x21 glo-initiate-request, 0xD0 ded-get-request.
     ``system_title`` is our own (the sender's): it is not sent but forms the IV.
     """
-    if tag not in GLO_TAGS and tag not in DED_TAGS:
+    if xdlms.plain_tag(tag) is None:
         raise SecurityError("not a glo-/ded- service tag 0x%02X" % tag, field="tag")
     _check_st(system_title)
     clen = protected_len(sc, len(apdu))
@@ -646,13 +610,9 @@ def unwrap(apdu_bytes, ek, ak, system_title=None, off=0, end=None):
                 raise SecurityError("system title differs from the expected one",
                                     field="system title", offset=p)
         p += st_len
-    elif tag in GLO_TAGS or tag in DED_TAGS:
-        if tag in GLO_TAGS:
-            kind = "glo"
-            plain_tag = GLO_TAGS[tag]
-        else:
-            kind = "ded"
-            plain_tag = DED_TAGS[tag]
+    elif xdlms.plain_tag(tag) is not None:
+        kind = "ded" if xdlms.is_dedicated(tag) else "glo"
+        plain_tag = xdlms.plain_tag(tag)
         if system_title is None:
             raise SecurityError("missing system title (needed for tag 0x%02X)" % tag,
                                 field="system title", offset=off)

@@ -49,8 +49,6 @@ _PROGRESS_BLOCKS = const(16)
 
 ASSOCIATION_LN = b"\x00\x00\x28\x00\x00\xff"  # 0.0.40.0.0.255
 
-# Plain request tag -> glo- ciphered tag (Green Book: global unicast encryption key).
-_GLO = {0x01: 0x21, 0x05: 0x25, 0x06: 0x26, 0xC0: 0xC8, 0xC1: 0xC9, 0xC3: 0xCB}
 
 
 class Settings:
@@ -515,7 +513,7 @@ class Session:
             from . import security  # imported only by ciphered sessions (RAM)
 
             tag = tx[start]
-            glo = _GLO.get(tag)
+            glo = xdlms.glo_tag(tag)  # global unicast encryption key (Green Book)
             if glo is None:
                 raise SessionError("no ciphered form of APDU 0x%02X" % tag, "cipher")
             n = end - start

@@ -7,9 +7,8 @@ interface of ``driver.py``.
 
 import select
 import socket
-import time
 
-from .compat import IS_MICROPYTHON, ticks_add, ticks_diff, ticks_ms
+from .compat import IS_MICROPYTHON, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import TransportError
 
 try:
@@ -28,13 +27,6 @@ _PARODD = 0o1000
 _VMIN = 6
 _VTIME = 5
 _TCSANOW = 0
-
-
-def _sleep_ms(ms):
-    if IS_MICROPYTHON:
-        time.sleep_ms(ms)  # pyright: ignore[reportAttributeAccessIssue]
-    else:
-        time.sleep(ms / 1000)
 
 
 class TtyTransport:
@@ -120,7 +112,7 @@ class TtyTransport:
                 pass
         left = ticks_diff(self._tx_done, ticks_ms())
         if left > 0:
-            _sleep_ms(left)
+            sleep_ms(left)
 
     def readinto(self, buf, timeout_ms):
         if not self._poll.poll(max(0, int(timeout_ms))):
@@ -131,11 +123,8 @@ class TtyTransport:
                 buf[i] &= 0x7F
         return n
 
-    def sleep_ms(self, ms):
-        _sleep_ms(ms)
-
-    def ticks_ms(self):
-        return ticks_ms()
+    sleep_ms = staticmethod(sleep_ms)  # compat's: real time
+    ticks_ms = staticmethod(ticks_ms)
 
     def close(self):
         self._f.close()
@@ -193,11 +182,8 @@ class TcpTransport:
             raise TransportError("connection closed by the peer", field="tcp")
         return n
 
-    def sleep_ms(self, ms):
-        _sleep_ms(ms)
-
-    def ticks_ms(self):
-        return ticks_ms()
+    sleep_ms = staticmethod(sleep_ms)  # compat's: real time
+    ticks_ms = staticmethod(ticks_ms)
 
     def close(self):
         self._s.close()

@@ -204,6 +204,12 @@ def plain_tag(tag):
     return None
 
 
+def glo_tag(tag):
+    """The glo- tag that protects plain service tag ``tag`` (global key), or None if it has none."""
+    t = tag + 8 if 0xC0 <= tag <= 0xC7 else tag + 0x20
+    return t if plain_tag(t) == tag and not is_dedicated(t) else None
+
+
 # ---------------------------------------------------------------- invoke-id
 def invoke_id_and_priority(invoke_id, confirmed=True, high=True):
     """The Invoke-Id-And-Priority byte: id 0..15, bit 6 confirmed, bit 7 high priority."""

@@ -82,8 +82,6 @@ _CONF_SN = (acse.CONF_READ | acse.CONF_WRITE | acse.CONF_PARAMETERIZED_ACCESS
             | acse.CONF_MULTIPLE_REFERENCES | acse.CONF_BLOCK_TRANSFER_GET | acse.CONF_INFORMATION_REPORT)
 
 _MECH = {"none": None, "low": 1, "hls": 5}
-# plain tag -> glo tag (the reverse of security.GLO_TAGS)
-_GLO_OF = {v: k for k, v in security.GLO_TAGS.items()}
 
 
 class SimError(OptoreadError):
@@ -405,7 +403,7 @@ class DlmsServer:
         if a.general:
             return security.wrap_general_glo(self.system_title, a.sc, self._next_ic(), self.ek, self.ak,
                                              reply)
-        t = _GLO_OF.get(reply[0])
+        t = xdlms.glo_tag(reply[0])
         if t is None:  # exception-response has no glo form
             return reply
         return security.wrap_service(t, a.sc, self._next_ic(), self.ek, self.ak, reply, self.system_title)
