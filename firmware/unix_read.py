@@ -50,6 +50,8 @@ def _sample():
     if _MEM is not None:
         gc.collect()
         a = gc.mem_alloc()
+        if os.getenv("OPTOREAD_MEM") == "2":
+            print("sample", a - _MEM[0], _PHASE[0])
         if a > _MEM[1]:
             _MEM[1] = a
         if a > _PHASE[1]:

@@ -407,6 +407,12 @@ def test_writer_misuse_raises_store_error():
         portable.raises(StoreError, w.profile_begin, "x", [("a", 0)])
         portable.raises(StoreError, w.profile_begin, "x", ["c"] * 33)
         w.profile_begin("x", ["a", "b"], 900, T0)
+        # The writer stages records in the store's one record buffer: reading back, acking or
+        # remounting meanwhile is refused rather than clobbering it.
+        portable.raises(StoreError, s.read, 1, lambda k, d: None)
+        portable.raises(StoreError, s.read_raw, 1, lambda mv: None)
+        portable.raises(StoreError, s.ack, 1)
+        portable.raises(StoreError, s.mount)
         portable.raises(StoreError, w.row, T0, [1])
         portable.raises(StoreError, w.row, T0, [1, "2"])
         portable.raises(StoreError, w.row, "noon", [1, 2])

@@ -193,7 +193,7 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False):
         model = sim_dlms.MeterModel(rows=rows)
         port, stop = sim_dlms.serve_tcp(lambda: sim_dlms.DlmsServer(model))
         path = "tcp:127.0.0.1:%d" % port
-        env = dict(os.environ, OPTOREAD_MPY=mpy_dir, OPTOREAD_MEM="1",
+        env = dict(os.environ, OPTOREAD_MPY=mpy_dir, OPTOREAD_MEM=os.getenv("OPTOREAD_MEM", "1"),
                    OPTOREAD_FIRMWARE=os.path.join(ROOT, "firmware"))
         image = 0
         entry = os.path.join(mpy_dir, "run.py")

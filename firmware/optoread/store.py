@@ -541,8 +541,9 @@ class Store:
         self._acked = 0
         self._next = 1
         self._writer = None
+        # The one record buffer: mount, queries and acks use it, and the Writer stages its records
+        # in it (the store is idle while a session is being written: see _idle).
         self._buf = bytearray(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
-        self._rows = RowDecoder()
         self._rseq = -1
         self.mounted = False
 
@@ -564,6 +565,8 @@ class Store:
         With ``repair=False`` nothing is written (for decoding a flash dump); torn
         sessions are then listed as incomplete, unsealed.
         """
+        if self._writer is not None:
+            raise _err("a session is being written: finish it first", "writer")
         fs = self.fs
         if not self._exists_dir():
             if not repair:
@@ -587,8 +590,9 @@ class Store:
                 continue
         seqs.sort()
         sessions = []
+        rows = RowDecoder()  # for the mount only: reading back makes its own
         for seq in seqs:
-            s, file_size = self._scan(seq)
+            s, file_size = self._scan(seq, rows)
             if s.sealed and s.size == file_size:
                 sessions.append(s)
                 continue
@@ -618,11 +622,11 @@ class Store:
         self.mounted = True
         return MountReport(len(sessions), trimmed, torn, removed)
 
-    def _scan(self, seq):
-        """Validate one session file; return (Session with counts up to the last whole record, file size)."""
+    def _scan(self, seq, rows):
+        """Validate one session file (``rows``: a RowDecoder); return (Session with counts up to the
+        last whole record, file size)."""
         s = Session(seq)
         buf = self._buf
-        rows = self._rows
         pos = 0
         with self.fs.open(self._path(seq), "rb") as f:
             while True:
@@ -786,6 +790,12 @@ class Store:
         if not self.mounted:
             raise _err("store not mounted", "store")
 
+    def _idle(self):
+        # The record buffer is the open Writer's while a session is being written.
+        self._need_mount()
+        if self._writer is not None:
+            raise _err("a session is being written: finish it first", "writer")
+
     # -- queries
     def sessions(self, meter=None, downloaded=None, since=None, until=None):
         """Iterate over session summaries (oldest first), optionally filtered.
@@ -821,7 +831,7 @@ class Store:
         Only whole, CRC-checked records of the session are given; a torn tail is never data.
         Returns the Session summary.
         """
-        self._need_mount()
+        self._idle()
         s = self.session(seq)
         buf = self._buf
         rows = RowDecoder()
@@ -846,7 +856,7 @@ class Store:
 
     def read_raw(self, seq, sink):
         """Stream the stored bytes of session ``seq`` (whole records only) as memoryview chunks."""
-        self._need_mount()
+        self._idle()
         s = self.session(seq)
         mv = memoryview(self._buf)
         left = s.size
@@ -862,7 +872,7 @@ class Store:
     # -- acknowledgement and space
     def ack(self, up_to_seq):
         """Mark sessions up to ``up_to_seq`` as downloaded (persistent); return the acked sequence."""
-        self._need_mount()
+        self._idle()
         if not isinstance(up_to_seq, int) or up_to_seq < 0:
             raise _err("bad sequence number", "seq")
         top = self._sessions[-1].seq if self._sessions else 0
@@ -1004,7 +1014,7 @@ class Writer:
         self.seq = seq
         # Room for one record of the largest size: records are written out as the next one
         # needs the room (LittleFS's file cache gathers the small ones into program chunks).
-        self._out = bytearray(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
+        self._out = store._buf  # the store's record buffer: it is idle while we write (Store._idle)
         self._n = 0  # bytes pending in _out
         self._unsynced = 0
         self._rows = RowEncoder()
