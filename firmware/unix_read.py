@@ -155,10 +155,12 @@ def _args(argv):
 
 def main():
     a = _args(sys.argv[1:])
+    device.mount_image(a["flash"], "/flash")
     if _MEM is not None:
+        # The baseline: imports done and the flash mounted, as when a board's main.py has done
+        # its imports (its boot mounted the flash before main.py ran).
         gc.collect()
         _MEM[0] = _MEM[1] = gc.mem_alloc()
-    device.mount_image(a["flash"], "/flash")
     store, report = device.open_store("/flash/data")
     if a["list"]:
         for s in store.sessions():

@@ -213,10 +213,9 @@ class Reader:
         self._say("signing on (IEC 62056-21, 300 baud)")
         try:
             ident = drv.run(iec.sign_on(opts))
-        except NoAnswerError as e:
+        except NoAnswerError:
             tried.append("IEC 62056-21 sign-on at 300 baud: no answer")
             ident = None
-            err = e
         if ident is not None:
             if ident.mode_e:
                 self._say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
@@ -235,7 +234,7 @@ class Reader:
             tried.append(str(e))
             return self._failed(meter_id, plan, NoAnswerError(
                 "no answer from the meter: check the probe is seated on the optical port (tried: %s)"
-                % "; ".join(tried), tried=tried), err)
+                % "; ".join(tried), tried=tried))
 
     def _read_with(self, prof, plan, tried):
         if prof.get("protocol") == "iec21":
@@ -244,7 +243,7 @@ class Reader:
             return self._read_iec(prof, plan, drv, opts, None)
         return self._read_dlms(prof, plan, tried)
 
-    def _failed(self, meter_id, plan, error, cause=None):
+    def _failed(self, meter_id, plan, error):
         w = self.store.begin(meter_id or "unknown", plan["name"], self.clock())
         return w.abort(str(error))
 
@@ -396,6 +395,7 @@ class Reader:
             cols.append((obislib.format(cos[i][1]), sc[0] if sc else None, sc[1] if sc else None))
         period = pg.capture_period(sess)
         w.profile_begin(name, cols, period or None)
+        cols = scalers = cos = None  # in the store now: free them before the rows stream in
         sink = _RowWriter(w, name, clock_col)
         if "days" in step:
             f, t = _days_back(meter_dt, int(step["days"]))
