@@ -7,6 +7,9 @@
 Detects the protocol (unless the meter is known), commits the session to the store in the
 LittleFS image IMAGE (created if missing) and prints the committed session. Exit status 0
 when the reading is complete, 1 when it was committed incomplete, 2 on usage errors.
+
+OPTOREAD_MEM=1 reports the working set (tools/bench_ram.py); OPTOREAD_MEM=2 also prints every
+sample of the live heap with its phase (to find where the peak is).
 """
 
 import gc
@@ -35,7 +38,7 @@ except ImportError:
 _MEM = None
 try:
     if os.getenv("OPTOREAD_MEM"):  # working-set report for tools/bench_ram.py
-        _MEM = [0, 0]  # heap after imports, peak seen
+        _MEM = [0, 0, os.getenv("OPTOREAD_MEM") == "2"]  # heap after imports, peak seen, trace
         _PHASE = ["", 0]  # the current phase (progress text) and its peak live heap
 except (NameError, AttributeError):
     pass
@@ -50,8 +53,8 @@ def _sample():
     if _MEM is not None:
         gc.collect()
         a = gc.mem_alloc()
-        if os.getenv("OPTOREAD_MEM") == "2":
-            print("sample", a - _MEM[0], _PHASE[0])
+        if _MEM[2]:  # OPTOREAD_MEM=2: every sample, to find where the peak is
+            print("optoread-mem-sample: %d %s" % (a - _MEM[0], _PHASE[0]))
         if a > _MEM[1]:
             _MEM[1] = a
         if a > _PHASE[1]:

@@ -12,7 +12,8 @@ precompiled by mpy-cross (as on a board) against the simulated DLMS meter (loopb
 
 For each it bisects the smallest ``-X heapsize`` (KB) at which the reading completes, and at
 two profile lengths (2 and 30 days) measures the working set: the peak live heap (sampled
-after a collection at every progress message and every 32 profile rows, ``OPTOREAD_MEM=1``)
+after a collection at every progress message and every 32 profile rows, ``OPTOREAD_MEM=1``;
+``OPTOREAD_MEM=2`` in the environment makes the reading print every sample)
 minus the heap right after the imports. Prints a table and merges ``min_heap_kb`` and
 ``working_set_kb`` (the larger of the two lengths) into ``docs/benchmarks.json``.
 64-bit unix port figures; a 32-bit board needs roughly half.
