@@ -36,9 +36,11 @@ except ImportError:
     HERE = "."
 
 _MEM = None
+_TRACE = False  # OPTOREAD_MEM=2: print every sample, to find where the peak is
 try:
     if os.getenv("OPTOREAD_MEM"):  # working-set report for tools/bench_ram.py
-        _MEM = [0, 0, os.getenv("OPTOREAD_MEM") == "2"]  # heap after imports, peak seen, trace
+        _MEM = [0, 0]  # heap after imports, peak seen
+        _TRACE = os.getenv("OPTOREAD_MEM") == "2"
         _PHASE = ["", 0]  # the current phase (progress text) and its peak live heap
 except (NameError, AttributeError):
     pass
@@ -53,7 +55,7 @@ def _sample():
     if _MEM is not None:
         gc.collect()
         a = gc.mem_alloc()
-        if _MEM[2]:  # OPTOREAD_MEM=2: every sample, to find where the peak is
+        if _TRACE:
             print("optoread-mem-sample: %d %s" % (a - _MEM[0], _PHASE[0]))
         if a > _MEM[1]:
             _MEM[1] = a

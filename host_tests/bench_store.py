@@ -48,15 +48,15 @@ def household_wh(rng, slot):
     return base + rng.next(base + 1)
 
 
-def one_column(w, rng):
+def one_column(w, rng, rows=DAYS * PER_DAY):
     w.profile_begin("1.0.99.1.0.255", [("1.0.1.8.0.255", 0, 30)], 900, T0)
     total = 5000000 + rng.next(10 ** 6)
-    for i in range(DAYS * PER_DAY):
+    for i in range(rows):
         total += household_wh(rng, i % PER_DAY)
         w.row(None, (total,))
 
 
-def is15959_block_load(w, rng):
+def is15959_block_load(w, rng, rows=DAYS * PER_DAY):
     # IS 15959 block load profile: clock + avg voltage, avg current, block energies
     # kWh import/export, kVArh lag/lead, kVAh import/export (per interval, not cumulative).
     cols = (("1.0.12.27.0.255", -1, 35), ("1.0.11.27.0.255", -2, 33), ("1.0.1.29.0.255", 0, 30),
@@ -64,7 +64,7 @@ def is15959_block_load(w, rng):
             ("1.0.9.29.0.255", 0, 31), ("1.0.10.29.0.255", 0, 31))
     w.profile_begin("1.0.99.1.0.255", cols, 900, T0)
     row = [0] * 8
-    for i in range(DAYS * PER_DAY):
+    for i in range(rows):
         wh = household_wh(rng, i % PER_DAY)
         row[0] = 2300 + rng.next(80)       # 0.1 V
         row[1] = wh * 100 * 4 // 230       # 0.01 A
@@ -77,8 +77,8 @@ def is15959_block_load(w, rng):
         w.row(None, row)
 
 
-def registers(w, rng):
-    for i in range(20):
+def registers(w, rng, n=20):
+    for i in range(n):
         w.value("1.0.%d.8.0.255" % (i + 1), 1000000 + rng.next(10 ** 7), -1, 30)
 
 

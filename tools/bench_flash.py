@@ -20,13 +20,13 @@ HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../firmware")
 sys.path.insert(0, HERE + "/../host_tests")
 
-from bench_store import Rng, household_wh  # noqa: E402
+import bench_store  # noqa: E402
+from bench_store import T0, Rng, registers  # noqa: E402  (the same workloads as bench_store)
 from test_store import Env  # noqa: E402
 
 BLOCKS = 352
 BS = 4096
 ROWS = 2880
-T0 = 1700000000
 
 
 class WriteCounter:
@@ -45,40 +45,12 @@ class WriteCounter:
             self.programmed += len(data)
 
 
-def wh(rng, i):
-    return household_wh(rng, i % 96)  # the same synthetic household day as bench_store
-
-
-def registers(w, rng, n=20):
-    for i in range(n):
-        w.value("1.0.%d.8.0.255" % (i + 1), 1000000 + rng.next(10 ** 7), -1, 30)
-
-
 def one_column(w, rng):
-    w.profile_begin("1.0.99.1.0.255", [("1.0.1.8.0.255", 0, 30)], 900, T0)
-    total = 5000000
-    for i in range(ROWS):
-        total += wh(rng, i)
-        w.row(None, (total,))
+    bench_store.one_column(w, rng, ROWS)
 
 
 def block_load(w, rng):
-    cols = (("1.0.12.27.0.255", -1, 35), ("1.0.11.27.0.255", -2, 33), ("1.0.1.29.0.255", 0, 30),
-            ("1.0.2.29.0.255", 0, 30), ("1.0.5.29.0.255", 0, 32), ("1.0.8.29.0.255", 0, 32),
-            ("1.0.9.29.0.255", 0, 31), ("1.0.10.29.0.255", 0, 31))
-    w.profile_begin("1.0.99.1.0.255", cols, 900, T0)
-    row = [0] * 8
-    for i in range(ROWS):
-        e = wh(rng, i)
-        row[0] = 2300 + rng.next(80)
-        row[1] = e * 400 // 230
-        row[2] = e
-        row[3] = 0 if rng.next(10) else rng.next(30)
-        row[4] = e // 5 + rng.next(10)
-        row[5] = rng.next(5)
-        row[6] = e + e // 20
-        row[7] = row[3]
-        w.row(None, row)
+    bench_store.is15959_block_load(w, rng, ROWS)
 
 
 def session(regs, profile):

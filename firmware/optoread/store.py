@@ -565,8 +565,7 @@ class Store:
         With ``repair=False`` nothing is written (for decoding a flash dump); torn
         sessions are then listed as incomplete, unsealed.
         """
-        if self._writer is not None:
-            raise _err("a session is being written: finish it first", "writer")
+        self._idle()
         fs = self.fs
         if not self._exists_dir():
             if not repair:
@@ -792,7 +791,6 @@ class Store:
 
     def _idle(self):
         # The record buffer is the open Writer's while a session is being written.
-        self._need_mount()
         if self._writer is not None:
             raise _err("a session is being written: finish it first", "writer")
 
@@ -831,6 +829,7 @@ class Store:
         Only whole, CRC-checked records of the session are given; a torn tail is never data.
         Returns the Session summary.
         """
+        self._need_mount()
         self._idle()
         s = self.session(seq)
         buf = self._buf
@@ -856,6 +855,7 @@ class Store:
 
     def read_raw(self, seq, sink):
         """Stream the stored bytes of session ``seq`` (whole records only) as memoryview chunks."""
+        self._need_mount()
         self._idle()
         s = self.session(seq)
         mv = memoryview(self._buf)
@@ -872,6 +872,7 @@ class Store:
     # -- acknowledgement and space
     def ack(self, up_to_seq):
         """Mark sessions up to ``up_to_seq`` as downloaded (persistent); return the acked sequence."""
+        self._need_mount()
         self._idle()
         if not isinstance(up_to_seq, int) or up_to_seq < 0:
             raise _err("bad sequence number", "seq")
