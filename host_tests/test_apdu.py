@@ -4,7 +4,7 @@ import json
 from binascii import unhexlify
 
 import portable
-from optoread import acse, acse_server, axdr, xdlms, xdlms_server
+from optoread import acse, acse_server, axdr, xdlms, xdlms_push, xdlms_server, xdlms_set, xdlms_sn
 from optoread.errors import ApduError, DataAccessError, OptoreadError
 
 PORTABLE = True
@@ -412,9 +412,9 @@ def test_exception_and_confirmed_service_errors():
     e = portable.raises(ApduError, xdlms.parse_get_response, h("D80102"))
     assert e.state_error == 1 and e.service_error == 2
     assert "service-not-allowed" in str(e) and "service-not-supported" in str(e)
-    e = portable.raises(ApduError, xdlms.parse_set_response, h("D8020600000123"))
+    e = portable.raises(ApduError, xdlms_set.parse_set_response, h("D8020600000123"))
     assert e.service_error == 6 and e.invocation_counter == 0x123 and "invocation-counter-error" in str(e)
-    e = portable.raises(ApduError, xdlms.parse_action_response, h("0E050501"))
+    e = portable.raises(ApduError, xdlms_set.parse_action_response, h("0E050501"))
     assert (e.service, e.error_type, e.code) == (5, 5, 1) and "scope-of-access-violated" in str(e)
     assert enc(xdlms_server.encode_exception_response, 2, 6, 7) == h("D8020600000007")
     assert xdlms.parse_exception_response(h("D80203")) == (2, 3, None)
@@ -424,65 +424,65 @@ def test_exception_and_confirmed_service_errors():
 
 # ---------------------------------------------------------------- SET / ACTION
 def test_set_requests():
-    apdu = enc(xdlms.encode_set_request, 0xC1, 1, OBIS_IC, 2, (axdr.DOUBLE_LONG_UNSIGNED, 5))
+    apdu = enc(xdlms_set.encode_set_request, 0xC1, 1, OBIS_IC, 2, (axdr.DOUBLE_LONG_UNSIGNED, 5))
     assert apdu == h("C101C1 0001 00002B0100FF 02 00 0600000005")
-    apdu = enc(xdlms.encode_set_request_first_block, 0xC1, 1, OBIS_IC, 2, False, 1, b"\x01\x02")
+    apdu = enc(xdlms_set.encode_set_request_first_block, 0xC1, 1, OBIS_IC, 2, False, 1, b"\x01\x02")
     assert apdu == h("C102C1 0001 00002B0100FF 02 00 00 00000001 02 0102")
-    assert enc(xdlms.encode_set_request_block, 0xC1, True, 2, b"\x03") == h("C103C1 01 00000002 01 03")
+    assert enc(xdlms_set.encode_set_request_block, 0xC1, True, 2, b"\x03") == h("C103C1 01 00000002 01 03")
     items = [(1, OBIS_IC, 2), (8, OBIS_CLOCK, 2)]
-    apdu = enc(xdlms.encode_set_request_list, 0xC1, items, [b"\x06\x00\x00\x00\x01", (axdr.NULL, None)])
+    apdu = enc(xdlms_set.encode_set_request_list, 0xC1, items, [b"\x06\x00\x00\x00\x01", (axdr.NULL, None)])
     assert apdu == h("C104C1 02 0001 00002B0100FF 02 00 0008 0000010000FF 02 00 02 0600000001 00")
-    portable.raises(ApduError, xdlms.encode_set_request_list, bytearray(99), 0, 0xC1, items, [])
-    portable.raises(OptoreadError, xdlms.encode_set_request, bytearray(99), 0, 0xC1, 1, OBIS_IC, 2,
+    portable.raises(ApduError, xdlms_set.encode_set_request_list, bytearray(99), 0, 0xC1, items, [])
+    portable.raises(OptoreadError, xdlms_set.encode_set_request, bytearray(99), 0, 0xC1, 1, OBIS_IC, 2,
                     (axdr.UNSIGNED, 300))
-    portable.raises(ApduError, xdlms.encode_set_request, bytearray(10), 0, 0xC1, 1, OBIS_IC, 2, b"\x00")
+    portable.raises(ApduError, xdlms_set.encode_set_request, bytearray(10), 0, 0xC1, 1, OBIS_IC, 2, b"\x00")
     portable.raises(ApduError, xdlms.encode_get_request, bytearray(99), 0, 0xC1, 1, b"\x00", 2)
 
 
 def test_set_responses():
-    assert xdlms.parse_set_response(h("C501C100")).dar == 0
-    e = portable.raises(DataAccessError, xdlms.parse_set_response, h("C501C103"))
+    assert xdlms_set.parse_set_response(h("C501C100")).dar == 0
+    e = portable.raises(DataAccessError, xdlms_set.parse_set_response, h("C501C103"))
     assert e.result == 3 and "read-write-denied" in str(e)
-    r = xdlms.parse_set_response(h("C502C100000005"))
+    r = xdlms_set.parse_set_response(h("C502C100000005"))
     assert r.kind == 2 and r.block == 5
-    r = xdlms.parse_set_response(h("C503C10000000006"))
+    r = xdlms_set.parse_set_response(h("C503C10000000006"))
     assert r.kind == 3 and r.block == 6 and r.dar == 0
-    r = xdlms.parse_set_response(h("C505C103 00 04 00"))
+    r = xdlms_set.parse_set_response(h("C505C103 00 04 00"))
     assert r.results == [0, 4, 0]
-    r = xdlms.parse_set_response(h("C504C102 00 00 00000009"))
+    r = xdlms_set.parse_set_response(h("C504C102 00 00 00000009"))
     assert r.results == [0, 0] and r.block == 9
     assert enc(xdlms_server.encode_set_response, 0xC1, 0) == h("C501C100")
-    portable.raises(ApduError, xdlms.parse_set_response, h("C505C1 05 00"))
+    portable.raises(ApduError, xdlms_set.parse_set_response, h("C505C1 05 00"))
 
 
 def test_action():
-    apdu = enc(xdlms.encode_action_request, 0xC1, 15, unhexlify("0000280000FF"), 1,
+    apdu = enc(xdlms_set.encode_action_request, 0xC1, 15, unhexlify("0000280000FF"), 1,
                (axdr.OCTET_STRING, b"\x01" * 16))
     assert apdu == h("C301C1 000F 0000280000FF 01 01 0910") + b"\x01" * 16
-    assert enc(xdlms.encode_action_request, 0xC1, 70, unhexlify("00000A0064FF"), 1) == \
+    assert enc(xdlms_set.encode_action_request, 0xC1, 70, unhexlify("00000A0064FF"), 1) == \
         h("C301C1 0046 00000A0064FF 01 00")
-    r = xdlms.parse_action_response(h("C701C100"))
+    r = xdlms_set.parse_action_response(h("C701C100"))
     assert r.result == 0 and r.value() is None
-    r = xdlms.parse_action_response(h("C701C10001000910") + b"\x02" * 16)
+    r = xdlms_set.parse_action_response(h("C701C10001000910") + b"\x02" * 16)
     assert r.value() == b"\x02" * 16
-    e = portable.raises(DataAccessError, xdlms.parse_action_response, h("C701C10F00"))
+    e = portable.raises(DataAccessError, xdlms_set.parse_action_response, h("C701C10F00"))
     assert e.result == 15 and "long-action-aborted" in str(e)
-    r = xdlms.parse_action_response(h("C701C10B00"), strict=False)
+    r = xdlms_set.parse_action_response(h("C701C10B00"), strict=False)
     assert r.result == 11
-    e = portable.raises(DataAccessError, xdlms.parse_action_response, h("C701C100010102"))
+    e = portable.raises(DataAccessError, xdlms_set.parse_action_response, h("C701C100010102"))
     assert e.result == 2
     apdu = enc(xdlms_server.encode_action_response, 0xC1, 0, (axdr.OCTET_STRING, b"ab"))
-    assert xdlms.parse_action_response(apdu).value() == b"ab"
-    portable.raises(ApduError, xdlms.parse_action_response, h("C702C100"))
+    assert xdlms_set.parse_action_response(apdu).value() == b"ab"
+    portable.raises(ApduError, xdlms_set.parse_action_response, h("C702C100"))
 
 
 # ---------------------------------------------------------------- SN
 def test_sn_read_and_write():
-    assert enc(xdlms.encode_read_request, [0xFA08]) == h("05 01 02FA08")
-    apdu = enc(xdlms.encode_read_request, [0x6108, (0x6120, 1, b"\x02\x04" + bytes(4))])
+    assert enc(xdlms_sn.encode_read_request, [0xFA08]) == h("05 01 02FA08")
+    apdu = enc(xdlms_sn.encode_read_request, [0x6108, (0x6120, 1, b"\x02\x04" + bytes(4))])
     assert apdu == h("05 02 026108 04 6120 01 0204 00000000")
-    assert enc(xdlms.encode_read_request_block, 3) == h("05 01 05 0003")
-    r = xdlms.parse_read_response(h("0C 04 00 1200E6 01 03 02 00 0001 03 010203 03 0002"))
+    assert enc(xdlms_sn.encode_read_request_block, 3) == h("05 01 05 0003")
+    r = xdlms_sn.parse_read_response(h("0C 04 00 1200E6 01 03 02 00 0001 03 010203 03 0002"))
     a, b, c, d = r.items
     assert r.value(0) == 230 and b.kind == xdlms.ITEM_ERROR and b.dar == 3
     assert c.kind == xdlms.ITEM_BLOCK and c.block == 1 and not c.last and c.end - c.off == 3
@@ -490,18 +490,18 @@ def test_sn_read_and_write():
     e = portable.raises(DataAccessError, r.value, 1)
     assert e.result == 3
     portable.raises(ApduError, r.value, 9)
-    apdu = enc(xdlms.encode_write_request, [0x6108], [(axdr.LONG_UNSIGNED, 1)])
+    apdu = enc(xdlms_sn.encode_write_request, [0x6108], [(axdr.LONG_UNSIGNED, 1)])
     assert apdu == h("06 01 026108 01 120001")
-    w = xdlms.parse_write_response(h("0D 03 00 01 0C 02 0004"))
+    w = xdlms_sn.parse_write_response(h("0D 03 00 01 0C 02 0004"))
     assert [i.kind for i in w.items] == [0, 1, 3] and w.items[1].dar == 12 and w.items[2].block == 4
     # A write success carries no data: value() is None (the long fuzz run found a TypeError here).
     assert w.value(0) is None
-    assert xdlms.parse_write_response(h("0D 01 00")).value() is None
+    assert xdlms_sn.parse_write_response(h("0D 01 00")).value() is None
     e = portable.raises(DataAccessError, w.value, 1)
     assert e.result == 12
     portable.raises(ApduError, w.value, 2)
-    portable.raises(ApduError, xdlms.parse_write_response, h("0D 01 07"))
-    portable.raises(ApduError, xdlms.parse_read_response, h("0C 02 00"))
+    portable.raises(ApduError, xdlms_sn.parse_write_response, h("0D 01 07"))
+    portable.raises(ApduError, xdlms_sn.parse_read_response, h("0C 02 00"))
 
 
 # ---------------------------------------------------------------- pushes
@@ -515,7 +515,7 @@ def _flatten(v, out):
 
 
 def _check_notification(apdu, rec, name):
-    inv, dt, b_off, b_end = xdlms.parse_data_notification(apdu)
+    inv, dt, b_off, b_end = xdlms_push.parse_data_notification(apdu)
     assert inv == int(rec["long_invoke_id_and_priority"], 16), name
     exp = rec["date_time"]
     if exp is None:
@@ -556,7 +556,7 @@ def test_data_notifications_from_captures():
             if "plaintext_apdu_hex" in rec:
                 apdu = h(rec["plaintext_apdu_hex"])  # decrypted by the collector
             elif "general_block_transfer" in rec:
-                asm = xdlms.GbtAssembler(bytearray(2048))
+                asm = xdlms_push.GbtAssembler(bytearray(2048))
                 done = [asm.feed(a) for _, a in apdus]
                 assert done[-1] and not any(done[:-1]), name
                 apdu = bytes(asm.apdu())
@@ -571,16 +571,16 @@ def test_gbt_blocks_from_e450_capture():
     meta, apdus = load_capture("landisgyr_e450_gbt_vse2026_scs")
     exp = meta["hand_decoded"]["general_block_transfer"]
     for (_d, apdu), e in zip(apdus, exp):
-        g = xdlms.parse_gbt(apdu)
+        g = xdlms_push.parse_gbt(apdu)
         assert (g.last, g.streaming, g.window, g.block, g.ack) == (
             e["last"], e["streaming"], e["window"], e["block_number"], e["block_number_ack"])
         assert g.data_end - g.data_off == e["len"]
-    asm = xdlms.GbtAssembler(bytearray(2048))
+    asm = xdlms_push.GbtAssembler(bytearray(2048))
     asm.feed(apdus[0][1])
     e = portable.raises(ApduError, asm.feed, apdus[2][1])  # block 3 after block 1
     assert "out of order" in str(e)
     portable.raises(ApduError, asm.feed, apdus[1][1])  # the gap reset the assembler
-    small = xdlms.GbtAssembler(bytearray(150))
+    small = xdlms_push.GbtAssembler(bytearray(150))
     small.feed(apdus[0][1])
     portable.raises(ApduError, small.feed, apdus[1][1])
 
@@ -588,7 +588,7 @@ def test_gbt_blocks_from_e450_capture():
 def test_gbt_encrypted_reassembles_to_general_glo_ciphering():
     for name in ("landisgyr_e450_gbt_encrypted_dlmsparser", "landisgyr_e570_gbt_encrypted_scs"):
         meta, apdus = load_capture(name)
-        asm = xdlms.GbtAssembler(bytearray(1024))
+        asm = xdlms_push.GbtAssembler(bytearray(1024))
         for _, a in apdus:
             asm.feed(a)
         tag = asm.apdu()[0]
@@ -603,14 +603,14 @@ def test_data_notification_forms_and_encoder():
     kaifa = h("0F40000000 090C 07E4020F06011922FF800000") + body
     none = h("0F40000000 00") + body
     for apdu in (plain, kaifa):
-        inv, got, off, end = xdlms.parse_data_notification(apdu)
+        inv, got, off, end = xdlms_push.parse_data_notification(apdu)
         assert inv == 0x40000000 and got == dt and axdr.decode(apdu, off, end)[0] == 0x157E
-    inv, got, off, end = xdlms.parse_data_notification(none)
+    inv, got, off, end = xdlms_push.parse_data_notification(none)
     assert got is None and off == 6
-    portable.raises(ApduError, xdlms.parse_data_notification, h("0F40000000 05 0102030405 00"))
-    portable.raises(ApduError, xdlms.parse_data_notification, h("0F40000000 0C 07E4"))
-    portable.raises(ApduError, xdlms.parse_data_notification, h("0F40000000 00"))
-    portable.raises(ApduError, xdlms.parse_data_notification, h("0F4000"))
+    portable.raises(ApduError, xdlms_push.parse_data_notification, h("0F40000000 05 0102030405 00"))
+    portable.raises(ApduError, xdlms_push.parse_data_notification, h("0F40000000 0C 07E4"))
+    portable.raises(ApduError, xdlms_push.parse_data_notification, h("0F40000000 00"))
+    portable.raises(ApduError, xdlms_push.parse_data_notification, h("0F4000"))
 
 
 # ---------------------------------------------------------------- hostile input
@@ -618,8 +618,8 @@ _PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
     acse_server.parse_initiate_request,
     acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
-    xdlms.parse_set_response, xdlms.parse_action_response, xdlms.parse_read_response,
-    xdlms.parse_write_response, xdlms.parse_data_notification, xdlms.parse_gbt,
+    xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
+    xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
     xdlms.parse_exception_response, xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
 )
 

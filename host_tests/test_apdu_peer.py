@@ -24,7 +24,7 @@ from gurux_dlms.objects import (  # noqa: E402
 )
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from optoread import acse, acse_server, axdr, xdlms, xdlms_server  # noqa: E402
+from optoread import acse, acse_server, axdr, xdlms, xdlms_push, xdlms_server, xdlms_set, xdlms_sn  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -168,13 +168,13 @@ def test_gurux_decodes_our_get_requests():
 
 
 def test_gurux_decodes_our_set_action_and_sn_requests():
-    root = xml(enc(xdlms.encode_set_request, 0xC1, 3, OBIS_REG, 2, (axdr.DOUBLE_LONG_UNSIGNED, 5)))
+    root = xml(enc(xdlms_set.encode_set_request, 0xC1, 3, OBIS_REG, 2, (axdr.DOUBLE_LONG_UNSIGNED, 5)))
     assert val(root, "SetRequestNormal/AttributeDescriptor/ClassId") == "0003"
     assert val(root, "SetRequestNormal/Value/UInt32") == "00000005"
-    root = xml(enc(xdlms.encode_action_request, 0xC1, 8, OBIS_CLOCK, 1, (axdr.INTEGER, 15)))
+    root = xml(enc(xdlms_set.encode_action_request, 0xC1, 8, OBIS_CLOCK, 1, (axdr.INTEGER, 15)))
     assert val(root, "ActionRequestNormal/MethodDescriptor/MethodId") == "01"
     assert val(root, "ActionRequestNormal/MethodInvocationParameters/Int8") == "0F"
-    root = xml(enc(xdlms.encode_read_request, [0x6108]))
+    root = xml(enc(xdlms_sn.encode_read_request, [0x6108]))
     assert root.tag == "ReadRequest" and val(root, "VariableName") == "6108"
 
 
@@ -227,10 +227,10 @@ def test_our_encoders_match_gurux_write_and_method():
     reg = GXDLMSRegister("1.0.1.8.0.255")
     reg.value = 5
     reg.setDataType(2, 6)
-    assert pdus(c.write(reg, 2))[0] == enc(xdlms.encode_set_request, 0xC1, 3, OBIS_REG, 2,
+    assert pdus(c.write(reg, 2))[0] == enc(xdlms_set.encode_set_request, 0xC1, 3, OBIS_REG, 2,
                                            (axdr.DOUBLE_LONG_UNSIGNED, 5))
     clock = GXDLMSClock("0.0.1.0.0.255")
-    assert pdus(c.method(clock, 1, 0, 15))[0] == enc(xdlms.encode_action_request, 0xC1, 8, OBIS_CLOCK, 1,
+    assert pdus(c.method(clock, 1, 0, 15))[0] == enc(xdlms_set.encode_action_request, 0xC1, 8, OBIS_CLOCK, 1,
                                                      (axdr.INTEGER, 0))
 
 
@@ -239,8 +239,8 @@ _PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
     acse_server.parse_initiate_request,
     acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
-    xdlms.parse_set_response, xdlms.parse_action_response, xdlms.parse_read_response,
-    xdlms.parse_write_response, xdlms.parse_data_notification, xdlms.parse_gbt,
+    xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
+    xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
     xdlms.parse_exception_response, xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
 )
 
@@ -317,7 +317,7 @@ def test_fuzz_valid_tag_random_body(tag, body):
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(st.binary(min_size=0, max_size=40), max_size=6))
 def test_fuzz_gbt_assembler(blocks):
-    asm = xdlms.GbtAssembler(bytearray(100))
+    asm = xdlms_push.GbtAssembler(bytearray(100))
     for i, b in enumerate(blocks):
         try:
             asm.feed(enc(xdlms_server.encode_gbt, i == len(blocks) - 1, i + 1, 0, b))

@@ -10,7 +10,7 @@ import os
 import socket
 
 import pytest
-from optoread import acse, axdr, hdlc, security, wrapper, xdlms
+from optoread import acse, axdr, hdlc, security, wrapper, xdlms, xdlms_set, xdlms_sn
 from optoread.errors import LinkError, OptoreadError
 from optoread_tools.sim_dlms import DlmsServer, HdlcMeter, ModeEMeter, ServerTransport, serve_tcp
 from optoread_tools.sim_dlms_model import MeterModel, ob
@@ -161,13 +161,13 @@ class Client:
 
     def set(self, cls, obis, attr, data):
         buf = bytearray(len(data) + 64)
-        n = xdlms.encode_set_request(buf, 0, self.invoke, cls, ob(obis), attr, data)
-        return xdlms.parse_set_response(self.request(bytes(buf[:n])), strict=False).dar
+        n = xdlms_set.encode_set_request(buf, 0, self.invoke, cls, ob(obis), attr, data)
+        return xdlms_set.parse_set_response(self.request(bytes(buf[:n])), strict=False).dar
 
     def action(self, cls, obis, method, params=None):
         buf = bytearray(256)
-        n = xdlms.encode_action_request(buf, 0, self.invoke, cls, ob(obis), method, params)
-        r = xdlms.parse_action_response(self.request(bytes(buf[:n])), strict=False)
+        n = xdlms_set.encode_action_request(buf, 0, self.invoke, cls, ob(obis), method, params)
+        r = xdlms_set.parse_action_response(self.request(bytes(buf[:n])), strict=False)
         if r.result:
             return ("result", r.result)
         return r.value()
@@ -369,17 +369,18 @@ def test_set_block_transfer_and_with_list():
     for k, ch in enumerate(chunks, 1):
         last = k == len(chunks)
         if k == 1:
-            n = xdlms.encode_set_request_first_block(buf, 0, 0xC1, 1, ob("0.0.96.128.0.255"), 2, last, k, ch)
+            n = xdlms_set.encode_set_request_first_block(buf, 0, 0xC1, 1, ob("0.0.96.128.0.255"), 2, last, k,
+                                                         ch)
         else:
-            n = xdlms.encode_set_request_block(buf, 0, 0xC1, last, k, ch)
-        r = xdlms.parse_set_response(c.request(bytes(buf[:n])))
+            n = xdlms_set.encode_set_request_block(buf, 0, 0xC1, last, k, ch)
+        r = xdlms_set.parse_set_response(c.request(bytes(buf[:n])))
         assert r.block == k
     assert r.kind == xdlms.SET_RESPONSE_LAST_DATABLOCK and r.dar == 0
     assert c.get(1, "0.0.96.128.0.255", 2) == big
-    n = xdlms.encode_set_request_list(buf, 0, 0xC1,
+    n = xdlms_set.encode_set_request_list(buf, 0, 0xC1,
                                       [(1, ob("0.0.96.128.0.255"), 2), (3, ob("1.0.1.8.0.255"), 2)],
                                       [A.encode_to_bytes(A.OCTET_STRING, b"x"), A.encode_to_bytes(A.LONG, 1)])
-    r = xdlms.parse_set_response(c.request(bytes(buf[:n])))
+    r = xdlms_set.parse_set_response(c.request(bytes(buf[:n])))
     assert r.results == [0, 3]
 
 
@@ -395,8 +396,8 @@ def test_sn_referencing():
     buf = bytearray(256)
 
     def read(names):
-        n = xdlms.encode_read_request(buf, 0, names)
-        r = xdlms.parse_read_response(c.request(bytes(buf[:n])))
+        n = xdlms_sn.encode_read_request(buf, 0, names)
+        r = xdlms_sn.parse_read_response(c.request(bytes(buf[:n])))
         if r.items[0].kind == xdlms.ITEM_BLOCK:
             raw = bytearray()
             while True:
@@ -404,8 +405,8 @@ def test_sn_referencing():
                 raw += r.mv[it.off:it.end]
                 if it.last:
                     return [A.decode(raw, 0, len(raw), 16)[0]]
-                n = xdlms.encode_read_request_block(buf, 0, it.block)
-                r = xdlms.parse_read_response(c.request(bytes(buf[:n])))
+                n = xdlms_sn.encode_read_request_block(buf, 0, it.block)
+                r = xdlms_sn.parse_read_response(c.request(bytes(buf[:n])))
         return [r.value(i) if it.kind == xdlms.ITEM_DATA else it.dar for i, it in enumerate(r.items)]
 
     ol = read([0xFA00 + 8])[0]
@@ -419,9 +420,9 @@ def test_sn_referencing():
     p = range_params(CLOCK_COL, local_dt(m, t0), local_dt(m, t0 + 9 * 900))
     assert read([(bn + 8, 1, p)]) == [m.expected_rows("1.0.99.1.0.255", 0, 10)]
     assert read([(bn + 8, 2, entry_params(3, 4))]) == [m.expected_rows("1.0.99.1.0.255", 2, 4)]
-    n = xdlms.encode_write_request(buf, 0, [names[ob("0.0.1.0.0.255")][0] + 8],
+    n = xdlms_sn.encode_write_request(buf, 0, [names[ob("0.0.1.0.0.255")][0] + 8],
                                    [A.encode_to_bytes(A.OCTET_STRING, bytes(12))])
-    r = xdlms.parse_write_response(c.request(bytes(buf[:n])))
+    r = xdlms_sn.parse_write_response(c.request(bytes(buf[:n])))
     assert r.items[0].dar == 3  # public client: read only
 
 

@@ -34,7 +34,22 @@ for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from optoread import acse, acse_server, axdr, hdlc, obis, push, security, store, wrapper, xdlms, xdlms_server  # noqa: E402
+from optoread import (  # noqa: E402
+    acse,
+    acse_server,
+    axdr,
+    hdlc,
+    obis,
+    push,
+    security,
+    store,
+    wrapper,
+    xdlms,
+    xdlms_push,
+    xdlms_server,
+    xdlms_set,
+    xdlms_sn,
+)
 from optoread import console as con  # noqa: E402
 from optoread import iec62056_21 as iec  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
@@ -590,9 +605,9 @@ def _touch(r):
 _APDU_PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
     acse_server.parse_initiate_request, acse.parse_initiate_response,
-    xdlms_server.parse_get_request, xdlms.parse_get_response, xdlms.parse_set_response,
-    xdlms.parse_action_response, xdlms.parse_read_response, xdlms.parse_write_response,
-    xdlms.parse_data_notification, xdlms.parse_gbt, xdlms.parse_exception_response,
+    xdlms_server.parse_get_request, xdlms.parse_get_response, xdlms_set.parse_set_response,
+    xdlms_set.parse_action_response, xdlms_sn.parse_read_response, xdlms_sn.parse_write_response,
+    xdlms_push.parse_data_notification, xdlms_push.parse_gbt, xdlms.parse_exception_response,
     xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
 )
 
@@ -611,7 +626,8 @@ def _t_apdu():
             if r is not None:
                 _touch(r)
         if n and data[0] in (0xC4, 0xC5, 0xC7):
-            for fn in (xdlms.parse_get_response, xdlms.parse_set_response, xdlms.parse_action_response):
+            for fn in (xdlms.parse_get_response, xdlms_set.parse_set_response,
+                       xdlms_set.parse_action_response):
                 try:
                     _touch(fn(mv, 0, n, False))
                 except OptoreadError as e:
@@ -630,7 +646,7 @@ def _t_gbt():
 
     def run(data):
         # The input is a sequence of length-prefixed GBT APDUs.
-        asm = xdlms.GbtAssembler(bytearray(512))
+        asm = xdlms_push.GbtAssembler(bytearray(512))
         off = 0
         while off < len(data):
             k = data[off]

@@ -28,7 +28,6 @@ from . import acse, axdr, hdlc, obis, xdlms
 from .compat import const
 from .driver import PROGRESS, READ, SEND, SET_LINE, Driver
 from .errors import (
-    ApduError,
     DataAccessError,
     LinkError,
     NoAnswerError,
@@ -44,7 +43,6 @@ _CIPHER_ROOM = const(24)  # glo tag + length + SC + IC + GCM tag (12), rounded u
 _DEFAULT_MAX_INFO = const(2030)  # largest info field a 2047-byte HDLC frame carries
 _TX_PDU = const(1024)  # largest request APDU we build (SET values beyond it go in blocks)
 _READ_CHUNK = const(256)  # driver read buffer
-_SN_ASSOCIATION_LIST = const(0xFA08)  # association SN base name 0xFA00, attribute 2
 _PROGRESS_BLOCKS = const(16)
 
 ASSOCIATION_LN = b"\x00\x00\x28\x00\x00\xff"  # 0.0.40.0.0.255
@@ -299,34 +297,30 @@ class Session:
         :class:`DataAccessError` instance.
         """
         self._check_open()
-        norm = []
-        for it in items:
-            t = (it[0], obis_bytes(it[1]), it[2])
-            if len(it) > 3 and it[3]:
-                t = t + (it[3], it[4] if len(it) > 4 else None)
-            norm.append(t)
-        return self.driver.run(self._get_many_proc(norm))
+        from . import session_list  # loaded by the first list read (RAM)
+
+        return session_list.get_many(self, items)
 
     def set(self, class_id, obis_code, attr, tag, value):
         """Write one attribute: ``tag``/``value`` as for ``axdr.encode``, or tag None and
         ``value`` pre-encoded A-XDR bytes. Large values go in blocks."""
-        code = obis_bytes(obis_code)
-        self._check_open()
-        data = bytes(value) if tag is None else axdr.encode_to_bytes(tag, value)
-        return self.driver.run(self._set_proc(class_id, code, attr, data))
+        from . import session_set  # loaded by the first write (RAM)
+
+        return session_set.set_value(self, class_id, obis_code, attr, tag, value)
 
     def action(self, class_id, obis_code, method, tag=None, value=None):
         """Invoke a method (parameters ``tag``/``value`` or none); returns the return data or None."""
-        code = obis_bytes(obis_code)
-        self._check_open()
-        params = None if tag is None else (tag, value)
-        return self.driver.run(self._action_proc(class_id, code, method, params))
+        from . import session_set
+
+        return session_set.action(self, class_id, obis_code, method, tag, value)
 
     def short_name(self, class_id, obis_code, attr):
         """SN address of an attribute: base_name + (attr - 1) * 8 (reads the SN object list once)."""
         code = obis_bytes(obis_code)
         self._check_open()
-        return self.driver.run(self._short_name(class_id, code, attr))
+        from . import session_sn  # SN meters only (RAM)
+
+        return self.driver.run(session_sn.short_name_proc(self, class_id, code, attr))
 
     # ------------------------------------------------------------ helpers
 
@@ -663,8 +657,11 @@ class Session:
             raise SessionError("HLS-GMAC with short-name referencing is not supported", "auth")
         f_stoc = security.hls_gmac(st.system_title, self.invocation_counter, st.ek, st.ak, stoc)
         self.invocation_counter += 1
+        from . import session_set  # pass 3 is an ACTION
+
         try:
-            reply = yield from self._action_proc(15, ASSOCIATION_LN, 1, (axdr.OCTET_STRING, f_stoc))
+            reply = yield from session_set.action_proc(self, 15, ASSOCIATION_LN, 1,
+                                                       (axdr.OCTET_STRING, f_stoc))
         except DataAccessError:
             raise SessionError("association rejected: authentication failure (meter refused our "
                                "HLS-GMAC reply; check the keys)", "hls")
@@ -721,7 +718,9 @@ class Session:
 
     def _get_proc(self, class_id, code, attr, selector, params, sink):
         if not self.settings.ln:
-            return (yield from self._sn_get(class_id, code, attr, selector, params, sink))
+            from . import session_sn  # SN meters only (RAM)
+
+            return (yield from session_sn.sn_get(self, class_id, code, attr, selector, params, sink))
         invoke = self._next_invoke()
         end = xdlms.encode_get_request(self._tx, self._apo, invoke, class_id, code, attr, selector, params)
         if end - self._apo > self._tx_limit:
@@ -785,289 +784,3 @@ class Session:
             raise SessionError("%s: array ended after %d of %r elements" % (
                 self._what(code, attr), stream.received, stream.expected), "array")
         return stream.received
-
-    def _get_many_proc(self, items):
-        st = self.settings
-        out = []
-        multi = self.negotiated.conformance & acse.CONF_MULTIPLE_REFERENCES
-        i = 0
-        while i < len(items):
-            if not multi or len(items) - i == 1:
-                it = items[i]
-                try:
-                    v = yield from self._get_proc(it[0], it[1], it[2], it[3] if len(it) > 3 else 0,
-                                                  it[4] if len(it) > 3 else None, None)
-                except DataAccessError as e:
-                    v = e
-                out.append(v)
-                i += 1
-                continue
-            # As many items as fit the meter's PDU (request side; the answer may come in blocks).
-            j = i
-            size = 8
-            while j < len(items):
-                it = items[j]
-                need = 10 if len(it) <= 3 else 12 + (len(it[4]) if isinstance(it[4], (bytes, bytearray))
-                                                    else 64)
-                if j > i and size + need > self._tx_limit:
-                    break
-                size += need
-                j += 1
-            chunk = items[i:j]
-            if st.ln:
-                vals = yield from self._get_list(chunk)
-            else:
-                vals = yield from self._sn_read_list(chunk)
-            out.extend(vals)
-            i = j
-        return out
-
-    def _get_list(self, chunk):
-        invoke = self._next_invoke()
-        end = xdlms.encode_get_request_list(self._tx, self._apo, invoke, chunk)
-        mv, off, e = yield from self._transact(end, "GET with list")
-        r = self._get_response(mv, off, e, invoke)
-        if r.kind == xdlms.WITH_LIST:
-            items = r.items or []
-            if len(items) != len(chunk):
-                raise SessionError("GET with list: %d results for %d items" % (len(items), len(chunk)),
-                                   "list")
-            return [self._item_value(mv, res, it) for res, it in zip(items, chunk)]
-        if r.kind == xdlms.NORMAL:
-            raise SessionError("GET with list answered by a normal response", "get-response")
-        acc = bytearray()
-        expect = 1
-        while True:
-            if r.dar is not None:
-                raise self._access_error(chunk[0][1], chunk[0][2], r.dar)
-            if r.block != expect:
-                raise SessionError("GET with list: block %r received, %d expected" % (r.block, expect),
-                                   "block-number")
-            self._accumulate(acc, memoryview(mv)[r.data_off:r.data_end])
-            if r.last:
-                break
-            end = xdlms.encode_get_request_next(self._tx, self._apo, invoke, r.block)
-            mv, off, e = yield from self._transact(end, "GET next block")
-            r = self._get_response(mv, off, e, invoke)
-            if r.kind != xdlms.WITH_DATABLOCK:
-                raise SessionError("block transfer interrupted", "get-response")
-            expect += 1
-        return self._result_list(acc, chunk)
-
-    def _result_list(self, buf, chunk):
-        # SEQUENCE OF Get-Data-Result, reassembled from blocks.
-        n, off = xdlms.read_length(buf, 0, len(buf), "list-count")
-        if n != len(chunk):
-            raise SessionError("GET with list: %d results for %d items" % (n, len(chunk)), "list")
-        out = []
-        for it in chunk:
-            choice, off = xdlms.u8(buf, off, len(buf), "result")
-            if choice == 0:
-                v, off = axdr.decode(buf, off, len(buf))
-                out.append(v)
-            elif choice == 1:
-                dar, off = xdlms.u8(buf, off, len(buf), "data-access-result")
-                out.append(self._access_error(it[1], it[2], dar))
-            else:
-                raise ApduError("bad Get-Data-Result choice %d" % choice, "result", off - 1)
-        if off != len(buf):
-            raise ApduError("%d bytes after the result list" % (len(buf) - off), "list", off)
-        return out
-
-    def _item_value(self, mv, res, it):
-        if res.kind == xdlms.ITEM_ERROR:
-            return self._access_error(it[1], it[2], res.dar)
-        if res.kind != xdlms.ITEM_DATA:
-            raise SessionError("unexpected result kind %d" % res.kind, "result")
-        return axdr.decode(mv, res.off, res.end)[0]
-
-    # ------------------------------------------------------------ SET / ACTION
-
-    def _set_proc(self, class_id, code, attr, data):
-        if not self.settings.ln:
-            return (yield from self._sn_write(class_id, code, attr, data))
-        invoke = self._next_invoke()
-        limit = self._tx_limit
-        if 3 + 10 + len(data) <= limit:
-            end = xdlms.encode_set_request(self._tx, self._apo, invoke, class_id, code, attr, data)
-            mv, off, e = yield from self._transact(end, "SET")
-            r = xdlms.parse_set_response(mv, off, e, strict=False)
-            self._check_invoke(r.invoke, invoke)
-            if r.dar:
-                raise self._access_error(code, attr, r.dar)
-            return None
-        if not self.negotiated.conformance & acse.CONF_BLOCK_TRANSFER_SET:
-            raise SessionError("%s: value of %d bytes exceeds the meter's PDU size %d and the meter does "
-                               "not do block transfer for SET" % (self._what(code, attr), len(data), limit),
-                               "pdu")
-        step = limit - 24  # room for the descriptor, block number and the length of the slice
-        pos = 0
-        block = 1
-        while True:
-            k = len(data) - pos
-            if k > step:
-                k = step
-            last = pos + k >= len(data)
-            raw = memoryview(data)[pos:pos + k]
-            if block == 1:
-                end = xdlms.encode_set_request_first_block(self._tx, self._apo, invoke, class_id, code, attr,
-                                                           last, block, raw)
-            else:
-                end = xdlms.encode_set_request_block(self._tx, self._apo, invoke, last, block, raw)
-            mv, off, e = yield from self._transact(end, "SET block")
-            r = xdlms.parse_set_response(mv, off, e, strict=False)
-            self._check_invoke(r.invoke, invoke)
-            if r.dar:
-                raise self._access_error(code, attr, r.dar)
-            if r.block != block:
-                raise SessionError("SET block %d acknowledged as %r" % (block, r.block), "block-number")
-            if last:
-                if r.kind != xdlms.SET_RESPONSE_LAST_DATABLOCK:
-                    raise SessionError("meter did not confirm the last SET block", "set-response")
-                return None
-            if r.kind != xdlms.SET_RESPONSE_DATABLOCK:
-                raise SessionError("SET block transfer ended early (response type %d)" % r.kind,
-                                   "set-response")
-            pos += k
-            block += 1
-
-    def _action_proc(self, class_id, code, method, params):
-        if not self.settings.ln:
-            raise SessionError("ACTION with short-name referencing is not supported", "sn")
-        invoke = self._next_invoke()
-        end = xdlms.encode_action_request(self._tx, self._apo, invoke, class_id, code, method, params)
-        if end - self._apo > self._tx_limit:
-            raise SessionError("%s: parameters exceed the meter's PDU size %d"
-                               % (self._what(code, method, True), self._tx_limit), "pdu")
-        mv, off, e = yield from self._transact(end, "ACTION")
-        r = xdlms.parse_action_response(mv, off, e, strict=False)
-        self._check_invoke(r.invoke, invoke)
-        if r.result:
-            raise self._access_error(code, method, r.result, True)
-        if r.dar:
-            raise self._access_error(code, method, r.dar, True)
-        return r.value()
-
-    # ------------------------------------------------------------ SN referencing
-
-    def _short_name(self, class_id, code, attr):
-        if self.sn_map is None:
-            m = {}
-
-            def add(e):
-                # {base_name long, class_id long-unsigned, version unsigned, logical_name octet-string}
-                if isinstance(e, tuple) and len(e) >= 4 and isinstance(e[3], bytes):
-                    m[e[3]] = (e[0] & 0xFFFF, e[1])
-
-            yield (PROGRESS, "reading the SN object list")
-            yield from self._sn_read([_SN_ASSOCIATION_LIST], add, "association SN object list")
-            self.sn_map = m
-        ent = self.sn_map.get(code)
-        if ent is None:
-            raise DataAccessError("%s: not in the meter's SN object list" % self._what(code, attr), result=4)
-        if ent[1] != class_id:
-            raise DataAccessError("%s: the meter lists it as class %d, not %d" % (
-                self._what(code, attr), ent[1], class_id), result=9)
-        return (ent[0] + (attr - 1) * 8) & 0xFFFF
-
-    def _sn_get(self, class_id, code, attr, selector, params, sink):
-        sn = yield from self._short_name(class_id, code, attr)
-        name = (sn, selector, params) if selector else sn
-        try:
-            return (yield from self._sn_read([name], sink, self._what(code, attr)))
-        except DataAccessError as e:
-            raise self._access_error(code, attr, e.result)
-
-    def _sn_read(self, names, sink, what):
-        """ReadRequest for one name (with blocks); value, or element count with ``sink``."""
-        end = xdlms.encode_read_request(self._tx, self._apo, names)
-        mv, off, e = yield from self._transact(end, "READ")
-        r = xdlms.parse_read_response(mv, off, e)
-        it = r.items[0] if len(r.items) == 1 else None
-        if it is None:
-            raise SessionError("READ: %d results for 1 name" % len(r.items), "read-response")
-        if it.kind == xdlms.ITEM_ERROR:
-            raise DataAccessError("%s: %s" % (what, xdlms.dar_name(it.dar)), result=it.dar)
-        stream = axdr.ArrayStream(self.settings.element_max) if sink is not None else None
-        if it.kind == xdlms.ITEM_DATA:
-            if stream is None:
-                return axdr.decode(mv, it.off, it.end)[0]
-            stream.feed(memoryview(mv)[it.off:it.end], sink)
-            return self._sn_stream_done(stream, what)
-        acc = bytearray()
-        expect = 1
-        while True:
-            if it.kind == xdlms.ITEM_ERROR:
-                raise DataAccessError("%s: %s" % (what, xdlms.dar_name(it.dar)), result=it.dar)
-            if it.kind != xdlms.ITEM_BLOCK:
-                raise SessionError("READ block transfer: unexpected result kind %d" % it.kind,
-                                   "read-response")
-            if it.block != expect:
-                raise SessionError("READ: block %r received, %d expected" % (it.block, expect),
-                                   "block-number")
-            chunk = memoryview(mv)[it.off:it.end]
-            if stream is not None:
-                stream.feed(chunk, sink)
-            else:
-                self._accumulate(acc, chunk)
-            if it.last:
-                break
-            if expect % _PROGRESS_BLOCKS == 0:
-                yield (PROGRESS, "%s: block %d" % (what, expect))
-            end = xdlms.encode_read_request_block(self._tx, self._apo, it.block)
-            mv, off, e = yield from self._transact(end, "READ next block")
-            r = xdlms.parse_read_response(mv, off, e)
-            if len(r.items) != 1:
-                raise SessionError("READ block: %d results" % len(r.items), "read-response")
-            it = r.items[0]
-            expect += 1
-        if stream is not None:
-            return self._sn_stream_done(stream, what)
-        return axdr.decode(acc, 0, len(acc))[0]
-
-    def _sn_stream_done(self, stream, what):
-        if not stream.done or stream.pending():
-            raise SessionError("%s: array ended after %d of %r elements" % (what, stream.received,
-                                                                            stream.expected), "array")
-        return stream.received
-
-    def _sn_read_list(self, chunk):
-        names = []
-        for it in chunk:
-            sn = yield from self._short_name(it[0], it[1], it[2])
-            names.append((sn, it[3], it[4]) if len(it) > 3 else sn)
-        end = xdlms.encode_read_request(self._tx, self._apo, names)
-        mv, off, e = yield from self._transact(end, "READ list")
-        r = xdlms.parse_read_response(mv, off, e)
-        if len(r.items) != len(chunk):
-            raise SessionError("READ: %d results for %d names" % (len(r.items), len(chunk)), "read-response")
-        out = []
-        for res, it in zip(r.items, chunk):
-            if res.kind == xdlms.ITEM_BLOCK:
-                # The meter wants block transfer for the list: read those one at a time.
-                out = []
-                for it2 in chunk:
-                    try:
-                        v = yield from self._sn_get(it2[0], it2[1], it2[2], it2[3] if len(it2) > 3 else 0,
-                                                    it2[4] if len(it2) > 3 else None, None)
-                    except DataAccessError as e2:
-                        v = e2
-                    out.append(v)
-                return out
-            out.append(self._item_value(mv, res, it))
-        return out
-
-    def _sn_write(self, class_id, code, attr, data):
-        sn = yield from self._short_name(class_id, code, attr)
-        if len(data) + 12 > self._tx_limit:
-            raise SessionError("%s: value of %d bytes exceeds the meter's PDU size (SN block write is "
-                               "not supported)" % (self._what(code, attr), len(data)), "pdu")
-        end = xdlms.encode_write_request(self._tx, self._apo, [sn], [data])
-        mv, off, e = yield from self._transact(end, "WRITE")
-        r = xdlms.parse_write_response(mv, off, e)
-        if len(r.items) != 1:
-            raise SessionError("WRITE: %d results for 1 name" % len(r.items), "write-response")
-        it = r.items[0]
-        if it.kind == xdlms.ITEM_ERROR:
-            raise self._access_error(code, attr, it.dar)
-        return None

@@ -7,7 +7,7 @@ Blank lines and lines starting with ``#`` are skipped.
 
 The chain is the firmware's own codecs: ``hdlc.parse_frame`` (non-strict, so a frame
 with a bad FCS is reported *and* still decoded), ``hdlc.Reassembler`` and
-``strip_llc`` for segments, ``xdlms.GbtAssembler`` for general-block-transfer,
+``strip_llc`` for segments, ``xdlms_push.GbtAssembler`` for general-block-transfer,
 ``security.unwrap`` for ciphered APDUs (with ``key``/``auth_key``), ``xdlms``/``acse``
 parsers for the APDUs, ``axdr.decode`` and ``push.flatten`` for the values.
 
@@ -30,7 +30,7 @@ code on the MicroPython unix port.
 import binascii
 import json
 
-from optoread import acse, acse_server, axdr, hdlc, push, security, units, xdlms, xdlms_server
+from optoread import acse, acse_server, axdr, hdlc, push, security, units, xdlms, xdlms_push, xdlms_server
 from optoread import obis as obislib
 from optoread.errors import ApduError, OptoreadError
 
@@ -202,7 +202,7 @@ class _Dir:
     def __init__(self):
         self.reasm = hdlc.Reassembler(_CAPACITY)
         self.seg_frames = []
-        self.gbt = xdlms.GbtAssembler(bytearray(_CAPACITY))
+        self.gbt = xdlms_push.GbtAssembler(bytearray(_CAPACITY))
         self.gbt_apdus = []
         self.blocks = {}  # invoke id -> [expected block, bytearray, broken, first apdu]
 
@@ -412,7 +412,7 @@ class Decoder:
         f["user_information"] = None if r.user_info_tag is None else tag_name(r.user_info_tag)
 
     def _gbt(self, direction, mv, e):
-        g = xdlms.parse_gbt(mv)
+        g = xdlms_push.parse_gbt(mv)
         e["fields"] = {"last": g.last, "streaming": g.streaming, "window": g.window, "block_number": g.block,
                        "block_number_ack": g.ack, "block_data_len": g.data_end - g.data_off}
         st = self._dir(direction)
@@ -453,7 +453,7 @@ class Decoder:
             self.feed_apdu(direction, memoryview(plain), {"deciphered_from": e["index"]})
 
     def _notification(self, mv, e):
-        inv, dt, boff, bend = xdlms.parse_data_notification(mv)
+        inv, dt, boff, bend = xdlms_push.parse_data_notification(mv)
         iid, self_desc, boe, confirmed, high = xdlms.long_invoke_id(inv)
         f = e["fields"]
         f["long_invoke_id_and_priority"] = "%08x" % inv
