@@ -38,6 +38,7 @@ from optoread import (  # noqa: E402
     acse,
     acse_server,
     axdr,
+    axdr_compact,
     hdlc,
     obis,
     push,
@@ -686,7 +687,7 @@ def _t_axdr():
         except OptoreadError as e:
             note(e)
         try:
-            axdr.decode_type_description(mv, 0, n)
+            axdr_compact.decode_type_description(mv, 0, n)
         except OptoreadError as e:
             note(e)
         v = axdr.decode(mv, 0, n)[0]

@@ -23,7 +23,8 @@ Compact-array type descriptions (``encode(..., COMPACT_ARRAY, (td, rows))``) are
 written as: a simple type is its tag int (``LONG_UNSIGNED``); a structure is
 ``(STRUCTURE, (td, td, ...))``; an array is ``(ARRAY, count, td)``. Rows carry
 plain values (no tags): a structure row is a sequence of values, an array row a
-sequence of ``count`` values. :func:`decode_type_description` reads one.
+sequence of ``count`` values. The compact-array code is in :mod:`optoread.axdr_compact`, loaded
+at the first compact-array (RAM); its ``decode_type_description`` reads one.
 
 Decoders take ``buf`` (bytes, bytearray or memoryview), ``off`` and ``end`` and
 check every length against the bytes present before using it. Data that ends too
@@ -677,7 +678,9 @@ def _skip(buf, off, end, depth):
             off = _skip(buf, off, end, depth - 1)
         return off
     if t == COMPACT_ARRAY:
-        return _compact(buf, off, end, depth, False)[1]
+        from . import axdr_compact  # loaded by the first compact-array (RAM)
+
+        return axdr_compact.read(buf, off, end, depth, False)[1]
     return _skip_simple(t, buf, off, end)
 
 
@@ -753,7 +756,9 @@ def _decode(buf, off, end, depth):
             items.append(v)
         return (items if t == ARRAY else tuple(items)), off
     if t == COMPACT_ARRAY:
-        return _compact(buf, off, end, depth, True)
+        from . import axdr_compact
+
+        return axdr_compact.read(buf, off, end, depth, True)
     return _simple(t, buf, off, end)
 
 
@@ -766,100 +771,6 @@ def decode(buf, off=0, end=None, max_depth=8):
     if end is None or end > len(buf):
         end = len(buf)
     return _decode(buf, off, end, max_depth)
-
-
-# ---------------------------------------------------------------- compact-array
-
-
-def _read_td(buf, off, end, depth):
-    # TypeDescription -> (td, next_off); see the module docstring for the representation.
-    if off >= end:
-        raise AxdrTruncated("data ends inside a type description", "type-description", off)
-    t = buf[off]
-    off += 1
-    if t == ARRAY or t == STRUCTURE:
-        if depth <= 0:
-            raise AxdrError("nesting too deep", "depth", off - 1)
-        if t == ARRAY:
-            _need_in(buf, off, end, 2, "type-description")
-            count = (buf[off] << 8) | buf[off + 1]
-            td, off2 = _read_td(buf, off + 2, end, depth - 1)
-            if count and _td_min(td) == 0:
-                # would let a few octets expand into 65535 values per cell
-                raise AxdrError("array of zero-size type", "type-description", off)
-            return (ARRAY, count, td), off2
-        n, off = decode_length(buf, off, end)
-        items = []
-        for _ in range(n):
-            td, off = _read_td(buf, off, end, depth - 1)
-            items.append(td)
-        return (STRUCTURE, tuple(items)), off
-    if _SIZES[t] == _BAD or t == COMPACT_ARRAY:
-        raise AxdrError("bad type in type description: %d" % t, "type-description", off - 1)
-    return t, off
-
-
-def decode_type_description(buf, off=0, end=None, max_depth=8):
-    """Read a compact-array TypeDescription; returns ``(td, next_off)`` (representation: module doc)."""
-    if end is None or end > len(buf):
-        end = len(buf)
-    return _read_td(buf, off, end, max_depth)
-
-
-def _cell(td, buf, off, end, build):
-    # One untagged value of type td inside compact-array contents (value None when not build).
-    if isinstance(td, int):
-        if build:
-            return _simple(td, buf, off, end)
-        return None, _skip_simple(td, buf, off, end)
-    items = []
-    if td[0] == STRUCTURE:
-        for sub in td[1]:
-            v, off = _cell(sub, buf, off, end, build)
-            if build:
-                items.append(v)
-        return (tuple(items) if build else None), off
-    count, sub = td[1], td[2]
-    if count * _td_min(sub) > end - off:
-        raise AxdrError("array type count exceeds the contents", "compact-array", off)
-    for _ in range(count):
-        v, off = _cell(sub, buf, off, end, build)
-        if build:
-            items.append(v)
-    return (items if build else None), off
-
-
-def _td_min(td):
-    # Smallest encoding of a value of type td (0 only for null/dont-care-only types).
-    if isinstance(td, int):
-        s = _SIZES[td]
-        return 1 if s >= _VAR else s
-    if td[0] == STRUCTURE:
-        n = 0
-        for sub in td[1]:
-            n += _td_min(sub)
-        return n
-    return td[1] * _td_min(td[2])
-
-
-def _compact(buf, off, end, depth, build):
-    if depth <= 0:
-        raise AxdrError("nesting too deep", "depth", off - 1)
-    td, off = _read_td(buf, off, end, depth - 1)
-    n, off = decode_length(buf, off, end)
-    stop = off + n
-    if n and _td_min(td) == 0:
-        raise AxdrError("compact-array of zero-size type with contents", "compact-array", off)
-    rows = []
-    try:
-        while off < stop:
-            v, off = _cell(td, buf, off, stop, build)
-            if build:
-                rows.append(v)
-    except AxdrTruncated as e:
-        # Inside the contents the length is known and present: running out is malformed.
-        raise AxdrError("compact-array row crosses the contents end", "compact-array", e.offset) from None
-    return rows, stop
 
 
 # ---------------------------------------------------------------- encode
@@ -989,86 +900,6 @@ def _items(t, v):
     return items
 
 
-def _compact_parts(v):
-    try:
-        td, rows = v
-        rows = list(rows)
-    except (TypeError, ValueError):
-        raise _bad(COMPACT_ARRAY, "compact-array needs (type_description, rows)") from None
-    return td, rows
-
-
-def _td_len(td, depth):
-    # Size of a type description, checking its shape.
-    if isinstance(td, int):
-        if td < 0 or td > 255 or _SIZES[td] == _BAD or td in (ARRAY, STRUCTURE, COMPACT_ARRAY):
-            raise AxdrError("bad type in type description: %r" % (td,), "type-description")
-        return 1
-    if depth <= 0:
-        raise AxdrError("nesting too deep", "depth")
-    if isinstance(td, tuple) and len(td) == 2 and td[0] == STRUCTURE and isinstance(td[1], tuple):
-        n = 1 + length_size(len(td[1]))
-        for sub in td[1]:
-            n += _td_len(sub, depth - 1)
-        return n
-    if (
-        isinstance(td, tuple) and len(td) == 3 and td[0] == ARRAY and isinstance(td[1], int)
-        and 0 <= td[1] <= 0xFFFF
-    ):
-        n = 3 + _td_len(td[2], depth - 1)
-        if td[1] and _td_min(td[2]) == 0:
-            raise AxdrError("array of zero-size type", "type-description")  # decode refuses it
-        return n
-    raise AxdrError("bad type description %r" % (td,), "type-description")
-
-
-def _write_td(buf, off, td):
-    if isinstance(td, int):
-        _need_out(buf, off, 1)
-        buf[off] = td
-        return off + 1
-    if td[0] == STRUCTURE:
-        _need_out(buf, off, 1)
-        buf[off] = STRUCTURE
-        off = encode_length(buf, off + 1, len(td[1]))
-        for sub in td[1]:
-            off = _write_td(buf, off, sub)
-        return off
-    _need_out(buf, off, 3)
-    buf[off] = ARRAY
-    pack_into(">H", buf, off + 1, td[1])
-    return _write_td(buf, off + 3, td[2])
-
-
-def _cell_items(td, v):
-    try:
-        items = list(v)
-    except TypeError:
-        raise _bad(COMPACT_ARRAY, "compact-array value does not match its type") from None
-    if len(items) != (len(td[1]) if td[0] == STRUCTURE else td[1]):
-        raise _bad(COMPACT_ARRAY, "compact-array value does not match its type")
-    return items
-
-
-def _cell_len(td, v):
-    if isinstance(td, int):
-        return _simple_len(td, v)
-    items = _cell_items(td, v)
-    n = 0
-    for i in range(len(items)):
-        n += _cell_len(td[1][i] if td[0] == STRUCTURE else td[2], items[i])
-    return n
-
-
-def _write_cell(buf, off, td, v):
-    if isinstance(td, int):
-        return _write_simple(buf, off, td, v)
-    items = list(v)
-    for i in range(len(items)):
-        off = _write_cell(buf, off, td[1][i] if td[0] == STRUCTURE else td[2], items[i])
-    return off
-
-
 def _len(t, v, depth):
     _check_tag(t)
     if t == ARRAY or t == STRUCTURE:
@@ -1080,17 +911,9 @@ def _len(t, v, depth):
             n += _len(st, sv, depth - 1)
         return n
     if t == COMPACT_ARRAY:
-        if depth <= 0:
-            raise AxdrError("nesting too deep", "depth")
-        td, rows = _compact_parts(v)
-        n = _td_len(td, depth - 1)
-        if rows and _td_min(td) == 0:
-            # rows of zero octets cannot be counted back by a decoder
-            raise _bad(COMPACT_ARRAY, "compact-array rows of a zero-size type")
-        size = 0
-        for row in rows:
-            size += _cell_len(td, row)
-        return 1 + n + length_size(size) + size
+        from . import axdr_compact
+
+        return axdr_compact.encoded_len(v, depth)
     return 1 + _simple_len(t, v)
 
 
@@ -1106,15 +929,9 @@ def _enc(buf, off, t, v, depth):
             off = _enc(buf, off, st, sv, depth - 1)
         return off
     if t == COMPACT_ARRAY:
-        td, rows = _compact_parts(v)
-        off = _write_td(buf, off, td)
-        size = 0
-        for row in rows:
-            size += _cell_len(td, row)
-        off = encode_length(buf, off, size)
-        for row in rows:
-            off = _write_cell(buf, off, td, row)
-        return off
+        from . import axdr_compact
+
+        return axdr_compact.write(buf, off, v)
     return _write_simple(buf, off, t, v)
 
 
