@@ -15,7 +15,7 @@ sys.path.insert(0, HERE + "/../firmware")
 
 import binascii  # noqa: E402
 
-from optoread import cosem  # noqa: E402
+from optoread import cosem, cosem_association, cosem_register  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 from optoread.session import Session, Settings  # noqa: E402
 from optoread.unixport import TcpTransport  # noqa: E402
@@ -47,10 +47,10 @@ def main():
                 if o[0] in (3, 4, 5):
                     regs.append((o[0], o[2]))
 
-            out["objects"] = cosem.browse(sess, obj, ln=kw.get("ln", True))
+            out["objects"] = cosem_association.browse(sess, obj, ln=kw.get("ln", True))
             cache = {}
             for cls, r in regs:
-                v = cosem.read_register(sess, r, class_id=cls, cache=cache)
+                v = cosem_register.read_register(sess, r, class_id=cls, cache=cache)
                 out["registers"]["%d.%d.%d.%d.%d.%d" % tuple(r)] = [v.raw, v.scaler, v.unit_code]
             out["clock"] = cosem.Clock().read(sess).iso()
             first = []

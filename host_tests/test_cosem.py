@@ -2,7 +2,7 @@
 
 import gc
 
-from optoread import axdr, cosem, xdlms
+from optoread import axdr, cosem, cosem_association, cosem_register, xdlms
 from optoread.errors import DataAccessError, OptoreadError
 from portable import IS_MICROPYTHON, raises
 
@@ -108,11 +108,11 @@ def test_value_negative_and_positive_scalers():
 def test_read_register_reads_scaler_once():
     s = FakeSession({(3, ENERGY, 2): 123456, (3, ENERGY, 3): (-2, 30)})
     cache = {}
-    v = cosem.read_register(s, "1.0.1.8.0.255", cache=cache)
+    v = cosem_register.read_register(s, "1.0.1.8.0.255", cache=cache)
     assert v.raw == 123456 and v.scaler == -2 and v.unit == "Wh" and v.text == "1234.56"
     assert s.calls[-1][0] == "get_many" and cache[ENERGY] == (-2, 30)
     n = len(s.calls)
-    v = cosem.read_register(s, ENERGY, cache=cache)
+    v = cosem_register.read_register(s, ENERGY, cache=cache)
     assert v.text == "1234.56"
     assert len(s.calls) == n + 1 and s.calls[-1] == ("get", (3, ENERGY, 2), 0, None)
 
@@ -124,22 +124,22 @@ def test_read_extended_and_demand_register():
         (5, ENERGY, 2): 999, (5, ENERGY, 3): 888, (5, ENERGY, 4): (-3, 27), (5, ENERGY, 5): 8,
         (5, ENERGY, 6): t,
     })
-    v = cosem.read_register(s, ENERGY, cosem.CLASS_EXTENDED_REGISTER)
+    v = cosem_register.read_register(s, ENERGY, cosem.CLASS_EXTENDED_REGISTER)
     assert v.scaled == 550 and v.status == 0 and v.capture_time == t
-    v = cosem.read_register(s, ENERGY, cosem.CLASS_DEMAND_REGISTER)
+    v = cosem_register.read_register(s, ENERGY, cosem.CLASS_DEMAND_REGISTER)
     assert v.text == "0.999" and v.unit == "W" and v.status == 8 and v.capture_time == t
-    v = cosem.read_register(s, ENERGY, cosem.CLASS_DEMAND_REGISTER, value_attr=3)
+    v = cosem_register.read_register(s, ENERGY, cosem.CLASS_DEMAND_REGISTER, value_attr=3)
     assert v.text == "0.888"
-    raises(OptoreadError, cosem.read_register, s, ENERGY, 1)
+    raises(OptoreadError, cosem_register.read_register, s, ENERGY, 1)
 
 
 def test_read_register_errors():
     s = FakeSession({(3, ENERGY, 2): 1, (3, ENERGY, 3): denied()})
-    e = raises(DataAccessError, cosem.read_register, s, ENERGY)
+    e = raises(DataAccessError, cosem_register.read_register, s, ENERGY)
     assert e.result == 3
     for bad in ((1,), (1, 2, 3), (200, 30), (1, -1), (True, 30), None, "x"):
         s = FakeSession({(3, ENERGY, 2): 1, (3, ENERGY, 3): bad})
-        raises(cosem.CosemError, cosem.read_register, s, ENERGY)
+        raises(cosem.CosemError, cosem_register.read_register, s, ENERGY)
 
 
 def test_read_registers_one_round_trip():
@@ -150,7 +150,7 @@ def test_read_registers_one_round_trip():
         (4, KWH, 2): 7, (4, KWH, 3): (3, 30), (4, KWH, 4): 1, (4, KWH, 5): None,
     })
     cache = {V_L1: (-1, 35)}
-    out = cosem.read_registers(s, [ENERGY, "1.0.32.27.0.255", I_L1, (4, KWH), ENERGY, I_L1], cache)
+    out = cosem_register.read_registers(s, [ENERGY, "1.0.32.27.0.255", I_L1, (4, KWH), ENERGY, I_L1], cache)
     assert len(s.calls) == 1 and s.calls[0][0] == "get_many"
     # scaler_unit of ENERGY and I_L1 asked once although both appear twice; V_L1 was cached
     asked = [it for it in s.calls[0][1] if it[2] == 3 and it[0] == 3]
@@ -160,12 +160,12 @@ def test_read_registers_one_round_trip():
     assert out[3].status == 1 and out[3].capture_time is None
     assert out[4].scaled == 10
     assert isinstance(out[5], OptoreadError)
-    assert cosem.read_registers(s, []) == []
+    assert cosem_register.read_registers(s, []) == []
 
 
 def test_data_and_generic_access():
     s = FakeSession({(1, b"\x00\x00\x60\x01\x00\xff", 2): "SER123"})
-    assert cosem.read_data(s, "0.0.96.1.0.255") == "SER123"
+    assert cosem_register.read_data(s, "0.0.96.1.0.255") == "SER123"
     assert cosem.get_attribute(s, 1, "0.0.96.1.0.255", 2) == "SER123"
     cosem.set_attribute(s, 1, "0.0.96.1.0.255", 2, axdr.VISIBLE_STRING, "X")
     assert s.sets[-1] == ((1, b"\x00\x00\x60\x01\x00\xff", 2), axdr.VISIBLE_STRING, "X")
@@ -566,7 +566,7 @@ def test_browse_ln_streams_and_normalises_access_rights():
             yield e
 
     s = FakeSession(buffers={(15, b"\x00\x00\x28\x00\x00\xff", 2): gen})
-    assert cosem.browse(s, seen.append) == 3
+    assert cosem_association.browse(s, seen.append) == 3
     assert seen[0] == (8, 0, CLOCK, (((1, 1, None), (2, 3, None), (3, 1, None)), ((1, 0), (6, 1))))
     assert seen[1][3] == (((1, 1, None), (2, 1, (1, 2))), ((1, 1),))
     assert seen[2][:3] == (3, 0, ENERGY)
@@ -576,7 +576,7 @@ def test_browse_sn():
     elems = [(-1536, 15, 0, b"\x00\x00\x28\x00\x00\xff"), (0x2000, 3, 0, ENERGY)]
     s = FakeSession({(12, b"\x00\x00\x28\x00\x00\xff", 2): elems})
     seen = []
-    assert cosem.browse(s, seen.append, ln=False) == 2
+    assert cosem_association.browse(s, seen.append, ln=False) == 2
     assert seen == [(15, 0, b"\x00\x00\x28\x00\x00\xff", 0xFA00), (3, 0, ENERGY, 0x2000)]
 
 
@@ -589,10 +589,10 @@ def test_browse_rejects_malformed_elements():
     )
     for e in bad:
         s = FakeSession({(15, b"\x00\x00\x28\x00\x00\xff", 2): [e]})
-        err = raises(OptoreadError, cosem.browse, s, _drop)
+        err = raises(OptoreadError, cosem_association.browse, s, _drop)
         assert isinstance(err, cosem.CosemError) and err.offset == 0, e
     s = FakeSession({(12, b"\x00\x00\x28\x00\x00\xff", 2): [("x", 1, 0, CLOCK)]})
-    raises(cosem.CosemError, cosem.browse, s, _drop, False)
+    raises(cosem.CosemError, cosem_association.browse, s, _drop, False)
 
 
 # ---------------------------------------------------------------- hostile values
@@ -613,12 +613,12 @@ def _garbage(seed):
 def _hostile_calls(s, g):
     period = g[2] if isinstance(g[2], int) else 900
     return (
-        lambda: cosem.read_register(s, ENERGY).text,
-        lambda: cosem.read_register(s, ENERGY, 4),
-        lambda: cosem.read_registers(s, [ENERGY, (4, ENERGY)]),
+        lambda: cosem_register.read_register(s, ENERGY).text,
+        lambda: cosem_register.read_register(s, ENERGY, 4),
+        lambda: cosem_register.read_registers(s, [ENERGY, (4, ENERGY)]),
         lambda: cosem.Clock().read(s),
-        lambda: cosem.browse(s, _drop),
-        lambda: cosem.browse(s, _drop, False),
+        lambda: cosem_association.browse(s, _drop),
+        lambda: cosem_association.browse(s, _drop, False),
         lambda: cosem.ProfileGeneric(BLOCK_LOAD).sort_object(s),
         lambda: cosem.ProfileGeneric(BLOCK_LOAD).read_all(s, lambda r: None),
         lambda: cosem.ProfileGeneric(BLOCK_LOAD, list(COLS), period).read_all(s, lambda r: None),

@@ -10,7 +10,7 @@ session = pytest.importorskip("optoread.session", reason="optoread.session (SESS
 sim = pytest.importorskip("optoread_tools.sim_dlms",
                           reason="optoread_tools.sim_dlms (SIMULATOR task) is not present")
 
-from optoread import axdr, cosem  # noqa: E402
+from optoread import axdr, cosem, cosem_association, cosem_register  # noqa: E402
 from optoread.errors import DataAccessError  # noqa: E402
 
 Settings, Session = session.Settings, session.Session
@@ -62,7 +62,7 @@ def test_full_readout(name):
     with sess:
         # object list
         objs = []
-        assert cosem.browse(sess, objs.append, ln=ln) == len(objs) > 10
+        assert cosem_association.browse(sess, objs.append, ln=ln) == len(objs) > 10
         listed = {(o[0], o[2]) for o in objs}
         for cls, _ver, ob, _acc in model.objects:
             if cls != (15 if not ln else 12):
@@ -70,11 +70,11 @@ def test_full_readout(name):
         # every register
         regs = [(o[0], o[2]) for o in objs if o[0] in (3, 4, 5)]
         cache = {}
-        values = cosem.read_registers(sess, regs, cache)
+        values = cosem_register.read_registers(sess, regs, cache)
         for (_cls, ob), v in zip(regs, values):
             assert isinstance(v, cosem.Value), (ob, v)
             assert (v.raw, v.scaler, v.unit_code) == model.expected_register(ob), ob
-        md = cosem.read_register(sess, "1.0.1.6.0.255", cosem.CLASS_EXTENDED_REGISTER, cache)
+        md = cosem_register.read_register(sess, "1.0.1.6.0.255", cosem.CLASS_EXTENDED_REGISTER, cache)
         assert isinstance(md.capture_time, axdr.DateTime) and md.status == 0
         # clock
         now = cosem.Clock().read(sess)
@@ -201,14 +201,14 @@ def test_browse_access_rights_and_sn_base_names():
     sess, srv, tr = open_session(model)
     with sess:
         objs = []
-        cosem.browse(sess, objs.append)
+        cosem_association.browse(sess, objs.append)
     clock = [o for o in objs if o[0] == 8][0]
     attrs, methods = clock[3]
     assert attrs[1][:2] == (2, 1) and all(len(a) == 3 for a in attrs)
     sess, srv, tr = open_session(model, {"ln": False}, ln=False)
     with sess:
         objs = []
-        cosem.browse(sess, objs.append, ln=False)
+        cosem_association.browse(sess, objs.append, ln=False)
     names = {o[2]: o[3] for o in objs}
     assert names[b"\x00\x00\x28\x00\x00\xff"] == 0xFA00
     assert all(0 <= bn <= 0xFFFF for bn in names.values())

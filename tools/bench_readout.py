@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
-from optoread import cosem  # noqa: E402
+from optoread import cosem, cosem_association, cosem_register  # noqa: E402
 from optoread.session import Session, Settings  # noqa: E402
 from optoread_tools import sim_dlms  # noqa: E402
 
@@ -35,10 +35,10 @@ def full_readout(max_info_meter, max_info_client, rows=2880):
             if o[0] in (3, 4, 5):
                 regs.append(o[2])
 
-        objects = cosem.browse(sess, obj)
+        objects = cosem_association.browse(sess, obj)
         cache = {}
         for i in range(0, len(regs), 8):
-            cosem.read_registers(sess, [(3, r) for r in regs[i:i + 8]], cache)
+            cosem_register.read_registers(sess, [(3, r) for r in regs[i:i + 8]], cache)
         cosem.Clock().read(sess)
         pg = cosem.ProfileGeneric(PROFILE)
 

@@ -5,17 +5,21 @@ Everything here talks to the meter only through the session API
 ``sess.set``, ``sess.action``), so it runs unchanged against the real session, the
 simulator or a test double. It turns attribute values into meaning:
 
-* Data (1), Register (3), Extended Register (4), Demand Register (5): :func:`read_data`,
-  :func:`read_register`, :func:`read_registers` give :class:`Value` (raw x 10^scaler in a
-  DLMS unit, exact text via :func:`optoread.units.scaled_text`). scaler_unit is read once
-  per OBIS and kept in a small dict the caller may pass (``cache``).
+* Data (1), Register (3), Extended Register (4), Demand Register (5): in
+  :mod:`optoread.cosem_register`, whose ``read_data``, ``read_register`` and ``read_registers``
+  give :class:`Value` (raw x 10^scaler in a DLMS unit, exact text via
+  :func:`optoread.units.scaled_text`).
 * Profile Generic (7): :class:`ProfileGeneric` reads the buffer by range, by entry or
   whole, delivering rows one at a time to a sink (never the buffer in RAM). Clock cells
   become :class:`optoread.axdr.DateTime`; null clock cells of compressed buffers are rebuilt
   from the previous row + capture_period. Register columns may be scaled from the
   registers' scaler_unit or from an IS 15959 scaler profile.
 * Clock (8): :class:`Clock` read / set / shift_time / time_zone / status.
-* Association LN (15) / SN (12): :func:`browse` streams the object_list.
+* Association LN (15) / SN (12): ``browse`` in :mod:`optoread.cosem_association` streams
+  the object_list.
+
+The register and association modules are loaded only by readings that use them (RAM: an
+IS 15959 plan reads profiles, never loads either).
 * Any class: :func:`get_attribute`, :func:`set_attribute`, :func:`invoke`.
 
 Values a meter sends in an unexpected shape raise :class:`CosemError` (field and index named).
@@ -210,7 +214,7 @@ def invoke(sess, class_id, obis, method, tag=None, value=None):
     return sess.action(class_id, obis6(obis), method, tag, value)
 
 
-# ---------------------------------------------------------------- Data, Register, ...
+# ---------------------------------------------------------------- Register (cosem_register)
 
 # class_id -> (scaler_unit attr, status attr, capture_time attr); value is attribute 2.
 _REGISTER_ATTRS = {
@@ -220,115 +224,10 @@ _REGISTER_ATTRS = {
 }
 
 
-def _register_attrs(class_id):
-    a = _REGISTER_ATTRS.get(class_id)
-    if a is None:
-        raise CosemError("class %r has no scaler_unit" % (class_id,), "class_id")
-    return a
-
-
-def read_data(sess, obis):
-    """Attribute 2 (value) of a Data object (class 1), as decoded."""
-    return sess.get(CLASS_DATA, obis6(obis), _ATTR_VALUE)
-
-
-def _register_requests(class_id, code, need_su, value_attr):
-    # The (class, obis, attr) requests for one register, in the order _register_value reads them.
-    su_attr, st_attr, ct_attr = _register_attrs(class_id)
-    reqs = [(class_id, code, value_attr)]
-    if need_su:
-        reqs.append((class_id, code, su_attr))
-    if st_attr:
-        reqs.append((class_id, code, st_attr))
-        reqs.append((class_id, code, ct_attr))
-    return reqs
-
-
-def _register_value(class_id, code, answers, need_su, cache):
-    # answers: value, [scaler_unit], [status, capture_time]; the first failed one is returned.
-    for a in answers:
-        if isinstance(a, Exception):
-            return a
-    i = 1
-    if need_su:
-        su = parse_scaler_unit(answers[1], "scaler_unit")
-        cache[code] = su
-        i = 2
-    else:
-        su = cache[code]
-    status = None
-    ct = None
-    if len(answers) > i:
-        status = answers[i]
-        ct = to_datetime(answers[i + 1])
-    return Value(answers[0], su[0], su[1], status, ct, code, class_id)
-
-
 def _check_answers(answers, reqs):
     if not isinstance(answers, (list, tuple)) or len(answers) != len(reqs):
         raise CosemError("get_many gave %d answers to %d requests" % (len(answers), len(reqs)),
                          "get_many")
-
-
-def read_register(sess, obis, class_id=CLASS_REGISTER, cache=None, value_attr=_ATTR_VALUE):
-    """A Register (3), Extended Register (4) or Demand Register (5) as a :class:`Value`.
-
-    scaler_unit is read once per OBIS when ``cache`` (a dict the caller keeps: obis6 ->
-    (scaler, unit)) is given. For class 5 ``value_attr`` picks current (2) or last (3)
-    average. The DataAccessError of any attribute is raised.
-    """
-    code = obis6(obis)
-    if cache is None:
-        cache = {}
-    reqs = _register_requests(class_id, code, code not in cache, value_attr)
-    if len(reqs) == 1:
-        answers = [sess.get(class_id, code, value_attr)]
-    else:
-        answers = sess.get_many(reqs)
-        _check_answers(answers, reqs)
-    v = _register_value(class_id, code, answers, code not in cache, cache)
-    if isinstance(v, Exception):
-        raise v
-    return v
-
-
-def read_registers(sess, items, cache=None):
-    """Several registers in as few round trips as the session allows (one ``get_many``, which
-    the session splits to the negotiated PDU size).
-
-    ``items``: OBIS codes (class 3) or ``(class_id, obis)`` pairs. Returns a list in the
-    same order holding a :class:`Value` or the error (DataAccessError, CosemError) of that item.
-    """
-    if cache is None:
-        cache = {}
-    asked = {}  # OBIS codes whose scaler_unit this batch requests (an OBIS may repeat)
-    plan = []
-    reqs = []
-    for it in items:
-        if isinstance(it, tuple) and len(it) == 2:
-            class_id, code = it[0], obis6(it[1])
-        else:
-            class_id, code = CLASS_REGISTER, obis6(it)
-        need_su = code not in cache and code not in asked
-        if need_su:
-            asked[code] = True
-        r = _register_requests(class_id, code, need_su, _ATTR_VALUE)
-        plan.append((class_id, code, len(reqs), len(r), need_su))
-        reqs.extend(r)
-    answers = sess.get_many(reqs) if reqs else []
-    _check_answers(answers, reqs)
-    out = []
-    for class_id, code, start, n, need_su in plan:
-        part = answers[start:start + n]
-        if not need_su and code not in cache:
-            # Its scaler_unit was requested for an earlier item of this batch, which failed.
-            out.append(CosemError("scaler_unit of this object could not be read", "scaler_unit"))
-            continue
-        try:
-            out.append(_register_value(class_id, code, part, need_su, cache))
-        except CosemError as e:
-            out.append(e)
-    return out
 
 
 # ---------------------------------------------------------------- Profile Generic
@@ -665,78 +564,3 @@ class Clock:
         if not _is_int(seconds) or seconds < -_MAX_SHIFT or seconds > _MAX_SHIFT:
             raise CosemError("shift_time takes -900..900 seconds", "shift_time")
         return sess.action(CLASS_CLOCK, self.obis, _METHOD_SHIFT_TIME, axdr.LONG, seconds)
-
-
-# ---------------------------------------------------------------- Association object_list
-
-
-def _selectors(v, index):
-    if v is None:
-        return None
-    if not isinstance(v, (list, tuple)):
-        raise CosemError("access_selectors is not an array", "access_rights", index)
-    for s in v:
-        if not _is_int(s):
-            raise CosemError("access selector is not an integer", "access_rights", index)
-    return tuple(v)
-
-
-def parse_access_rights(v, index=None):
-    """Normalised access_rights of an object_list element: ``(attributes, methods)`` with
-    attributes = ``((attr_id, access_mode, selectors_or_None), ...)`` and methods =
-    ``((method_id, access_mode), ...)`` (boolean modes of version 0 become 0/1)."""
-    if not isinstance(v, (tuple, list)) or len(v) < 2:
-        raise CosemError("access_rights is not a structure", "access_rights", index)
-    attrs = []
-    methods = []
-    if not isinstance(v[0], (list, tuple)) or not isinstance(v[1], (list, tuple)):
-        raise CosemError("access_rights lists are not arrays", "access_rights", index)
-    for a in v[0]:
-        if not isinstance(a, (tuple, list)) or len(a) < 2 or not _is_int(a[0]) or not _is_int(a[1]):
-            raise CosemError("bad attribute_access_item", "access_rights", index)
-        attrs.append((a[0], a[1], _selectors(a[2], index) if len(a) > 2 else None))
-    for m in v[1]:
-        if not isinstance(m, (tuple, list)) or len(m) < 2 or not _is_int(m[0]):
-            raise CosemError("bad method_access_item", "access_rights", index)
-        mode = m[1]
-        if isinstance(mode, bool):
-            mode = 1 if mode else 0
-        elif not _is_int(mode):
-            raise CosemError("bad method access_mode", "access_rights", index)
-        methods.append((m[0], mode))
-    return tuple(attrs), tuple(methods)
-
-
-class _ObjectSink:
-    def __init__(self, sink, ln):
-        self.sink = sink
-        self.ln = ln
-        self.count = 0
-
-    def __call__(self, e):
-        i = self.count
-        if not isinstance(e, (tuple, list)) or len(e) != 4:
-            raise CosemError("object_list element is not a structure of four", "object_list", i)
-        if self.ln:
-            # {class_id, version, logical_name, access_rights}
-            cls, ver, ln, ar = e
-            ar = parse_access_rights(ar, i)
-        else:
-            # {base_name, class_id, version, logical_name}
-            ar, cls, ver, ln = e
-            if not _is_int(ar):
-                raise CosemError("base_name is not a number", "object_list", i)
-            ar &= 0xFFFF  # sent as a signed long
-        if not _is_int(cls) or not _is_int(ver) or not isinstance(ln, (bytes, bytearray)) or len(ln) != 6:
-            raise CosemError("object_list element fields have wrong types", "object_list", i)
-        self.count += 1
-        self.sink((cls, ver, bytes(ln), ar))
-
-
-def browse(sess, sink, ln=True, obis=ASSOCIATION_OBIS):
-    """Stream the association's object_list: ``sink((class_id, version, obis6, x))`` per object,
-    where ``x`` is the access rights (LN, :func:`parse_access_rights`) or the base name (SN,
-    class 12). Returns the object count."""
-    s = _ObjectSink(sink, ln)
-    sess.get(CLASS_ASSOCIATION_LN if ln else CLASS_ASSOCIATION_SN, obis6(obis), _ATTR_OBJECT_LIST, sink=s)
-    return s.count

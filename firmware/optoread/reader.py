@@ -345,9 +345,11 @@ class Reader:
                 self._profile(sess, w, step, meter_dt)
 
     def _registers(self, sess, w, codes, classes=None):
+        from . import cosem_register  # register readings only (RAM)
+
         cache = {}
         items = [(classes[i] if classes else cosem.CLASS_REGISTER, codes[i]) for i in range(len(codes))]
-        results = cosem.read_registers(sess, items, cache)
+        results = cosem_register.read_registers(sess, items, cache)
         for code, v in zip(codes, results):
             name = obislib.format(code)
             if isinstance(v, cosem.Value):
@@ -355,7 +357,7 @@ class Reader:
                         v.unit_code)
             else:
                 try:
-                    w.value(name, _text(cosem.read_data(sess, code)))
+                    w.value(name, _text(cosem_register.read_data(sess, code)))
                 except DataAccessError as e:  # the meter refused this object; link errors go up
                     w.value(name, None, None, "error: %s" % e)
         self._say("%d registers" % len(codes))
@@ -369,7 +371,9 @@ class Reader:
                 regs.append(o[2])
                 classes.append(o[0])
 
-        n = cosem.browse(sess, sink, ln=ln)
+        from . import cosem_association  # browsing readings only (RAM)
+
+        n = cosem_association.browse(sess, sink, ln=ln)
         self._say("object list: %d objects, %d registers" % (n, len(regs)))
         for i in range(0, len(regs), 8):
             self._registers(sess, w, regs[i:i + 8], classes[i:i + 8])

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 
-from optoread import axdr, cosem
+from optoread import axdr, cosem, cosem_association, cosem_register
 from optoread import obis as obislib
 from optoread.errors import DataAccessError, OptoreadError
 
@@ -117,10 +117,10 @@ def _read_obis(sess, spec, pr, cache):
         return
     if cls is None and attr is None:
         try:
-            v = cosem.read_register(sess, code, cache=cache)
+            v = cosem_register.read_register(sess, code, cache=cache)
             cls, attr = cosem.CLASS_REGISTER, 2
         except DataAccessError:
-            v = cosem.read_data(sess, code)
+            v = cosem_register.read_data(sess, code)
             cls, attr = cosem.CLASS_DATA, 2
         if isinstance(v, cosem.Value):
             pr.emit({"obis": name, "class": cls, "attr": attr, "value": jsonable(v.scaled), "unit": v.unit,
@@ -184,7 +184,7 @@ def run(args):
                     pr.emit({"object": obislib.format(ln), "class": cls, "version": ver},
                             "%-18s class %d v%d" % (obislib.format(ln), cls, ver))
 
-                cosem.browse(sess, obj, ln=not args.sn)
+                cosem_association.browse(sess, obj, ln=not args.sn)
             cache = {}
             for spec in args.obis:
                 _read_obis(sess, spec, pr, cache)
