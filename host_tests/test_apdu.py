@@ -4,7 +4,17 @@ import json
 from binascii import unhexlify
 
 import portable
-from optoread import acse, acse_server, axdr, xdlms, xdlms_push, xdlms_server, xdlms_set, xdlms_sn
+from optoread import (
+    acse,
+    acse_server,
+    axdr,
+    xdlms,
+    xdlms_errors,
+    xdlms_push,
+    xdlms_server,
+    xdlms_set,
+    xdlms_sn,
+)
 from optoread.errors import ApduError, DataAccessError, OptoreadError
 
 PORTABLE = True
@@ -417,9 +427,9 @@ def test_exception_and_confirmed_service_errors():
     e = portable.raises(ApduError, xdlms_set.parse_action_response, h("0E050501"))
     assert (e.service, e.error_type, e.code) == (5, 5, 1) and "scope-of-access-violated" in str(e)
     assert enc(xdlms_server.encode_exception_response, 2, 6, 7) == h("D8020600000007")
-    assert xdlms.parse_exception_response(h("D80203")) == (2, 3, None)
+    assert xdlms_errors.parse_exception_response(h("D80203")) == (2, 3, None)
     portable.raises(ApduError, xdlms.parse_get_response, h("D801"))
-    assert xdlms.error_from_apdu(h("C401C100")) is None
+    assert xdlms_errors.error_from_apdu(h("C401C100")) is None
 
 
 # ---------------------------------------------------------------- SET / ACTION
@@ -620,7 +630,8 @@ _PARSERS = (
     acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
     xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
     xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
-    xdlms.parse_exception_response, xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
+    xdlms_errors.parse_exception_response, xdlms_errors.parse_confirmed_service_error,
+    xdlms_errors.error_from_apdu,
 )
 
 _SAMPLES = (

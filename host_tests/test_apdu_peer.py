@@ -24,7 +24,17 @@ from gurux_dlms.objects import (  # noqa: E402
 )
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from optoread import acse, acse_server, axdr, xdlms, xdlms_push, xdlms_server, xdlms_set, xdlms_sn  # noqa: E402
+from optoread import (  # noqa: E402
+    acse,
+    acse_server,
+    axdr,
+    xdlms,
+    xdlms_errors,
+    xdlms_push,
+    xdlms_server,
+    xdlms_set,
+    xdlms_sn,
+)
 from optoread.errors import OptoreadError  # noqa: E402
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -241,7 +251,8 @@ _PARSERS = (
     acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
     xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
     xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
-    xdlms.parse_exception_response, xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
+    xdlms_errors.parse_exception_response, xdlms_errors.parse_confirmed_service_error,
+    xdlms_errors.error_from_apdu,
 )
 
 

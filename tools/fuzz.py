@@ -46,6 +46,7 @@ from optoread import (  # noqa: E402
     store,
     wrapper,
     xdlms,
+    xdlms_errors,
     xdlms_push,
     xdlms_server,
     xdlms_set,
@@ -608,8 +609,8 @@ _APDU_PARSERS = (
     acse_server.parse_initiate_request, acse.parse_initiate_response,
     xdlms_server.parse_get_request, xdlms.parse_get_response, xdlms_set.parse_set_response,
     xdlms_set.parse_action_response, xdlms_sn.parse_read_response, xdlms_sn.parse_write_response,
-    xdlms_push.parse_data_notification, xdlms_push.parse_gbt, xdlms.parse_exception_response,
-    xdlms.parse_confirmed_service_error, xdlms.error_from_apdu,
+    xdlms_push.parse_data_notification, xdlms_push.parse_gbt, xdlms_errors.parse_exception_response,
+    xdlms_errors.parse_confirmed_service_error, xdlms_errors.error_from_apdu,
 )
 
 

@@ -25,11 +25,9 @@ from .xdlms import (
     RLRE,
     RLRQ,
     bounds,
-    confirmed_service_error_text,
     is_ciphered,
     length_size,
     need,
-    parse_confirmed_service_error,
     put,
     read_length,
     room,
@@ -301,8 +299,10 @@ def parse_initiate_response(mv, off=0, end=None):
     end = bounds(mv, off, end)
     tag, off2 = u8(mv, off, end, "initiate-response")
     if tag == CONFIRMED_SERVICE_ERROR:
-        s, k, c = parse_confirmed_service_error(mv, off, end)
-        raise ApduError("confirmed-service-error " + confirmed_service_error_text(s, k, c),
+        from . import xdlms_errors  # the meter refused the InitiateRequest
+
+        s, k, c = xdlms_errors.parse_confirmed_service_error(mv, off, end)
+        raise ApduError("confirmed-service-error " + xdlms_errors.confirmed_service_error_text(s, k, c),
                         "initiate-response", off)
     if tag != INITIATE_RESPONSE:
         raise ApduError("expected InitiateResponse, got 0x%02X" % tag, "initiate-response", off)
@@ -495,8 +495,10 @@ class Aare(_Association):
     def check(self):
         """Raise ApduError unless the association was accepted without a service error."""
         if self.service_error is not None:
-            raise ApduError("association refused: confirmed-service-error "
-                            + confirmed_service_error_text(*self.service_error), "user-information")
+            from . import xdlms_errors
+
+            text = xdlms_errors.confirmed_service_error_text(*self.service_error)
+            raise ApduError("association refused: confirmed-service-error " + text, "user-information")
         if not self.accepted:
             src = "acse-service-user" if self.diagnostic_source == SOURCE_USER else "acse-service-provider"
             raise ApduError("association %s: %s %s" % (self.result_name, src, self.diagnostic_name),
@@ -528,7 +530,9 @@ def parse_aare(mv, off=0, end=None):
     if r.user_info_tag == INITIATE_RESPONSE:
         r.initiate = parse_initiate_response(mv, r.user_info_off, r.user_info_end)
     elif r.user_info_tag == CONFIRMED_SERVICE_ERROR:
-        r.service_error = parse_confirmed_service_error(mv, r.user_info_off, r.user_info_end)
+        from . import xdlms_errors
+
+        r.service_error = xdlms_errors.parse_confirmed_service_error(mv, r.user_info_off, r.user_info_end)
     return r
 
 

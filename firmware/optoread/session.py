@@ -600,14 +600,18 @@ class Session:
                                max_pdu=st.max_pdu, user_information=ui)
         mv, off, e = yield from self._transact(end, "AARQ", protect=False)
         if off < e and mv[off] != xdlms.AARE:
-            err = xdlms.error_from_apdu(mv, off, e)
+            from . import xdlms_errors
+
+            err = xdlms_errors.error_from_apdu(mv, off, e)
             if err is not None:
                 raise SessionError("association refused: " + err.message, "aare")
             raise SessionError("meter answered the AARQ with APDU 0x%02X, not an AARE" % mv[off], "aare")
         aare = acse.parse_aare(mv, off, e)
         if aare.service_error is not None:
+            from . import xdlms_errors
+
             raise SessionError("association refused: confirmed-service-error "
-                               + acse.confirmed_service_error_text(*aare.service_error), "aare")
+                               + xdlms_errors.confirmed_service_error_text(*aare.service_error), "aare")
         if not aare.accepted:
             if (aare.diagnostic_source == acse.SOURCE_USER
                     and aare.diagnostic == acse.DIAG_AUTHENTICATION_FAILURE):

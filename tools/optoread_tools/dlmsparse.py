@@ -30,7 +30,19 @@ code on the MicroPython unix port.
 import binascii
 import json
 
-from optoread import acse, acse_server, axdr, hdlc, push, security, units, xdlms, xdlms_push, xdlms_server
+from optoread import (
+    acse,
+    acse_server,
+    axdr,
+    hdlc,
+    push,
+    security,
+    units,
+    xdlms,
+    xdlms_errors,
+    xdlms_push,
+    xdlms_server,
+)
 from optoread import obis as obislib
 from optoread.errors import ApduError, OptoreadError
 
@@ -384,17 +396,18 @@ class Decoder:
                     "negotiated_conformance_names": acse.conformance_names(i.conformance),
                     "server_max_receive_pdu_size": i.max_pdu, "vaa_name": "0x%04x" % i.vaa_name}
             if r.service_error is not None:
-                f["confirmed_service_error"] = xdlms.confirmed_service_error_text(*r.service_error)
+                f["confirmed_service_error"] = xdlms_errors.confirmed_service_error_text(*r.service_error)
         elif tag == xdlms.RLRQ or tag == xdlms.RLRE:
             r = acse_server.parse_rlrq(mv) if tag == xdlms.RLRQ else acse.parse_rlre(mv)
             f["reason"] = r.reason
         elif tag == xdlms.EXCEPTION_RESPONSE:
-            s, v, ic = xdlms.parse_exception_response(mv)
+            s, v, ic = xdlms_errors.parse_exception_response(mv)
             f["state_error"] = s
             f["service_error"] = v
             f["invocation_counter"] = ic
         elif tag == xdlms.CONFIRMED_SERVICE_ERROR:
-            f["error"] = xdlms.confirmed_service_error_text(*xdlms.parse_confirmed_service_error(mv))
+            cse = xdlms_errors.parse_confirmed_service_error(mv)
+            f["error"] = xdlms_errors.confirmed_service_error_text(*cse)
         else:
             f["hex"] = hexs(mv)
             self.warnings.append("apdu %d: %s is not decoded further" % (e["index"], e["tag"]))
