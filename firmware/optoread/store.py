@@ -26,6 +26,9 @@ shifted left by one and its low bit says whether an explicit clock follows
 (zig-zag difference to the implied clock = previous clock + capture period).
 A regular 15-minute profile with one energy column costs about 2.3 bytes per row.
 
+Reading sessions back, filtered listings and acknowledging live in :mod:`store_query`,
+imported by the ``Store`` methods on first use: a reading and the mount never load it (RAM).
+
 The file system is reached through a tiny interface (see :class:`OsFs`):
 ``open(path, mode)``, ``listdir(path)``, ``mkdir(path)``, ``remove(path)``,
 ``rename(old, new)``, ``free(path) -> bytes``. ``OsFs`` maps it onto ``os`` (a
@@ -66,7 +69,6 @@ _HDR = "<BBBBIH"
 _ROW_BLOCK = const(512)  # profile rows are flushed to the file in records of at most this payload
 _MAX_VARINT = const(10)
 _SYNC_BYTES = const(4096)  # flush (LittleFS: commit) at least this often while writing a session
-_ACKS_COMPACT = const(2048)
 
 # Tags of the self-describing items in HEAD/VALUE/EVENT/PROFILE/COMMIT/ACK payloads.
 _TAG_NONE = const(0)
@@ -510,13 +512,10 @@ class Session:
         self.downloaded = False
 
     def as_dict(self):
-        return {
-            "seq": self.seq, "meter": self.meter, "plan": self.plan, "device_time": self.device_time,
-            "meter_time": self.meter_time, "complete": self.complete, "sealed": self.sealed,
-            "error": self.error, "values": self.values, "events": self.events,
-            "profiles": self.profiles, "rows": self.rows, "size": self.size,
-            "downloaded": self.downloaded,
-        }
+        """The summary as a plain dict (JSON, listings)."""
+        from . import store_query
+
+        return store_query.as_dict(self)
 
     def __repr__(self):
         return "Session(%d, %r, %s)" % (self.seq, self.meter, COMPLETE if self.complete else INCOMPLETE)
@@ -801,17 +800,9 @@ class Store:
         ``meter``: meter id; ``downloaded``: True/False; ``since``/``until``: device time range
         (epoch seconds, inclusive).
         """
-        self._need_mount()
-        for s in self._sessions:
-            if meter is not None and s.meter != meter:
-                continue
-            if downloaded is not None and s.downloaded != downloaded:
-                continue
-            if since is not None and (s.device_time is None or s.device_time < since):
-                continue
-            if until is not None and (s.device_time is None or s.device_time > until):
-                continue
-            yield s
+        from . import store_query  # the query side is loaded only when it is asked for (RAM)
+
+        return store_query.sessions(self, meter, downloaded, since, until)
 
     def session(self, seq):
         """The summary of session ``seq``; StoreError if there is none."""
@@ -829,75 +820,22 @@ class Store:
         Only whole, CRC-checked records of the session are given; a torn tail is never data.
         Returns the Session summary.
         """
-        self._need_mount()
-        self._idle()
-        s = self.session(seq)
-        buf = self._buf
-        rows = RowDecoder()
-        pos = 0
-        emit = lambda clock, cols: sink("row", (clock, cols))
-        with self.fs.open(self._path(seq), "rb") as f:
-            while pos < s.size:
-                n, rtype, pay, pend = self._read_record(f, buf)
-                if n == 0 or rtype < 0 or self._rseq != seq:
-                    raise _err("session %d changed on flash" % seq, "record", pos)
-                if rtype == T_ROWS:
-                    rows.block(buf, pay, pend, emit)
-                else:
-                    kind, d = decode_payload(rtype, buf, pay, pend)
-                    if kind == "profile":
-                        rows.reset(len(d[3]), d[1], d[2])
-                    sink(kind, d)
-                pos += n
-        if not s.sealed:
-            sink("commit", (INCOMPLETE, INTERRUPTED, s.records, s.rows))
-        return s
+        from . import store_query
+
+        return store_query.read(self, seq, sink)
 
     def read_raw(self, seq, sink):
         """Stream the stored bytes of session ``seq`` (whole records only) as memoryview chunks."""
-        self._need_mount()
-        self._idle()
-        s = self.session(seq)
-        mv = memoryview(self._buf)
-        left = s.size
-        with self.fs.open(self._path(seq), "rb") as f:
-            while left:
-                k = f.readinto(mv[:min(left, len(mv))])
-                if not k:
-                    raise _err("session %d changed on flash" % seq, "file", s.size - left)
-                sink(mv[:k])
-                left -= k
-        return s
+        from . import store_query
+
+        return store_query.read_raw(self, seq, sink)
 
     # -- acknowledgement and space
     def ack(self, up_to_seq):
         """Mark sessions up to ``up_to_seq`` as downloaded (persistent); return the acked sequence."""
-        self._need_mount()
-        self._idle()
-        if not isinstance(up_to_seq, int) or up_to_seq < 0:
-            raise _err("bad sequence number", "seq")
-        top = self._sessions[-1].seq if self._sessions else 0
-        if up_to_seq > top:
-            up_to_seq = top
-        if up_to_seq <= self._acked:
-            return self._acked
-        path = self.root + "/" + _ACKS
-        buf = self._buf
-        try:
-            size = _file_size(self.fs, path)
-        except OSError:
-            size = 0
-        if size >= _ACKS_COMPACT:
-            self._write_acks(up_to_seq)
-        else:
-            n = encode_record(buf, 0, T_ACK, 0, (up_to_seq,))
-            with self.fs.open(path, "ab") as f:
-                f.write(memoryview(buf)[:n])
-                f.flush()
-        self._acked = up_to_seq
-        for s in self._sessions:
-            s.downloaded = s.seq <= up_to_seq
-        return up_to_seq
+        from . import store_query
+
+        return store_query.ack(self, up_to_seq)
 
     @property
     def acked(self):
@@ -908,6 +846,8 @@ class Store:
         """Free bytes on the file system."""
         return self.fs.free(self.root)
 
+    # space() and reclaim() stay here although they are queries: the boot banner (main.py) and
+    # begin() call them, and moving them would load store_query on every boot or full store.
     def space(self):
         """Space accounting: dict of free bytes, stored/unacknowledged/reclaimable bytes, counts."""
         self._need_mount()
