@@ -7,7 +7,7 @@ import portable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optoread import hdlc
+from optoread import hdlc, hdlc_parse
 from optoread.errors import LinkError, OptoreadError
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -82,7 +82,7 @@ def _run(rx, chunks):
 def _check_parse(data):
     for strict in (True, False):
         try:
-            f = hdlc.parse_frame(data, 0, len(data), strict)
+            f = hdlc_parse.parse_frame(data, 0, len(data), strict)
         except LinkError:
             continue
         assert f.start + f.length <= len(data) and f.info_off + f.info_len <= f.start + f.length
@@ -145,7 +145,7 @@ def test_streams_of_real_frames_with_noise(frames, noise, cut):
     got = _check_receiver(data, cut % (len(data) + 1))
     if b"\x7e" not in noise:
         # noise without flags between complete frames never costs a good frame
-        want = [f[1:-1] for f in frames if hdlc.parse_frame(f, strict=False).fcs_ok
+        want = [f[1:-1] for f in frames if hdlc_parse.parse_frame(f, strict=False).fcs_ok
                 and len(f) - 2 <= hdlc.frame_capacity(600)]
         assert got == want
 
@@ -160,7 +160,7 @@ def test_connection_survives_arbitrary_frames(frames):
         if not server:
             conn.connect()
         for raw in frames:
-            f = hdlc.parse_frame(raw, strict=False)
+            f = hdlc_parse.parse_frame(raw, strict=False)
             if not f.fcs_ok:
                 continue
             try:
@@ -175,7 +175,7 @@ def test_only_optoread_errors_escape_bad_arguments():
     for fn, args in (
         (hdlc.encode_frame, (buf, 0, CLIENT, SERVER, 0x10, b"x" * 10)),
         (hdlc.encode_frame, (buf, -1, CLIENT, SERVER, 0x10)),
-        (hdlc.parse_frame, (b"\x7e\xa0\x07", 0, 10)),
+        (hdlc_parse.parse_frame, (b"\x7e\xa0\x07", 0, 10)),
         (hdlc.parse_params, (b"\x81\x80\xff",)),
         (hdlc.FrameReceiver, (5000,)),
     ):
@@ -204,12 +204,12 @@ def test_gurux_snrm_parses_and_our_server_answers(params):
     max_tx, max_rx, win_tx, win_rx = params
     c = _gurux_client(max_rx, max_tx, win_rx, win_tx)
     snrm = bytes(c.snrmRequest())
-    f = hdlc.parse_frame(snrm)
+    f = hdlc_parse.parse_frame(snrm)
     assert f.kind == "SNRM" and (f.dst_upper, f.dst_lower, f.src) == (1, 17, 16)
     assert hdlc.parse_params(f.buf, f.info_off, f.info_off + f.info_len) == params
     server = hdlc.HdlcConnection(SERVER, CLIENT, True, 256, 256, 3, 3)
     assert server.receive_frame(f) == hdlc.EV_CONNECTED
-    ua = hdlc.parse_frame(bytes(server.output()))
+    ua = hdlc_parse.parse_frame(bytes(server.output()))
     c.parseUAResponse(bytes(ua.info()))
     s = c.hdlcSettings
     # gurux reads the UA from the server's view: its TX is the server's RX
@@ -221,7 +221,7 @@ def test_gurux_aarq_frame_parses_and_matches_our_encoding():
     c = _gurux_client()
     frames = [bytes(x) for x in c.aarqRequest()]
     assert len(frames) == 1
-    f = hdlc.parse_frame(frames[0])
+    f = hdlc_parse.parse_frame(frames[0])
     assert (f.kind, f.ns, f.nr, f.pf, f.segmented) == ("I", 0, 0, 1, False)
     assert hdlc.strip_llc(f.buf, f.info_off, f.info_off + f.info_len, response=False)
     buf = bytearray(200)

@@ -40,6 +40,7 @@ from optoread import (  # noqa: E402
     axdr,
     axdr_compact,
     hdlc,
+    hdlc_parse,
     obis,
     push,
     security,
@@ -544,7 +545,7 @@ def _t_hdlc_receiver():
                 if f.kind in ("UA", "SNRM") and f.info_len:
                     hdlc.parse_params(f.buf, f.info_off, f.info_off + f.info_len)
                 elif f.kind == "FRMR":
-                    hdlc.describe_frmr(f.buf, f.info_off, f.info_len)
+                    hdlc_parse.describe_frmr(f.buf, f.info_off, f.info_len)
                 elif f.info_len or f.segmented:
                     if ra.add(f):
                         mv = ra.data()
@@ -559,7 +560,7 @@ def _t_hdlc_frame():
         for strict in (True, False):
             try:
                 off = data.find(b"\x7e")
-                hdlc.parse_frame(mv, max(off, 0), len(data), strict)
+                hdlc_parse.parse_frame(mv, max(off, 0), len(data), strict)
             except OptoreadError as e:
                 note(e)
     return hdlc_seeds(), run

@@ -17,7 +17,8 @@ Codecs (both directions, client and server side):
   ``frame_begin``/``frame_end`` let a caller build the info field in place.
   Addresses are passed already encoded (``encode_server_address``,
   ``encode_client_address``).
-* ``parse_frame(mv, off=0, end=None, strict=True, frame=None) -> Frame``.
+* ``hdlc_parse.parse_frame(mv, off=0, end=None, strict=True, frame=None) -> Frame`` (captures,
+  tools: its own module, like ``decode_address``/``decode_control``/``describe_frmr``).
 * ``encode_params`` / ``parse_params``: the SNRM/UA negotiation field.
 * ``FrameReceiver(capacity)``: framing by the length field with re-hunting.
 * ``Reassembler(capacity)``: joins segmented information fields;
@@ -172,27 +173,6 @@ def server_address_from_serial(serial_number, offset=1000):
     return lower
 
 
-def decode_address(data, off=0, end=None):
-    """``(upper, lower, size)`` of the address field at ``off`` (lower is None for 1 byte)."""
-    if end is None:
-        end = len(data)
-    i = off
-    while True:
-        if i >= end:
-            raise LinkError("address field has no end byte (LSB = 1)", "address", off)
-        c = data[i]
-        i += 1
-        if c & 1:
-            break
-        if i - off >= 4:
-            raise LinkError("address field longer than 4 bytes", "address", off)
-    size = i - off
-    if size == 3:
-        raise LinkError("3-byte address field", "address", off)
-    v = _addr_value(data, off, size)
-    return _addr_upper(v, size), _addr_lower(v, size), size
-
-
 def _addr_value(b, s, size):
     # 7 bits per byte, packed: size 2 -> upper << 7 | lower, size 4 -> upper << 14 | lower
     if size == 1:
@@ -263,19 +243,6 @@ def _kind(c):
     return None
 
 
-def decode_control(c):
-    """``(kind, ns, nr, pf)`` of a control byte; ns/nr are None where the kind has none."""
-    kind = _kind(c)
-    if kind is None:
-        raise LinkError("control field 0x%02X is not a DLMS HDLC frame" % c, "control")
-    pf = (c >> 4) & 1
-    if kind == "I":
-        return kind, (c >> 1) & 7, c >> 5, pf
-    if kind == "RR" or kind == "RNR":
-        return kind, None, c >> 5, pf
-    return kind, None, None, pf
-
-
 # ---------------------------------------------------------------- frame decoding
 
 
@@ -283,7 +250,7 @@ class Frame:
     """One decoded frame; a receiver reuses one instance (fields updated in place).
 
     ``buf`` is the buffer the frame lives in; ``start`` the offset of its format
-    byte, ``end`` the offset after it (after the closing flag when parse_frame
+    byte, ``end`` the offset after it (after the closing flag when hdlc_parse.parse_frame
     consumed one). ``dst``/``src`` are the address bits packed (1 byte: the
     address; 2 bytes: upper << 7 | lower; 4 bytes: upper << 14 | lower) with
     ``*_size`` the wire size and ``*_upper``/``*_lower`` split out (lower None for
@@ -421,64 +388,6 @@ def _header_len(b, p, n, ln):
 def _crc_ok(b, start, end):
     # CRC over b[start:end] equals the two bytes at end (low byte first)
     return crc16_x25(b, start, end) == (b[end] | (b[end + 1] << 8))
-
-
-_HDR_ERRORS = {
-    _E_ADDRESS: ("address field malformed (no end bit within 4 bytes, 3 bytes, or runs into the FCS)",
-                 "address"),
-    _E_CONTROL: ("control field is not a DLMS HDLC frame", "control"),
-    _E_LENGTH: ("length field does not fit the header", "length"),
-}
-
-
-def parse_frame(mv, off=0, end=None, strict=True, frame=None):
-    """Decode one frame from ``mv[off:end]`` (opening flag optional) into a :class:`Frame`.
-
-    With an opening flag the closing flag must follow the FCS. ``strict`` raises
-    LinkError (field ``"HCS"``/``"FCS"``) on a checksum mismatch; otherwise the
-    verdicts are in ``hcs_ok``/``fcs_ok``. Pass ``frame`` to reuse an instance.
-    Framing comes from the length field only; 0x7E inside the frame is data.
-    """
-    if end is None:
-        end = len(mv)
-    if off < 0 or off > end or end > len(mv):
-        raise LinkError("bad bounds %d..%d for %d bytes" % (off, end, len(mv)), "bounds", off)
-    p = off
-    flagged = p < end and mv[p] == _FLAG
-    if flagged:
-        p += 1
-    if end - p < 2:
-        raise LinkError("frame truncated before the length field", "length", p)
-    fmt = mv[p]
-    if fmt & 0xF0 != _FMT_TYPE3:
-        raise LinkError("format byte 0x%02X is not frame format type 3" % fmt, "format", p)
-    ln = ((fmt & 7) << 8) | mv[p + 1]
-    if ln < _MIN_LENGTH:
-        raise LinkError("length %d shorter than the minimal frame" % ln, "length", p)
-    if p + ln > end:
-        raise LinkError("length field says %d bytes, %d present" % (ln, end - p), "length", p)
-    h = _header_len(mv, p, p + ln, ln)
-    if h <= 0:
-        msg, field = _HDR_ERRORS.get(h, ("truncated header", "length"))
-        raise LinkError(msg, field, p)
-    hcs_ok = None
-    if ln > h + 2:
-        hcs_ok = _crc_ok(mv, p, p + h)
-        if strict and not hcs_ok:
-            raise LinkError("HCS mismatch (header check sequence)", "HCS", p + h)
-    fcs_ok = _crc_ok(mv, p, p + ln - 2)
-    if strict and not fcs_ok:
-        raise LinkError(
-            "FCS mismatch: computed %04X, frame has %02X%02X (low byte first)"
-            % (crc16_x25(mv, p, p + ln - 2), mv[p + ln - 2], mv[p + ln - 1]), "FCS", p + ln - 2)
-    q = p + ln
-    if flagged:
-        if q >= end or mv[q] != _FLAG:
-            raise LinkError("closing flag missing after the FCS", "flag", q)
-        q += 1
-    f = frame if frame is not None else Frame()
-    f._fill(mv, p, ln, h, hcs_ok, fcs_ok, q)
-    return f
 
 
 # ---------------------------------------------------------------- frame encoding
@@ -954,19 +863,6 @@ class FrameReceiver:
 
 # ---------------------------------------------------------------- connection
 
-_FRMR_REASONS = ((0x01, "invalid control field"), (0x02, "info field not permitted"),
-                 (0x04, "info field too long"), (0x08, "invalid N(R)"), (0x10, "invalid N(S)"))
-
-
-def describe_frmr(mv, off, n):
-    """Text for an FRMR information field (rejected control, V(S)/V(R), reason bits)."""
-    if n < 3:
-        return "FRMR without reason"
-    reasons = [t for bit, t in _FRMR_REASONS if mv[off + 2] & bit]
-    return "FRMR: rejected control 0x%02X, peer V(S)=%d V(R)=%d: %s" % (
-        mv[off], (mv[off + 1] >> 1) & 7, mv[off + 1] >> 5, ", ".join(reasons) or "no reason bits")
-
-
 def _same(b, off, addr):
     for j in range(len(addr)):
         if b[off + j] != addr[j]:
@@ -1185,7 +1081,9 @@ class HdlcConnection:
         if k == "FRMR":
             self.state = DISCONNECTED
             self._awaiting = False
-            raise LinkError(describe_frmr(f.buf, f.info_off, f.info_len), "FRMR")
+            from . import hdlc_parse  # the meter rejected a frame: say why
+
+            raise LinkError(hdlc_parse.describe_frmr(f.buf, f.info_off, f.info_len), "FRMR")
         if self.state != CONNECTED:
             if self.server and f.pf and self.state == DISCONNECTED:
                 # a disconnected server answers a poll with DM

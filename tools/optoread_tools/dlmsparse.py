@@ -5,7 +5,7 @@ Line format (../shared/captures/README.md): one frame or bare APDU per line,
 starting with 0x7E holds HDLC frame(s), any other line one bare APDU (no LLC).
 Blank lines and lines starting with ``#`` are skipped.
 
-The chain is the firmware's own codecs: ``hdlc.parse_frame`` (non-strict, so a frame
+The chain is the firmware's own codecs: ``hdlc_parse.parse_frame`` (non-strict, so a frame
 with a bad FCS is reported *and* still decoded), ``hdlc.Reassembler`` and
 ``strip_llc`` for segments, ``xdlms_push.GbtAssembler`` for general-block-transfer,
 ``security.unwrap`` for ciphered APDUs (with ``key``/``auth_key``), ``xdlms``/``acse``
@@ -35,6 +35,7 @@ from optoread import (
     acse_server,
     axdr,
     hdlc,
+    hdlc_parse,
     push,
     security,
     units,
@@ -265,7 +266,7 @@ class Decoder:
                 return
             n += 1
             try:
-                f = hdlc.parse_frame(mv, p, end, strict=False)
+                f = hdlc_parse.parse_frame(mv, p, end, strict=False)
             except OptoreadError as e:
                 self.errors.append("line %s: %s" % (line, e))
                 return
@@ -308,7 +309,7 @@ class Decoder:
                     self.errors.append("%s: %s" % (where, e))
             return
         if f.kind == "FRMR":
-            fd["frmr"] = hdlc.describe_frmr(info, 0, f.info_len)
+            fd["frmr"] = hdlc_parse.describe_frmr(info, 0, f.info_len)
             fd["info_hex"] = hexs(info)
             return
         if f.kind not in ("I", "UI") or not f.info_len:
