@@ -14,17 +14,15 @@ from .axdr import (
     COMPACT_ARRAY,
     STRUCTURE,
     AxdrTruncated,
-    _bad,
     _need_in,
     _need_out,
     _simple,
-    _simple_len,
     _skip_simple,
-    _write_simple,
     decode_length,
     encode_length,
     length_size,
 )
+from .axdr_encode import _bad, _simple_len, _write_simple  # the encode half below
 from .compat import const
 from .errors import AxdrError
 
