@@ -6,6 +6,7 @@ from binascii import unhexlify
 import portable
 from optoread import (
     acse,
+    acse_names,
     acse_server,
     axdr,
     xdlms,
@@ -121,7 +122,7 @@ def test_aarq_from_captures_parses():
         ini = exp["user_information"]["initiate_request"]
         assert q.initiate.dlms_version == ini["proposed_dlms_version"]
         assert q.initiate.conformance == int(ini["proposed_conformance_hex"], 16)
-        assert acse.conformance_names(q.initiate.conformance) == ini["proposed_conformance"]
+        assert acse_names.conformance_names(q.initiate.conformance) == ini["proposed_conformance"]
         assert q.initiate.max_pdu == ini["client_max_receive_pdu_size"]
         if "calling_ap_title_hex" in exp:
             assert q.ap_title == h(exp["calling_ap_title_hex"])
@@ -264,16 +265,16 @@ def test_rlrq_rlre():
 
 
 def test_conformance_names_and_constants():
-    assert acse.conformance_names(0x00521D) == [
+    assert acse_names.conformance_names(0x00521D) == [
         "priority-mgmt-supported", "block-transfer-with-get-or-read", "multiple-references", "get",
         "set", "selective-access", "action"]
-    assert acse.conformance_names(acse.CONF_GENERAL_BLOCK_TRANSFER | acse.CONF_ATTRIBUTE0_WITH_GET) == [
+    assert acse_names.conformance_names(acse.CONF_GENERAL_BLOCK_TRANSFER | acse.CONF_ATTRIBUTE0_WITH_GET) == [
         "general-block-transfer", "attribute0-supported-with-get"]
     assert acse.DEFAULT_CONFORMANCE == (acse.CONF_GET | acse.CONF_SET | acse.CONF_ACTION
                                         | acse.CONF_SELECTIVE_ACCESS | acse.CONF_BLOCK_TRANSFER_GET
                                         | acse.CONF_BLOCK_TRANSFER_SET | acse.CONF_BLOCK_TRANSFER_ACTION
                                         | acse.CONF_MULTIPLE_REFERENCES)
-    assert len(acse.conformance_names(0xFFFFFF)) == 24
+    assert len(acse_names.conformance_names(0xFFFFFF)) == 24
 
 
 def test_initiate_request_roundtrip():

@@ -26,6 +26,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from optoread import (  # noqa: E402
     acse,
+    acse_names,
     acse_server,
     axdr,
     xdlms,
@@ -103,7 +104,7 @@ def test_gurux_decodes_our_aarq_plain_and_lls():
     assert val(root, "InitiateRequest/ProposedDlmsVersionNumber") == "06"
     assert val(root, "InitiateRequest/ProposedMaxPduSize") == "FFFF"
     got = [GURUX_CONF[b] for b in conf_bits(root, "InitiateRequest/ProposedConformance")]
-    assert got == acse.conformance_names(acse.DEFAULT_CONFORMANCE)
+    assert got == acse_names.conformance_names(acse.DEFAULT_CONFORMANCE)
     root = xml(enc(acse.encode_aarq, ln=False, mechanism="lls", auth_value=b"12345678",
                    calling_ap_title=b"ABCDEFGH", conformance=acse.DEFAULT_CONFORMANCE_SN, max_pdu=512))
     assert val(root, "ApplicationContextName") == "SN"

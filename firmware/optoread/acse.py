@@ -65,23 +65,7 @@ DEFAULT_CONFORMANCE = const(0x001E1D)
 # SN: read, write, unconfirmed-write, block read/write, multiple references, parameterized access.
 DEFAULT_CONFORMANCE_SN = const(0x1C1A20)
 
-# Names by bit position (position 0 is the most significant bit of the 24-bit string).
-_CONF_NAMES = (
-    "reserved-zero", "general-protection", "general-block-transfer", "read", "write",
-    "unconfirmed-write", "delta-value-encoding", "reserved-seven", "attribute0-supported-with-set",
-    "priority-mgmt-supported", "attribute0-supported-with-get", "block-transfer-with-get-or-read",
-    "block-transfer-with-set-or-write", "block-transfer-with-action", "multiple-references",
-    "information-report", "data-notification", "access", "parameterized-access", "get", "set",
-    "selective-access", "event-notification", "action",
-)
-
-
-def conformance_names(bits):
-    """Names of the conformance bits set in ``bits`` (24-bit int), in bit-string order."""
-    return [_CONF_NAMES[p] for p in range(24) if bits & (1 << (23 - p))]
-
-
-# ---------------------------------------------------------------- names
+# ---------------------------------------------------------------- names (tables: acse_names)
 CONTEXT_LN = const(1)
 CONTEXT_SN = const(2)
 CONTEXT_LN_CIPHERED = const(3)
@@ -97,8 +81,6 @@ _MECHANISM_HLS_SHA256 = const(6)
 _MECHANISM_HLS_ECDSA = const(7)
 _MECHANISMS = {"lls": 1, "hls": 2, "hls-md5": 3, "hls-sha1": 4, "hls-gmac": 5, "hls-sha256": 6,
                "hls-ecdsa": 7}
-MECHANISM_NAMES = ("lowest-level", "lls", "hls", "hls-md5", "hls-sha1", "hls-gmac", "hls-sha256",
-                   "hls-ecdsa")
 
 # 2.16.756.5.8.1.x (application context) and 2.16.756.5.8.2.x (mechanism), minus the last arc.
 _OID_CONTEXT = b"\x60\x85\x74\x05\x08\x01"
@@ -111,17 +93,6 @@ RESULT_NAMES = ("accepted", "rejected-permanent", "rejected-transient")
 
 SOURCE_USER = const(1)  # acse-service-user
 _SOURCE_PROVIDER = const(2)  # acse-service-provider
-_USER_DIAG = (
-    "null", "no-reason-given", "application-context-name-not-supported",
-    "calling-AP-title-not-recognized", "calling-AP-invocation-identifier-not-recognized",
-    "calling-AE-qualifier-not-recognized", "calling-AE-invocation-identifier-not-recognized",
-    "called-AP-title-not-recognized", "called-AP-invocation-identifier-not-recognized",
-    "called-AE-qualifier-not-recognized", "called-AE-invocation-identifier-not-recognized",
-    "authentication-mechanism-name-not-recognised", "authentication-mechanism-name-required",
-    "authentication-failure", "authentication-required",
-)
-_PROVIDER_DIAG = ("null", "no-reason-given", "no-common-acse-version")
-
 DIAG_AUTHENTICATION_FAILURE = const(13)
 DIAG_AUTHENTICATION_REQUIRED = const(14)
 
@@ -129,14 +100,6 @@ VAA_LN = const(0x0007)
 VAA_SN = const(0xFA00)
 
 _DEFAULT_DLMS_VERSION = const(6)
-
-
-def diagnostic_name(source, code):
-    """Name of a result-source-diagnostic, e.g. ``(1, 13)`` -> ``authentication-failure``."""
-    table = _USER_DIAG if source == SOURCE_USER else _PROVIDER_DIAG
-    if 0 <= code < len(table):
-        return table[code]
-    return "diagnostic-%d" % code
 
 
 def mechanism_id(mechanism):
@@ -288,7 +251,9 @@ class InitiateResponse:
         self.vaa_name = None
 
     def conformance_names(self):
-        return conformance_names(self.conformance)
+        from . import acse_names
+
+        return acse_names.conformance_names(self.conformance)
 
 
 def parse_initiate_response(mv, off=0, end=None):
@@ -490,7 +455,9 @@ class Aare(_Association):
     def diagnostic_name(self):
         if self.diagnostic is None:
             return None
-        return diagnostic_name(self.diagnostic_source, self.diagnostic)
+        from . import acse_names  # a rejected association: name why
+
+        return acse_names.diagnostic_name(self.diagnostic_source, self.diagnostic)
 
     def check(self):
         """Raise ApduError unless the association was accepted without a service error."""

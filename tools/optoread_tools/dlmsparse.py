@@ -32,6 +32,7 @@ import json
 
 from optoread import (
     acse,
+    acse_names,
     acse_server,
     axdr,
     hdlc,
@@ -378,7 +379,7 @@ class Decoder:
                     "dedicated_key": None if i.dedicated_key is None else hexs(i.dedicated_key),
                     "response_allowed": i.response_allowed, "proposed_quality_of_service": i.qos,
                     "proposed_dlms_version": i.dlms_version, "proposed_conformance": "%06x" % i.conformance,
-                    "proposed_conformance_names": acse.conformance_names(i.conformance),
+                    "proposed_conformance_names": acse_names.conformance_names(i.conformance),
                     "client_max_receive_pdu_size": i.max_pdu}
         elif tag == xdlms.AARE:
             r = acse.parse_aare(mv)
@@ -394,7 +395,7 @@ class Decoder:
                 f["initiate_response"] = {
                     "negotiated_quality_of_service": i.qos, "negotiated_dlms_version": i.dlms_version,
                     "negotiated_conformance": "%06x" % i.conformance,
-                    "negotiated_conformance_names": acse.conformance_names(i.conformance),
+                    "negotiated_conformance_names": acse_names.conformance_names(i.conformance),
                     "server_max_receive_pdu_size": i.max_pdu, "vaa_name": "0x%04x" % i.vaa_name}
             if r.service_error is not None:
                 f["confirmed_service_error"] = xdlms_errors.confirmed_service_error_text(*r.service_error)
@@ -418,8 +419,8 @@ class Decoder:
                                          and 0 < r.context_id < 5 else r.context_id)
         f[who + "_ap_title"] = None if r.ap_title is None else hexs(r.ap_title)
         f["acse_requirements_authentication"] = r.acse_requirements
-        f["mechanism_name"] = (None if r.mechanism is None else acse.MECHANISM_NAMES[r.mechanism]
-                               if 0 <= r.mechanism < len(acse.MECHANISM_NAMES) else r.mechanism)
+        f["mechanism_name"] = (None if r.mechanism is None else acse_names.MECHANISM_NAMES[r.mechanism]
+                               if 0 <= r.mechanism < len(acse_names.MECHANISM_NAMES) else r.mechanism)
         if r.auth_value is not None:
             av = bytes(r.auth_value)
             f[who + "_authentication_value"] = av.decode() if _printable(av) else "0x" + hexs(av)
