@@ -478,6 +478,10 @@ def test_unit_names():
     assert units.unit_name(35) == "V" and units.unit_name(33) == "A" and units.unit_name(9) == "\u00b0C"
     assert units.unit_name(255) == "count" and units.unit_name(56) == "%"
     assert units.unit_name(58) is None and units.unit_name(0) is None and units.unit_name("W") is None
+    # the ends and the gaps of the one-string symbol table
+    assert units.unit_name(1) == "a" and units.unit_name(72) == "dB" and units.unit_name(71) == "dB\u00b5V"
+    assert units.unit_name(38) == "\u03a9" and units.unit_name(57) == "Ah" and units.unit_name(60) == "Wh/m3"
+    assert units.unit_name(66) is None and units.unit_name(73) is None and units.unit_name(253) == "reserved"
 
 
 def test_apply_scaler_and_exact_text():

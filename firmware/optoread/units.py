@@ -16,19 +16,17 @@ from .errors import AxdrError
 
 _MAX_SCALER = const(127)  # scaler is an int8 on the wire
 
-# Unit enumeration -> symbol (Blue Book, class 3 unit list). 58, 59 and 66..69 are not
-# assigned in the editions this table follows; unknown codes give None.
-_UNITS = {
-    1: "a", 2: "mo", 3: "wk", 4: "d", 5: "h", 6: "min", 7: "s", 8: "\u00b0", 9: "\u00b0C",
-    10: "currency", 11: "m", 12: "m/s", 13: "m3", 14: "m3", 15: "m3/h", 16: "m3/h", 17: "m3/d",
-    18: "m3/d", 19: "l", 20: "kg", 21: "N", 22: "Nm", 23: "Pa", 24: "bar", 25: "J", 26: "J/h",
-    27: "W", 28: "VA", 29: "var", 30: "Wh", 31: "VAh", 32: "varh", 33: "A", 34: "C", 35: "V",
-    36: "V/m", 37: "F", 38: "\u03a9", 39: "\u03a9m2/m", 40: "Wb", 41: "T", 42: "A/m", 43: "H",
-    44: "Hz", 45: "1/(Wh)", 46: "1/(varh)", 47: "1/(VAh)", 48: "V2h", 49: "A2h", 50: "kg/s",
-    51: "S", 52: "K", 53: "1/(V2h)", 54: "1/(A2h)", 55: "1/m3", 56: "%", 57: "Ah", 60: "Wh/m3",
-    61: "J/m3", 62: "Mol %", 63: "g/m3", 64: "Pa s", 65: "J/kg", 70: "dBm", 71: "dB\u00b5V",
-    72: "dB", 253: "reserved", 254: "other", 255: "count",
-}
+# Unit enumeration -> symbol (Blue Book, class 3 unit list): codes 1..72 in order, "|"
+# between them, empty where a code is not assigned (58, 59, 66..69 in the editions this table
+# follows; unknown codes give None). One string, not a table: a table interns ~70 names (RAM).
+_SYMBOLS = (
+    "a|mo|wk|d|h|min|s|\u00b0|\u00b0C|currency|m|m/s|m3|m3|m3/h|m3/h|m3/d|m3/d|l|kg|N|Nm|Pa|"
+    "bar|J|J/h|W|VA|var|Wh|VAh|varh|A|C|V|V/m|F|\u03a9|\u03a9m2/m|Wb|T|A/m|H|Hz|1/(Wh)|"
+    "1/(varh)|1/(VAh)|V2h|A2h|kg/s|S|K|1/(V2h)|1/(A2h)|1/m3|%|Ah|||Wh/m3|J/m3|Mol %|"
+    "g/m3|Pa s|J/kg|||||dBm|dB\u00b5V|dB"
+)
+_LAST_SYMBOL = const(72)
+_HIGH = {253: "reserved", 254: "other", 255: "count"}
 
 # Codes 13/14, 15/16 and 17/18 share a symbol: the second of each pair is the volume
 # corrected to base conditions. QUANTITY names the cases where the symbol alone is ambiguous.
@@ -42,7 +40,13 @@ def unit_name(code):
     """Symbol of DLMS unit ``code`` (``30`` -> ``"Wh"``), or None when the code is not assigned."""
     if not isinstance(code, int):
         return None
-    return _UNITS.get(code)
+    if not 1 <= code <= _LAST_SYMBOL:
+        return _HIGH.get(code)
+    start = 0
+    for _ in range(code - 1):
+        start = _SYMBOLS.index("|", start) + 1
+    end = _SYMBOLS.find("|", start)
+    return _SYMBOLS[start:end if end >= 0 else len(_SYMBOLS)] or None
 
 
 def _check(value, scaler):
