@@ -92,6 +92,16 @@ def test_compile_for_each_board(board, tmp_path):
         assert arch in (0, {"pico": 4, "esp32": 10, "unix": 0}[board])
 
 
+def test_modules_are_named_by_their_path_on_the_device(tmp_path):
+    # The traceback name is the module's file on the device (also its __file__: one qstr, not
+    # two), never the laptop's checkout path.
+    outs = deploy.compile_firmware(ROOT, "pico", str(tmp_path), device_dir="/lib/optoread")
+    for p in outs:
+        data = open(p, "rb").read()
+        assert ("/lib/optoread/" + os.path.basename(p)).encode() in data
+        assert ROOT.encode() not in data
+
+
 def test_check_compatible_refuses_other_versions(tmp_path):
     p = tmp_path / "x.mpy"
     p.write_bytes(b"M\x06\x00\x1f")

@@ -44,12 +44,15 @@ def compile_mpy(out_dir):
     os.makedirs(dst, exist_ok=True)
     for name in sorted(os.listdir(src)):
         if name.endswith(".py"):
-            subprocess.run([MPY_CROSS, "-o", os.path.join(dst, name[:-3] + ".mpy"),
-                            os.path.join(src, name)], check=True)
+            out = os.path.join(dst, name[:-3] + ".mpy")
+            # -s: the source name tracebacks show is the module's own file (its __file__ when
+            # imported from here), as the deploy tool does for a board: one name, not two (RAM).
+            subprocess.run([MPY_CROSS, "-s", out, "-o", out, os.path.join(src, name)], check=True)
     # The entry script too, started by a one-line stub: a board runs main.py precompiled as well,
     # and a script run from source keeps its compiled code on the heap.
-    subprocess.run([MPY_CROSS, "-o", os.path.join(out_dir, "unix_read.mpy"),
-                    os.path.join(ROOT, "firmware", "unix_read.py")], check=True)
+    entry = os.path.join(out_dir, "unix_read.mpy")
+    subprocess.run([MPY_CROSS, "-s", entry, "-o", entry, os.path.join(ROOT, "firmware", "unix_read.py")],
+                   check=True)
     with open(os.path.join(out_dir, "run.py"), "w") as f:
         f.write("import sys\nsys.path.insert(0, %r)\nimport unix_read\n" % out_dir)
     build_romfs(out_dir)

@@ -145,10 +145,13 @@ def mpy_header(path):
     return h[1], h[2] >> 2, h[2] & 3
 
 
-def compile_firmware(root, board, out_dir, mpy_cross=None, log=None):
+def compile_firmware(root, board, out_dir, mpy_cross=None, log=None, device_dir=None):
     """Compile the firmware package for ``board`` into ``out_dir/optoread``; return the .mpy paths.
 
     main.py is compiled to a scratch file only to catch syntax errors before it is copied.
+    ``device_dir``: where the modules will be on the device (e.g. ``/lib/optoread``); each
+    module's source name (tracebacks) is then its own path there, which is also its
+    ``__file__``: one interned name per module instead of two, and no laptop path on the board.
     """
     arch = BOARDS[board][1]
     mpy_cross = mpy_cross or _tool("mpy-cross")
@@ -163,7 +166,8 @@ def compile_firmware(root, board, out_dir, mpy_cross=None, log=None):
         name = rel.rsplit("/", 1)[1][:-3] + ".mpy"
         is_main = rel == "firmware/main.py"
         out = os.path.join(out_dir, "main.check.mpy") if is_main else os.path.join(pkg, name)
-        cmd = [mpy_cross] + (["-march=" + arch] if arch else []) + ["-o", out, src]
+        source = ["-s", device_dir.rstrip("/") + "/" + name] if device_dir and not is_main else []
+        cmd = [mpy_cross] + (["-march=" + arch] if arch else []) + source + ["-o", out, src]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise DeployError("mpy-cross failed on %s:\n%s" % (rel, (r.stderr or r.stdout).strip()))
@@ -348,7 +352,8 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
             raise DeployError("%s is missing from the checkout" % rel)
     log = log or (lambda text: None)
     build_dir = build_dir or os.path.join(root, "build", "deploy", board)
-    mpys = compile_firmware(root, board, build_dir, mpy_cross, log)
+    device_dir = "/rom/lib/optoread" if romfs else _join(target, "lib/optoread")
+    mpys = compile_firmware(root, board, build_dir, mpy_cross, log, device_dir)
 
     dev = Remote(port, mpremote, log=log)
     out = dev.exec("import sys\nprint('@mpy', getattr(sys.implementation, '_mpy', None), sys.platform)")
