@@ -4,7 +4,7 @@ import gc
 import random
 
 from optoread import axdr as A
-from optoread import axdr_compact
+from optoread import axdr_compact, axdr_types
 from optoread.errors import AxdrError
 from portable import IS_MICROPYTHON, raises, read_bytes, shared_or_skip
 
@@ -56,7 +56,7 @@ VECTORS = (
     (A.NULL, None, "00"),
     (A.BOOLEAN, True, "03 01"),
     (A.BOOLEAN, False, "03 00"),
-    (A.BIT_STRING, A.BitString.from_str("1011001110"), "04 0A B3 80"),
+    (A.BIT_STRING, axdr_types.BitString.from_str("1011001110"), "04 0A B3 80"),
     (A.DOUBLE_LONG, -2, "05 FF FF FF FE"),
     (A.DOUBLE_LONG_UNSIGNED, 1517, "06 00 00 05 ED"),
     (A.OCTET_STRING, h("0100010800FF"), "09 06 01 00 01 08 00 FF"),
@@ -73,8 +73,8 @@ VECTORS = (
     (A.FLOAT32, 1.5, "17 3F C0 00 00"),
     (A.FLOAT64, -0.5, "18 BF E0 00 00 00 00 00 00"),
     (A.DATE_TIME, A.DateTime(2019, 12, 19, 2, 0, 0, 0, -60, 0, 4), "19 07 E3 0C 13 04 02 00 00 00 FF C4 00"),
-    (A.DATE, A.Date(2024, 2, 29, 4), "1A 07 E8 02 1D 04"),
-    (A.TIME, A.Time(23, 59, 59, 99), "1B 17 3B 3B 63"),
+    (A.DATE, axdr_types.Date(2024, 2, 29, 4), "1A 07 E8 02 1D 04"),
+    (A.TIME, axdr_types.Time(23, 59, 59, 99), "1B 17 3B 3B 63"),
     (A.DONT_CARE, A.DONT_CARE_VALUE, "FF"),
     (A.ARRAY, [], "01 00"),
     (A.STRUCTURE, (), "02 00"),
@@ -145,12 +145,13 @@ def test_bcd_digits():
 
 def test_bit_string_lengths():
     bs, off = A.decode(h("04 00"))
-    assert bs == A.BitString(b"", 0) and off == 2
+    assert bs == axdr_types.BitString(b"", 0) and off == 2
     bs, _ = A.decode(h("04 09 FF 80"))
     assert bs.nbits == 9 and bs.bit(0) and bs.bit(8) and str(bs) == "111111111"
-    assert len(A.BitString.from_str("0001")) == 4 and not A.BitString.from_str("0001").bit(0)
+    b = axdr_types.BitString.from_str("0001")
+    assert len(b) == 4 and not b.bit(0)
     raises(A.AxdrTruncated, A.decode, h("04 09 FF"))
-    raises(AxdrError, A.BitString, b"\x00\x00", 3)
+    raises(AxdrError, axdr_types.BitString, b"\x00\x00", 3)
 
 
 def test_compact_array_simple_and_structure():
@@ -190,7 +191,7 @@ def test_encode_rejects_values_that_do_not_fit():
         (A.UNSIGNED, 300), (A.UNSIGNED, -1), (A.INTEGER, 128), (A.LONG, 40000), (A.LONG_UNSIGNED, -1),
         (A.DOUBLE_LONG, 1 << 31), (A.DOUBLE_LONG_UNSIGNED, 1 << 32), (A.LONG64, 1 << 63),
         (A.LONG64_UNSIGNED, -1), (A.ENUM, 256), (A.FLOAT32, 1e39), (A.UNSIGNED, "1"),
-        (A.OCTET_STRING, "text"), (A.DATE_TIME, b"\x00" * 11), (A.DATE, A.Time(1, 2, 3)),
+        (A.OCTET_STRING, "text"), (A.DATE_TIME, b"\x00" * 11), (A.DATE, axdr_types.Time(1, 2, 3)),
         (A.BIT_STRING, b"\x01"), (A.ARRAY, 5), (A.STRUCTURE, [(A.UNSIGNED,)]), (7, 0), (256, 0),
         (A.DATE_TIME, A.DateTime(2020, 1, 1, 0, 0, 0, deviation=40000)),
         (A.DATE_TIME, A.DateTime(70000, 1, 1, 0, 0, 0)),
@@ -329,16 +330,16 @@ def test_datetime_from_epoch_and_equality():
 
 
 def test_date_and_time():
-    d = A.Date.from_bytes(h("07 E8 02 1D 04"))
+    d = axdr_types.Date.from_bytes(h("07 E8 02 1D 04"))
     assert d.as_tuple() == (2024, 2, 29) and d.weekday == 4 and d.iso() == "2024-02-29"
     assert d.to_bytes() == h("07 E8 02 1D 04")
-    assert A.Date(0xFFFF, 0xFE, 0xFF).iso() == "****-254-**"
-    t = A.Time.from_bytes(h("17 3B 3B FF"))
+    assert axdr_types.Date(0xFFFF, 0xFE, 0xFF).iso() == "****-254-**"
+    t = axdr_types.Time.from_bytes(h("17 3B 3B FF"))
     assert t.as_tuple() == (23, 59, 59) and t.iso() == "23:59:59"
-    assert A.Time(1, 2, 3, 4).iso() == "01:02:03.04"
-    raises(AxdrError, A.Time(256, 0, 0).to_bytes)
-    raises(AxdrError, A.Date.from_bytes, bytes(4))
-    raises(AxdrError, A.Time.from_bytes, bytes(3))
+    assert axdr_types.Time(1, 2, 3, 4).iso() == "01:02:03.04"
+    raises(AxdrError, axdr_types.Time(256, 0, 0).to_bytes)
+    raises(AxdrError, axdr_types.Date.from_bytes, bytes(4))
+    raises(AxdrError, axdr_types.Time.from_bytes, bytes(3))
 
 
 def test_epoch_known_values():

@@ -55,7 +55,7 @@ from gurux_dlms.internal._GXDataInfo import _GXDataInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optoread import axdr as A
-from optoread import axdr_compact
+from optoread import axdr_compact, axdr_types
 from optoread.errors import AxdrError, OptoreadError
 
 N = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -90,19 +90,19 @@ def datetimes(draw, peer=True):
 @st.composite
 def dates(draw):
     y, m, d, _, _, _, wd = A.from_epoch(draw(st.integers(0, A.to_epoch(2199, 12, 31))))
-    return A.Date(y, m, d, draw(st.sampled_from((wd, 0xFF))))
+    return axdr_types.Date(y, m, d, draw(st.sampled_from((wd, 0xFF))))
 
 
 @st.composite
 def times(draw):
-    return A.Time(draw(st.integers(0, 23)), draw(st.integers(0, 59)), draw(st.integers(0, 59)),
+    return axdr_types.Time(draw(st.integers(0, 23)), draw(st.integers(0, 59)), draw(st.integers(0, 59)),
                   draw(st.one_of(st.just(0xFF), st.integers(0, 99))))
 
 
 def bitstrings(whole_octets=False):
     if whole_octets:
-        return st.binary(max_size=6).map(lambda b: A.BitString(b))
-    return st.text(alphabet="01", max_size=40).map(A.BitString.from_str)
+        return st.binary(max_size=6).map(lambda b: axdr_types.BitString(b))
+    return st.text(alphabet="01", max_size=40).map(axdr_types.BitString.from_str)
 
 
 def simple_values(peer=True, nested=False):
@@ -161,7 +161,7 @@ def expected(tag, value):
         return [expected(t, v) for t, v in value]
     if tag == A.STRUCTURE:
         return tuple(expected(t, v) for t, v in value)
-    if tag == A.OCTET_STRING and isinstance(value, (A.DateTime, A.Date, A.Time)):
+    if tag == A.OCTET_STRING and isinstance(value, (A.DateTime, axdr_types.Date, axdr_types.Time)):
         return value.to_bytes()
     return value
 
@@ -264,8 +264,8 @@ def _seed_corpus():
     for tag, value in (
         (A.ARRAY, [(A.STRUCTURE, [(A.OCTET_STRING, b"\x01\x00\x01\x08\x00\xff"), (A.DOUBLE_LONG_UNSIGNED, 5),
                                   (A.STRUCTURE, [(A.INTEGER, -1), (A.ENUM, 30)])])] * 3),
-        (A.STRUCTURE, [(A.UTF8_STRING, "\u20ac"), (A.BIT_STRING, A.BitString.from_str("101")), (A.BCD, 12),
-                       (A.DATE_TIME, A.DateTime(2020, 1, 1, 0, 0, 0)), (A.FLOAT64, 1.0)]),
+        (A.STRUCTURE, [(A.UTF8_STRING, "\u20ac"), (A.BIT_STRING, axdr_types.BitString.from_str("101")),
+                       (A.BCD, 12), (A.DATE_TIME, A.DateTime(2020, 1, 1, 0, 0, 0)), (A.FLOAT64, 1.0)]),
         (A.COMPACT_ARRAY, ((A.STRUCTURE, (A.UNSIGNED, A.OCTET_STRING)), [(1, b"ab"), (2, b"")])),
     ):
         out.append(A.encode_to_bytes(tag, value))
@@ -570,7 +570,7 @@ def test_gurux_fixed_corpus_both_ways():
         (A.DATE_TIME, A.DateTime(2022, 1, 24, 18, 58, 50, 0xFF, A.DEVIATION_UNSPECIFIED, 0, 1)),
         (A.DATE_TIME, A.DateTime(2026, 6, 9, 16, 4, 40, 0xFF, -120, 0x80, 2)),
         (A.LONG64_UNSIGNED, 2607383), (A.LONG64, -258874), (A.FLOAT32, -1.5), (A.FLOAT64, 1e300),
-        (A.BIT_STRING, A.BitString.from_str("1011001110")), (A.BCD, 59), (A.UTF8_STRING, "abc"),
+        (A.BIT_STRING, axdr_types.BitString.from_str("1011001110")), (A.BCD, 59), (A.UTF8_STRING, "abc"),
         (A.VISIBLE_STRING, "Kamstrup_V0001"), (A.ARRAY, []), (A.STRUCTURE, []),
         (A.OCTET_STRING, bytes(300)),  # long-form length 82 01 2C
     ]

@@ -2,7 +2,7 @@
 
 import gc
 
-from optoread import axdr, cosem, cosem_association, cosem_register, xdlms
+from optoread import axdr, axdr_types, cosem, cosem_association, cosem_register, xdlms
 from optoread.errors import DataAccessError, OptoreadError
 from portable import IS_MICROPYTHON, raises
 
@@ -600,7 +600,8 @@ def test_browse_rejects_malformed_elements():
 def _garbage(seed):
     # Deterministic odd values of the shapes a decoder can produce.
     pool = (None, True, 0, -1, 70000, 1.5, "x", b"", b"\x00" * 6, b"\x00" * 12, bytearray(12), (), [],
-            (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), [(1, 2)], ((1, 1, None),), axdr.BitString(b"\x80", 1),
+            (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), [(1, 2)], ((1, 1, None),),
+            axdr_types.BitString(b"\x80", 1),
             (8, CLOCK, 2, 0), (3, b"\x00", 2, 0), ((), ()), (((1, 1, 7),), ()), axdr.DONT_CARE_VALUE)
     x = seed * 2654435761 & 0xFFFFFFFF
     out = []

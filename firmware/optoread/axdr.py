@@ -11,11 +11,11 @@ octet-string           ``bytes``
 visible-string         ``str`` (one char per byte, 0..255; never fails)
 utf8-string            ``str`` (invalid UTF-8 -> AxdrError)
 bcd                    ``int`` 0..99 (one octet, two decimal digits)
-bit-string             :class:`BitString`
+bit-string             ``axdr_types.BitString``
 array                  ``list``
 structure              ``tuple``
 compact-array          ``list`` of row values (tuples for a structure type)
-date-time / date/time  :class:`DateTime` / :class:`Date` / :class:`Time`
+date-time / date/time  :class:`DateTime` / ``axdr_types.Date`` / ``axdr_types.Time``
 dont-care              :data:`DONT_CARE_VALUE` (``DONT_CARE`` is the tag 255)
 =====================  =====================================================
 
@@ -142,55 +142,6 @@ class _DontCare:
 DONT_CARE_VALUE = _DontCare()
 
 
-class BitString:
-    """A bit-string: ``data`` bytes (first bit = MSB of data[0]) and ``nbits`` bits used."""
-
-    def __init__(self, data, nbits=None):
-        data = bytes(data)
-        if nbits is None:
-            nbits = 8 * len(data)
-        if nbits < 0 or (nbits + 7) // 8 != len(data):
-            raise AxdrError("bit-string data does not match its bit count", "bit-string")
-        self.data = data
-        self.nbits = nbits
-
-    @classmethod
-    def from_str(cls, bits):
-        """BitString from a string of '0'/'1' characters (first character = first bit)."""
-        data = bytearray((len(bits) + 7) // 8)
-        for i in range(len(bits)):
-            c = bits[i]
-            if c == "1":
-                data[i >> 3] |= 0x80 >> (i & 7)
-            elif c != "0":
-                raise AxdrError("not a bit string", "bit-string", i)
-        return cls(data, len(bits))
-
-    def bit(self, i):
-        """Bit ``i`` (0 = first) as bool."""
-        if i < 0 or i >= self.nbits:
-            raise AxdrError("bit index out of range", "bit-string", i)
-        return bool(self.data[i >> 3] & (0x80 >> (i & 7)))
-
-    def __len__(self):
-        return self.nbits
-
-    def __str__(self):
-        return "".join("1" if self.bit(i) else "0" for i in range(self.nbits))
-
-    def __repr__(self):
-        return "BitString('%s')" % self
-
-    def __eq__(self, other):
-        return isinstance(other, BitString) and self.nbits == other.nbits and self.data == other.data
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash((self.data, self.nbits))
-
-
 # ---------------------------------------------------------------- calendar (no datetime module)
 
 
@@ -305,97 +256,6 @@ class _Octets:
 
     def __hash__(self):
         return hash(self._key())
-
-
-class Date(_Octets):
-    """COSEM date (5 octets): year (0xFFFF = not specified), month, day, weekday (0xFF = not specified).
-
-    Month 0xFD/0xFE mean DST end/begin and day 0xFD/0xFE second-last/last day of month; kept raw.
-    """
-
-    SIZE = 5
-
-    def __init__(self, year, month, day, weekday=NOT_SPECIFIED):
-        self.year = year
-        self.month = month
-        self.day = day
-        self.weekday = weekday
-
-    @classmethod
-    def from_bytes(cls, b, off=0):
-        """Read 5 octets at ``off`` (ranges are not judged: any octets are a Date)."""
-        _need_in(b, off, len(b), 5, "date")
-        return cls((b[off] << 8) | b[off + 1], b[off + 2], b[off + 3], b[off + 4])
-
-    def write(self, buf, off):
-        """Write the 5 octets at ``off``; returns the next offset."""
-        _check_year(self.year)
-        _check_byte(self.month, "month")
-        _check_byte(self.day, "day")
-        _check_byte(self.weekday, "weekday")
-        _need_out(buf, off, 5)
-        pack_into(">HBBB", buf, off, self.year, self.month, self.day, self.weekday)
-        return off + 5
-
-    def as_tuple(self):
-        """``(year, month, day)`` raw (0xFFFF / 0xFF where not specified)."""
-        return (self.year, self.month, self.day)
-
-    def iso(self):
-        """``YYYY-MM-DD``; unspecified fields as ``*``."""
-        y = "****" if self.year == 0xFFFF else "%04d" % self.year
-        return "%s-%s-%s" % (y, _f2(self.month), _f2(self.day))
-
-    def _key(self):
-        return (self.year, self.month, self.day, self.weekday)
-
-    def __repr__(self):
-        return "Date(%d, %d, %d, weekday=%d)" % (self.year, self.month, self.day, self.weekday)
-
-
-class Time(_Octets):
-    """COSEM time (4 octets): hour, minute, second, hundredths (0xFF = not specified)."""
-
-    SIZE = 4
-
-    def __init__(self, hour, minute, second, hundredths=NOT_SPECIFIED):
-        self.hour = hour
-        self.minute = minute
-        self.second = second
-        self.hundredths = hundredths
-
-    @classmethod
-    def from_bytes(cls, b, off=0):
-        """Read 4 octets at ``off``."""
-        _need_in(b, off, len(b), 4, "time")
-        return cls(b[off], b[off + 1], b[off + 2], b[off + 3])
-
-    def write(self, buf, off):
-        """Write the 4 octets at ``off``; returns the next offset."""
-        _check_byte(self.hour, "hour")
-        _check_byte(self.minute, "minute")
-        _check_byte(self.second, "second")
-        _check_byte(self.hundredths, "hundredths")
-        _need_out(buf, off, 4)
-        pack_into(">BBBB", buf, off, self.hour, self.minute, self.second, self.hundredths)
-        return off + 4
-
-    def as_tuple(self):
-        """``(hour, minute, second)`` raw (0xFF where not specified)."""
-        return (self.hour, self.minute, self.second)
-
-    def iso(self):
-        """``hh:mm:ss`` (``.hh`` added when hundredths are given); unspecified fields as ``*``."""
-        s = "%s:%s:%s" % (_f2(self.hour), _f2(self.minute), _f2(self.second))
-        if self.hundredths != 0xFF:
-            s += ".%02d" % self.hundredths
-        return s
-
-    def _key(self):
-        return (self.hour, self.minute, self.second, self.hundredths)
-
-    def __repr__(self):
-        return "Time(%d, %d, %d, %d)" % (self.hour, self.minute, self.second, self.hundredths)
 
 
 class DateTime(_Octets):
@@ -707,10 +567,10 @@ def _simple(t, buf, off, end):
             return (b >> 4) * 10 + (b & 0x0F), off + 1
         if t == DATE_TIME:
             return DateTime.from_bytes(buf, off), off + 12
-        if t == DATE:
-            return Date.from_bytes(buf, off), off + 5
-        if t == TIME:
-            return Time.from_bytes(buf, off), off + 4
+        if t == DATE or t == TIME:
+            from . import axdr_types  # dates and times alone are rare on meters (RAM)
+
+            return (axdr_types.Date if t == DATE else axdr_types.Time).from_bytes(buf, off), off + _SIZES[t]
         return DONT_CARE_VALUE, off  # DONT_CARE
     if t == OCTET_STRING:
         n, off = decode_length(buf, off, end)
@@ -729,7 +589,9 @@ def _simple(t, buf, off, end):
         nbits, off = _raw_length(buf, off, end)
         nbytes = (nbits + 7) >> 3
         _need_in(buf, off, end, nbytes, "bit-string")
-        return BitString(buf[off:off + nbytes], nbits), off + nbytes
+        from . import axdr_types
+
+        return axdr_types.BitString(buf[off:off + nbytes], nbits), off + nbytes
     raise AxdrError("unknown tag %d" % t, "tag", off - 1)
 
 

@@ -34,15 +34,13 @@ from .axdr import (  # the tag constants, tables and the date/time classes
     TIME,
     UNSIGNED,
     VISIBLE_STRING,
-    BitString,
-    Date,
     DateTime,
-    Time,
     _check_utf8,
     _need_out,
     encode_length,
     length_size,
 )
+from .axdr_types import BitString, Date, Time
 from .compat import const
 from .errors import AxdrError
 

@@ -35,6 +35,7 @@ from optoread import (
     acse_names,
     acse_server,
     axdr,
+    axdr_types,
     hdlc,
     hdlc_parse,
     push,
@@ -124,7 +125,7 @@ def render(v):
         return v
     if isinstance(v, (list, tuple)):
         return [render(x) for x in v]
-    if isinstance(v, (axdr.DateTime, axdr.Date, axdr.Time)):
+    if isinstance(v, (axdr.DateTime, axdr_types.Date, axdr_types.Time)):
         return v.iso()
     if v is axdr.DONT_CARE_VALUE:
         return None

@@ -10,14 +10,14 @@ import json
 import sys
 import time
 
-from optoread import axdr, cosem, cosem_association, cosem_register
+from optoread import axdr, axdr_types, cosem, cosem_association, cosem_register
 from optoread import obis as obislib
 from optoread.errors import DataAccessError, OptoreadError
 
 
 def jsonable(v):
     """A decoded A-XDR value as JSON: text for printable octet-strings, hex otherwise."""
-    if isinstance(v, (axdr.DateTime, axdr.Date, axdr.Time)):
+    if isinstance(v, (axdr.DateTime, axdr_types.Date, axdr_types.Time)):
         return v.iso()
     if isinstance(v, (bytes, bytearray)):
         if v and all(0x20 <= b < 0x7F for b in v):

@@ -52,7 +52,7 @@ import struct
 import threading
 import time
 
-from optoread import acse, acse_server, axdr, hdlc, security, wrapper, xdlms, xdlms_server
+from optoread import acse, acse_server, axdr, axdr_types, hdlc, security, wrapper, xdlms, xdlms_server
 from optoread.errors import OptoreadError
 
 from .sim_dlms_model import MeterModel, ob
@@ -553,7 +553,8 @@ class DlmsServer:
             if attr == 4:
                 return (A.OCTET_STRING, b"\x60\x85\x74\x05\x08\x01" + bytes((1 if not a.ciphered else 3,)))
             if attr == 5:
-                return (A.STRUCTURE, ((A.BIT_STRING, A.BitString(a.conformance.to_bytes(3, "big"), 24)),
+                bits = axdr_types.BitString(a.conformance.to_bytes(3, "big"), 24)
+                return (A.STRUCTURE, ((A.BIT_STRING, bits),
                                       (A.LONG_UNSIGNED, self.max_pdu), (A.LONG_UNSIGNED, self.max_pdu),
                                       (A.UNSIGNED, 6), (A.INTEGER, 0), (A.OCTET_STRING, b"")))
             if attr == 6:
