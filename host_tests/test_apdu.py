@@ -268,12 +268,12 @@ def test_conformance_names_and_constants():
     assert acse_names.conformance_names(0x00521D) == [
         "priority-mgmt-supported", "block-transfer-with-get-or-read", "multiple-references", "get",
         "set", "selective-access", "action"]
-    assert acse_names.conformance_names(acse.CONF_GENERAL_BLOCK_TRANSFER | acse.CONF_ATTRIBUTE0_WITH_GET) == [
+    n = acse_names
+    assert n.conformance_names(n.CONF_GENERAL_BLOCK_TRANSFER | n.CONF_ATTRIBUTE0_WITH_GET) == [
         "general-block-transfer", "attribute0-supported-with-get"]
-    assert acse.DEFAULT_CONFORMANCE == (acse.CONF_GET | acse.CONF_SET | acse.CONF_ACTION
-                                        | acse.CONF_SELECTIVE_ACCESS | acse.CONF_BLOCK_TRANSFER_GET
-                                        | acse.CONF_BLOCK_TRANSFER_SET | acse.CONF_BLOCK_TRANSFER_ACTION
-                                        | acse.CONF_MULTIPLE_REFERENCES)
+    assert acse.DEFAULT_CONFORMANCE == (n.CONF_GET | n.CONF_SET | n.CONF_ACTION | n.CONF_SELECTIVE_ACCESS
+                                        | n.CONF_BLOCK_TRANSFER_GET | acse.CONF_BLOCK_TRANSFER_SET
+                                        | n.CONF_BLOCK_TRANSFER_ACTION | acse.CONF_MULTIPLE_REFERENCES)
     assert len(acse_names.conformance_names(0xFFFFFF)) == 24
 
 
@@ -497,7 +497,7 @@ def test_sn_read_and_write():
     a, b, c, d = r.items
     assert r.value(0) == 230 and b.kind == xdlms.ITEM_ERROR and b.dar == 3
     assert c.kind == xdlms.ITEM_BLOCK and c.block == 1 and not c.last and c.end - c.off == 3
-    assert d.kind == xdlms.ITEM_BLOCK_NUMBER and d.block == 2
+    assert d.kind == xdlms_sn.ITEM_BLOCK_NUMBER and d.block == 2
     e = portable.raises(DataAccessError, r.value, 1)
     assert e.result == 3
     portable.raises(ApduError, r.value, 9)

@@ -5,7 +5,7 @@ role of HdlcConnection, AARQ/AARE, GET (normal, blocks, with-list), SET (normal,
 ACTION, HLS-GMAC pass 3/4 and glo-ciphering. It runs in process on a virtual clock.
 """
 
-from optoread import acse, acse_server, axdr, hdlc, security, wrapper, xdlms, xdlms_server
+from optoread import acse, acse_server, axdr, hdlc, security, wrapper, xdlms, xdlms_server, xdlms_set
 from optoread.errors import (
     DataAccessError,
     LinkError,
@@ -153,9 +153,9 @@ class MiniServer:
             return self._exc()
         if tag == xdlms.GET_REQUEST:
             return self._wrap(self._get(apdu))
-        if tag == xdlms.SET_REQUEST:
+        if tag == xdlms_set.SET_REQUEST:
             return self._wrap(self._setreq(apdu))
-        if tag == xdlms.ACTION_REQUEST:
+        if tag == xdlms_set.ACTION_REQUEST:
             return self._wrap(self._action(apdu))
         return self._exc()
 
@@ -264,7 +264,7 @@ class MiniServer:
                 return bytes(b[:xdlms_server.encode_set_response(b, 0, invoke, 3)])
             self.writes.append((cls, obis, attr, axdr.decode(apdu, off + 1)[0]))
             return bytes(b[:xdlms_server.encode_set_response(b, 0, invoke, 0)])
-        if kind == xdlms.SET_FIRST_DATABLOCK:
+        if kind == xdlms_set.SET_FIRST_DATABLOCK:
             cls, obis, attr, off = xdlms_server.parse_descriptor(apdu, 3, len(apdu))
             off += 1  # no access selection
             self._set = [(cls, obis, attr), bytearray()]

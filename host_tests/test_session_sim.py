@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from optoread import acse, axdr, hdlc, xdlms
+from optoread import acse_names, axdr, hdlc, xdlms
 from optoread.device import DLMS_BUFFERS
 from optoread.errors import DataAccessError, NoAnswerError, SessionError
 from optoread.session import Session, Settings
@@ -204,7 +204,7 @@ def test_conformance_and_pdu_negotiated():
     model, srv, t, s = _make(8, {"max_pdu": 512})
     with s:
         assert s.negotiated.max_pdu == 512
-        assert s.negotiated.conformance & acse.CONF_BLOCK_TRANSFER_GET
+        assert s.negotiated.conformance & acse_names.CONF_BLOCK_TRANSFER_GET
 
 
 def _serve(rows, link="hdlc", max_info=128):

@@ -375,7 +375,7 @@ def test_set_block_transfer_and_with_list():
             n = xdlms_set.encode_set_request_block(buf, 0, 0xC1, last, k, ch)
         r = xdlms_set.parse_set_response(c.request(bytes(buf[:n])))
         assert r.block == k
-    assert r.kind == xdlms.SET_RESPONSE_LAST_DATABLOCK and r.dar == 0
+    assert r.kind == xdlms_set.SET_RESPONSE_LAST_DATABLOCK and r.dar == 0
     assert c.get(1, "0.0.96.128.0.255", 2) == big
     n = xdlms_set.encode_set_request_list(buf, 0, 0xC1,
                                       [(1, ob("0.0.96.128.0.255"), 2), (3, ob("1.0.1.8.0.255"), 2)],
@@ -905,8 +905,8 @@ def test_server_rejects_unknown_quirk_and_hostile_bytes():
     junks = (b"\xc0", b"\xc0\x01", b"\xc1\x01\xc1\x00", b"\xc3\x01\xc1", b"\x60\x03\xa1\x01", b"\xff\x00")
     for junk in junks:
         out = c.request(junk)
-        assert out[0] in (xdlms.EXCEPTION_RESPONSE, xdlms.AARE, xdlms.GET_RESPONSE, xdlms.SET_RESPONSE,
-                          xdlms.ACTION_RESPONSE), junk
+        assert out[0] in (xdlms.EXCEPTION_RESPONSE, xdlms.AARE, xdlms.GET_RESPONSE, xdlms_set.SET_RESPONSE,
+                          xdlms_set.ACTION_RESPONSE), junk
 
 
 FUZZ = int(os.getenv("FUZZ_EXAMPLES", "300"))

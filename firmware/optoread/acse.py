@@ -37,28 +37,16 @@ from .xdlms import (
 )
 
 # ---------------------------------------------------------------- conformance block bits
+# (those the client never tests are in acse_names)
 _CONF_GENERAL_PROTECTION = const(0x400000)
-CONF_GENERAL_BLOCK_TRANSFER = const(0x200000)
-CONF_READ = const(0x100000)
-CONF_WRITE = const(0x080000)
 _CONF_UNCONFIRMED_WRITE = const(0x040000)
 _CONF_DELTA_VALUE_ENCODING = const(0x020000)
 _CONF_ATTRIBUTE0_WITH_SET = const(0x008000)
-CONF_PRIORITY_MGMT = const(0x004000)
-CONF_ATTRIBUTE0_WITH_GET = const(0x002000)
-CONF_BLOCK_TRANSFER_GET = const(0x001000)  # block-transfer-with-get-or-read
 CONF_BLOCK_TRANSFER_SET = const(0x000800)  # block-transfer-with-set-or-write
-CONF_BLOCK_TRANSFER_ACTION = const(0x000400)
 CONF_MULTIPLE_REFERENCES = const(0x000200)
-CONF_INFORMATION_REPORT = const(0x000100)
 _CONF_DATA_NOTIFICATION = const(0x000080)
 _CONF_ACCESS = const(0x000040)
-CONF_PARAMETERIZED_ACCESS = const(0x000020)
-CONF_GET = const(0x000010)
-CONF_SET = const(0x000008)
-CONF_SELECTIVE_ACCESS = const(0x000004)
 _CONF_EVENT_NOTIFICATION = const(0x000002)
-CONF_ACTION = const(0x000001)
 
 # get, set, action, selective access, block transfer for all three, multiple references.
 DEFAULT_CONFORMANCE = const(0x001E1D)
@@ -86,7 +74,7 @@ _MECHANISMS = {"lls": 1, "hls": 2, "hls-md5": 3, "hls-sha1": 4, "hls-gmac": 5, "
 _OID_CONTEXT = b"\x60\x85\x74\x05\x08\x01"
 _OID_MECHANISM = b"\x60\x85\x74\x05\x08\x02"
 
-RESULT_ACCEPTED = const(0)
+_RESULT_ACCEPTED = const(0)
 RESULT_REJECTED_PERMANENT = const(1)
 _RESULT_REJECTED_TRANSIENT = const(2)
 RESULT_NAMES = ("accepted", "rejected-permanent", "rejected-transient")
@@ -444,7 +432,7 @@ class Aare(_Association):
 
     @property
     def accepted(self):
-        return self.result == RESULT_ACCEPTED
+        return self.result == _RESULT_ACCEPTED
 
     @property
     def result_name(self):

@@ -1,11 +1,28 @@
-"""Names of ACSE and xDLMS-initiate codes (IEC 62056-5-3): conformance bits, mechanisms,
-result-source-diagnostics.
+"""Names of ACSE and xDLMS-initiate codes (IEC 62056-5-3): conformance bits (the constants a
+client does not test, and the names of all), mechanisms, result-source-diagnostics.
 
 Apart from :mod:`optoread.acse` because a reading needs them only to explain a refusal or in
 the laptop tools' listings: the tables are loaded on first use (RAM on a board).
 """
 
 from .acse import SOURCE_USER
+from .compat import const
+
+# Conformance bits the client never tests (acse keeps the ones it does: block transfer for SET,
+# multiple references), for the simulator and tests.
+CONF_GENERAL_BLOCK_TRANSFER = const(0x200000)
+CONF_READ = const(0x100000)
+CONF_WRITE = const(0x080000)
+CONF_PRIORITY_MGMT = const(0x004000)
+CONF_ATTRIBUTE0_WITH_GET = const(0x002000)
+CONF_BLOCK_TRANSFER_GET = const(0x001000)  # block-transfer-with-get-or-read
+CONF_BLOCK_TRANSFER_ACTION = const(0x000400)
+CONF_INFORMATION_REPORT = const(0x000100)
+CONF_PARAMETERIZED_ACCESS = const(0x000020)
+CONF_GET = const(0x000010)
+CONF_SET = const(0x000008)
+CONF_SELECTIVE_ACCESS = const(0x000004)
+CONF_ACTION = const(0x000001)
 
 # Names by bit position (position 0 is the most significant bit of the 24-bit string).
 _CONF_NAMES = (

@@ -34,13 +34,10 @@ CLASS_DATA = const(1)
 CLASS_REGISTER = const(3)
 CLASS_EXTENDED_REGISTER = const(4)
 CLASS_DEMAND_REGISTER = const(5)
-CLASS_PROFILE_GENERIC = const(7)
+_CLASS_PROFILE_GENERIC = const(7)
 CLASS_CLOCK = const(8)
-CLASS_ASSOCIATION_SN = const(12)
-CLASS_ASSOCIATION_LN = const(15)
 
 CLOCK_OBIS = b"\x00\x00\x01\x00\x00\xff"  # 0.0.1.0.0.255
-ASSOCIATION_OBIS = b"\x00\x00\x28\x00\x00\xff"  # 0.0.40.0.0.255, the current association
 
 _ATTR_VALUE = const(2)
 _ATTR_BUFFER = const(2)
@@ -311,7 +308,7 @@ class ProfileGeneric:
     def capture_objects(self, sess, refresh=False):
         """Columns as ``[(class_id, obis6, attr, data_index), ...]`` (attribute 3, cached)."""
         if self._cos is None or refresh:
-            v = sess.get(CLASS_PROFILE_GENERIC, self.obis, _ATTR_CAPTURE_OBJECTS)
+            v = sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_CAPTURE_OBJECTS)
             if not isinstance(v, (list, tuple)):
                 raise CosemError("capture_objects is not an array", "capture_objects")
             self._cos = [_capture_object(v[i], i) for i in range(len(v))]
@@ -320,7 +317,7 @@ class ProfileGeneric:
     def capture_period(self, sess, refresh=False):
         """Seconds between captures (attribute 4, cached); 0 = asynchronous capture."""
         if self._period is None or refresh:
-            v = sess.get(CLASS_PROFILE_GENERIC, self.obis, _ATTR_CAPTURE_PERIOD)
+            v = sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_CAPTURE_PERIOD)
             if not _is_int(v) or v < 0:
                 raise CosemError("capture_period is not an unsigned number", "capture_period")
             self._period = v
@@ -328,20 +325,20 @@ class ProfileGeneric:
 
     def sort_method(self, sess):
         """Attribute 5: 1 fifo, 2 lifo, 3 largest, 4 smallest, 5 nearest_to_zero, 6 farest_from_zero."""
-        return sess.get(CLASS_PROFILE_GENERIC, self.obis, _ATTR_SORT_METHOD)
+        return sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_SORT_METHOD)
 
     def sort_object(self, sess):
         """Attribute 6 as ``(class_id, obis6, attr, data_index)``, or None when not set (class 0)."""
-        co = _capture_object(sess.get(CLASS_PROFILE_GENERIC, self.obis, _ATTR_SORT_OBJECT), 0)
+        co = _capture_object(sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_SORT_OBJECT), 0)
         return None if co[0] == 0 else co
 
     def entries_in_use(self, sess):
         """Attribute 7: number of rows in the buffer."""
-        return sess.get(CLASS_PROFILE_GENERIC, self.obis, _ATTR_ENTRIES_IN_USE)
+        return sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_ENTRIES_IN_USE)
 
     def profile_entries(self, sess):
         """Attribute 8: capacity of the buffer in rows."""
-        return sess.get(CLASS_PROFILE_GENERIC, self.obis, _ATTR_PROFILE_ENTRIES)
+        return sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_PROFILE_ENTRIES)
 
     def clock_column(self, sess):
         """0-based index of the clock column (class 8 attribute 2) in capture_objects, or None."""
@@ -378,7 +375,7 @@ class ProfileGeneric:
                         pass
 
             # Read raw: no clock handling wanted, and a scaler profile holds a single row.
-            sess.get(CLASS_PROFILE_GENERIC, sp.obis, _ATTR_BUFFER, sink=take)
+            sess.get(_CLASS_PROFILE_GENERIC, sp.obis, _ATTR_BUFFER, sink=take)
             for i in range(len(cos)):
                 if _is_register_value(cos[i]):
                     out[i] = found.get(cos[i][1])
@@ -422,7 +419,7 @@ class ProfileGeneric:
                     period = self.capture_period(sess)
                     break
         rs = _RowSink(cols, sink, period, scalers)
-        sess.get(CLASS_PROFILE_GENERIC, self.obis, _ATTR_BUFFER, selector=selector, params=params,
+        sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_BUFFER, selector=selector, params=params,
                  sink=rs)
         return rs.count
 
@@ -515,11 +512,11 @@ class ProfileGeneric:
 
     def reset(self, sess):
         """Method 1: clear the buffer (needs a privileged association)."""
-        return sess.action(CLASS_PROFILE_GENERIC, self.obis, 1, axdr.INTEGER, 0)
+        return sess.action(_CLASS_PROFILE_GENERIC, self.obis, 1, axdr.INTEGER, 0)
 
     def capture(self, sess):
         """Method 2: capture one row now."""
-        return sess.action(CLASS_PROFILE_GENERIC, self.obis, 2, axdr.INTEGER, 0)
+        return sess.action(_CLASS_PROFILE_GENERIC, self.obis, 2, axdr.INTEGER, 0)
 
 
 # ---------------------------------------------------------------- Clock

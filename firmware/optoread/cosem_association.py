@@ -6,13 +6,15 @@ meter's objects: loaded on first use (RAM).
 
 from .compat import const
 from .cosem import (
-    ASSOCIATION_OBIS,
-    CLASS_ASSOCIATION_LN,
-    CLASS_ASSOCIATION_SN,
     CosemError,
     _is_int,
     obis6,
 )
+
+# Used by this module (and the tests and the simulator), not by a reading: kept off its heap.
+CLASS_ASSOCIATION_SN = const(12)
+CLASS_ASSOCIATION_LN = const(15)
+ASSOCIATION_OBIS = b"\x00\x00\x28\x00\x00\xff"  # 0.0.40.0.0.255, the current association
 
 _ATTR_OBJECT_LIST = const(2)
 

@@ -69,10 +69,10 @@ _MIN_LENGTH = const(7)  # format(2) + dst(1) + src(1) + control(1) + FCS(2)
 
 # Bytes between the flags beyond the information field: format 2, addresses
 # up to 4 + 4, control 1, HCS 2, FCS 2.
-FRAME_OVERHEAD = const(15)
+_FRAME_OVERHEAD = const(15)
 
 DEFAULT_MAX_INFO = const(128)
-DEFAULT_WINDOW = const(1)
+_DEFAULT_WINDOW = const(1)
 
 # Control field values with P/F = 0 (I and S frames carry sequence numbers).
 _C_SNRM = const(0x83)
@@ -118,7 +118,7 @@ _E_LENGTH = const(-3)
 
 def frame_capacity(max_info):
     """Largest length-field value of a frame carrying ``max_info`` info bytes (size a FrameReceiver)."""
-    return max_info + FRAME_OVERHEAD
+    return max_info + _FRAME_OVERHEAD
 
 
 # ---------------------------------------------------------------- addresses
@@ -514,7 +514,7 @@ def parse_params(mv, off=0, end=None):
     if end is None:
         end = len(mv)
     max_tx = max_rx = DEFAULT_MAX_INFO
-    win_tx = win_rx = DEFAULT_WINDOW
+    win_tx = win_rx = _DEFAULT_WINDOW
     if end <= off:
         return max_tx, max_rx, win_tx, win_rx
     if end - off < 3:
@@ -884,13 +884,13 @@ class HdlcConnection:
     """
 
     def __init__(self, local, remote, server=False, max_info_tx=DEFAULT_MAX_INFO,
-                 max_info_rx=DEFAULT_MAX_INFO, window_tx=DEFAULT_WINDOW, window_rx=DEFAULT_WINDOW,
+                 max_info_rx=DEFAULT_MAX_INFO, window_tx=_DEFAULT_WINDOW, window_rx=_DEFAULT_WINDOW,
                  retries=3, rx_capacity=2048, negotiate=True, check_addresses=True):
         for w in (window_tx, window_rx):
             if not 1 <= w <= 7:
                 raise LinkError("window size %d outside 1..7" % w, "params")
         for m in (max_info_tx, max_info_rx):
-            if not 1 <= m <= _MAX_LENGTH - FRAME_OVERHEAD:
+            if not 1 <= m <= _MAX_LENGTH - _FRAME_OVERHEAD:
                 raise LinkError("max info length %d out of range" % m, "params")
         encode_frame(bytearray(16), 0, local, remote, 0x13)  # validates both addresses
         self.local = bytes(local)
@@ -904,7 +904,7 @@ class HdlcConnection:
         self.max_info_rx = max_info_rx
         self.window_tx = window_tx
         self.window_rx = window_rx
-        self.out = bytearray(max(64, window_tx * (max_info_tx + FRAME_OVERHEAD + 2)))
+        self.out = bytearray(max(64, window_tx * (max_info_tx + _FRAME_OVERHEAD + 2)))
         self.out_mv = memoryview(self.out)
         self.out_len = 0
         self.rx = Reassembler(rx_capacity)

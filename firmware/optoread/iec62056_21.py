@@ -62,10 +62,10 @@ MAX_ADDRESS = const(32)
 # Protocol control character V and mode character Y of the option select message.
 PC_NORMAL = const(0)
 _PC_SECONDARY = const(1)
-PC_HDLC = const(2)
+_PC_HDLC = const(2)
 MODE_READOUT = const(0)
 MODE_PROGRAMMING = const(1)
-MODE_HDLC = const(2)
+_MODE_HDLC = const(2)
 _MODE_MANUFACTURER = const(6)
 
 
@@ -370,7 +370,7 @@ def hand_over(opts, ident):
     elif opts.baud_switch != "auto":
         baud = int(opts.baud_switch)
     yield (WAIT, opts.reaction_ms if opts.reaction_ms is not None else ident.reaction_ms)
-    yield (SEND, option_select(PC_HDLC, char_for_baud(baud), MODE_HDLC))
+    yield (SEND, option_select(_PC_HDLC, char_for_baud(baud), _MODE_HDLC))
     yield (DRAIN,)
     if opts.settle_ms:
         yield (WAIT, opts.settle_ms)

@@ -5,7 +5,7 @@ session as ``s``), apart from it because a reading only GETs: this module is loa
 session first writes (e.g. sets the meter clock), not on every reading's heap.
 """
 
-from . import acse, axdr, xdlms, xdlms_set
+from . import acse, axdr, xdlms_set
 from .errors import SessionError
 from .session import obis_bytes
 
@@ -68,10 +68,10 @@ def set_proc(s, class_id, code, attr, data):
         if r.block != block:
             raise SessionError("SET block %d acknowledged as %r" % (block, r.block), "block-number")
         if last:
-            if r.kind != xdlms.SET_RESPONSE_LAST_DATABLOCK:
+            if r.kind != xdlms_set.SET_RESPONSE_LAST_DATABLOCK:
                 raise SessionError("meter did not confirm the last SET block", "set-response")
             return None
-        if r.kind != xdlms.SET_RESPONSE_DATABLOCK:
+        if r.kind != xdlms_set.SET_RESPONSE_DATABLOCK:
             raise SessionError("SET block transfer ended early (response type %d)" % r.kind,
                                "set-response")
         pos += k

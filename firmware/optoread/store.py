@@ -54,16 +54,16 @@ VERSION = const(1)
 # Record types.
 T_HEAD = const(1)
 T_VALUE = const(2)
-T_EVENT = const(3)
-T_PROFILE = const(4)
+_T_EVENT = const(3)
+_T_PROFILE = const(4)
 T_ROWS = const(5)
-T_COMMIT = const(6)
+_T_COMMIT = const(6)
 T_ACK = const(7)
 
 HEADER_SIZE = const(10)
 CRC_SIZE = const(4)
 MAX_PAYLOAD = const(1024)
-MAX_COLUMNS = const(32)
+_MAX_COLUMNS = const(32)
 
 _HDR = "<BBBBIH"
 _ROW_BLOCK = const(512)  # profile rows are flushed to the file in records of at most this payload
@@ -309,21 +309,21 @@ def check_record(buf, off, end):
     return rtype, flags, seq, off + HEADER_SIZE, pend + CRC_SIZE
 
 
-_ITEM_COUNTS = {T_HEAD: 4, T_VALUE: 4, T_EVENT: 3, T_COMMIT: 4, T_ACK: 1}
+_ITEM_COUNTS = {T_HEAD: 4, T_VALUE: 4, _T_EVENT: 3, _T_COMMIT: 4, T_ACK: 1}
 
 
 def decode_payload(rtype, buf, off, end):
     """Decode a verified record payload into a tuple ``(kind, data)`` (see :meth:`Store.read`)."""
     if rtype == T_ROWS:
         raise _err("row blocks need a RowDecoder", "type", off)
-    if rtype == T_PROFILE:
+    if rtype == _T_PROFILE:
         head = []
         p = off
         for _ in range(4):
             v, p = get_item(buf, p, end)
             head.append(v)
         obis, period, first, ncols = head
-        if not isinstance(ncols, int) or ncols < 0 or ncols > MAX_COLUMNS:
+        if not isinstance(ncols, int) or ncols < 0 or ncols > _MAX_COLUMNS:
             raise _err("bad column count", "columns", off)
         if period is not None and not isinstance(period, int):
             raise _err("bad capture period", "period", off)
@@ -340,7 +340,7 @@ def decode_payload(rtype, buf, off, end):
         return "head", tuple(items)
     if rtype == T_VALUE:
         return "value", tuple(items)
-    if rtype == T_EVENT:
+    if rtype == _T_EVENT:
         return "event", tuple(items)
     if rtype == T_ACK:
         if not isinstance(items[0], int) or items[0] < 0:
@@ -360,7 +360,7 @@ class RowEncoder:
 
     def __init__(self, capacity=_ROW_BLOCK):
         self.buf = bytearray(capacity)
-        self.prev = [0] * MAX_COLUMNS
+        self.prev = [0] * _MAX_COLUMNS
         self.reset(0, None, None)
 
     def reset(self, ncols, period, first_time):
@@ -369,7 +369,7 @@ class RowEncoder:
         self.period = period or 0
         self.clock = None
         self.first = first_time
-        for i in range(MAX_COLUMNS):
+        for i in range(_MAX_COLUMNS):
             self.prev[i] = 0
         self.clear()
 
@@ -430,7 +430,7 @@ class RowDecoder:
     """Inverse of :class:`RowEncoder`: feeds decoded rows ``(clock, cols)`` to a callback."""
 
     def __init__(self):
-        self.prev = [0] * MAX_COLUMNS
+        self.prev = [0] * _MAX_COLUMNS
         self.reset(0, None, None)
 
     def reset(self, ncols, period, first_time):
@@ -438,7 +438,7 @@ class RowDecoder:
         self.period = period or 0
         self.clock = None
         self.first = first_time
-        for i in range(MAX_COLUMNS):
+        for i in range(_MAX_COLUMNS):
             self.prev[i] = 0
 
     def block(self, buf, off, end, emit=None):
@@ -714,7 +714,7 @@ class Store:
         fs = self.fs
         buf = self._buf
         path = self._path(s.seq)
-        n = encode_record(buf, 0, T_COMMIT, s.seq, (1, INTERRUPTED, s.records, s.rows))
+        n = encode_record(buf, 0, _T_COMMIT, s.seq, (1, INTERRUPTED, s.records, s.rows))
         if file_size == s.size:
             with fs.open(path, "ab") as f:
                 f.write(memoryview(buf)[:n])
@@ -1040,7 +1040,7 @@ class Writer:
         """Store a meter event: time (epoch s or None), event code, optional text."""
         self._check_open()
         self._end_profile()
-        self._record(T_EVENT, (time, code, text))
+        self._record(_T_EVENT, (time, code, text))
         self._s.events += 1
 
     def profile_begin(self, obis, columns, capture_period_s=None, first_time=None):
@@ -1059,13 +1059,13 @@ class Writer:
                     raise _err("a column is obis or (obis, scaler, unit)", "columns")
                 cols.extend(c)
         ncols = len(cols) // 3
-        if ncols > MAX_COLUMNS:
-            raise _err("more than %d columns" % MAX_COLUMNS, "columns")
+        if ncols > _MAX_COLUMNS:
+            raise _err("more than %d columns" % _MAX_COLUMNS, "columns")
         if capture_period_s is not None and (not isinstance(capture_period_s, int) or capture_period_s < 0):
             raise _err("bad capture period", "period")
         if first_time is not None and not isinstance(first_time, int):
             raise _err("bad first time", "first_time")
-        self._record(T_PROFILE, [obis, capture_period_s, first_time, ncols] + cols)
+        self._record(_T_PROFILE, [obis, capture_period_s, first_time, ncols] + cols)
         self._rows.reset(ncols, capture_period_s, first_time)
         self._in_profile = True
         self._s.profiles += 1
@@ -1092,7 +1092,7 @@ class Writer:
         self._end_profile()
         s = self._s
         self._room(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
-        self._n = encode_record(self._out, self._n, T_COMMIT, self.seq,
+        self._n = encode_record(self._out, self._n, _T_COMMIT, self.seq,
                                 (0 if outcome == COMPLETE else 1, error, s.records, s.rows))
         try:
             self._sync()

@@ -24,11 +24,7 @@ from .errors import ApduError, DataAccessError
 
 # ---------------------------------------------------------------- APDU tags
 INITIATE_REQUEST = const(0x01)
-READ_REQUEST = const(0x05)
-WRITE_REQUEST = const(0x06)
 INITIATE_RESPONSE = const(0x08)
-READ_RESPONSE = const(0x0C)
-WRITE_RESPONSE = const(0x0D)
 CONFIRMED_SERVICE_ERROR = const(0x0E)
 DATA_NOTIFICATION = const(0x0F)
 _UNCONFIRMED_WRITE_REQUEST = const(0x16)
@@ -38,12 +34,8 @@ AARE = const(0x61)
 RLRQ = const(0x62)
 RLRE = const(0x63)
 GET_REQUEST = const(0xC0)
-SET_REQUEST = const(0xC1)
 _EVENT_NOTIFICATION_REQUEST = const(0xC2)
-ACTION_REQUEST = const(0xC3)
 GET_RESPONSE = const(0xC4)
-SET_RESPONSE = const(0xC5)
-ACTION_RESPONSE = const(0xC7)
 EXCEPTION_RESPONSE = const(0xD8)
 _ACCESS_REQUEST = const(0xD9)
 _ACCESS_RESPONSE = const(0xDA)
@@ -92,19 +84,11 @@ NORMAL = const(1)
 NEXT = const(2)  # GET-Request-Next
 WITH_DATABLOCK = const(2)  # GET-Response / SET-Response datablock
 WITH_LIST = const(3)  # GET request/response with-list
-SET_FIRST_DATABLOCK = const(2)
-SET_WITH_DATABLOCK = const(3)
-SET_WITH_LIST = const(4)
-SET_RESPONSE_DATABLOCK = const(2)
-SET_RESPONSE_LAST_DATABLOCK = const(3)
-SET_RESPONSE_LAST_DATABLOCK_WITH_LIST = const(4)
-SET_RESPONSE_WITH_LIST = const(5)
 
 # Kinds of one result item (GET with-list, SN Read/Write responses).
 ITEM_DATA = const(0)
 ITEM_ERROR = const(1)
 ITEM_BLOCK = const(2)  # SN data-block-result
-ITEM_BLOCK_NUMBER = const(3)  # SN block-number (read) / write block-number
 
 # Selective access selectors for profile-generic buffers.
 SELECT_BY_RANGE = const(1)

@@ -9,7 +9,6 @@ the reader never does, so it is not deployed to a board and costs a reading no R
 
 from .errors import ApduError
 from .xdlms import (
-    ACTION_RESPONSE,
     CONFIRMED_SERVICE_ERROR,
     DATA_NOTIFICATION,
     EXCEPTION_RESPONSE,
@@ -18,7 +17,6 @@ from .xdlms import (
     GET_RESPONSE,
     NEXT,
     NORMAL,
-    SET_RESPONSE,
     WITH_DATABLOCK,
     WITH_LIST,
     _expect,
@@ -36,6 +34,7 @@ from .xdlms import (
     u32,
     write_length,
 )
+from .xdlms_set import ACTION_RESPONSE, SET_RESPONSE
 
 
 def parse_descriptor(mv, off, end):

@@ -7,20 +7,10 @@ the new offset; decoders return offsets into the caller's buffer).
 """
 
 from . import axdr
+from .compat import const
 from .errors import ApduError
 from .xdlms import (
-    ACTION_REQUEST,
-    ACTION_RESPONSE,
     NORMAL,
-    SET_FIRST_DATABLOCK,
-    SET_REQUEST,
-    SET_RESPONSE,
-    SET_RESPONSE_DATABLOCK,
-    SET_RESPONSE_LAST_DATABLOCK,
-    SET_RESPONSE_LAST_DATABLOCK_WITH_LIST,
-    SET_RESPONSE_WITH_LIST,
-    SET_WITH_DATABLOCK,
-    SET_WITH_LIST,
     _expect,
     _get_data_result,
     _put_access,
@@ -37,6 +27,18 @@ from .xdlms import (
     write_length,
 )
 
+# Used by this module (and the tests and the simulator), not by a reading: kept off its heap.
+SET_REQUEST = const(0xC1)
+ACTION_REQUEST = const(0xC3)
+SET_RESPONSE = const(0xC5)
+ACTION_RESPONSE = const(0xC7)
+SET_FIRST_DATABLOCK = const(2)
+SET_WITH_DATABLOCK = const(3)
+SET_WITH_LIST = const(4)
+SET_RESPONSE_DATABLOCK = const(2)
+SET_RESPONSE_LAST_DATABLOCK = const(3)
+SET_RESPONSE_LAST_DATABLOCK_WITH_LIST = const(4)
+SET_RESPONSE_WITH_LIST = const(5)
 
 def encode_set_request(buf, off, invoke, class_id, obis, attr, data, selector=0, params=None):
     """SET-Request-Normal: ``data`` = pre-encoded A-XDR bytes or (tag, value)."""

@@ -6,16 +6,12 @@ codecs are loaded only when a session talks to an SN-only meter. Conventions as 
 """
 
 from . import axdr
+from .compat import const
 from .errors import ApduError
 from .xdlms import (
     ITEM_BLOCK,
-    ITEM_BLOCK_NUMBER,
     ITEM_DATA,
     ITEM_ERROR,
-    READ_REQUEST,
-    READ_RESPONSE,
-    WRITE_REQUEST,
-    WRITE_RESPONSE,
     Result,
     _expect,
     _put_bytes,
@@ -31,6 +27,12 @@ from .xdlms import (
     write_length,
 )
 
+# Used by this module (and the tests and the simulator), not by a reading: kept off its heap.
+READ_REQUEST = const(0x05)
+WRITE_REQUEST = const(0x06)
+READ_RESPONSE = const(0x0C)
+WRITE_RESPONSE = const(0x0D)
+ITEM_BLOCK_NUMBER = const(3)  # SN block-number (read) / write block-number
 
 def _put_variable_access(buf, off, name):
     # Variable-Access-Specification: [2] variable-name | [4] parameterized-access

@@ -52,7 +52,20 @@ import struct
 import threading
 import time
 
-from optoread import acse, acse_server, axdr, axdr_types, hdlc, security, wrapper, xdlms, xdlms_server
+from optoread import (
+    acse,
+    acse_names,
+    acse_server,
+    axdr,
+    axdr_types,
+    hdlc,
+    security,
+    wrapper,
+    xdlms,
+    xdlms_server,
+    xdlms_set,
+    xdlms_sn,
+)
 from optoread.errors import OptoreadError
 
 from .sim_dlms_model import MeterModel, ob
@@ -75,11 +88,12 @@ DAR_LONG_SET_ABORTED = 17
 DAR_BLOCK_NUMBER_INVALID = 19
 DAR_OTHER = 250
 
-_CONF_LN = (acse.CONF_GET | acse.CONF_SET | acse.CONF_ACTION | acse.CONF_SELECTIVE_ACCESS
-            | acse.CONF_BLOCK_TRANSFER_GET | acse.CONF_BLOCK_TRANSFER_SET | acse.CONF_MULTIPLE_REFERENCES
-            | acse.CONF_ATTRIBUTE0_WITH_GET | acse.CONF_PRIORITY_MGMT)
-_CONF_SN = (acse.CONF_READ | acse.CONF_WRITE | acse.CONF_PARAMETERIZED_ACCESS
-            | acse.CONF_MULTIPLE_REFERENCES | acse.CONF_BLOCK_TRANSFER_GET | acse.CONF_INFORMATION_REPORT)
+_N = acse_names
+_CONF_LN = (_N.CONF_GET | _N.CONF_SET | _N.CONF_ACTION | _N.CONF_SELECTIVE_ACCESS | _N.CONF_BLOCK_TRANSFER_GET
+            | acse.CONF_BLOCK_TRANSFER_SET | acse.CONF_MULTIPLE_REFERENCES | _N.CONF_ATTRIBUTE0_WITH_GET
+            | _N.CONF_PRIORITY_MGMT)
+_CONF_SN = (_N.CONF_READ | _N.CONF_WRITE | _N.CONF_PARAMETERIZED_ACCESS | acse.CONF_MULTIPLE_REFERENCES
+            | _N.CONF_BLOCK_TRANSFER_GET | _N.CONF_INFORMATION_REPORT)
 
 _MECH = {"none": None, "low": 1, "hls": 5}
 
@@ -499,14 +513,14 @@ class DlmsServer:
         if a.ln:
             if tag == xdlms.GET_REQUEST:
                 return self._get(a, mv)
-            if tag == xdlms.SET_REQUEST:
+            if tag == xdlms_set.SET_REQUEST:
                 return self._set_req(a, mv)
-            if tag == xdlms.ACTION_REQUEST:
+            if tag == xdlms_set.ACTION_REQUEST:
                 return self._action(a, mv)
         else:
-            if tag == xdlms.READ_REQUEST:
+            if tag == xdlms_sn.READ_REQUEST:
                 return self._read(a, mv)
-            if tag == xdlms.WRITE_REQUEST:
+            if tag == xdlms_sn.WRITE_REQUEST:
                 return self._write(a, mv)
         return self._exception(2, 2)  # service-unknown / service-not-supported
 
@@ -704,7 +718,7 @@ class DlmsServer:
         return self._start_blocks(a, inv, bytes(head[:k]) + bytes(raw))
 
     def _start_blocks(self, a, inv, raw, sn=False):
-        if not (a.conformance & acse.CONF_BLOCK_TRANSFER_GET):
+        if not (a.conformance & acse_names.CONF_BLOCK_TRANSFER_GET):
             buf = bytearray(16)
             if sn:
                 return self._read_response([DAR_OTHER])
@@ -724,7 +738,7 @@ class DlmsServer:
         self.stats["blocks_sent"] += 1
         buf = bytearray(len(chunk) + 24)
         if sn:
-            buf[0] = xdlms.READ_RESPONSE
+            buf[0] = xdlms_sn.READ_RESPONSE
             buf[1] = 1
             buf[2] = 2
             buf[3] = 1 if last else 0
@@ -789,8 +803,8 @@ class DlmsServer:
             sel, off = self._skip_selection(mv, off, end)
             dar = self._store(a, cls, obis, attr, bytes(mv[off:end])) if not sel else DAR_OTHER
             return bytes(buf[:xdlms_server.encode_set_response(buf, 0, inv, dar)])
-        if kind in (xdlms.SET_FIRST_DATABLOCK, xdlms.SET_WITH_DATABLOCK):
-            if kind == xdlms.SET_FIRST_DATABLOCK:
+        if kind in (xdlms_set.SET_FIRST_DATABLOCK, xdlms_set.SET_WITH_DATABLOCK):
+            if kind == xdlms_set.SET_FIRST_DATABLOCK:
                 cls, obis, attr, off = xdlms_server.parse_descriptor(mv, off, end)
                 sel, off = self._skip_selection(mv, off, end)
                 self._set = [(cls, obis, attr), bytearray(), 1]
@@ -800,23 +814,23 @@ class DlmsServer:
             s = self._set
             if s is None or no != s[2]:
                 self._set = None
-                buf[0:3] = bytes((xdlms.SET_RESPONSE, xdlms.SET_RESPONSE_LAST_DATABLOCK, inv))
+                buf[0:3] = bytes((xdlms_set.SET_RESPONSE, xdlms_set.SET_RESPONSE_LAST_DATABLOCK, inv))
                 buf[3] = DAR_LONG_SET_ABORTED if s is not None else 18
                 struct.pack_into(">I", buf, 4, no)
                 return bytes(buf[:8])
             s[1] += mv[d_off:d_end]
             s[2] += 1
             if not last:
-                buf[0:3] = bytes((xdlms.SET_RESPONSE, xdlms.SET_RESPONSE_DATABLOCK, inv))
+                buf[0:3] = bytes((xdlms_set.SET_RESPONSE, xdlms_set.SET_RESPONSE_DATABLOCK, inv))
                 struct.pack_into(">I", buf, 3, no)
                 return bytes(buf[:7])
             self._set = None
             cls, obis, attr = s[0]
             dar = self._store(a, cls, obis, attr, bytes(s[1]))
-            buf[0:4] = bytes((xdlms.SET_RESPONSE, xdlms.SET_RESPONSE_LAST_DATABLOCK, inv, dar))
+            buf[0:4] = bytes((xdlms_set.SET_RESPONSE, xdlms_set.SET_RESPONSE_LAST_DATABLOCK, inv, dar))
             struct.pack_into(">I", buf, 4, no)
             return bytes(buf[:8])
-        if kind == xdlms.SET_WITH_LIST:
+        if kind == xdlms_set.SET_WITH_LIST:
             n, off = xdlms.read_length(mv, off, end, "list-count")
             xdlms.need(mv, off, end, n * 10, "list")
             descs = []
@@ -833,7 +847,7 @@ class DlmsServer:
                 dars.append(self._store(a, cls, obis, attr, bytes(mv[off:d_end])))
                 off = d_end
             out = bytearray(8 + n)
-            out[0:3] = bytes((xdlms.SET_RESPONSE, xdlms.SET_RESPONSE_WITH_LIST, inv))
+            out[0:3] = bytes((xdlms_set.SET_RESPONSE, xdlms_set.SET_RESPONSE_WITH_LIST, inv))
             o = xdlms.write_length(out, 3, n)
             for d in dars:
                 out[o] = d
@@ -909,7 +923,7 @@ class DlmsServer:
 
     def _read_response(self, items):
         buf = bytearray(sum(len(x) + 2 if not isinstance(x, int) else 2 for x in items) + 8)
-        buf[0] = xdlms.READ_RESPONSE
+        buf[0] = xdlms_sn.READ_RESPONSE
         off = xdlms.write_length(buf, 1, len(items))
         for x in items:
             if isinstance(x, int):
@@ -1001,7 +1015,7 @@ class DlmsServer:
             else:
                 results.append(self._store(a, o.class_id, o.obis, idx, data))
         buf = bytearray(8 + 2 * n)
-        buf[0] = xdlms.WRITE_RESPONSE
+        buf[0] = xdlms_sn.WRITE_RESPONSE
         o = xdlms.write_length(buf, 1, n)
         for r in results:
             if r == 0:
