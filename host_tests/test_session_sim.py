@@ -73,7 +73,7 @@ CONFIGS = {
     "wrapper-hls-ciphered": ({"link": "wrapper", "client": 48, "auth": "hls", "ek": EK, "ak": AK},
                              {"link": "wrapper", "client": 48, "auth": "hls", "ek": EK, "ak": AK,
                               "ciphered": True}),
-    # the device's own buffer sizes (device.DLMS_BUFFERS: 512-byte frames, 1 KB PDU, 256-byte requests)
+    # the device's own buffer sizes (device.DLMS_BUFFERS: 512-byte frames, a one-frame PDU, 256-byte requests)
     "device-buffers-hls-ciphered": ({"client": 48, "auth": "hls", "ek": EK, "ak": AK},
                                     dict(DLMS_BUFFERS, client=48, auth="hls", ek=EK, ak=AK, ciphered=True)),
     "device-buffers-sn": ({"ln": False}, dict(DLMS_BUFFERS, ln=False)),

@@ -67,6 +67,7 @@ _MAX_COLUMNS = const(32)
 
 _HDR = "<BBBBIH"
 _ROW_BLOCK = const(512)  # profile rows are flushed to the file in records of at most this payload
+_ROWS_AT = const(12)  # where a writer encodes rows in the record buffer: HEADER_SIZE + 2-byte count
 _MAX_VARINT = const(10)
 _SYNC_BYTES = const(4096)  # flush (LittleFS: commit) at least this often while writing a session
 
@@ -356,10 +357,17 @@ def decode_payload(rtype, buf, off, end):
 
 
 class RowEncoder:
-    """Delta + varint encoder of profile rows into a fixed bytearray (no allocation per row)."""
+    """Delta + varint encoder of profile rows into a fixed bytearray (no allocation per row).
 
-    def __init__(self, capacity=_ROW_BLOCK):
-        self.buf = bytearray(capacity)
+    The rows go to ``buf[start:start + capacity]``: a buffer of its own by default, or (the
+    session writer) the payload area of the store's record buffer, so a profile costs no
+    second block buffer.
+    """
+
+    def __init__(self, capacity=_ROW_BLOCK, buf=None, start=0):
+        self.buf = bytearray(capacity) if buf is None else buf
+        self.start = start
+        self.end = start + capacity
         self.prev = [0] * _MAX_COLUMNS
         self.reset(0, None, None)
 
@@ -375,19 +383,19 @@ class RowEncoder:
 
     def clear(self):
         """Empty the block buffer (after it was written out); the delta state carries on."""
-        self.off = 0
+        self.off = self.start
         self.rows = 0
 
     def room(self):
         """True if a worst-case row still fits in the block."""
-        return len(self.buf) - self.off >= (self.ncols + 1) * _MAX_VARINT
+        return self.end - self.off >= (self.ncols + 1) * _MAX_VARINT
 
     def add(self, clock, cols):
         """Encode one row; ``clock`` is epoch seconds or None (implied), ``cols`` ints or None."""
         if len(cols) != self.ncols:
             raise _err("row has %d columns, profile has %d" % (len(cols), self.ncols), "row")
         buf = self.buf
-        end = len(buf)
+        end = self.end
         if self.clock is None:
             pred = self.first
         else:
@@ -958,7 +966,9 @@ class Writer:
         self._out = store._buf  # the store's record buffer: it is idle while we write (Store._idle)
         self._n = 0  # bytes pending in _out
         self._unsynced = 0
-        self._rows = RowEncoder()
+        # Rows are encoded straight into the record buffer, after room for a record header and
+        # a 2-byte row count (a block holds at most _ROW_BLOCK rows): no buffer of their own.
+        self._rows = RowEncoder(_ROW_BLOCK, self._out, _ROWS_AT)
         self._in_profile = False
         self._f = None
         self._s = Session(seq)
@@ -990,17 +1000,18 @@ class Writer:
         self._n = encode_record(self._out, self._n, rtype, self.seq, items)
         self._s.records += 1
 
-    def _write_out(self):
-        if not self._n:
+    def _write_out(self, start=0):
+        if self._n <= start:
+            self._n = 0
             return
         try:
-            if IS_MICROPYTHON:
-                self._f.write(self._out, 0, self._n)  # stream write(buf, off, len): no slice object
+            if IS_MICROPYTHON:  # stream write(buf, off, len): no slice object
+                self._f.write(self._out, start, self._n - start)
             else:
-                self._f.write(memoryview(self._out)[:self._n])
+                self._f.write(memoryview(self._out)[start:self._n])
         except OSError as e:
             raise _err("write failed (%s): store full? download first" % e, "write")
-        self._unsynced += self._n
+        self._unsynced += self._n - start
         self._n = 0
         if self._unsynced >= _SYNC_BYTES:
             self._sync()
@@ -1014,20 +1025,22 @@ class Writer:
         self._unsynced = 0
 
     def _flush_rows(self):
+        # The rows sit in place at _ROWS_AT (the buffer holds nothing else during a profile):
+        # the count varint goes right before them and the record header before that, so the
+        # record starts at 0 or 1 and is written out from there at once.
         r = self._rows
         if not r.rows:
             return
-        self._room(HEADER_SIZE + _MAX_VARINT + r.off + CRC_SIZE)
         out = self._out
-        p = begin_record(out, self._n, T_ROWS, self.seq)
-        p = put_uvarint(out, p, len(out), r.rows)
-        buf = r.buf
-        for i in range(r.off):  # a plain copy: no memoryview object, the append path allocates nothing
-            out[p + i] = buf[i]
-        self._n = end_record(out, self._n, p + r.off)
+        p = _ROWS_AT - (1 if r.rows < 0x80 else 2)
+        start = p - HEADER_SIZE
+        begin_record(out, start, T_ROWS, self.seq)
+        put_uvarint(out, p, _ROWS_AT, r.rows)
+        self._n = end_record(out, start, r.off)
         self._s.records += 1
         self._s.rows += r.rows
         r.clear()
+        self._write_out(start)
 
     def value(self, obis, value, scaler=None, unit=None):
         """Store a register value: OBIS text, value (int/str/bytes/float/None), scaler, unit code or text."""
@@ -1066,6 +1079,7 @@ class Writer:
         if first_time is not None and not isinstance(first_time, int):
             raise _err("bad first time", "first_time")
         self._record(_T_PROFILE, [obis, capture_period_s, first_time, ncols] + cols)
+        self._write_out()  # the rows are encoded into the (now empty) record buffer
         self._rows.reset(ncols, capture_period_s, first_time)
         self._in_profile = True
         self._s.profiles += 1
@@ -1075,6 +1089,8 @@ class Writer:
         self._check_open()
         if not self._in_profile:
             raise _err("row outside a profile", "row")
+        if self._n:  # a record staged since the last row: out of the way of the rows
+            self._write_out()
         r = self._rows
         if not r.room():
             self._flush_rows()
