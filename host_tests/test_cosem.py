@@ -322,6 +322,28 @@ def test_range_auto_retries_without_deviation():
     assert [p[1][31:33] for p in prof.params[-2:]] == [b"\xff\xc4", b"\x80\x00"]
 
 
+def test_profile_read_once_drops_its_capture_objects_before_the_rows():
+    # keep=False (the reader): the rows stream with no capture objects on the heap; the
+    # auto-deviation retry still works from the parameters encoded up front.
+    prof = Profile(20, reject_deviation=True)
+    s = profile_session(prof)
+    pg = cosem.ProfileGeneric(BLOCK_LOAD, keep=False)
+    seen = []
+    rows, sink = collector(prof)
+
+    def watching(row):
+        seen.append(pg._cos)
+        sink(row)
+
+    assert pg.read_range(s, dt(2026, 1, 1, 0, 0), dt(2026, 1, 1, 0, 30), watching, no_deviation="auto") == 3
+    assert seen == [None, None, None] and len(rows) == 3
+    assert [p[1][31:33] for p in prof.params[-2:]] == [b"\xff\xc4", b"\x80\x00"]
+    kept = cosem.ProfileGeneric(BLOCK_LOAD)
+    prof4 = Profile(4)
+    kept.read_all(profile_session(prof4), collector(prof4)[1])
+    assert kept._cos is not None  # the default keeps them for the next read
+
+
 def test_range_with_selected_columns_and_explicit_sort_column():
     prof = Profile(10)
     s = profile_session(prof)

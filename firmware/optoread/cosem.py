@@ -296,12 +296,16 @@ class _RowSink:
 
 class ProfileGeneric:
     """A Profile Generic object (class 7) at ``obis``. Attribute values read once are kept
-    (capture_objects, capture_period); pass them to the constructor to skip reading them."""
+    (capture_objects, capture_period); pass them to the constructor to skip reading them.
+    ``keep=False`` drops the capture objects once a buffer read has what it needs from them,
+    before the rows stream in (a reader that reads each profile once: ~130 bytes a column).
+    """
 
-    def __init__(self, obis, capture_objects=None, capture_period=None):
+    def __init__(self, obis, capture_objects=None, capture_period=None, keep=True):
         self.obis = obis6(obis)
         self._cos = capture_objects
         self._period = capture_period
+        self._keep = keep
 
     # -- attributes
 
@@ -410,7 +414,7 @@ class ProfileGeneric:
         if scalers is not None and len(scalers) != len(cos):
             raise CosemError("scalers has %d entries for %d columns" % (len(scalers), len(cos)), "scalers")
 
-    def _read(self, sess, selector, params, cols, sink, scalers):
+    def _row_sink(self, sess, cols, sink, scalers):
         period = self._period
         if period is None:
             for co in cols:
@@ -418,7 +422,12 @@ class ProfileGeneric:
                     # Needed before streaming: no other request may run inside the GET.
                     period = self.capture_period(sess)
                     break
-        rs = _RowSink(cols, sink, period, scalers)
+        return _RowSink(cols, sink, period, scalers)
+
+    def _stream(self, sess, selector, params, rs):
+        # The callers hold no capture objects any more: without keep, none are left on the heap.
+        if not self._keep:
+            self._cos = None
         sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_BUFFER, selector=selector, params=params,
                  sink=rs)
         return rs.count
@@ -466,22 +475,23 @@ class ProfileGeneric:
         if scalers is not None:
             scl = [scalers[p[0]] for p in sel] if sel else scalers
         buf = bytearray(48 + _CAPTURE_OBJECT_SIZE * (len(sel) + 1))
-        if no_deviation == "auto":
-            got = [0]
-
-            def counting(row):
-                got[0] += 1
-                sink(row)
-
-            try:
-                n = xdlms.encode_range_descriptor(buf, 0, sort_co, f, t, [p[1] for p in sel], False)
-                return self._read(sess, 1, bytes(buf[:n]), cols, counting, scl)
-            except DataAccessError:
-                if got[0]:
-                    raise  # rows were delivered: a retry would repeat them
-            no_deviation = True
-        n = xdlms.encode_range_descriptor(buf, 0, sort_co, f, t, [p[1] for p in sel], bool(no_deviation))
-        return self._read(sess, 1, bytes(buf[:n]), cols, sink, scl)
+        picked = [p[1] for p in sel]
+        auto = no_deviation == "auto"
+        n = xdlms.encode_range_descriptor(buf, 0, sort_co, f, t, picked, bool(no_deviation) and not auto)
+        first = bytes(buf[:n])
+        retry = None
+        if auto:  # deviation as given first; "not specified" if the meter refuses that
+            retry = bytes(buf[:xdlms.encode_range_descriptor(buf, 0, sort_co, f, t, picked, True)])
+        rs = self._row_sink(sess, cols, sink, scl)
+        cos = cols = sel = picked = scl = sort_co = buf = None  # the rows stream without them
+        if retry is None:
+            return self._stream(sess, 1, first, rs)
+        try:
+            return self._stream(sess, 1, first, rs)
+        except DataAccessError:
+            if rs.count:
+                raise  # rows were delivered: a retry would repeat them
+        return self._stream(sess, 1, retry, rs)
 
     def read_entries(self, sess, from_entry, to_entry, sink, from_col=1, to_col=0, scalers=None):
         """Rows ``from_entry .. to_entry`` (1-based, 0 = to the last), columns ``from_col ..
@@ -500,13 +510,17 @@ class ProfileGeneric:
         scl = scalers[from_col - 1:last] if scalers is not None else None
         buf = bytearray(20)
         n = xdlms.encode_entry_descriptor(buf, 0, from_entry, to_entry, from_col, to_col)
-        return self._read(sess, 2, bytes(buf[:n]), cols, sink, scl)
+        rs = self._row_sink(sess, cols, sink, scl)
+        cos = cols = scl = None  # the rows stream without them
+        return self._stream(sess, 2, bytes(buf[:n]), rs)
 
     def read_all(self, sess, sink, scalers=None):
         """The whole buffer (no selective access); returns the row count."""
         cos = self.capture_objects(sess)
         self._check_scalers(cos, scalers)
-        return self._read(sess, 0, None, cos, sink, scalers)
+        rs = self._row_sink(sess, cos, sink, scalers)
+        cos = None  # the rows stream without them
+        return self._stream(sess, 0, None, rs)
 
     # -- methods
 

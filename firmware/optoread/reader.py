@@ -382,7 +382,7 @@ class Reader:
         code = obislib.parse(step["profile"])
         name = obislib.format(code)
         self._say("profile %s" % name)
-        pg = cosem.ProfileGeneric(code)
+        pg = cosem.ProfileGeneric(code, keep=False)  # read once: no capture objects while rows stream
         cos = pg.capture_objects(sess)
         scalers = None
         if step.get("scaler_profile"):
