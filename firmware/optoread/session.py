@@ -647,35 +647,9 @@ class Session:
         self._tx_limit = limit
         self._ciphering = st.ciphered
         if st.auth == "hls":
-            yield from self._hls(aare, ctos)
+            from . import session_set  # HLS pass 3/4 is an ACTION
 
-    def _hls(self, aare, ctos):
-        """HLS pass 3/4: reply_to_HLS_authentication with f(StoC), check the server's f(CtoS)."""
-        from . import security
-
-        st = self.settings
-        stoc = aare.auth_value
-        if stoc is None or self._server_st is None:
-            raise SessionError("HLS: the AARE carries no challenge or system title", "aare")
-        if not st.ln:
-            raise SessionError("HLS-GMAC with short-name referencing is not supported", "auth")
-        f_stoc = security.hls_gmac(st.system_title, self.invocation_counter, st.ek, st.ak, stoc)
-        self.invocation_counter += 1
-        from . import session_set  # pass 3 is an ACTION
-
-        try:
-            reply = yield from session_set.action_proc(self, 15, ASSOCIATION_LN, 1,
-                                                       (axdr.OCTET_STRING, f_stoc))
-        except DataAccessError:
-            raise SessionError("association rejected: authentication failure (meter refused our "
-                               "HLS-GMAC reply; check the keys)", "hls")
-        if not isinstance(reply, (bytes, bytearray)):
-            raise SessionError("HLS: the meter returned no f(CtoS)", "hls")
-        try:
-            security.verify_hls_gmac(reply, self._server_st, st.ek, st.ak, ctos)
-        except SecurityError:
-            raise SecurityError("HLS: the meter's f(CtoS) does not verify: wrong keys or not the meter "
-                                "we think", "f(CtoS)")
+            yield from session_set.hls_reply(self, aare, ctos)
 
     def _close_proc(self):
         st = self.settings

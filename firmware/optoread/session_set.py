@@ -1,4 +1,5 @@
-"""SET and ACTION (LN, WRITE for SN meters): :meth:`Session.set` and :meth:`Session.action`.
+"""SET and ACTION (LN, WRITE for SN meters): :meth:`Session.set` and :meth:`Session.action`,
+and the ACTION that is HLS pass 3/4 of an association.
 
 Procedures of :class:`optoread.session.Session` (generators run by its driver, taking the
 session as ``s``), apart from it because a reading only GETs: this module is loaded when a
@@ -6,8 +7,8 @@ session first writes (e.g. sets the meter clock), not on every reading's heap.
 """
 
 from . import acse, axdr, xdlms_set
-from .errors import SessionError
-from .session import obis_bytes
+from .errors import DataAccessError, SecurityError, SessionError
+from .session import ASSOCIATION_LN, obis_bytes
 
 
 def set_value(s, class_id, obis_code, attr, tag, value):
@@ -95,3 +96,29 @@ def action_proc(s, class_id, code, method, params):
     if r.dar:
         raise s._access_error(code, method, r.dar, True)
     return r.value()
+
+
+def hls_reply(s, aare, ctos):
+    """HLS pass 3/4: reply_to_HLS_authentication with f(StoC), check the server's f(CtoS)."""
+    from . import security
+
+    st = s.settings
+    stoc = aare.auth_value
+    if stoc is None or s._server_st is None:
+        raise SessionError("HLS: the AARE carries no challenge or system title", "aare")
+    if not st.ln:
+        raise SessionError("HLS-GMAC with short-name referencing is not supported", "auth")
+    f_stoc = security.hls_gmac(st.system_title, s.invocation_counter, st.ek, st.ak, stoc)
+    s.invocation_counter += 1
+    try:
+        reply = yield from action_proc(s, 15, ASSOCIATION_LN, 1, (axdr.OCTET_STRING, f_stoc))
+    except DataAccessError:
+        raise SessionError("association rejected: authentication failure (meter refused our "
+                           "HLS-GMAC reply; check the keys)", "hls")
+    if not isinstance(reply, (bytes, bytearray)):
+        raise SessionError("HLS: the meter returned no f(CtoS)", "hls")
+    try:
+        security.verify_hls_gmac(reply, s._server_st, st.ek, st.ak, ctos)
+    except SecurityError:
+        raise SecurityError("HLS: the meter's f(CtoS) does not verify: wrong keys or not the meter "
+                            "we think", "f(CtoS)")
