@@ -1,7 +1,7 @@
 """Checksums: IEC 62056-21 BCC, DSMR CRC-16/ARC, HDLC CRC-16/X.25, and CRC-32 for stored records.
 
-Tables are built once at import into ``array`` objects (512 bytes each) so the
-per-byte cost is one lookup; nothing is allocated per call.
+Tables are built once into ``array`` objects (512 bytes each: X.25 at import, ARC at its first
+use) so the per-byte cost is one lookup; nothing is allocated per call.
 """
 
 from array import array
@@ -22,8 +22,8 @@ def _table(poly):
     return t
 
 
-_ARC = _table(_POLY_ARC_REFLECTED)
 _X25 = _table(_POLY_X25_REFLECTED)
+_ARC = []  # built by the first crc16_arc (mode D readouts only): not on a DLMS reading's heap
 
 
 def bcc(data, start=0, end=None, value=0):
@@ -39,7 +39,9 @@ def crc16_arc(data, start=0, end=None, crc=0):
     """CRC-16/ARC (DSMR P1 telegram CRC over "/" .. "!"); pass ``crc`` to continue a running value."""
     if end is None:
         end = len(data)
-    t = _ARC
+    if not _ARC:
+        _ARC.append(_table(_POLY_ARC_REFLECTED))
+    t = _ARC[0]
     for i in range(start, end):
         crc = (crc >> 8) ^ t[(crc ^ data[i]) & 0xFF]
     return crc
