@@ -440,6 +440,23 @@ def test_connect_negotiates_and_exchanges_segmented_data():
     assert p.s.state == hdlc.DISCONNECTED
 
 
+def test_tx_info_cuts_frames_and_sizes_the_transmit_buffer():
+    # A client that never sends more than 40 bytes a frame (tx_info) needs no room for the
+    # negotiated 150: frames are cut to 40 and the data still arrives whole (also after RR).
+    p = _Pipe(cmax=(200, 100, 1, 1), smax=(60, 150, 1, 1), rx_capacity=4096)
+    p.c = hdlc.HdlcConnection(CLIENT, SERVER, False, 200, 100, 1, 1, rx_capacity=4096, tx_info=40)
+    assert len(p.c.out) < 40 + 40
+    p.c.connect()
+    p.run(bytes(p.c.output()))
+    assert p.c.max_info_tx == 150
+    request = bytearray(b"\xe6\xe6\x00" + bytes(range(97)))  # 100 bytes -> 3 frames of <= 40
+    p.events = []
+    p.c.send(request)
+    p.run(bytes(p.c.output()))
+    assert p.events == [("s", hdlc.EV_DATA)]
+    assert bytes(p.s.data()) == bytes(request) and p.s.rx.segments == 3
+
+
 def test_window_larger_than_one():
     p = _Pipe(cmax=(32, 32, 3, 3), smax=(32, 32, 3, 3), rx_capacity=1024)
     p.c.connect()

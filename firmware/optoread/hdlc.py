@@ -880,12 +880,14 @@ class HdlcConnection:
     (never larger than proposed). Outgoing bytes: ``out[:out_len]`` (or
     ``output()``); ``out_len`` is 0 when there is nothing to send. ``send()`` keeps
     a reference to the data: leave it unchanged until the reply arrives.
-    ``retries`` is how many times ``timeout()`` retransmits before raising.
+    ``retries`` is how many times ``timeout()`` retransmits before raising. ``tx_info``
+    (default ``max_info_tx``) bounds the information field of the frames this side sends,
+    and so the transmit buffer.
     """
 
     def __init__(self, local, remote, server=False, max_info_tx=DEFAULT_MAX_INFO,
                  max_info_rx=DEFAULT_MAX_INFO, window_tx=_DEFAULT_WINDOW, window_rx=_DEFAULT_WINDOW,
-                 retries=3, rx_capacity=2048, negotiate=True, check_addresses=True):
+                 retries=3, rx_capacity=2048, negotiate=True, check_addresses=True, tx_info=None):
         for w in (window_tx, window_rx):
             if not 1 <= w <= 7:
                 raise LinkError("window size %d outside 1..7" % w, "params")
@@ -904,7 +906,12 @@ class HdlcConnection:
         self.max_info_rx = max_info_rx
         self.window_tx = window_tx
         self.window_rx = window_rx
-        self.out = bytearray(max(64, window_tx * (max_info_tx + _FRAME_OVERHEAD + 2)))
+        # tx_info: the longest information field this side ever sends (a client's largest
+        # request): frames are cut to it too, so the buffer holds a window of those, not of
+        # max_info_tx (a client that receives 512-byte frames sends ~260-byte ones).
+        self._tx_info = tx_info or max_info_tx
+        seg = min(max_info_tx, self._tx_info)
+        self.out = bytearray(max(64, window_tx * (seg + _FRAME_OVERHEAD + 2)))
         self.out_mv = memoryview(self.out)
         self.out_len = 0
         self.rx = Reassembler(rx_capacity)
@@ -929,6 +936,11 @@ class HdlcConnection:
 
     # -- output helpers
 
+    def _seg(self):
+        # Information bytes per I-frame: the negotiated limit, or less when we never send more.
+        m = self.max_info_tx
+        return m if m < self._tx_info else self._tx_info
+
     def output(self):
         """memoryview of the bytes to send now."""
         return self.out_mv[: self.out_len]
@@ -944,7 +956,7 @@ class HdlcConnection:
     def _emit_window(self):
         o = 0
         count = 0
-        mx = self.max_info_tx
+        mx = self._seg()
         self._win_pos = self._pos
         self._win_vs = self.vs
         while count < self.window_tx and self._pos < self._end:
@@ -1111,7 +1123,7 @@ class HdlcConnection:
         if self._src is not None:
             # Go-back-N: continue at the first segment the peer has not acknowledged
             # (after a fully acknowledged window that is simply the next segment).
-            pos = self._win_pos + d * self.max_info_tx
+            pos = self._win_pos + d * self._seg()
             if pos > self._end:
                 pos = self._end
             self._pos = pos
@@ -1135,7 +1147,7 @@ class HdlcConnection:
             # to the first unacknowledged segment); otherwise tell the peer what we expect.
             d = (f.nr - self._win_vs) & 7
             if self.server and self._src is not None and d < self._inflight:
-                self._pos = self._win_pos + d * self.max_info_tx
+                self._pos = self._win_pos + d * self._seg()
                 self.vs = f.nr
                 self._emit_window()
                 return EV_NONE

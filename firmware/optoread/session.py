@@ -381,7 +381,8 @@ class Session:
         local, remote = self._addresses()
         conn = hdlc.HdlcConnection(local, remote, max_info_tx=max_info, max_info_rx=max_info,
                                    window_tx=window, window_rx=window, retries=st.retries,
-                                   rx_capacity=st.max_pdu + _LLC + _CIPHER_ROOM)
+                                   rx_capacity=st.max_pdu + _LLC + _CIPHER_ROOM,
+                                   tx_info=len(self._tx))  # no request is longer than the tx buffer
         self._conn = conn
         self._reader = _Reader(hdlc.FrameReceiver(hdlc.frame_capacity(max_info)), _READ_CHUNK)
         return conn
