@@ -39,8 +39,8 @@ def _read(mpy_dir, tmp_path, days, heap_kb, romfs=False):
 
 @pytest.mark.slow
 @needs_mp
-@pytest.mark.xfail(strict=True, reason="not reached yet: the imports alone take ~240 KB of a 64-bit heap "
-                   "and the working set is ~24 KB (tools/bench_ram.py); remove this mark when met")
+@pytest.mark.xfail(strict=True, reason="not reached yet: the imports take ~176 KB of a 64-bit heap "
+                   "and the working set is ~21 KB (tools/bench_ram.py); remove this mark when met")
 def test_is15959_plan_fits_192k_with_a_flat_working_set(mpy_dir, tmp_path):
     for days in (2, 30):
         ok, after, peak, tail = _read(mpy_dir, tmp_path, days, HEAP_KB)
@@ -52,11 +52,11 @@ def test_is15959_plan_fits_192k_with_a_flat_working_set(mpy_dir, tmp_path):
 @needs_mp
 def test_is15959_plan_file_system_mpy_holds_todays_figures(mpy_dir, tmp_path):
     """Guard against sliding back while the 192 KB target is open: today the file-system .mpy
-    build reads the 30-day plan in 276 KB (272 KB is the smallest that works) with a working
-    set under 25 KB."""
-    ok, after, peak, out = _read(mpy_dir, tmp_path, 30, 276)
+    build reads the 30-day plan in 212 KB (208 KB is the smallest that works) with a working
+    set under 22 KB."""
+    ok, after, peak, out = _read(mpy_dir, tmp_path, 30, 212)
     assert ok, out[-1500:]
-    assert peak - after < 25 * 1024, peak - after
+    assert peak - after < 22 * 1024, peak - after
 
 
 @pytest.mark.slow
