@@ -450,37 +450,6 @@ def _check_bcd(b, off):
         raise AxdrError("bcd octet 0x%02X is not two decimal digits" % b, "bcd", off)
 
 
-def _check_utf8(buf, off, end):
-    # Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF) so CPython and MicroPython agree.
-    i = off
-    while i < end:
-        c = buf[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            n, lo, hi = 1, 0x80, 0xBF
-        elif 0xE0 <= c <= 0xEF:
-            n = 2
-            lo = 0xA0 if c == 0xE0 else 0x80
-            hi = 0x9F if c == 0xED else 0xBF
-        elif 0xF0 <= c <= 0xF4:
-            n = 3
-            lo = 0x90 if c == 0xF0 else 0x80
-            hi = 0x8F if c == 0xF4 else 0xBF
-        else:
-            raise AxdrError("invalid UTF-8", "utf8-string", i)
-        if i + n >= end:
-            raise AxdrError("truncated UTF-8 sequence", "utf8-string", i)
-        b = buf[i + 1]
-        if b < lo or b > hi:
-            raise AxdrError("invalid UTF-8", "utf8-string", i)
-        for j in range(i + 2, i + 1 + n):
-            if buf[j] & 0xC0 != 0x80:
-                raise AxdrError("invalid UTF-8", "utf8-string", i)
-        i += 1 + n
-
-
 def _visible(buf, off, end):
     ascii_only = True
     for i in range(off, end):
@@ -512,7 +481,9 @@ def _skip_simple(t, buf, off, end):
     if t == OCTET_STRING or t == VISIBLE_STRING or t == UTF8_STRING:
         n, off2 = decode_length(buf, off, end)
         if t == UTF8_STRING:
-            _check_utf8(buf, off2, off2 + n)
+            from . import axdr_types  # utf8-strings are rare on meters (RAM)
+
+            axdr_types.check_utf8(buf, off2, off2 + n)
         return off2 + n
     raise AxdrError("unknown tag %d" % t, "tag", off - 1)
 
@@ -580,7 +551,9 @@ def _simple(t, buf, off, end):
         return _visible(buf, off, off + n), off + n
     if t == UTF8_STRING:
         n, off = decode_length(buf, off, end)
-        _check_utf8(buf, off, off + n)
+        from . import axdr_types
+
+        axdr_types.check_utf8(buf, off, off + n)
         try:
             return str(bytes(buf[off:off + n]), "utf-8"), off + n
         except UnicodeError:  # not expected after the check; keep the error contract regardless

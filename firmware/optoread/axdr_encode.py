@@ -35,12 +35,11 @@ from .axdr import (  # the tag constants, tables and the date/time classes
     UNSIGNED,
     VISIBLE_STRING,
     DateTime,
-    _check_utf8,
     _need_out,
     encode_length,
     length_size,
 )
-from .axdr_types import BitString, Date, Time
+from .axdr_types import BitString, Date, Time, check_utf8
 from .compat import const
 from .errors import AxdrError
 
@@ -94,7 +93,7 @@ def _bytes_of(t, v):
         return out
     # UTF8_STRING
     if isinstance(v, (bytes, bytearray, memoryview)):
-        _check_utf8(v, 0, len(v))
+        check_utf8(v, 0, len(v))
         return v
     if not isinstance(v, str):
         raise _bad(t, "utf8-string needs str")

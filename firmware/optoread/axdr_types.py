@@ -1,5 +1,5 @@
 """A-XDR bit-string, date and time values (IEC 62056-6-2): :class:`BitString`, :class:`Date`,
-:class:`Time`.
+:class:`Time`, and the strict UTF-8 check of utf8-strings.
 
 Apart from :mod:`optoread.axdr` (which keeps :class:`~optoread.axdr.DateTime`, the clock and
 profile timestamps) because meters rarely send them alone: the decoder loads this module at the
@@ -150,3 +150,35 @@ class Time(_Octets):
 
     def __repr__(self):
         return "Time(%d, %d, %d, %d)" % (self.hour, self.minute, self.second, self.hundredths)
+
+
+def check_utf8(buf, off, end):
+    """Raise AxdrError unless ``buf[off:end]`` is strict UTF-8 (no overlongs, no surrogates,
+    <= U+10FFFF), so CPython and MicroPython agree on what a utf8-string may hold."""
+    i = off
+    while i < end:
+        c = buf[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            n, lo, hi = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            n = 2
+            lo = 0xA0 if c == 0xE0 else 0x80
+            hi = 0x9F if c == 0xED else 0xBF
+        elif 0xF0 <= c <= 0xF4:
+            n = 3
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF
+        else:
+            raise AxdrError("invalid UTF-8", "utf8-string", i)
+        if i + n >= end:
+            raise AxdrError("truncated UTF-8 sequence", "utf8-string", i)
+        b = buf[i + 1]
+        if b < lo or b > hi:
+            raise AxdrError("invalid UTF-8", "utf8-string", i)
+        for j in range(i + 2, i + 1 + n):
+            if buf[j] & 0xC0 != 0x80:
+                raise AxdrError("invalid UTF-8", "utf8-string", i)
+        i += 1 + n

@@ -34,7 +34,6 @@ caller must discard them. With no sink the receiver collects them itself and
 the procedure returns them only when the readout verified.
 """
 
-from . import crc
 from .compat import const
 
 # The actions (see the module docstring) are the driver's vocabulary: defined there, re-exported.
@@ -111,20 +110,6 @@ def option_select(protocol_control, baud_char, mode):
     if baud_for_char(baud_char) is None:
         raise Iec21Error("baud character must be 0..6", field="Z")
     return bytes((ACK, 0x30 + protocol_control, ord(baud_char), 0x30 + mode, _CR, _LF))
-
-
-def command(cmd, data=None):
-    """Programming-mode command: SOH C D [STX data] ETX BCC, e.g. ``command("R1", b"1.8.0()")``."""
-    if len(cmd) != 2 or not ("A" <= cmd[0] <= "Z" and "0" <= cmd[1] <= "9"):
-        raise Iec21Error("command id is a letter and a digit (e.g. P1, R1, B0)", field="command")
-    out = bytearray((SOH,))
-    out += cmd.encode()
-    if data is not None:
-        out.append(STX)
-        out += data
-    out.append(ETX)
-    out.append(crc.bcc(out, 1))
-    return bytes(out)
 
 
 def _text(b):

@@ -33,7 +33,6 @@ from .iec62056_21 import (
     _sign_on,
     _text,
     char_for_baud,
-    command,
     option_select,
 )
 
@@ -59,6 +58,21 @@ _S_ETX = const(8)  # STX framing: waiting for ETX
 _S_BCC = const(9)  # the byte after ETX
 _S_DONE = const(10)
 _S_FAILED = const(11)
+
+
+def command(cmd, data=None):
+    """Programming-mode command: SOH C D [STX data] ETX BCC, e.g. ``command("R1", b"1.8.0()")``."""
+    if len(cmd) != 2 or not ("A" <= cmd[0] <= "Z" and "0" <= cmd[1] <= "9"):
+        raise Iec21Error("command id is a letter and a digit (e.g. P1, R1, B0)", field="command")
+    out = bytearray((SOH,))
+    out += cmd.encode()
+    if data is not None:
+        out.append(STX)
+        out += data
+    out.append(ETX)
+    out.append(crc.bcc(out, 1))
+    return bytes(out)
+
 
 class Readout:
     """Outcome of a readout or push: identification, data sets, checksum verdicts, errors."""
