@@ -469,32 +469,7 @@ class Session:
                     continue  # a push in the middle of our exchange: not our answer
                 return mv, off, len(mv)
 
-    # ------------------------------------------------------------ link: wrapper
-
-    def _wrapper_exchange(self, start, end, what):
-        from . import wrapper  # only wrapper (TCP) sessions load it
-
-        st = self.settings
-        wrapper.encode_header(self._tx, start - wrapper.HEADER_LEN, st.client, st.server, end - start)
-        self._stats.frames_tx += 1
-        yield (SEND, memoryview(self._tx)[start - wrapper.HEADER_LEN:end])
-        r = self._reader
-        if r is None:
-            raise SessionError("wrapper link not set up", "state")
-        while True:
-            got = r.step()
-            if not got:
-                got = yield (READ, r, st.timeout_ms)
-                if not got:
-                    raise self._silent(what)
-            self._stats.frames_rx += 1
-            rx = r.rx
-            if rx.source != st.server or rx.destination != st.client:
-                continue  # another association's traffic on the same socket
-            mv = rx.apdu()
-            if len(mv) and mv[0] == xdlms.DATA_NOTIFICATION:
-                continue
-            return mv, 0, len(mv)
+    # ------------------------------------------------------------ link: wrapper (session_wrapper)
 
     # ------------------------------------------------------------ APDU exchange
 
@@ -529,7 +504,9 @@ class Session:
         if st.link == "hdlc":
             mv, off, e = yield from self._hdlc_exchange(start, end, what)
         else:
-            mv, off, e = yield from self._wrapper_exchange(start, end, what)
+            from . import session_wrapper  # TCP sessions only (RAM)
+
+            mv, off, e = yield from session_wrapper.exchange(self, start, end, what)
         if off < e and xdlms.is_ciphered(mv[off]):
             if not self._ciphering and self._server_st is None:
                 raise SecurityError("ciphered response but no ciphering configured", "cipher", off)
@@ -563,10 +540,9 @@ class Session:
                 yield (PROGRESS, "meter refused max info %d: retrying SNRM with 128" % max_info)
                 yield from self._snrm_proc(hdlc.DEFAULT_MAX_INFO, 1)
         else:
-            from . import wrapper
+            from . import session_wrapper
 
-            cap = st.max_pdu + _CIPHER_ROOM
-            self._reader = _Reader(wrapper.WrapperReceiver(cap), _READ_CHUNK)
+            self._reader = _Reader(session_wrapper.receiver(st.max_pdu + _CIPHER_ROOM), _READ_CHUNK)
             self._linked = False
         yield from self._associate()
 
