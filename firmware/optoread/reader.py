@@ -224,7 +224,9 @@ class Reader:
                 prof = {"protocol": "dlms", "mode_e": True}
                 return self._read_dlms(prof, plan, tried, handed_over=True, ident=ident)
             prof = {"protocol": "iec21"}
-            return self._read_iec(prof, plan, drv, opts, ident)
+            from . import reader_iec  # IEC meters only: DLMS readings never load it
+
+            return reader_iec.read(self, prof, plan, drv, opts, ident)
         self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
         drv = None  # the session brings its own driver: free this one's buffers
         prof = {"protocol": "dlms", "mode_e": False}
@@ -240,7 +242,9 @@ class Reader:
         if prof.get("protocol") == "iec21":
             drv = driver.Driver(self.transport, progress=self.progress)
             opts = self._iec_options(prof)
-            return self._read_iec(prof, plan, drv, opts, None)
+            from . import reader_iec
+
+            return reader_iec.read(self, prof, plan, drv, opts, None)
         return self._read_dlms(prof, plan, tried)
 
     def _failed(self, meter_id, plan, error):
@@ -253,30 +257,6 @@ class Reader:
             if k in prof:
                 kw[k] = prof[k]
         return iec.Options(**kw)
-
-    # -- IEC 62056-21 readout ----------------------------------------------------------------------
-    def _read_iec(self, prof, plan, drv, opts, ident):
-        meter_id = ident.text if ident is not None else "iec21"
-        w = self.store.begin(meter_id, plan["name"], self.clock())
-        count = [0]
-
-        def sink(address, values):
-            # Values go straight to the store; the session only commits when the BCC verified.
-            for v, unit in values:
-                w.value(address, v, None, unit)
-            count[0] += 1
-
-        from . import iec62056_21_readout  # IEC readings only: DLMS readings never load it
-
-        try:
-            r = drv.run(iec62056_21_readout.readout(opts, sink, ident=ident))
-        except OptoreadError as e:
-            return w.abort(str(e))
-        if ident is None and r.identification is not None:
-            meter_id = r.identification.text
-        self.profiles.put(meter_id, prof)
-        self._say("readout: %d data sets" % count[0])
-        return w.commit()
 
     # -- DLMS/COSEM ----------------------------------------------------------------------------------
     def _settings(self, prof, handed_over, ln=True):
