@@ -210,6 +210,9 @@ def main():
         _phase("")
         print("optoread-mem: after_imports=%d peak_live=%d heap=%d" % (_MEM[0], _MEM[1],
                                                                      gc.mem_alloc() + gc.mem_free()))
+        # which firmware modules the reading loaded (the on-demand ones should not be among them)
+        loaded = sorted(k[9:] for k in sys.modules if k.startswith("optoread."))
+        print("optoread-modules: " + " ".join(loaded))
     return 0 if summary.complete else 1
 
 

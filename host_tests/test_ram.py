@@ -59,6 +59,32 @@ def test_is15959_plan_file_system_mpy_holds_todays_figures(mpy_dir, tmp_path):
     assert peak - after < 22 * 1024, peak - after
 
 
+# What an IS 15959 reading of an LN meter over HDLC runs (detection included), and the modules
+# that hold what it does not (SET/ACTION, SN, lists, pushes, meter errors, encoder, compact
+# arrays, registers, browsing, query side of the store, IEC readout, ...): loaded on demand.
+READING_MODULES = {"acse", "axdr", "compat", "cosem", "crc", "device", "driver", "errors", "hdlc",
+                   "iec62056_21", "obis", "reader", "session", "store", "unixport", "xdlms"}
+ON_DEMAND = {"acse_names", "axdr_compact", "axdr_encode", "axdr_types", "cosem_association",
+             "cosem_register", "hdlc_parse", "iec62056_21_readout", "reader_iec", "security",
+             "session_list", "session_set", "session_sn", "session_wrapper", "store_query", "units",
+             "wrapper", "xdlms_errors", "xdlms_push", "xdlms_set", "xdlms_sn"}
+
+
+@pytest.mark.slow
+@needs_mp
+def test_is15959_reading_loads_no_on_demand_module(mpy_dir, tmp_path):
+    """The split stays real: a reading that imported a sibling module at start would put its
+    code back on every board's heap (printing the session afterwards may load store_query
+    and units: that is the tool, not the reading)."""
+    ok, after, peak, out = _read(mpy_dir, tmp_path, 2, 512)
+    assert ok, out[-1500:]
+    line = [ln for ln in out.splitlines() if ln.startswith("optoread-modules: ")][0]
+    loaded = set(line.split(": ", 1)[1].split())
+    assert loaded - {"store_query", "units"} == READING_MODULES, sorted(loaded)
+    names = {n[:-3] for n in os.listdir(os.path.join(ROOT, "firmware", "optoread")) if n.endswith(".py")}
+    assert ON_DEMAND <= names and not (ON_DEMAND & READING_MODULES)
+
+
 @pytest.mark.slow
 @needs_mp
 def test_is15959_plan_from_romfs_fits_192k_besides_the_image(mpy_dir, tmp_path):
