@@ -217,14 +217,7 @@ def _enc(buf, off, t, v, depth):
 
 
 def encode(buf, off, tag, value, max_depth=8):
-    """Write one Data element (``tag`` + contents) into ``buf`` at ``off``; returns the next offset.
-
-    ARRAY/STRUCTURE take a sequence of ``(tag, value)`` pairs; COMPACT_ARRAY takes
-    ``(type_description, rows)`` (module doc); DATE_TIME/DATE/TIME take the class or raw
-    octets; OCTET_STRING takes bytes-like or a DateTime/Date/Time (written as its octets).
-    The whole value is checked first; AxdrError (nothing written) if a value does not fit
-    its type or the element does not fit ``buf`` from ``off``.
-    """
+    """:func:`optoread.axdr.encode` (the values each tag takes are described there)."""
     n = _len(tag, value, max_depth)
     _need_out(buf, off, n)
     end = _enc(buf, off, tag, value, max_depth)

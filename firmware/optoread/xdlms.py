@@ -442,9 +442,9 @@ def encode_get_request_next(buf, off, invoke, block_number):
     return _put_u32(buf, off, block_number)
 
 
-def encode_get_request_list(buf, off, invoke, items):
-    """GET-Request-With-List; items are (class_id, obis, attr) or (class_id, obis, attr, selector, params)."""
-    off = _put_bytes(buf, off, GET_REQUEST, WITH_LIST, invoke)
+def put_descriptor_list(buf, off, items):
+    """The count and the attribute descriptors (each with its access selection) of a with-list
+    request; items are (class_id, obis, attr) or (class_id, obis, attr, selector, params)."""
     off = write_length(buf, off, len(items))
     for it in items:
         off = encode_descriptor(buf, off, it[0], it[1], it[2])
@@ -453,6 +453,12 @@ def encode_get_request_list(buf, off, invoke, items):
         else:
             off = _put_bytes(buf, off, 0)
     return off
+
+
+def encode_get_request_list(buf, off, invoke, items):
+    """GET-Request-With-List; items as for :func:`put_descriptor_list`."""
+    off = _put_bytes(buf, off, GET_REQUEST, WITH_LIST, invoke)
+    return put_descriptor_list(buf, off, items)
 
 
 class Result:

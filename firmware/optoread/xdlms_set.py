@@ -20,6 +20,7 @@ from .xdlms import (
     check_result,
     encode_descriptor,
     need,
+    put_descriptor_list,
     put_octets,
     read_length,
     u8,
@@ -78,13 +79,7 @@ def encode_set_request_list(buf, off, invoke, items, values):
     if len(items) != len(values):
         raise ApduError("one value per item", "set-request", off)
     off = _put_bytes(buf, off, SET_REQUEST, SET_WITH_LIST, invoke)
-    off = write_length(buf, off, len(items))
-    for it in items:
-        off = encode_descriptor(buf, off, it[0], it[1], it[2])
-        if len(it) > 3:
-            off = _put_access(buf, off, it[3], it[4])
-        else:
-            off = _put_bytes(buf, off, 0)
+    off = put_descriptor_list(buf, off, items)
     off = write_length(buf, off, len(values))
     for v in values:
         off = _put_data(buf, off, v)
