@@ -213,6 +213,12 @@ def main():
         # which firmware modules the reading loaded (the on-demand ones should not be among them)
         loaded = sorted(k[9:] for k in sys.modules if k.startswith("optoread."))
         print("optoread-modules: " + " ".join(loaded))
+        try:
+            import micropython
+
+            micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=..": the interned names
+        except (ImportError, AttributeError):  # CPython
+            pass
     return 0 if summary.complete else 1
 
 
