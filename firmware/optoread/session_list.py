@@ -32,7 +32,7 @@ def get_many_proc(s, items):
             it = items[i]
             try:
                 v = yield from s._get_proc(it[0], it[1], it[2], it[3] if len(it) > 3 else 0,
-                                              it[4] if len(it) > 3 else None, None)
+                                           it[4] if len(it) > 3 else None, None)
             except DataAccessError as e:
                 v = e
             out.append(v)
@@ -144,8 +144,9 @@ def sn_read_list(s, chunk):
             out = []
             for it2 in chunk:
                 try:
-                    v = yield from session_sn.sn_get(s, it2[0], it2[1], it2[2], it2[3] if len(it2) > 3 else 0,
-                                                it2[4] if len(it2) > 3 else None, None)
+                    v = yield from session_sn.sn_get(s, it2[0], it2[1], it2[2],
+                                                     it2[3] if len(it2) > 3 else 0,
+                                                     it2[4] if len(it2) > 3 else None, None)
                 except DataAccessError as e2:
                     v = e2
                 out.append(v)

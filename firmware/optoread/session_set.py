@@ -58,7 +58,7 @@ def set_proc(s, class_id, code, attr, data):
         raw = memoryview(data)[pos:pos + k]
         if block == 1:
             end = xdlms_set.encode_set_request_first_block(s._tx, s._apo, invoke, class_id, code, attr,
-                                                       last, block, raw)
+                                                           last, block, raw)
         else:
             end = xdlms_set.encode_set_request_block(s._tx, s._apo, invoke, last, block, raw)
         mv, off, e = yield from s._transact(end, "SET block")
