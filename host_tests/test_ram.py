@@ -66,9 +66,9 @@ def test_is15959_plan_file_system_mpy_holds_todays_figures(mpy_dir, tmp_path):
 READING_MODULES = {"acse", "axdr", "compat", "cosem", "crc", "device", "driver", "errors", "hdlc",
                    "iec62056_21", "obis", "reader", "session", "store", "unixport", "xdlms"}
 ON_DEMAND = {"acse_names", "axdr_compact", "axdr_encode", "axdr_types", "cosem_association",
-             "cosem_register", "hdlc_parse", "iec62056_21_readout", "reader_iec", "security",
-             "session_list", "session_set", "session_sn", "session_wrapper", "store_query", "units",
-             "wrapper", "xdlms_errors", "xdlms_push", "xdlms_set", "xdlms_sn"}
+             "cosem_register", "hdlc_parse", "iec62056_21_readout", "reader_iec", "reader_registers",
+             "security", "session_list", "session_set", "session_sn", "session_wrapper", "store_query",
+             "units", "wrapper", "xdlms_errors", "xdlms_push", "xdlms_set", "xdlms_sn"}
 
 
 @pytest.mark.slow

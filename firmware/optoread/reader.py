@@ -317,46 +317,15 @@ class Reader:
 
     def _run_plan(self, sess, plan, w, meter_dt, ln):
         for step in plan.get("steps", []):
-            if "browse" in step:
-                self._browse_registers(sess, w, ln)
-            if "registers" in step and isinstance(step["registers"], list):
-                self._registers(sess, w, [obislib.parse(o) for o in step["registers"]])
+            if "browse" in step or "registers" in step:
+                from . import reader_registers  # register steps only: IS 15959 plans have none (RAM)
+
+                if "browse" in step:
+                    reader_registers.browse(self, sess, w, ln)
+                if isinstance(step.get("registers"), list):
+                    reader_registers.read(self, sess, w, [obislib.parse(o) for o in step["registers"]])
             if "profile" in step:
                 self._profile(sess, w, step, meter_dt)
-
-    def _registers(self, sess, w, codes, classes=None):
-        from . import cosem_register  # register readings only (RAM)
-
-        cache = {}
-        items = [(classes[i] if classes else cosem.CLASS_REGISTER, codes[i]) for i in range(len(codes))]
-        results = cosem_register.read_registers(sess, items, cache)
-        for code, v in zip(codes, results):
-            name = obislib.format(code)
-            if isinstance(v, cosem.Value):
-                w.value(name, v.raw if isinstance(v.raw, (int, float, str)) else _text(v.raw), v.scaler,
-                        v.unit_code)
-            else:
-                try:
-                    w.value(name, _text(cosem_register.read_data(sess, code)))
-                except DataAccessError as e:  # the meter refused this object; link errors go up
-                    w.value(name, None, None, "error: %s" % e)
-        self._say("%d registers" % len(codes))
-
-    def _browse_registers(self, sess, w, ln):
-        regs = []
-        classes = []
-
-        def sink(o):
-            if o[0] in (cosem.CLASS_REGISTER, cosem.CLASS_EXTENDED_REGISTER, cosem.CLASS_DEMAND_REGISTER):
-                regs.append(o[2])
-                classes.append(o[0])
-
-        from . import cosem_association  # browsing readings only (RAM)
-
-        n = cosem_association.browse(sess, sink, ln=ln)
-        self._say("object list: %d objects, %d registers" % (n, len(regs)))
-        for i in range(0, len(regs), 8):
-            self._registers(sess, w, regs[i:i + 8], classes[i:i + 8])
 
     def _profile(self, sess, w, step, meter_dt):
         code = obislib.parse(step["profile"])
