@@ -272,9 +272,9 @@ def main(argv):
                 if key == "is15959_plan" and days == lengths[-1]:
                     per_phase = ph
             results["working_set_kb"][key] = round(ws / 1024, 1)
-        print("(full_readout browses and reads registers: the modules for that (cosem_association, "
-              "cosem_register,\n session_list) load during the reading, so its working set includes "
-              "them; the IS 15959 plan never loads them)")
+        print("(full_readout browses and reads registers: the modules for that (reader_registers, "
+              "cosem_association,\n cosem_register, session_list) load during the reading, so its working "
+              "set includes them; the IS 15959 plan never loads them)")
         if per_phase:
             print("\npeak live heap above the imports per phase (is15959_plan, %d days of block load):"
                   % lengths[-1])
