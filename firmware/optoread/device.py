@@ -18,9 +18,10 @@ PICO_FS_BLOCKS = 352  # 1.4 MB: the filesystem a Pico leaves for data
 # The device's DLMS buffer sizes (Reader(dlms=...) defaults; the config may override them).
 # HDLC frames of 512 info bytes and a receive PDU that fits one of them (512 less the 3-byte
 # LLC) keep the link buffers near 2 KB instead of 7 KB at the 2030-byte maximum; meters
-# negotiate down to them and answer in more blocks, each in one frame (no segments, so no RR
-# round trip per segment either). Requests are small (the largest, an AARQ with HLS and
-# ciphering, ~150 bytes); longer SET values go out in blocks.
+# negotiate down to them and answer in more blocks, each in one frame when the meter takes
+# 512-byte frames (no segments, so no RR round trip per segment; many meters negotiate 128
+# and segment anyway). Requests are small (the largest, an AARQ with HLS and ciphering,
+# ~150 bytes); longer SET values go out in blocks.
 DLMS_BUFFERS = {"max_info": 512, "max_pdu": 512 - 3, "element_max": 512, "tx_pdu": 256}
 
 
