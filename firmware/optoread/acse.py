@@ -368,8 +368,42 @@ def _put_title(buf, off, tag, title):
 
 
 def _user_info_sizes(ui_len):
-    octet = _tlv_size(ui_len)
-    return _tlv_size(octet)
+    # user-information: [30] around an OCTET STRING of ``ui_len`` bytes
+    return _tlv_size(_tlv_size(ui_len))
+
+
+def _put_user_info(buf, off, ui_len):
+    # the user-information's tags and lengths; its ``ui_len`` bytes follow
+    off = _put_tl(buf, off, 0xBE, _tlv_size(ui_len))
+    return _put_tl(buf, off, 0x04, ui_len)
+
+
+def _auth_size(title, mech, auth_value, ui_len):
+    # Bytes of the optional AP title, mechanism and authentication value, and of the
+    # user-information ([30] OCTET STRING around ``ui_len`` bytes) of an AARQ or AARE.
+    n = _user_info_sizes(ui_len)
+    if title is not None:
+        n += _tlv_size(_tlv_size(len(title)))
+    if mech is not None:
+        n += 4 + 9  # acse-requirements + mechanism-name
+    if auth_value is not None:
+        n += _tlv_size(_tlv_size(len(auth_value)))
+    return n
+
+
+def _put_auth(buf, off, d, title, mech, auth_value, ui_len):
+    # The fields _auth_size counts, up to the user-information's contents. AARQ tags are the
+    # AARE's + 2 (``d``): AP title A6/A4, acse-requirements 8A/88, mechanism-name 8B/89,
+    # authentication-value AC/AA.
+    if title is not None:
+        off = _put_title(buf, off, 0xA4 + d, title)
+    if mech is not None:
+        buf[off] = 0x88 + d
+        off = put(buf, off + 1, b"\x02\x07\x80")
+        off = _put_mechanism(buf, off, 0x89 + d, mech)
+    if auth_value is not None:
+        off = _put_auth_value(buf, off, 0xAA + d, auth_value)
+    return _put_user_info(buf, off, ui_len)
 
 
 # ---------------------------------------------------------------- AARQ
@@ -386,26 +420,11 @@ def encode_aarq(buf, off, *, ln=True, ciphered=False, mechanism=None, calling_ap
     """
     mech = mechanism_id(mechanism)
     ui_len = len(user_information) if user_information is not None else initiate_request_size()
-    n = 11  # application-context-name
-    if calling_ap_title is not None:
-        n += _tlv_size(_tlv_size(len(calling_ap_title)))
-    if mech is not None:
-        n += 4 + 9  # sender-acse-requirements + mechanism-name
-    if auth_value is not None:
-        n += _tlv_size(_tlv_size(len(auth_value)))
-    n += _user_info_sizes(ui_len)
+    n = 11 + _auth_size(calling_ap_title, mech, auth_value, ui_len)  # 11: application-context-name
     room(buf, off, _tlv_size(n))
     off = _put_tl(buf, off, AARQ, n)
     off = _put_context(buf, off, ln, ciphered)
-    if calling_ap_title is not None:
-        off = _put_title(buf, off, 0xA6, calling_ap_title)
-    if mech is not None:
-        off = put(buf, off, b"\x8A\x02\x07\x80")
-        off = _put_mechanism(buf, off, 0x8B, mech)
-    if auth_value is not None:
-        off = _put_auth_value(buf, off, 0xAC, auth_value)
-    off = _put_tl(buf, off, 0xBE, _tlv_size(ui_len))
-    off = _put_tl(buf, off, 0x04, ui_len)
+    off = _put_auth(buf, off, 2, calling_ap_title, mech, auth_value, ui_len)
     if user_information is not None:
         return put(buf, off, user_information)
     return encode_initiate_request(buf, off, conformance, max_pdu, dlms_version)
@@ -508,8 +527,7 @@ def _encode_release(buf, off, tag, reason, user_information):
         buf[off] = reason
         off += 1
     if user_information is not None:
-        off = _put_tl(buf, off, 0xBE, _tlv_size(len(user_information)))
-        off = _put_tl(buf, off, 0x04, len(user_information))
+        off = _put_user_info(buf, off, len(user_information))
         off = put(buf, off, user_information)
     return off
 

@@ -14,20 +14,18 @@ from .acse import (
     VAA_LN,
     VAA_SN,
     _Association,
+    _auth_size,
     _components,
     _conformance,
     _encode_release,
     _optional_u8,
     _parse_release,
-    _put_auth_value,
+    _put_auth,
     _put_conformance,
     _put_context,
-    _put_mechanism,
-    _put_title,
     _put_tl,
     _tlv,
     _tlv_size,
-    _user_info_sizes,
     mechanism_id,
 )
 from .compat import const
@@ -133,14 +131,7 @@ def encode_aare(buf, off, *, ln=True, ciphered=False, result=0, diagnostic_sourc
     if vaa_name is None:
         vaa_name = VAA_LN if ln else VAA_SN
     ui_len = len(user_information) if user_information is not None else 14
-    n = 11 + 5 + 7
-    if responding_ap_title is not None:
-        n += _tlv_size(_tlv_size(len(responding_ap_title)))
-    if mech is not None:
-        n += 4 + 9
-    if auth_value is not None:
-        n += _tlv_size(_tlv_size(len(auth_value)))
-    n += _user_info_sizes(ui_len)
+    n = 11 + 5 + 7 + _auth_size(responding_ap_title, mech, auth_value, ui_len)
     room(buf, off, _tlv_size(n))
     off = _put_tl(buf, off, AARE, n)
     off = _put_context(buf, off, ln, ciphered)
@@ -150,16 +141,7 @@ def encode_aare(buf, off, *, ln=True, ciphered=False, result=0, diagnostic_sourc
     buf[off] = 0xA0 + diagnostic_source
     off = put(buf, off + 1, b"\x03\x02\x01")
     buf[off] = diagnostic
-    off += 1
-    if responding_ap_title is not None:
-        off = _put_title(buf, off, 0xA4, responding_ap_title)
-    if mech is not None:
-        off = put(buf, off, b"\x88\x02\x07\x80")
-        off = _put_mechanism(buf, off, 0x89, mech)
-    if auth_value is not None:
-        off = _put_auth_value(buf, off, 0xAA, auth_value)
-    off = _put_tl(buf, off, 0xBE, _tlv_size(ui_len))
-    off = _put_tl(buf, off, 0x04, ui_len)
+    off = _put_auth(buf, off + 1, 0, responding_ap_title, mech, auth_value, ui_len)
     if user_information is not None:
         return put(buf, off, user_information)
     return encode_initiate_response(buf, off, conformance, max_pdu, dlms_version, vaa_name)

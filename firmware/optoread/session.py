@@ -149,6 +149,14 @@ def obis_bytes(code):
     return bytes(code)
 
 
+def stream_done(stream, what):
+    """The element count of a streamed array; SessionError if it ended before its count."""
+    if not stream.done or stream.pending():
+        raise SessionError("%s: array ended after %d of %r elements" % (what, stream.received,
+                                                                        stream.expected), "array")
+    return stream.received
+
+
 def _obis_text(code):
     return "%d.%d.%d.%d.%d.%d" % tuple(code)
 
@@ -735,7 +743,4 @@ class Session:
         acc.extend(chunk)
 
     def _stream_done(self, stream, code, attr):
-        if not stream.done or stream.pending():
-            raise SessionError("%s: array ended after %d of %r elements" % (
-                self._what(code, attr), stream.received, stream.expected), "array")
-        return stream.received
+        return stream_done(stream, self._what(code, attr))

@@ -10,6 +10,7 @@ from . import axdr, xdlms, xdlms_sn
 from .compat import const
 from .driver import PROGRESS
 from .errors import DataAccessError, SessionError
+from .session import stream_done
 
 _SN_ASSOCIATION_LIST = const(0xFA08)  # association SN base name 0xFA00, attribute 2
 _PROGRESS_BLOCKS = const(16)  # as in session.py: a progress message every 16 blocks
@@ -62,7 +63,7 @@ def sn_read(s, names, sink, what):
         if stream is None:
             return axdr.decode(mv, it.off, it.end)[0]
         stream.feed(memoryview(mv)[it.off:it.end], sink)
-        return _stream_done(stream, what)
+        return stream_done(stream, what)
     acc = bytearray()
     expect = 1
     while True:
@@ -91,15 +92,8 @@ def sn_read(s, names, sink, what):
         it = r.items[0]
         expect += 1
     if stream is not None:
-        return _stream_done(stream, what)
+        return stream_done(stream, what)
     return axdr.decode(acc, 0, len(acc))[0]
-
-
-def _stream_done(stream, what):
-    if not stream.done or stream.pending():
-        raise SessionError("%s: array ended after %d of %r elements" % (what, stream.received,
-                                                                        stream.expected), "array")
-    return stream.received
 
 
 def sn_write(s, class_id, code, attr, data):

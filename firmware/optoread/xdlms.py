@@ -340,6 +340,15 @@ def _expect(mv, off, end, tag, field):
     return off2, end
 
 
+def _service_head(mv, off, end, tag, field):
+    # tag, then the ``field``-type choice and the invoke-id byte of a GET/SET/ACTION APDU:
+    # (kind, invoke, offset after them, end)
+    off, end = _expect(mv, off, end, tag, field)
+    kind, off = u8(mv, off, end, field + "-type")
+    invoke, off = u8(mv, off, end, "invoke-id")
+    return kind, invoke, off, end
+
+
 def _obis(obis, off):
     if len(obis) != 6:
         raise ApduError("OBIS code must be 6 bytes", "obis", off)
@@ -532,9 +541,7 @@ def parse_get_response(mv, off=0, end=None, strict=True):
     (check each with :func:`check_result`). An exception-response or
     confirmed-service-error raises :class:`ApduError`.
     """
-    off, end = _expect(mv, off, end, GET_RESPONSE, "get-response")
-    kind, off = u8(mv, off, end, "get-response-type")
-    invoke, off = u8(mv, off, end, "invoke-id")
+    kind, invoke, off, end = _service_head(mv, off, end, GET_RESPONSE, "get-response")
     r = GetResponse(mv, kind, invoke)
     if kind == NORMAL:
         choice, off = u8(mv, off, end, "result")

@@ -19,11 +19,11 @@ from .xdlms import (
     NORMAL,
     WITH_DATABLOCK,
     WITH_LIST,
-    _expect,
     _put_bytes,
     _put_data,
     _put_u16,
     _put_u32,
+    _service_head,
     _skip_data,
     need,
     put,
@@ -82,9 +82,7 @@ def _parse_selection(mv, off, end):
 
 def parse_get_request(mv, off=0, end=None):
     """Decode a GET-Request (normal, next, with-list) into a :class:`GetRequest`."""
-    off, end = _expect(mv, off, end, GET_REQUEST, "get-request")
-    kind, off = u8(mv, off, end, "get-request-type")
-    invoke, off = u8(mv, off, end, "invoke-id")
+    kind, invoke, off, end = _service_head(mv, off, end, GET_REQUEST, "get-request")
     r = GetRequest(kind, invoke)
     if kind == NEXT:
         r.block, off = u32(mv, off, end, "block-number")

@@ -11,12 +11,12 @@ from .compat import const
 from .errors import ApduError
 from .xdlms import (
     NORMAL,
-    _expect,
     _get_data_result,
     _put_access,
     _put_bytes,
     _put_data,
     _put_u32,
+    _service_head,
     check_result,
     encode_descriptor,
     need,
@@ -107,9 +107,7 @@ def _dar_list(mv, off, end):
 
 def parse_set_response(mv, off=0, end=None, strict=True):
     """Decode a SET-Response; with ``strict`` a non-success single result raises DataAccessError."""
-    off, end = _expect(mv, off, end, SET_RESPONSE, "set-response")
-    kind, off = u8(mv, off, end, "set-response-type")
-    invoke, off = u8(mv, off, end, "invoke-id")
+    kind, invoke, off, end = _service_head(mv, off, end, SET_RESPONSE, "set-response")
     r = SetResponse(kind, invoke)
     if kind == NORMAL:
         r.dar, off = u8(mv, off, end, "data-access-result")
@@ -162,9 +160,7 @@ class ActionResponse:
 
 def parse_action_response(mv, off=0, end=None, strict=True):
     """Decode an ACTION-Response-Normal; with ``strict`` a failure result raises DataAccessError."""
-    off, end = _expect(mv, off, end, ACTION_RESPONSE, "action-response")
-    kind, off = u8(mv, off, end, "action-response-type")
-    invoke, off = u8(mv, off, end, "invoke-id")
+    kind, invoke, off, end = _service_head(mv, off, end, ACTION_RESPONSE, "action-response")
     if kind != NORMAL:
         raise ApduError("unsupported action-response type %d" % kind, "action-response-type", off - 2)
     result, off = u8(mv, off, end, "action-result")
