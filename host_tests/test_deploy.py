@@ -7,6 +7,7 @@ file system is the host's, so every deploy goes into a temp folder given as ``--
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,24 @@ def test_modules_are_named_by_their_path_on_the_device(tmp_path):
         data = open(p, "rb").read()
         assert ("/lib/optoread/" + os.path.basename(p)).encode() in data
         assert ROOT.encode() not in data
+
+
+@pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no micropython in .venv")
+def test_board_bytecode_has_no_line_numbers_unless_asked(tmp_path):
+    # Line-number tables cost ~5 KB of the board's RAM (docs/benchmarks.md): dropped by
+    # default, kept with --source-lines for debugging. A traceback tells them apart.
+    code = ("import sys\nsys.path.insert(0, %r)\nfrom optoread import obis\n"
+            "try:\n    obis.parse('no')\nexcept Exception as e:\n    sys.print_exception(e)\n")
+    lines = {}
+    for keep in (False, True):
+        out = str(tmp_path / str(keep))
+        outs = deploy.compile_firmware(ROOT, "unix", out, source_lines=keep)
+        lines[keep] = sum(os.path.getsize(p) for p in outs)
+        r = subprocess.run([MICROPYTHON, "-c", code % out], capture_output=True, text=True, timeout=60)
+        m = re.search(r'obis\.py", line (\d+), in parse', r.stdout)
+        assert m, r.stdout + r.stderr
+        assert (int(m.group(1)) > 1) is keep, r.stdout  # without the tables every line is 1
+    assert lines[False] < 0.95 * lines[True]
 
 
 def test_check_compatible_refuses_other_versions(tmp_path):

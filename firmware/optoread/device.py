@@ -109,24 +109,27 @@ def open_store(root):
 class Plans:
     """The reading plans on the device: name (the file name without ``.json``) -> plan dict.
 
-    Only the names are kept in RAM; a plan is read from its file when it is asked for (one
-    IS 15959 plan is a few hundred bytes of JSON but several KB of dicts on the heap).
+    Nothing but the folder names is kept in RAM: a plan is read from its file when it is asked
+    for (one IS 15959 plan is a few hundred bytes of JSON but ~2.4 KB of dicts on the heap),
+    and :meth:`step` reads one step again, so that a reading holds only the step it is doing.
     Acts as a read-only mapping (``get``, ``[]``, ``in``, iteration over names, ``len``).
     """
 
     def __init__(self, *dirs):
-        self._paths = {}
-        for d in dirs:  # later directories override earlier ones
+        self._dirs = dirs  # later directories override earlier ones
+
+    def _path(self, name):
+        for i in range(len(self._dirs) - 1, -1, -1):
+            path = self._dirs[i] + "/" + name + ".json"
             try:
-                names = os.listdir(d)
+                os.stat(path)
+                return path
             except OSError:
-                continue
-            for name in names:
-                if name.endswith(".json"):
-                    self._paths[name[:-5]] = d + "/" + name
+                pass
+        return None
 
     def get(self, name, default=None):
-        path = self._paths.get(name)
+        path = self._path(name) if isinstance(name, str) and "/" not in name else None
         if path is None:
             return default
         try:
@@ -136,6 +139,12 @@ class Plans:
         except Exception:  # a broken user plan must not stop the device
             return default
 
+    def step(self, name, i):
+        """Step ``i`` of plan ``name`` read from its file again (None past the last step)."""
+        p = self.get(name)
+        steps = p.get("steps", []) if p is not None else []
+        return steps[i] if i < len(steps) else None
+
     def __getitem__(self, name):
         p = self.get(name)
         if p is None:
@@ -143,13 +152,21 @@ class Plans:
         return p
 
     def __contains__(self, name):
-        return name in self._paths
+        return isinstance(name, str) and "/" not in name and self._path(name) is not None
 
     def __iter__(self):
-        return iter(sorted(self._paths))
+        names = set()
+        for d in self._dirs:
+            try:
+                for n in os.listdir(d):
+                    if n.endswith(".json"):
+                        names.add(n[:-5])
+            except OSError:
+                pass
+        return iter(sorted(names))
 
     def __len__(self):
-        return len(self._paths)
+        return len(list(iter(self)))
 
 
 def load_plans(*dirs):

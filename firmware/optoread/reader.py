@@ -122,6 +122,25 @@ def _days_back(dt, days):
     return (y, m, d, 0, 0, 0), dt.as_tuple()
 
 
+class _FileSteps:
+    """The steps of a plan on flash, read from its file one at a time (``Plans.step``)."""
+
+    def __init__(self, plans, name, n):
+        self.plans = plans
+        self.name = name
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for i in range(self.n):
+            st = self.plans.step(self.name, i)
+            if st is None:  # the file changed under the reading: stop at its end
+                return
+            yield st
+
+
 class _RowWriter:
     """Profile rows from cosem to the store: the clock as meter-local epoch seconds, ints as
     they are; cells that are not numbers are stored as values named ``OBIS[row].col``."""
@@ -184,6 +203,10 @@ class Reader:
         if p is None:
             raise SessionError("no plan named %r (have: %s)" % (name, ", ".join(sorted(self.plans))),
                                field="plan")
+        if hasattr(self.plans, "step"):
+            # Plans on flash (device.Plans): keep the name, read each step again when the reading
+            # gets to it; the whole plan's dicts are not on the heap while profile rows stream.
+            p = {"name": p["name"], "steps": _FileSteps(self.plans, name, len(p.get("steps", [])))}
         return p
 
     # -- the reading ---------------------------------------------------------------------------
@@ -208,19 +231,13 @@ class Reader:
             return self._failed(meter_id, plan, e)
 
     def _detect(self, plan, tried, meter_id):
-        drv = driver.Driver(self.transport, progress=self.progress)
-        opts = self._iec_options({})
-        self._say("signing on (IEC 62056-21, 300 baud)")
-        try:
-            ident = drv.run(iec.sign_on(opts))
-        except NoAnswerError:
-            tried.append("IEC 62056-21 sign-on at 300 baud: no answer")
-            ident = None
-        if ident is not None:
+        signed = self._sign_on(tried)
+        if signed is not None:
+            drv, opts, ident = signed
             if ident.mode_e:
                 self._say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
                 drv.run(iec.hand_over(opts, ident))
-                drv = None
+                drv = signed = None
                 prof = {"protocol": "dlms", "mode_e": True}
                 return self._read_dlms(prof, plan, tried, handed_over=True, ident=ident)
             prof = {"protocol": "iec21"}
@@ -228,7 +245,6 @@ class Reader:
 
             return reader_iec.read(self, prof, plan, drv, opts, ident)
         self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
-        drv = None  # the session brings its own driver: free this one's buffers
         prof = {"protocol": "dlms", "mode_e": False}
         try:
             return self._read_dlms(prof, plan, tried)
@@ -237,6 +253,18 @@ class Reader:
             return self._failed(meter_id, plan, NoAnswerError(
                 "no answer from the meter: check the probe is seated on the optical port (tried: %s)"
                 % "; ".join(tried), tried=tried))
+
+    def _sign_on(self, tried):
+        # (driver, options, identification) when a meter answers the 300-baud sign-on, else
+        # None. Its own frame: without an answer its driver and buffers are garbage at once.
+        drv = driver.Driver(self.transport, progress=self.progress)
+        opts = self._iec_options({})
+        self._say("signing on (IEC 62056-21, 300 baud)")
+        try:
+            return drv, opts, drv.run(iec.sign_on(opts))
+        except NoAnswerError:
+            tried.append("IEC 62056-21 sign-on at 300 baud: no answer")
+            return None
 
     def _read_with(self, prof, plan, tried):
         if prof.get("protocol") == "iec21":
@@ -328,6 +356,20 @@ class Reader:
                 self._profile(sess, w, step, meter_dt)
 
     def _profile(self, sess, w, step, meter_dt):
+        # Set-up in its own frame: its lists and objects are gone before the rows stream (RAM).
+        pg, sink = self._profile_begin(sess, w, step)
+        if "days" in step:
+            f, t = _days_back(meter_dt, int(step["days"]))
+            pg.read_range(sess, f, t, sink, no_deviation=step.get("no_deviation", "auto"))
+        elif "entries" in step:
+            used = pg.entries_in_use(sess)
+            if used:
+                pg.read_entries(sess, max(1, used - int(step["entries"]) + 1), used, sink)
+        else:
+            pg.read_all(sess, sink)
+        self._say("profile %s: %d rows" % (sink.obis, sink.count))
+
+    def _profile_begin(self, sess, w, step):
         code = obislib.parse(step["profile"])
         name = obislib.format(code)
         self._say("profile %s" % name)
@@ -348,15 +390,4 @@ class Reader:
             cols.append((obislib.format(cos[i][1]), sc[0] if sc else None, sc[1] if sc else None))
         period = pg.capture_period(sess)
         w.profile_begin(name, cols, period or None)
-        cols = scalers = cos = None  # in the store now: free them before the rows stream in
-        sink = _RowWriter(w, name, clock_col)
-        if "days" in step:
-            f, t = _days_back(meter_dt, int(step["days"]))
-            pg.read_range(sess, f, t, sink, no_deviation=step.get("no_deviation", "auto"))
-        elif "entries" in step:
-            used = pg.entries_in_use(sess)
-            if used:
-                pg.read_entries(sess, max(1, used - int(step["entries"]) + 1), used, sink)
-        else:
-            pg.read_all(sess, sink)
-        self._say("profile %s: %d rows" % (name, sink.count))
+        return pg, _RowWriter(w, name, clock_col)

@@ -58,6 +58,11 @@ BOARDS = {
     "unix": ("boards/unix.py", None, None),
 }
 
+# The board's bytecode carries no line-number tables: they are ~7 % of the .mpy files and, read
+# from the file system, ~5 KB of the RAM the imports take (docs/benchmarks.md, RAM). Tracebacks
+# then name the function but not the line; ``--source-lines`` keeps them for debugging.
+MPY_FLAGS = ["-X", "no-source-lines"]
+
 # mpy header byte 2 = (arch << 2) | sub-version; 0 = bytecode only (imports on every arch).
 _ARCH_NAMES = {0: "bytecode", 1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em",
                7: "armv7emsp", 8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc",
@@ -145,13 +150,15 @@ def mpy_header(path):
     return h[1], h[2] >> 2, h[2] & 3
 
 
-def compile_firmware(root, board, out_dir, mpy_cross=None, log=None, device_dir=None):
+def compile_firmware(root, board, out_dir, mpy_cross=None, log=None, device_dir=None,
+                     source_lines=False):
     """Compile the firmware package for ``board`` into ``out_dir/optoread``; return the .mpy paths.
 
     main.py is compiled to a scratch file only to catch syntax errors before it is copied.
     ``device_dir``: where the modules will be on the device (e.g. ``/lib/optoread``); each
     module's source name (tracebacks) is then its own path there, which is also its
     ``__file__``: one interned name per module instead of two, and no laptop path on the board.
+    ``source_lines``: keep the line-number tables (:data:`MPY_FLAGS` drops them).
     """
     arch = BOARDS[board][1]
     mpy_cross = mpy_cross or _tool("mpy-cross")
@@ -167,7 +174,8 @@ def compile_firmware(root, board, out_dir, mpy_cross=None, log=None, device_dir=
         is_main = rel == "firmware/main.py"
         out = os.path.join(out_dir, "main.check.mpy") if is_main else os.path.join(pkg, name)
         source = ["-s", device_dir.rstrip("/") + "/" + name] if device_dir and not is_main else []
-        cmd = [mpy_cross] + (["-march=" + arch] if arch else []) + source + ["-o", out, src]
+        cmd = ([mpy_cross] + (["-march=" + arch] if arch else []) + ([] if source_lines else MPY_FLAGS)
+               + source + ["-o", out, src])
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise DeployError("mpy-cross failed on %s:\n%s" % (rel, (r.stderr or r.stdout).strip()))
@@ -326,13 +334,14 @@ except Exception as e:
 
 
 def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpremote=None,
-           mpy_cross=None, force=False, log=None, romfs=False):
+           mpy_cross=None, force=False, log=None, romfs=False, source_lines=False):
     """Compile, copy and verify (the steps in the module docstring); return a summary dict.
 
     ``romfs``: write the modules into the board's ROMFS partition (``mpremote romfs deploy``)
     instead of its file system: MicroPython then runs their bytecode in place from flash, so
     importing them takes about half the RAM (``docs/benchmarks.md``, RAM). Needs a firmware
     built with ROMFS (``vfs.rom_ioctl``); refused, with nothing changed, otherwise.
+    ``source_lines``: keep line numbers in the bytecode (tracebacks with lines, more RAM).
     """
     if board not in BOARDS:
         raise DeployError("unknown board %r (choose %s)" % (board, ", ".join(sorted(BOARDS))))
@@ -353,7 +362,7 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
     log = log or (lambda text: None)
     build_dir = build_dir or os.path.join(root, "build", "deploy", board)
     device_dir = "/rom/lib/optoread" if romfs else _join(target, "lib/optoread")
-    mpys = compile_firmware(root, board, build_dir, mpy_cross, log, device_dir)
+    mpys = compile_firmware(root, board, build_dir, mpy_cross, log, device_dir, source_lines)
 
     dev = Remote(port, mpremote, log=log)
     out = dev.exec("import sys\nprint('@mpy', getattr(sys.implementation, '_mpy', None), sys.platform)")
@@ -435,6 +444,8 @@ def add_deploy_parser(sub):
     sp.add_argument("--romfs", action="store_true",
                     help="put the modules in the board's ROMFS partition (run in place from flash: "
                     "about half the RAM); needs a MicroPython build with ROMFS")
+    sp.add_argument("--source-lines", action="store_true",
+                    help="keep line numbers in the bytecode (tracebacks with lines; ~5 KB more RAM)")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_deploy)
     return sp
@@ -445,7 +456,7 @@ def cmd_deploy(args):
     log = None if args.quiet else (lambda text: sys.stderr.write("optoread deploy: %s\n" % text))
     try:
         s = deploy(args.board, args.port, target=args.target, build_dir=args.build_dir, reset=args.reset,
-                   force=args.force, log=log, romfs=args.romfs)
+                   force=args.force, log=log, romfs=args.romfs, source_lines=args.source_lines)
     except DeployError as e:
         sys.stderr.write("optoread deploy: %s\n" % e)
         return 1
