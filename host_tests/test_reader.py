@@ -151,6 +151,75 @@ def test_plans_are_validated():
     assert set(_plans()) >= {"is15959", "generic", "readout", "energy"}
 
 
+def _plan_dirs(tmp_path, energy_steps):
+    own = tmp_path / "plans"
+    own.mkdir()
+    plan = {"name": "energy", "steps": energy_steps}
+    (own / "energy.json").write_text(json.dumps(plan))
+    from optoread import device
+
+    return device.Plans(PLANS, str(own)), own
+
+
+def test_plans_on_flash_are_read_step_by_step(st, tmp_path):
+    # device.Plans keeps no plan in RAM: the reader keeps the name and re-reads each step when
+    # the reading gets to it; a later folder overrides an earlier one.
+    steps = [{"registers": ["1.0.1.8.0.255"]}, {"profile": "1.0.99.1.0.255", "days": 1}]
+    plans, own = _plan_dirs(tmp_path, steps)
+    assert "energy" in plans and "is15959" in plans and "nope" not in plans and "../x" not in plans
+    assert list(plans) == sorted(plans) and len(plans) == len(list(plans))
+    assert plans["energy"]["steps"] == steps and plans.step("energy", 1) == steps[1]
+    model = sim_dlms.MeterModel(rows=300)
+    r = reader.Reader(sim_dlms.ServerTransport(sim_dlms.DlmsServer(model)), st, plans=plans,
+                      clock=lambda: 1700000000)
+    handle = r.plan("energy")
+    assert handle["name"] == "energy" and len(handle["steps"]) == 2 and "registers" not in str(handle)
+    summary = r.read("energy")
+    assert summary.complete, summary.error
+    d = _dump(st, summary.seq)
+    assert [p["obis"] for p in d["profiles"]] == ["1.0.99.1.0.255"]
+    assert [v["obis"] for v in d["values"]][-1] == "1.0.1.8.0.255"
+
+
+def test_a_plan_that_changes_during_the_reading_fails_it_instead_of_ending_early(st, tmp_path):
+    plans, own = _plan_dirs(tmp_path, [{"registers": ["1.0.1.8.0.255"]},
+                                       {"profile": "1.0.99.1.0.255", "days": 1}])
+
+    class Shrinking:  # the plan file loses its second step while the first one is read
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def step(self, name, i):
+            if i == 1:
+                (own / "energy.json").write_text(json.dumps(
+                    {"name": "energy", "steps": [{"registers": ["1.0.1.8.0.255"]}]}))
+            return self.inner.step(name, i)
+
+        def get(self, name, default=None):
+            return self.inner.get(name, default)
+
+    r = reader.Reader(sim_dlms.ServerTransport(sim_dlms.DlmsServer(sim_dlms.MeterModel(rows=50))), st,
+                      plans=Shrinking(plans), clock=lambda: 1700000000)
+    summary = r.read("energy")
+    assert not summary.complete and "changed during the reading" in summary.error
+
+
+def test_plans_do_not_hide_a_memory_error(tmp_path, monkeypatch):
+    plans, _ = _plan_dirs(tmp_path, [{"profile": "1.0.99.1.0.255"}])
+
+    def no_memory(path):
+        raise MemoryError
+
+    monkeypatch.setattr(reader, "load_plan", no_memory)
+    with pytest.raises(MemoryError):
+        plans.get("energy")
+    with pytest.raises(MemoryError):
+        plans.step("energy", 0)
+
+
 # --- the unix port, end to end -----------------------------------------------------------------
 
 def _unix_read(probe, img, *extra):

@@ -15,7 +15,7 @@ import pytest
 from optoread import acse_names, axdr, hdlc, xdlms
 from optoread.device import DLMS_BUFFERS
 from optoread.errors import DataAccessError, NoAnswerError, SessionError
-from optoread.session import Session, Settings
+from optoread.session import LinkBuffers, Session, Settings
 
 sim = pytest.importorskip("optoread_tools.sim_dlms")
 model_mod = pytest.importorskip("optoread_tools.sim_dlms_model")
@@ -77,6 +77,13 @@ CONFIGS = {
     "device-buffers-hls-ciphered": ({"client": 48, "auth": "hls", "ek": EK, "ak": AK},
                                     dict(DLMS_BUFFERS, client=48, auth="hls", ek=EK, ak=AK, ciphered=True)),
     "device-buffers-sn": ({"ln": False}, dict(DLMS_BUFFERS, ln=False)),
+    # ... lent by LinkBuffers, as on the device (device.LINK_BUFFERS)
+    "link-buffers-ln": ({}, dict(DLMS_BUFFERS, buffers=LinkBuffers(**DLMS_BUFFERS))),
+    "link-buffers-sn-128": ({"ln": False, "max_info": 128}, dict(DLMS_BUFFERS, ln=False,
+                                                                 buffers=LinkBuffers(**DLMS_BUFFERS))),
+    "link-buffers-hls-ciphered": ({"client": 48, "auth": "hls", "ek": EK, "ak": AK},
+                                  dict(DLMS_BUFFERS, client=48, auth="hls", ek=EK, ak=AK, ciphered=True,
+                                       buffers=LinkBuffers(**DLMS_BUFFERS))),
 }
 
 
@@ -89,6 +96,36 @@ def test_readout_and_close(name):
     if srv.link == "hdlc":
         assert not srv.connected
     assert srv.assoc is None
+
+
+def test_link_buffers_are_used_and_lent_to_one_open_session_at_a_time():
+    bufs = LinkBuffers(**DLMS_BUFFERS)
+    model, srv, t, s = _make(96, {}, **dict(DLMS_BUFFERS, buffers=bufs))
+    s.open()
+    # the session reads, frames and reassembles in the lent buffers: it allocated none of these
+    assert s._tx is bufs.tx and s.driver._buf is bufs.read and s._reader.keep is bufs.keep
+    assert s._reader.rx.buf is bufs.frame and s._conn.out is bufs.out and s._conn.rx.buf is bufs.reassembly
+    assert bufs.user is s
+    _m2, _srv2, _t2, other = _make(96, {}, **dict(DLMS_BUFFERS, buffers=bufs))
+    with pytest.raises(SessionError, match="in use"):
+        other.open()
+    assert bufs.user is s  # the refused session did not take them over
+    got = []
+    assert s.get(7, BLOCK_LOAD, 2, sink=got.append) == 96 and got == model.expected_rows(BLOCK_LOAD)
+    s.close()
+    assert bufs.user is None and not srv.connected
+    with other:  # free again
+        _check_readout(_m2, other, 96)
+    assert bufs.user is None
+
+
+def test_link_buffers_too_small_for_the_settings_are_not_used():
+    bufs = LinkBuffers(max_info=128, max_pdu=256, element_max=64, tx_pdu=256)
+    model, srv, t, s = _make(96, {}, **dict(DLMS_BUFFERS, max_info=1024, max_pdu=2048, buffers=bufs))
+    with s:
+        assert s._reader.rx.buf is not bufs.frame and s._conn.rx.buf is not bufs.reassembly
+        _check_readout(model, s, 96, full=True)
+    assert bufs.user is None
 
 
 def test_full_2880_row_profile_by_entry_with_max_info_128():

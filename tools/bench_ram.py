@@ -225,7 +225,7 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False):
     return ok, int(m.group(1)) - image, int(m.group(2)) - image, out
 
 
-def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=4, romfs=False):
+def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=2, romfs=False):
     """Bisect the smallest heap (KB, multiple of ``step``) at which ``plan`` completes."""
     ok = run(mpy_dir, plan_dir, plan, hi, rows, romfs=romfs)
     if not ok[0]:
@@ -276,6 +276,14 @@ def main(argv):
                 if key == "is15959_plan" and days == lengths[-1]:
                     per_phase = ph
             results["working_set_kb"][key] = round(ws / 1024, 1)
+        from optoread import device
+
+        lb = device.LINK_BUFFERS
+        link = sum(len(b) for b in (lb.frame, lb.reassembly, lb.element, lb.tx, lb.out, lb.read, lb.keep))
+        results["link_buffers_kb"] = {"allocated_at_import": round(link / 1024, 1)}
+        print("(the link buffers, %.1f KB of them, are allocated once when the firmware is imported, as "
+              "on a board at\n boot: in the heap after imports, not in the working set; "
+              "device.LINK_BUFFERS)" % (link / 1024))
         print("(full_readout browses and reads registers: the modules for that (reader_registers, "
               "cosem_association,\n cosem_register, session_list) load during the reading, so its working "
               "set includes them; the IS 15959 plan never loads them)")
@@ -317,7 +325,7 @@ def main(argv):
         except (OSError, ValueError):
             data = {}
         for k, v in results.items():
-            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs"):
+            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs", "link_buffers_kb"):
                 data[k] = v  # phases change with the plan: replace, don't merge
             else:
                 data.setdefault(k, {}).update(v)

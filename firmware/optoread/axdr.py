@@ -647,10 +647,11 @@ class ArrayStream:
     to the sink. Elements nest at most ``max_depth - 1`` containers deep.
     """
 
-    def __init__(self, capacity=512, max_depth=8, count=None):
+    def __init__(self, capacity=512, max_depth=8, count=None, buf=None):
         if capacity < 16:
             capacity = 16
-        self._buf = bytearray(capacity)
+        # buf: the caller's buffer (e.g. session.LinkBuffers), capacity = its length
+        self._buf = buf if buf is not None and len(buf) >= capacity else bytearray(capacity)
         self._mv = memoryview(self._buf)
         self._n = 0
         self._depth = max_depth - 1

@@ -9,8 +9,9 @@ import os
 import time
 
 from . import reader as reader_mod
+from . import session as session_mod
 from . import store as store_mod
-from .errors import StoreError
+from .errors import SessionError, StoreError
 
 BLOCK_SIZE = 4096
 PICO_FS_BLOCKS = 352  # 1.4 MB: the filesystem a Pico leaves for data
@@ -25,11 +26,18 @@ PICO_FS_BLOCKS = 352  # 1.4 MB: the filesystem a Pico leaves for data
 DLMS_BUFFERS = {"max_info": 512, "max_pdu": 512 - 3, "element_max": 512, "tx_pdu": 256}
 
 
+# Allocated once, when the firmware is imported (at boot): every reading's session uses these
+# instead of taking ~2.6 KB from a heap that earlier readings and imports have fragmented.
+LINK_BUFFERS = session_mod.LinkBuffers(**DLMS_BUFFERS)
+
+
 def dlms_defaults(settings=None):
-    """``DLMS_BUFFERS`` overridden by ``settings`` (e.g. :func:`optoread.console.dlms_settings`)."""
-    out = dict(DLMS_BUFFERS)
+    """``DLMS_BUFFERS`` overridden by ``settings`` (e.g. :func:`optoread.console.dlms_settings`),
+    with the boot-time :data:`LINK_BUFFERS` (a session uses those large enough for its sizes)."""
+    out = dict(DLMS_BUFFERS)  # type: dict
     if settings:
         out.update(settings)
+    out["buffers"] = LINK_BUFFERS
     return out
 
 
@@ -134,16 +142,25 @@ class Plans:
             return default
         try:
             return reader_mod.load_plan(path)
+        except MemoryError:
+            raise  # not the plan's fault: say so, don't pretend the plan is missing
         except (OSError, ValueError, StoreError):
             return default
         except Exception:  # a broken user plan must not stop the device
             return default
 
     def step(self, name, i):
-        """Step ``i`` of plan ``name`` read from its file again (None past the last step)."""
-        p = self.get(name)
-        steps = p.get("steps", []) if p is not None else []
-        return steps[i] if i < len(steps) else None
+        """Step ``i`` of plan ``name``, read from its file again. SessionError when the plan can
+        no longer be read or has fewer steps now: a reading must not end early as if complete."""
+        path = self._path(name)
+        try:
+            steps = reader_mod.load_plan(path).get("steps", []) if path is not None else []
+        except (OSError, ValueError) as e:
+            raise SessionError("plan %s became unreadable during the reading: %s" % (name, e), "plan")
+        if i >= len(steps):
+            raise SessionError("plan %s changed during the reading (step %d is gone)" % (name, i + 1),
+                               "plan")
+        return steps[i]
 
     def __getitem__(self, name):
         p = self.get(name)

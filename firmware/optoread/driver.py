@@ -64,11 +64,11 @@ class EchoFilter:
 class Driver:
     """Performs actions for one procedure at a time. ``progress(text)`` gets progress messages."""
 
-    def __init__(self, transport, echo=True, progress=None, bufsize=256):
+    def __init__(self, transport, echo=True, progress=None, bufsize=256, buf=None):
         self.transport = transport
         self.echo = EchoFilter() if echo else None
         self.progress = progress
-        self._buf = bytearray(bufsize)
+        self._buf = buf if buf is not None else bytearray(bufsize)  # buf: the caller's read buffer
         self._mv = memoryview(self._buf)
         self.bytes_in = 0
         self.bytes_out = 0

@@ -632,8 +632,9 @@ class Reassembler:
     result starts a new one.
     """
 
-    def __init__(self, capacity):
-        self.buf = bytearray(capacity)
+    def __init__(self, capacity, buf=None):
+        # buf: a caller's buffer (at least capacity octets) instead of a new one
+        self.buf = buf if buf is not None and len(buf) >= capacity else bytearray(capacity)
         self.length = 0
         self.segments = 0
         self.complete = False
@@ -694,12 +695,13 @@ class FrameReceiver:
     byte or per frame.
     """
 
-    def __init__(self, capacity):
+    def __init__(self, capacity, buf=None):
         if not _MIN_LENGTH <= capacity <= _MAX_LENGTH:
             raise LinkError("receiver capacity %d outside %d..%d" % (capacity, _MIN_LENGTH, _MAX_LENGTH),
                             "capacity")
         self.capacity = capacity
-        self.buf = bytearray(capacity)
+        # buf: a caller's buffer (at least capacity octets, e.g. session.LinkBuffers) or a new one
+        self.buf = buf if buf is not None and len(buf) >= capacity else bytearray(capacity)
         self.frame = Frame()
         self.frame.buf = self.buf
         self.ready = False
@@ -882,12 +884,14 @@ class HdlcConnection:
     a reference to the data: leave it unchanged until the reply arrives.
     ``retries`` is how many times ``timeout()`` retransmits before raising. ``tx_info``
     (default ``max_info_tx``) bounds the information field of the frames this side sends,
-    and so the transmit buffer.
+    and so the transmit buffer. ``bufs``: (transmit, reassembly) buffers of the caller's to use
+    instead of new ones where they are large enough (a board's, allocated once at boot).
     """
 
     def __init__(self, local, remote, server=False, max_info_tx=DEFAULT_MAX_INFO,
                  max_info_rx=DEFAULT_MAX_INFO, window_tx=_DEFAULT_WINDOW, window_rx=_DEFAULT_WINDOW,
-                 retries=3, rx_capacity=2048, negotiate=True, check_addresses=True, tx_info=None):
+                 retries=3, rx_capacity=2048, negotiate=True, check_addresses=True, tx_info=None,
+                 bufs=None):
         for w in (window_tx, window_rx):
             if not 1 <= w <= 7:
                 raise LinkError("window size %d outside 1..7" % w, "params")
@@ -911,10 +915,12 @@ class HdlcConnection:
         # max_info_tx (a client that receives 512-byte frames sends ~260-byte ones).
         self._tx_info = tx_info or max_info_tx
         seg = min(max_info_tx, self._tx_info)
-        self.out = bytearray(max(64, window_tx * (seg + _FRAME_OVERHEAD + 2)))
+        n = max(64, window_tx * (seg + _FRAME_OVERHEAD + 2))
+        out, rx = bufs if bufs is not None else (None, None)
+        self.out = out if out is not None and len(out) >= n else bytearray(n)
         self.out_mv = memoryview(self.out)
         self.out_len = 0
-        self.rx = Reassembler(rx_capacity)
+        self.rx = Reassembler(rx_capacity, rx)
         self.state = DISCONNECTED
         self.echoes = 0
         self.ignored = 0

@@ -94,12 +94,12 @@ def load_plan(source):
     if isinstance(source, dict):
         plan = source
     else:
-        text = source
-        if not source.lstrip().startswith("{"):
-            with open(source) as f:
-                text = f.read()
         try:
-            plan = json.loads(text)
+            if source.lstrip().startswith("{"):
+                plan = json.loads(source)
+            else:
+                with open(source) as f:
+                    plan = json.load(f)  # parsed from the stream: no copy of the text (RAM)
         except ValueError:
             raise SessionError("plan is not valid JSON", field="plan")
     if not isinstance(plan, dict) or "name" not in plan:
@@ -135,10 +135,7 @@ class _FileSteps:
 
     def __iter__(self):
         for i in range(self.n):
-            st = self.plans.step(self.name, i)
-            if st is None:  # the file changed under the reading: stop at its end
-                return
-            yield st
+            yield self.plans.step(self.name, i)
 
 
 class _RowWriter:
@@ -261,10 +258,11 @@ class Reader:
         opts = self._iec_options({})
         self._say("signing on (IEC 62056-21, 300 baud)")
         try:
-            return drv, opts, drv.run(iec.sign_on(opts))
+            ident = drv.run(iec.sign_on(opts))
         except NoAnswerError:
             tried.append("IEC 62056-21 sign-on at 300 baud: no answer")
             return None
+        return None if ident is None else (drv, opts, ident)
 
     def _read_with(self, prof, plan, tried):
         if prof.get("protocol") == "iec21":

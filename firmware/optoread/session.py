@@ -42,6 +42,7 @@ _SC = const(0x30)  # security suite 0, authenticated and encrypted
 _CIPHER_ROOM = const(24)  # glo tag + length + SC + IC + GCM tag (12), rounded up
 _DEFAULT_MAX_INFO = const(2030)  # largest info field a 2047-byte HDLC frame carries
 _TX_PDU = const(1024)  # largest request APDU we build (SET values beyond it go in blocks)
+_FRAME_ROOM = const(17)  # HDLC frame overhead + 2 flags around an information field
 _READ_CHUNK = const(128)  # driver read buffer (and the bytes kept after a frame): ~13 ms of 9600 baud
 _PROGRESS_BLOCKS = const(16)
 
@@ -61,14 +62,16 @@ class Settings:
     ``max_info`` None = the largest our buffers allow; ``max_pdu`` is our receive PDU size
     (the response buffer is allocated to it: 2048 by default, block transfer carries more).
     ``element_max`` bounds one streamed array
-    element; ``value_max`` bounds a non-streamed value assembled from blocks.
+    element; ``value_max`` bounds a non-streamed value assembled from blocks. ``buffers``: a
+    :class:`LinkBuffers` whose buffers the session uses instead of allocating its own.
     """
 
     def __init__(self, client=16, server=1, physical=None, address_size=None, auth="none",
                  password=b"", system_title=b"OPTOREAD", ek=None, ak=None, invocation_counter=0,
                  ciphered=False, ln=True, link="hdlc", mode_e=False, baud=9600, max_info=None,
                  window=1, timeout_ms=3000, retries=3, max_pdu=2048, iec=None, conformance=None,
-                 challenge=None, element_max=1024, value_max=0x10000, tx_pdu=_TX_PDU, echo=True):
+                 challenge=None, element_max=1024, value_max=0x10000, tx_pdu=_TX_PDU, echo=True,
+                 buffers=None):
         self.client = client
         self.server = server
         self.physical = physical
@@ -96,6 +99,7 @@ class Settings:
         self.value_max = value_max
         self.tx_pdu = tx_pdu
         self.echo = echo
+        self.buffers = buffers
         if auth not in ("none", "low", "hls"):
             raise SessionError("auth must be none, low or hls, not %r" % (auth,), "auth")
         if link not in ("hdlc", "wrapper"):
@@ -111,6 +115,33 @@ class Settings:
         if self.physical is None:
             return "%d" % self.server
         return "%d/%d" % (self.server, self.physical)
+
+
+class LinkBuffers:
+    """The HDLC link's fixed buffers, allocated once and lent to one open session at a time.
+
+    A board allocates them at boot (``device.LINK_BUFFERS``): every reading then reuses the same
+    ~2.6 KB instead of taking it from a heap that earlier readings may have fragmented. A session
+    (``Settings(buffers=...)``) uses each buffer that is large enough for its settings and
+    allocates the others itself; opening a second session on them while one is open is a
+    SessionError. Sizes as in :class:`Settings` (``max_info``, ``max_pdu``, ``element_max``,
+    ``tx_pdu``).
+    """
+
+    def __init__(self, max_info=hdlc.DEFAULT_MAX_INFO, max_pdu=2048, element_max=1024, tx_pdu=_TX_PDU):
+        self.frame = bytearray(hdlc.frame_capacity(max_info))  # one received frame
+        self.reassembly = bytearray(max_pdu + _LLC + _CIPHER_ROOM)  # a response PDU from its segments
+        self.element = bytearray(element_max)  # one streamed array element
+        self.tx = bytearray(_AP + _tx_cap(max_pdu, tx_pdu))  # the request APDU (unciphered)
+        self.out = bytearray(len(self.tx) + _FRAME_ROOM)  # the request as an HDLC frame
+        self.read = bytearray(_READ_CHUNK)  # the driver's reads
+        self.keep = bytearray(_READ_CHUNK)  # bytes after a frame, kept for the next one
+        self.user = None  # the open session using them
+
+
+def _tx_cap(max_pdu, tx_pdu):
+    cap = max_pdu if max_pdu < tx_pdu else tx_pdu
+    return cap if cap > 256 else 256
 
 
 class Negotiated:
@@ -176,9 +207,9 @@ class _Reader:
     """READ receiver for the driver: feeds a frame/message receiver and keeps the bytes after
     a complete frame for the next one (the driver hands over whole chunks)."""
 
-    def __init__(self, rx, capacity):
+    def __init__(self, rx, capacity, keep=None):
         self.rx = rx
-        self.keep = bytearray(capacity)
+        self.keep = keep if keep is not None and len(keep) >= capacity else bytearray(capacity)
         self.kpos = 0
         self.klen = 0
         self.frames = 0
@@ -217,8 +248,9 @@ class Session:
         self.settings = st
         self.transport = transport
         self.progress = progress
+        bufs = st.buffers
         self.driver = Driver(transport, echo=st.echo and st.link == "hdlc", progress=progress,
-                             bufsize=_READ_CHUNK)
+                             bufsize=_READ_CHUNK, buf=bufs.read if bufs is not None else None)
         self.negotiated = Negotiated()
         self._stats = Stats()
         self.invocation_counter = st.invocation_counter
@@ -266,6 +298,11 @@ class Session:
         """
         if self.is_open:
             raise SessionError("session already open", "state")
+        bufs = self.settings.buffers
+        if bufs is not None:
+            if bufs.user is not None and bufs.user is not self:
+                raise SessionError("the link buffers are in use by another open session", "buffers")
+            bufs.user = self
         try:
             self.driver.run(self._open_proc())
         except BaseException:
@@ -276,15 +313,17 @@ class Session:
     def close(self):
         """RLRQ (if associated), then DISC (HDLC). Always safe; never raises for a dead link."""
         self.is_open = False
-        if not (self._associated or self._linked):
-            return
         try:
-            self.driver.run(self._close_proc())
+            if self._associated or self._linked:
+                self.driver.run(self._close_proc())
         except (OptoreadError, OSError):
             pass
         finally:
             self._associated = False
             self._linked = False
+            bufs = self.settings.buffers
+            if bufs is not None and bufs.user is self:
+                bufs.user = None
 
     def get(self, class_id, obis_code, attr, selector=0, params=None, sink=None):
         """Read one attribute; returns its value, or with ``sink`` the element count.
@@ -358,15 +397,17 @@ class Session:
 
     def _alloc_tx(self):
         st = self.settings
-        cap = st.max_pdu if st.max_pdu < st.tx_pdu else st.tx_pdu
-        if cap < 256:
-            cap = 256
+        cap = _tx_cap(st.max_pdu, st.tx_pdu)
+        bufs = st.buffers
         if st.ciphered:
             # plain APDU built behind the room the ciphered one needs, then protected to _AP
             self._tx = bytearray(_AP + 2 * (cap + _CIPHER_ROOM))
             self._apo = _AP + cap + _CIPHER_ROOM
         else:
-            self._tx = bytearray(_AP + cap)
+            if bufs is not None and len(bufs.tx) >= _AP + cap:
+                self._tx = bufs.tx
+            else:
+                self._tx = bytearray(_AP + cap)
             self._apo = _AP
         self._tx_cap = cap
         self._tx_limit = cap
@@ -387,12 +428,15 @@ class Session:
     def _new_conn(self, max_info, window):
         st = self.settings
         local, remote = self._addresses()
+        b = st.buffers
         conn = hdlc.HdlcConnection(local, remote, max_info_tx=max_info, max_info_rx=max_info,
                                    window_tx=window, window_rx=window, retries=st.retries,
                                    rx_capacity=st.max_pdu + _LLC + _CIPHER_ROOM,
-                                   tx_info=len(self._tx))  # no request is longer than the tx buffer
+                                   tx_info=len(self._tx),  # no request is longer than the tx buffer
+                                   bufs=(b.out, b.reassembly) if b is not None else None)
         self._conn = conn
-        self._reader = _Reader(hdlc.FrameReceiver(hdlc.frame_capacity(max_info)), _READ_CHUNK)
+        self._reader = _Reader(hdlc.FrameReceiver(hdlc.frame_capacity(max_info), b.frame if b else None),
+                               _READ_CHUNK, b.keep if b is not None else None)
         return conn
 
     def _send_out(self, conn):
@@ -696,12 +740,12 @@ class Session:
                 raise self._access_error(code, attr, r.dar)
             if sink is None:
                 return axdr.decode(mv, r.data_off or 0, r.data_end)[0]
-            stream = axdr.ArrayStream(self.settings.element_max)
+            stream = self._stream()
             stream.feed(memoryview(mv)[r.data_off:r.data_end], sink)
             return self._stream_done(stream, code, attr)
         if r.kind != xdlms.WITH_DATABLOCK:
             raise SessionError("unexpected GET response type %d" % r.kind, "get-response")
-        stream = axdr.ArrayStream(self.settings.element_max) if sink is not None else None
+        stream = self._stream() if sink is not None else None
         acc = bytearray()
         expect = 1
         while True:
@@ -730,6 +774,12 @@ class Session:
         if stream is not None:
             return self._stream_done(stream, code, attr)
         return axdr.decode(acc, 0, len(acc))[0]
+
+    def _stream(self):
+        # The array stream for a GET with a sink, in the lent element buffer when there is one.
+        st = self.settings
+        b = st.buffers
+        return axdr.ArrayStream(st.element_max, buf=b.element if b is not None else None)
 
     def _get_response(self, mv, off, e, invoke):
         r = xdlms.parse_get_response(mv, off, e, strict=False)

@@ -58,7 +58,7 @@ def sn_read(s, names, sink, what):
         raise SessionError("READ: %d results for 1 name" % len(r.items), "read-response")
     if it.kind == xdlms.ITEM_ERROR:
         raise DataAccessError("%s: %s" % (what, xdlms.dar_name(it.dar)), result=it.dar)
-    stream = axdr.ArrayStream(s.settings.element_max) if sink is not None else None
+    stream = s._stream() if sink is not None else None
     if it.kind == xdlms.ITEM_DATA:
         if stream is None:
             return axdr.decode(mv, it.off, it.end)[0]
