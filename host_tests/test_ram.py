@@ -42,7 +42,7 @@ def _read(mpy_dir, tmp_path, days, heap_kb, romfs=False):
 @needs_mp
 def test_is15959_working_set_is_under_16k_and_flat(mpy_dir, tmp_path):
     """Met: the working set stays under 16 KB and does not grow with the load profile (2 vs 30
-    days). The link buffers (device.LINK_BUFFERS, ~2.6 KB) are allocated once at import, as on a
+    days). The link buffers (device.LINK_BUFFERS, ~2.5 KB) are allocated once at import, as on a
     board at boot, so they are in the heap after imports, not in the working set."""
     ws = {}
     for days in (2, 30):

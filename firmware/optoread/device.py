@@ -27,7 +27,7 @@ DLMS_BUFFERS = {"max_info": 512, "max_pdu": 512 - 3, "element_max": 512, "tx_pdu
 
 
 # Allocated once, when the firmware is imported (at boot): every reading's session uses these
-# instead of taking ~2.6 KB from a heap that earlier readings and imports have fragmented.
+# instead of taking ~2.5 KB from a heap that earlier readings and imports have fragmented.
 LINK_BUFFERS = session_mod.LinkBuffers(**DLMS_BUFFERS)
 
 

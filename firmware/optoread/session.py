@@ -121,7 +121,7 @@ class LinkBuffers:
     """The HDLC link's fixed buffers, allocated once and lent to one open session at a time.
 
     A board allocates them at boot (``device.LINK_BUFFERS``): every reading then reuses the same
-    ~2.6 KB instead of taking it from a heap that earlier readings may have fragmented. A session
+    ~2.5 KB instead of taking it from a heap that earlier readings may have fragmented. A session
     (``Settings(buffers=...)``) uses each buffer that is large enough for its settings and
     allocates the others itself; opening a second session on them while one is open is a
     SessionError. Sizes as in :class:`Settings` (``max_info``, ``max_pdu``, ``element_max``,
