@@ -15,10 +15,7 @@ sample of the live heap with its phase (to find where the peak is).
 import gc
 import sys
 
-# Collect every 4 KB allocated, from the first import on: otherwise the garbage each import
-# leaves between the modules' objects is collected only when the heap is full, and the holes
-# it then leaves are too small for the reading's 1 KB buffers (308 KB instead of 272 KB
-# needed for the IS 15959 plan: tools/bench_ram.py).
+# Collect every 4 KB allocated, from the first import on, as main.py does (why: see there).
 if hasattr(gc, "threshold"):  # MicroPython
     gc.threshold(4096)
 
@@ -84,7 +81,7 @@ def _sampling_store(store):
 
         def sampled_row(clock, cols):
             n[0] += 1
-            if not n[0] & 31:
+            if n[0] & 31 == 1:  # rows 1, 33, ...: short profiles are sampled mid-stream too
                 _sample()
             return row(clock, cols)
 
@@ -119,7 +116,7 @@ def _print_session(store, seq):
             st["profile"], st["rows"] = d[0], 0
         elif kind == "row":
             st["rows"] += 1
-            if not st["rows"] & 255:
+            if st["rows"] & 255 == 1:  # from the first row on, whatever the length
                 _sample()
         elif kind == "commit":
             st["outcome"], st["error"] = d[0], d[1]

@@ -35,7 +35,7 @@ Nesting is bounded by ``max_depth`` (containers: array, structure, compact-array
 
 from struct import pack_into, unpack_from
 
-from .compat import const
+from .compat import buffer, const
 from .errors import AxdrError
 
 NULL = const(0)
@@ -650,8 +650,7 @@ class ArrayStream:
     def __init__(self, capacity=512, max_depth=8, count=None, buf=None):
         if capacity < 16:
             capacity = 16
-        # buf: the caller's buffer (e.g. session.LinkBuffers), capacity = its length
-        self._buf = buf if buf is not None and len(buf) >= capacity else bytearray(capacity)
+        self._buf = buffer(capacity, buf)  # buf: the caller's (session.LinkBuffers), if large enough
         self._mv = memoryview(self._buf)
         self._n = 0
         self._depth = max_depth - 1

@@ -49,6 +49,12 @@ def sleep_ms(ms):
         time.sleep(ms / 1000)
 
 
+def buffer(n, lent=None):
+    """``lent`` when it holds at least ``n`` octets (fixed buffers allocated once, e.g.
+    ``session.LinkBuffers``), else a new ``bytearray(n)``."""
+    return lent if lent is not None and len(lent) >= n else bytearray(n)
+
+
 def hexstr(data):
     """Upper-case hex of a bytes-like object, space separated (for error messages and logs)."""
     return " ".join("%02X" % b for b in data)

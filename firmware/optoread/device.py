@@ -127,6 +127,8 @@ class Plans:
         self._dirs = dirs  # later directories override earlier ones
 
     def _path(self, name):
+        if not isinstance(name, str) or "/" in name:
+            return None  # a plan name, not a path
         for i in range(len(self._dirs) - 1, -1, -1):
             path = self._dirs[i] + "/" + name + ".json"
             try:
@@ -137,7 +139,7 @@ class Plans:
         return None
 
     def get(self, name, default=None):
-        path = self._path(name) if isinstance(name, str) and "/" not in name else None
+        path = self._path(name)
         if path is None:
             return default
         try:
@@ -169,7 +171,7 @@ class Plans:
         return p
 
     def __contains__(self, name):
-        return isinstance(name, str) and "/" not in name and self._path(name) is not None
+        return self._path(name) is not None
 
     def __iter__(self):
         names = set()

@@ -5,7 +5,7 @@ A transport has ``write(data)``, ``drain()``, ``set_line(baud, bits, parity, sto
 Board UART, pyserial, TCP, pty and the simulator's virtual line all provide it.
 """
 
-from .compat import const, ticks_diff
+from .compat import buffer, const, ticks_diff
 
 # Actions a procedure yields (IEC 62056-21 and the DLMS session; outcomes in iec62056_21's docstring).
 SEND = const(1)  # (SEND, data)
@@ -68,7 +68,7 @@ class Driver:
         self.transport = transport
         self.echo = EchoFilter() if echo else None
         self.progress = progress
-        self._buf = buf if buf is not None else bytearray(bufsize)  # buf: the caller's read buffer
+        self._buf = buffer(bufsize, buf)  # buf: the caller's read buffer, if large enough
         self._mv = memoryview(self._buf)
         self.bytes_in = 0
         self.bytes_out = 0

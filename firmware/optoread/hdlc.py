@@ -55,7 +55,7 @@ DM answering our DISC. ``server=True`` gives the meter side (answers SNRM with U
 DISC with UA/DM) for the simulator.
 """
 
-from .compat import const
+from .compat import buffer, const
 from .crc import crc16_x25
 from .errors import LinkError
 
@@ -119,6 +119,12 @@ _E_LENGTH = const(-3)
 def frame_capacity(max_info):
     """Largest length-field value of a frame carrying ``max_info`` info bytes (size a FrameReceiver)."""
     return max_info + _FRAME_OVERHEAD
+
+
+def tx_buffer_size(info, window=1):
+    """Transmit buffer for ``window`` frames of ``info`` information bytes each, flags included."""
+    n = window * (info + _FRAME_OVERHEAD + 2)
+    return n if n > 64 else 64
 
 
 # ---------------------------------------------------------------- addresses
@@ -633,8 +639,7 @@ class Reassembler:
     """
 
     def __init__(self, capacity, buf=None):
-        # buf: a caller's buffer (at least capacity octets) instead of a new one
-        self.buf = buf if buf is not None and len(buf) >= capacity else bytearray(capacity)
+        self.buf = buffer(capacity, buf)  # buf: the caller's, if large enough
         self.length = 0
         self.segments = 0
         self.complete = False
@@ -700,8 +705,7 @@ class FrameReceiver:
             raise LinkError("receiver capacity %d outside %d..%d" % (capacity, _MIN_LENGTH, _MAX_LENGTH),
                             "capacity")
         self.capacity = capacity
-        # buf: a caller's buffer (at least capacity octets, e.g. session.LinkBuffers) or a new one
-        self.buf = buf if buf is not None and len(buf) >= capacity else bytearray(capacity)
+        self.buf = buffer(capacity, buf)  # buf: the caller's (session.LinkBuffers), if large enough
         self.frame = Frame()
         self.frame.buf = self.buf
         self.ready = False
@@ -915,9 +919,8 @@ class HdlcConnection:
         # max_info_tx (a client that receives 512-byte frames sends ~260-byte ones).
         self._tx_info = tx_info or max_info_tx
         seg = min(max_info_tx, self._tx_info)
-        n = max(64, window_tx * (seg + _FRAME_OVERHEAD + 2))
         out, rx = bufs if bufs is not None else (None, None)
-        self.out = out if out is not None and len(out) >= n else bytearray(n)
+        self.out = buffer(tx_buffer_size(seg, window_tx), out)
         self.out_mv = memoryview(self.out)
         self.out_len = 0
         self.rx = Reassembler(rx_capacity, rx)

@@ -25,7 +25,7 @@ close() releases the association (RLRQ) and the link (DISC) on every exit path;
 """
 
 from . import acse, axdr, hdlc, obis, xdlms
-from .compat import const
+from .compat import buffer, const
 from .driver import PROGRESS, READ, SEND, SET_LINE, Driver
 from .errors import (
     DataAccessError,
@@ -42,7 +42,6 @@ _SC = const(0x30)  # security suite 0, authenticated and encrypted
 _CIPHER_ROOM = const(24)  # glo tag + length + SC + IC + GCM tag (12), rounded up
 _DEFAULT_MAX_INFO = const(2030)  # largest info field a 2047-byte HDLC frame carries
 _TX_PDU = const(1024)  # largest request APDU we build (SET values beyond it go in blocks)
-_FRAME_ROOM = const(17)  # HDLC frame overhead + 2 flags around an information field
 _READ_CHUNK = const(128)  # driver read buffer (and the bytes kept after a frame): ~13 ms of 9600 baud
 _PROGRESS_BLOCKS = const(16)
 
@@ -130,13 +129,18 @@ class LinkBuffers:
 
     def __init__(self, max_info=hdlc.DEFAULT_MAX_INFO, max_pdu=2048, element_max=1024, tx_pdu=_TX_PDU):
         self.frame = bytearray(hdlc.frame_capacity(max_info))  # one received frame
-        self.reassembly = bytearray(max_pdu + _LLC + _CIPHER_ROOM)  # a response PDU from its segments
+        self.reassembly = bytearray(_rx_capacity(max_pdu))  # a response PDU from its segments
         self.element = bytearray(element_max)  # one streamed array element
         self.tx = bytearray(_AP + _tx_cap(max_pdu, tx_pdu))  # the request APDU (unciphered)
-        self.out = bytearray(len(self.tx) + _FRAME_ROOM)  # the request as an HDLC frame
+        self.out = bytearray(hdlc.tx_buffer_size(len(self.tx)))  # the request as an HDLC frame
         self.read = bytearray(_READ_CHUNK)  # the driver's reads
         self.keep = bytearray(_READ_CHUNK)  # bytes after a frame, kept for the next one
         self.user = None  # the open session using them
+
+
+def _rx_capacity(max_pdu):
+    # a response PDU as the HDLC link reassembles it: LLC in front, room for ciphering
+    return max_pdu + _LLC + _CIPHER_ROOM
 
 
 def _tx_cap(max_pdu, tx_pdu):
@@ -188,6 +192,12 @@ def stream_done(stream, what):
     return stream.received
 
 
+def block_progress(what, n, stream):
+    """Progress text after block ``n`` of a long value (with the entries so far when streaming)."""
+    more = "" if stream is None else ", %d entries" % stream.received
+    return "%s: block %d%s" % (what, n, more)
+
+
 def _obis_text(code):
     return "%d.%d.%d.%d.%d.%d" % tuple(code)
 
@@ -209,7 +219,7 @@ class _Reader:
 
     def __init__(self, rx, capacity, keep=None):
         self.rx = rx
-        self.keep = keep if keep is not None and len(keep) >= capacity else bytearray(capacity)
+        self.keep = buffer(capacity, keep)
         self.kpos = 0
         self.klen = 0
         self.frames = 0
@@ -404,10 +414,7 @@ class Session:
             self._tx = bytearray(_AP + 2 * (cap + _CIPHER_ROOM))
             self._apo = _AP + cap + _CIPHER_ROOM
         else:
-            if bufs is not None and len(bufs.tx) >= _AP + cap:
-                self._tx = bufs.tx
-            else:
-                self._tx = bytearray(_AP + cap)
+            self._tx = buffer(_AP + cap, bufs.tx if bufs is not None else None)
             self._apo = _AP
         self._tx_cap = cap
         self._tx_limit = cap
@@ -431,7 +438,7 @@ class Session:
         b = st.buffers
         conn = hdlc.HdlcConnection(local, remote, max_info_tx=max_info, max_info_rx=max_info,
                                    window_tx=window, window_rx=window, retries=st.retries,
-                                   rx_capacity=st.max_pdu + _LLC + _CIPHER_ROOM,
+                                   rx_capacity=_rx_capacity(st.max_pdu),
                                    tx_info=len(self._tx),  # no request is longer than the tx buffer
                                    bufs=(b.out, b.reassembly) if b is not None else None)
         self._conn = conn
@@ -754,16 +761,11 @@ class Session:
             if r.block != expect:
                 raise SessionError("%s: block %r received, %d expected" % (self._what(code, attr), r.block,
                                                                           expect), "block-number")
-            chunk = memoryview(mv)[r.data_off:r.data_end]
-            if stream is not None:
-                stream.feed(chunk, sink)
-            else:
-                self._accumulate(acc, chunk)
+            self._take_block(memoryview(mv)[r.data_off:r.data_end], stream, sink, acc)
             if r.last:
                 break
             if expect % _PROGRESS_BLOCKS == 0:
-                more = "" if stream is None else ", %d entries" % stream.received
-                yield (PROGRESS, "%s: block %d%s" % (self._what(code, attr), expect, more))
+                yield (PROGRESS, block_progress(self._what(code, attr), expect, stream))
             end = xdlms.encode_get_request_next(self._tx, self._apo, invoke, r.block)
             mv, off, e = yield from self._transact(end, "GET next block")
             r = self._get_response(mv, off, e, invoke)
@@ -785,6 +787,13 @@ class Session:
         r = xdlms.parse_get_response(mv, off, e, strict=False)
         self._check_invoke(r.invoke, invoke)
         return r
+
+    def _take_block(self, chunk, stream, sink, acc):
+        # One block's data of a long value: into the array stream (sink) or onto ``acc``.
+        if stream is not None:
+            stream.feed(chunk, sink)
+        else:
+            self._accumulate(acc, chunk)
 
     def _accumulate(self, acc, chunk):
         if len(acc) + len(chunk) > self.settings.value_max:

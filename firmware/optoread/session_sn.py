@@ -10,7 +10,7 @@ from . import axdr, xdlms, xdlms_sn
 from .compat import const
 from .driver import PROGRESS
 from .errors import DataAccessError, SessionError
-from .session import stream_done
+from .session import block_progress, stream_done
 
 _SN_ASSOCIATION_LIST = const(0xFA08)  # association SN base name 0xFA00, attribute 2
 _PROGRESS_BLOCKS = const(16)  # as in session.py: a progress message every 16 blocks
@@ -75,15 +75,11 @@ def sn_read(s, names, sink, what):
         if it.block != expect:
             raise SessionError("READ: block %r received, %d expected" % (it.block, expect),
                                "block-number")
-        chunk = memoryview(mv)[it.off:it.end]
-        if stream is not None:
-            stream.feed(chunk, sink)
-        else:
-            s._accumulate(acc, chunk)
+        s._take_block(memoryview(mv)[it.off:it.end], stream, sink, acc)
         if it.last:
             break
         if expect % _PROGRESS_BLOCKS == 0:
-            yield (PROGRESS, "%s: block %d" % (what, expect))
+            yield (PROGRESS, block_progress(what, expect, stream))
         end = xdlms_sn.encode_read_request_block(s._tx, s._apo, it.block)
         mv, off, e = yield from s._transact(end, "READ next block")
         r = xdlms_sn.parse_read_response(mv, off, e)
