@@ -37,3 +37,30 @@ def test_ticks_diff_wraps():
 def test_const_and_hexstr():
     assert compat.const(5) == 5
     assert compat.hexstr(b"\x7e\xa0") == "7E A0"
+
+
+def _load(name):
+    __import__("optoread." + name)
+
+
+def test_unload_takes_a_module_off_the_heap_on_micropython():
+    import gc
+    import sys
+
+    import optoread
+
+    gc.collect()
+    _load("obis_names")  # tables only: nothing else holds on to it
+    if not compat.IS_MICROPYTHON:
+        compat.unload("obis_names")  # CPython keeps its modules (tests hold references to them)
+        assert "optoread.obis_names" in sys.modules
+        return
+    gc.collect()
+    loaded = gc.mem_alloc()
+    compat.unload("obis_names")
+    gc.collect()
+    assert "optoread.obis_names" not in sys.modules and not hasattr(optoread, "obis_names")
+    assert loaded - gc.mem_alloc() > 1024  # its code and tables were freed
+    _load("obis_names")  # the next import loads it again
+    assert sys.modules["optoread.obis_names"] is optoread.obis_names
+    compat.unload("no_such_module")  # nothing to forget: no error

@@ -55,6 +55,21 @@ def buffer(n, lent=None):
     return lent if lent is not None and len(lent) >= n else bytearray(n)
 
 
+def unload(name):
+    """Forget the firmware module ``optoread.<name>`` so that its code is freed by the next
+    collection once nothing refers to it; the next import loads it again from flash.
+
+    For a module that only one phase of a reading needs (the IEC sign-on before a direct-HDLC
+    reading): its bytecode would otherwise stay on the heap while profile rows stream. MicroPython
+    only: CPython's modules cost nothing that matters, and tests hold references to them.
+    """
+    if IS_MICROPYTHON:
+        sys.modules.pop("optoread." + name, None)
+        pkg = sys.modules.get("optoread")
+        if pkg is not None and hasattr(pkg, name):
+            delattr(pkg, name)  # the package keeps each imported submodule as an attribute
+
+
 def hexstr(data):
     """Upper-case hex of a bytes-like object, space separated (for error messages and logs)."""
     return " ".join("%02X" % b for b in data)

@@ -23,14 +23,22 @@ no I/O itself except through the transport it is given and the store.
 import json
 
 from . import axdr, cosem, driver
-from . import iec62056_21 as iec
 from . import obis as obislib
+from .compat import unload
 from .errors import DataAccessError, NoAnswerError, OptoreadError, SessionError
 from .session import Session, Settings
 
 SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
 LDN_OBIS = b"\x00\x00\x2a\x00\x00\xff"  # 0.0.42.0.0.255
 _DAY = 86400
+
+
+def _iec():
+    # IEC 62056-21 is loaded by the sign-on and dropped again before a direct-HDLC reading
+    # (compat.unload): its ~8 KB of code are not on the heap while profile rows stream.
+    from . import iec62056_21
+
+    return iec62056_21
 
 
 def _text(v):
@@ -233,7 +241,7 @@ class Reader:
             drv, opts, ident = signed
             if ident.mode_e:
                 self._say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
-                drv.run(iec.hand_over(opts, ident))
+                drv.run(_iec().hand_over(opts, ident))
                 drv = signed = None
                 prof = {"protocol": "dlms", "mode_e": True}
                 return self._read_dlms(prof, plan, tried, handed_over=True, ident=ident)
@@ -242,6 +250,7 @@ class Reader:
 
             return reader_iec.read(self, prof, plan, drv, opts, ident)
         self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
+        unload("iec62056_21")  # not needed again in this reading: its code off the heap (RAM)
         prof = {"protocol": "dlms", "mode_e": False}
         try:
             return self._read_dlms(prof, plan, tried)
@@ -258,7 +267,7 @@ class Reader:
         opts = self._iec_options({})
         self._say("signing on (IEC 62056-21, 300 baud)")
         try:
-            ident = drv.run(iec.sign_on(opts))
+            ident = drv.run(_iec().sign_on(opts))
         except NoAnswerError:
             tried.append("IEC 62056-21 sign-on at 300 baud: no answer")
             return None
@@ -282,7 +291,7 @@ class Reader:
         for k in ("settle_ms", "baud_switch", "wakeup", "address", "reaction_ms"):
             if k in prof:
                 kw[k] = prof[k]
-        return iec.Options(**kw)
+        return _iec().Options(**kw)
 
     # -- DLMS/COSEM ----------------------------------------------------------------------------------
     def _settings(self, prof, handed_over, ln=True):
