@@ -36,7 +36,7 @@ _MEM = None
 _TRACE = False  # OPTOREAD_MEM=2: print every sample, to find where the peak is
 try:
     if os.getenv("OPTOREAD_MEM"):  # working-set report for tools/bench_ram.py
-        _MEM = [0, 0]  # heap after imports, peak seen
+        _MEM = [0, 0, 0]  # heap after imports, peak seen, the reading's peak (up to its commit)
         _TRACE = os.getenv("OPTOREAD_MEM") == "2"
         _PHASE = ["", 0]  # the current phase (progress text) and its peak live heap
 except (NameError, AttributeError):
@@ -197,6 +197,9 @@ def main():
         return 2
     finally:
         t.close()
+    if _MEM is not None:
+        _sample()
+        _MEM[2] = _MEM[1]  # the reading is done: what follows is this tool printing it
     _phase("committed: printing the session")
     if a["json"]:
         print(device.dumps(device.session_json(store, summary.seq)))
@@ -205,8 +208,8 @@ def main():
     if _MEM is not None:
         _sample()
         _phase("")
-        print("optoread-mem: after_imports=%d peak_live=%d heap=%d" % (_MEM[0], _MEM[1],
-                                                                     gc.mem_alloc() + gc.mem_free()))
+        print("optoread-mem: after_imports=%d peak_live=%d reading_peak=%d heap=%d"
+              % (_MEM[0], _MEM[1], _MEM[2], gc.mem_alloc() + gc.mem_free()))
         # which firmware modules the reading loaded (the on-demand ones should not be among them)
         loaded = sorted(k[9:] for k in sys.modules if k.startswith("optoread."))
         print("optoread-modules: " + " ".join(loaded))

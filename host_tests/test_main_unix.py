@@ -14,6 +14,7 @@ import time
 
 import pytest
 from optoread import store as st
+from optoread import store_decode as sd
 from optoread.crc import crc32
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,15 +73,15 @@ class Device:
 def _decode_session(raw):
     """Walk the downloaded bytes with the firmware's own record parser."""
     out = []
-    rows = st.RowDecoder()
+    rows = sd.RowDecoder()
     off = 0
     mv = memoryview(raw)
     while off < len(raw):
-        rtype, _flags, _seq, pay, nxt = st.check_record(mv, off, len(raw))
+        rtype, _flags, _seq, pay, nxt = sd.check_record(mv, off, len(raw))
         if rtype == st.T_ROWS:
             rows.block(mv, pay, nxt - st.CRC_SIZE, lambda c, v: out.append(("row", (c, v))))
         else:
-            out.append(st.decode_payload(rtype, mv, pay, nxt - st.CRC_SIZE))
+            out.append(sd.decode_payload(rtype, mv, pay, nxt - st.CRC_SIZE))
         off = nxt
     return out
 

@@ -9,6 +9,7 @@ import sys
 
 import portable
 from optoread import store as st
+from optoread import store_decode as sd
 from optoread.errors import StoreError
 
 PORTABLE = True
@@ -229,14 +230,14 @@ def test_varint_zigzag_roundtrip():
         z = st.zigzag(v)
         assert z >= 0
         end = st.put_uvarint(buf, 0, len(buf), z)
-        got, off = st.get_uvarint(buf, 0, end)
-        assert off == end and st.unzigzag(got) == v
+        got, off = sd.get_uvarint(buf, 0, end)
+        assert off == end and sd.unzigzag(got) == v
     assert st.put_uvarint(buf, 0, 16, 0) == 1
     assert st.put_uvarint(buf, 0, 16, 16383) == 2
     portable.raises(StoreError, st.put_uvarint, buf, 0, 16, 1 << 80)
     portable.raises(StoreError, st.put_uvarint, buf, 0, 1, 300)
-    portable.raises(StoreError, st.get_uvarint, b"\x80\x80", 0, 2)
-    portable.raises(StoreError, st.get_uvarint, b"\x80" * 11 + b"\x01", 0, 12)
+    portable.raises(StoreError, sd.get_uvarint, b"\x80\x80", 0, 2)
+    portable.raises(StoreError, sd.get_uvarint, b"\x80" * 11 + b"\x01", 0, 12)
 
 
 def test_items_roundtrip():
@@ -245,14 +246,14 @@ def test_items_roundtrip():
     off = 0
     for v in items:
         off = st.put_item(buf, off, len(buf), v)
-    got = st.get_items(buf, 0, off, len(items))
+    got = sd.get_items(buf, 0, off, len(items))
     assert tuple(got) == items
-    assert st.get_items(buf, 0, 1, 1) == [None]
-    portable.raises(StoreError, st.get_items, buf, 0, off, len(items) - 1)  # bytes left over
-    portable.raises(StoreError, st.get_items, buf, 0, off - 1, len(items))  # truncated float
-    portable.raises(StoreError, st.get_item, b"\x09", 0, 1)  # unknown tag
-    portable.raises(StoreError, st.get_item, b"\x02\x05ab", 0, 4)  # string longer than record
-    portable.raises(StoreError, st.get_item, b"\x02\x02\xff\xfe", 0, 4)  # bad UTF-8
+    assert sd.get_items(buf, 0, 1, 1) == [None]
+    portable.raises(StoreError, sd.get_items, buf, 0, off, len(items) - 1)  # bytes left over
+    portable.raises(StoreError, sd.get_items, buf, 0, off - 1, len(items))  # truncated float
+    portable.raises(StoreError, sd.get_item, b"\x09", 0, 1)  # unknown tag
+    portable.raises(StoreError, sd.get_item, b"\x02\x05ab", 0, 4)  # string longer than record
+    portable.raises(StoreError, sd.get_item, b"\x02\x02\xff\xfe", 0, 4)  # bad UTF-8
     portable.raises(StoreError, st.put_item, buf, 0, len(buf), [1])  # unsupported type
     portable.raises(StoreError, st.put_item, buf, 0, 3, "long text")
 
@@ -261,20 +262,20 @@ def test_record_roundtrip_and_every_corruption():
     buf = bytearray(64)
     end = st.encode_record(buf, 0, st.T_VALUE, 9, ("1.8.0", 5, -1, 30))
     rec = bytes(buf[:end])
-    rtype, flags, seq, pay, nxt = st.check_record(rec, 0, len(rec))
+    rtype, flags, seq, pay, nxt = sd.check_record(rec, 0, len(rec))
     assert (rtype, flags, seq, nxt) == (st.T_VALUE, 0, 9, len(rec))
-    assert st.decode_payload(rtype, rec, pay, nxt - 4) == ("value", ("1.8.0", 5, -1, 30))
+    assert sd.decode_payload(rtype, rec, pay, nxt - 4) == ("value", ("1.8.0", 5, -1, 30))
     # Every truncation and every single-bit flip is detected.
     for n in range(len(rec)):
-        portable.raises(StoreError, st.check_record, rec[:n], 0, n)
+        portable.raises(StoreError, sd.check_record, rec[:n], 0, n)
     for i in range(len(rec)):
         for bit in (0, 3, 7):
             bad = bytearray(rec)
             bad[i] ^= 1 << bit
-            portable.raises(StoreError, st.check_record, bad, 0, len(bad))
+            portable.raises(StoreError, sd.check_record, bad, 0, len(bad))
     big = bytearray(rec)
     big[8:10] = b"\xff\xff"
-    e = portable.raises(StoreError, st.parse_header, big, 0, len(big))
+    e = portable.raises(StoreError, sd.parse_header, big, 0, len(big))
     assert e.field == "length"
     portable.raises(StoreError, st.encode_record, bytearray(2000), 0, st.T_VALUE, 1, ("x" * 1100, 0, 0, 0))
 
@@ -286,7 +287,7 @@ def test_row_codec_sizes_and_roundtrip():
         enc.add(T0 + i * 900, [10 ** 6 + i * 50])
     # implied clock (1 byte) + delta 50 -> zigzag 100 + 1 (1 byte); the first delta is large
     assert enc.off <= 50 * 2 + 3
-    dec = st.RowDecoder()
+    dec = sd.RowDecoder()
     dec.reset(1, 900, T0)
     out = []
     pay = bytearray(4) + enc.buf[:enc.off]
@@ -443,7 +444,7 @@ def test_torn_tail_is_trimmed_at_every_cut():
         s.mount()
         s1, exp = write_sample(s, rows=120, ncols=2)
         whole = env.read_file(env.path(1))
-        head_len = st.HEADER_SIZE + st.parse_header(whole, 0, len(whole))[3] + st.CRC_SIZE
+        head_len = st.HEADER_SIZE + sd.parse_header(whole, 0, len(whole))[3] + st.CRC_SIZE
         step = 1 if env.kind == "dir" else 7
         cuts = list(range(0, len(whole), step)) + [len(whole) - 1, len(whole)]
         for cut in cuts:

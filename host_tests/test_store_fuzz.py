@@ -5,6 +5,8 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 from optoread import store as st
+from optoread import store_decode as sd
+from optoread.crc import crc32
 from optoread.errors import StoreError
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -13,15 +15,15 @@ EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
 def _decode_all(data):
     """Walk ``data`` as a record stream the way mount/read do; return the kinds decoded."""
     kinds = []
-    rows = st.RowDecoder()
+    rows = sd.RowDecoder()
     off = 0
     while off < len(data):
-        rtype, flags, seq, pay, nxt = st.check_record(data, off, len(data))
+        rtype, flags, seq, pay, nxt = sd.check_record(data, off, len(data))
         if rtype == st.T_ROWS:
             rows.block(data, pay, nxt - st.CRC_SIZE, lambda c, v: None)
             kinds.append("rows")
         else:
-            kind, d = st.decode_payload(rtype, data, pay, nxt - st.CRC_SIZE)
+            kind, d = sd.decode_payload(rtype, data, pay, nxt - st.CRC_SIZE)
             if kind == "profile":
                 rows.reset(len(d[3]), d[1], d[2])
             kinds.append(kind)
@@ -37,7 +39,7 @@ def _reseal(data, off=0):
     data = bytearray(data)
     data[off + 8:off + 10] = n.to_bytes(2, "little")
     end = off + st.HEADER_SIZE + n
-    data[end:end + 4] = st.crc32(bytes(data[off:end])).to_bytes(4, "little")
+    data[end:end + 4] = crc32(bytes(data[off:end])).to_bytes(4, "little")
     return bytes(data[:end + 4])
 
 
@@ -70,7 +72,7 @@ _item = hs.one_of(hs.none(), hs.integers(-(2 ** 64), 2 ** 64), hs.text(max_size=
 def test_mutated_valid_records(items, pos, byte):
     buf = bytearray(2000)
     end = st.encode_record(buf, 0, st.T_VALUE, 3, (items + [None] * 4)[:4])
-    assert st.decode_payload(st.T_VALUE, buf, st.HEADER_SIZE, end - st.CRC_SIZE)[1] == \
+    assert sd.decode_payload(st.T_VALUE, buf, st.HEADER_SIZE, end - st.CRC_SIZE)[1] == \
         tuple((items + [None] * 4)[:4])
     data = bytearray(buf[:end])
     data[pos % len(data)] = byte
@@ -104,7 +106,7 @@ def test_row_codec_roundtrip(ncols, rows):
     pay = bytearray(16)
     n = st.put_uvarint(pay, 0, 16, enc.rows)
     pay = bytes(pay[:n]) + bytes(enc.buf[:enc.off])
-    dec = st.RowDecoder()
+    dec = sd.RowDecoder()
     dec.reset(ncols, 900, 0)
     dec.block(pay, 0, len(pay), lambda c, v: dec_rows.append((c, v)))
     assert dec_rows == expect

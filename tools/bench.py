@@ -115,7 +115,8 @@ def main():
             new = json.load(open(path_json))
             figures.update({k: v for k, v in new.items() if k in ("min_heap_kb", "working_set_kb",
                                                                            "ram_phase_peak_kb",
-                                                                           "stack_imports_kb", "romfs")})
+                                                                           "stack_imports_kb", "romfs",
+                                                                           "printing_peak_kb")})
         except (OSError, ValueError):
             pass
         if mode != "full":

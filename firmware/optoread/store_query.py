@@ -18,12 +18,11 @@ from .store import (
     INTERRUPTED,
     T_ACK,
     T_ROWS,
-    RowDecoder,
     _err,
     _file_size,
-    decode_payload,
     encode_record,
 )
+from .store_decode import RowDecoder, decode_payload, read_record
 
 _ACKS_COMPACT = const(2048)  # the acks file is rewritten as one record once it is this long
 
@@ -65,8 +64,8 @@ def read(store, seq, sink):
     emit = lambda clock, cols: sink("row", (clock, cols))
     with store.fs.open(store._path(seq), "rb") as f:
         while pos < s.size:
-            n, rtype, pay, pend = store._read_record(f, buf)
-            if n == 0 or rtype < 0 or store._rseq != seq:
+            n, rtype, rseq, pay, pend = read_record(f, buf)
+            if n == 0 or rtype < 0 or rseq != seq:
                 raise _err("session %d changed on flash" % seq, "record", pos)
             if rtype == T_ROWS:
                 rows.block(buf, pay, pend, emit)

@@ -36,7 +36,9 @@ import sqlite3
 import time
 
 from optoread import store as st
+from optoread import store_decode as sd
 from optoread import units
+from optoread.crc import crc32
 from optoread.errors import StoreError
 
 SCHEMA_VERSION = 1
@@ -159,10 +161,10 @@ def decode_session(data, seq=None):
     end = len(data)
     off = 0
     out = DecodedSession()
-    rows = st.RowDecoder()
+    rows = sd.RowDecoder()
     cur = None
     while off < end:
-        rtype, _flags, rseq, pay, nxt = st.check_record(mv, off, end)
+        rtype, _flags, rseq, pay, nxt = sd.check_record(mv, off, end)
         if seq is not None and rseq != seq:
             raise StoreError("record of session %d inside session %d" % (rseq, seq), "seq", off)
         if out.commit is not None:
@@ -174,7 +176,7 @@ def decode_session(data, seq=None):
                 raise StoreError("rows outside a profile", "rows", off)
             rows.block(mv, pay, nxt - st.CRC_SIZE, lambda clock, cols, r=cur[4]: r.append((clock, cols)))
         else:
-            kind, d = st.decode_payload(rtype, mv, pay, nxt - st.CRC_SIZE)
+            kind, d = sd.decode_payload(rtype, mv, pay, nxt - st.CRC_SIZE)
             if kind == "head":
                 if out.head is not None:
                     raise StoreError("second head record", "type", off)
@@ -266,7 +268,7 @@ def insert_session(db, device, seq, data, crc=None, now=None):
     """
     data = bytes(data)
     if crc is None:
-        crc = crc_text(st.crc32(data))
+        crc = crc_text(crc32(data))
     downloaded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     try:
         dec = decode_session(data, seq)
