@@ -158,12 +158,17 @@ def test_main_loop_reads_downloads_and_survives_failures(tmp_path):
         raw3, _, _ = _get(dev, 3)
         recs = _decode_session(raw3)
         assert recs[0][1][0] == "IN12345678" and sum(1 for r in recs if r[0] == "value") >= 2
+        # that reading dropped the IEC 62056-21 module after the unanswered sign-on (RAM): the
+        # next IEC meter loads it again
+        dev.cmd("config set probe pty:" + path)
+        out = dev.cmd("read readout", timeout=120)
+        assert any(x.startswith("session 4: /ISK5SIM174-01 complete") for x in out), out
 
         out = "\n".join(dev.cmd("status"))
-        assert "sessions   3" in out and "pending    3" in out
+        assert "sessions   4" in out and "pending    4" in out
         sizes = [int(x.split(" ")[2]) for x in dev.cmd("@list")[:-1]]
         assert dev.cmd("@ack 1") == ["@ok acked=1 freed=%d" % sizes[0]]
-        assert dev.cmd("@hello")[0].endswith("sessions=2 pending=2 acked=1")
+        assert dev.cmd("@hello")[0].endswith("sessions=3 pending=3 acked=1")
         assert dev.cmd("config get password") == ["password is not set"]
         assert dev.cmd("config set password hunter2") == ["password set"]
         assert dev.cmd("config get password") == ["password = ***"]
@@ -175,8 +180,8 @@ def test_main_loop_reads_downloads_and_survives_failures(tmp_path):
     dev = Device(env)
     try:
         banner = dev.until(b"> ", 30).decode()
-        assert "2 sessions, 2 not downloaded" in banner, banner
+        assert "3 sessions, 3 not downloaded" in banner, banner
         assert dev.cmd("config get password") == ["password = ***"]
-        assert dev.cmd("@list")[-1] == "@end 2"
+        assert dev.cmd("@list")[-1] == "@end 3"
     finally:
         assert dev.close() == 0

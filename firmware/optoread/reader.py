@@ -34,11 +34,19 @@ _DAY = 86400
 
 
 def _iec():
-    # IEC 62056-21 is loaded by the sign-on and dropped again before a direct-HDLC reading
-    # (compat.unload): its ~8 KB of code are not on the heap while profile rows stream.
+    # IEC 62056-21 is loaded by the sign-on and dropped again before a DLMS reading
+    # (compat.unload, Reader._read_dlms): its ~8 KB of code are not on the heap while rows stream.
     from . import iec62056_21
 
     return iec62056_21
+
+
+def _drop_iec():
+    # A DLMS reading does not need the IEC 62056-21 side again: its code off the heap while rows
+    # stream (RAM); a mode E session imports the sign-on itself. The readout modules (from an
+    # earlier IEC reading) go too: they hold on to the sign-on module.
+    for name in ("reader_iec", "iec62056_21_readout", "iec62056_21"):
+        unload(name)
 
 
 def _text(v):
@@ -250,7 +258,6 @@ class Reader:
 
             return reader_iec.read(self, prof, plan, drv, opts, ident)
         self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
-        unload("iec62056_21")  # not needed again in this reading: its code off the heap (RAM)
         prof = {"protocol": "dlms", "mode_e": False}
         try:
             return self._read_dlms(prof, plan, tried)
@@ -319,6 +326,7 @@ class Reader:
         return sess, False
 
     def _read_dlms(self, prof, plan, tried, handed_over=False, ident=None):
+        _drop_iec()
         sess, ln = self._open_session(prof, handed_over)
         w = None
         try:
