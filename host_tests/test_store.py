@@ -364,6 +364,68 @@ def test_queries_ack_and_reclaim():
     each_env(run)
 
 
+def _fields(x):
+    return (x.seq, x.meter, x.plan, x.device_time, x.meter_time, x.complete, x.sealed, x.error,
+            x.values, x.events, x.profiles, x.rows, x.records, x.size, x.downloaded)
+
+
+def test_index_summaries_match_what_was_committed():
+    """The index keeps each session as a fixed entry plus a table of distinct values: the
+    summaries made from it equal the writer's, before and after a remount, whatever the types."""
+    def run(env):
+        s = env.store(reserve=0)
+        s.mount()
+        committed = []
+        odd = [(T0, T0 - 5), (None, None), (T0 + 0.5, "2025-11-01"), (-(1 << 40), 1 << 40), (0, -1)]
+        for i, (dt, mt) in enumerate(odd):
+            w = s.begin("M%d" % (i % 2) if i != 3 else None, "plan%d" % (i % 2), dt, mt)
+            w.value("1.8.0", i, 0, 30)
+            committed.append(w.commit() if i % 2 == 0 else w.abort("failed %d" % i))
+        want = [_fields(c) for c in committed]
+        assert [_fields(x) for x in s.sessions()] == want
+        assert _fields(s.session(3)) == want[2] and s.count() == 5
+        env.remount()
+        s = env.store(reserve=0)
+        s.mount()
+        assert [_fields(x) for x in s.sessions()] == want
+        assert isinstance(s.session(3).device_time, float) and s.session(3).meter_time == "2025-11-01"
+        # reclaiming forgets the values only the deleted sessions used (errors are often unique)
+        s.ack(2)
+        assert s.reclaim(None) == 2
+        assert [_fields(x) for x in s.sessions()] == want[2:]
+        assert "failed 1" not in s._table and "failed 3" in s._table
+    each_env(run)
+
+
+def test_index_ram_per_session_on_micropython():
+    """Hundreds of stored sessions must leave the heap to the reading: the index costs tens of
+    bytes a session (a summary object was ~400 on the 64-bit unix port)."""
+    if not IS_MP:
+        portable.skip("heap figures: MicroPython only")
+    import gc
+
+    def run(env):
+        s = env.store(reserve=0)
+        s.mount()
+        for i in range(120):
+            w = s.begin("MTR-%d" % (i % 10), "is15959", T0 + i * 86400, T0 + i * 86400 - 7)
+            w.value("1.8.0", i, 0, 30)
+            if i % 5 == 0:
+                w.abort("no answer from the meter (attempt %d)" % i)
+            else:
+                w.commit()
+        env.remount()
+        s = None
+        gc.collect()
+        before = gc.mem_alloc()
+        s = env.store(reserve=0)
+        s.mount()
+        gc.collect()
+        per = (gc.mem_alloc() - before - 2048) // 120  # less the store's own object and buffer
+        assert s.count() == 120 and per < 100, per
+    each_env(run)
+
+
 def test_store_full_reclaims_only_acknowledged():
     def run(env):
         s = env.store(reserve=24 * 1024)

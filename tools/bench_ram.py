@@ -258,6 +258,44 @@ def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024, romfs=False):
     return after, peak, peak - after, phases(out), run_peak(out)
 
 
+def index_bytes_per_session(mpy_dir, sessions=100, meters=100):
+    """Heap (bytes) the store's index takes per stored session after a mount, .mpy modules:
+    ``sessions`` sessions of ``meters`` distinct meter ids (a tenth of them failed, with errors)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code = ("import gc, sys\nsys.path.insert(0, %r)\nfrom optoread import store\n"
+                "def fill(root, n):\n"
+                "    s = store.Store(root=root, reserve=0)\n"
+                "    s.mount()\n"
+                "    for i in range(n):\n"
+                "        w = s.begin('IN%%08d' %% (i %% %d), 'is15959', 1763000000 + i * 86400,\n"
+                "                    1763000000 + i * 86400 - 7)\n"
+                "        w.value('1.0.1.8.0.255', 1234567 + i, 0, 30)\n"
+                "        if i %% 10 == 9:\n"
+                "            w.abort('no answer from the meter (attempt %%d)' %% i)\n"
+                "        else:\n"
+                "            w.commit()\n"
+                "def mounted(root):\n"
+                "    gc.collect()\n"
+                "    a = gc.mem_alloc()\n"
+                "    s = store.Store(root=root, reserve=0)\n"
+                "    s.mount()\n"
+                "    gc.collect()\n"
+                "    return gc.mem_alloc() - a, s\n"
+                "fill(%r, %d)\n"
+                "fill(%r, 0)\n"
+                "full, s1 = mounted(%r)\n"
+                "empty, s2 = mounted(%r)\n"
+                "print('optoread-index: %%d' %% ((full - empty) // %d))\n"
+                % (mpy_dir, meters, tmp + "/full", sessions, tmp + "/empty", tmp + "/full", tmp + "/empty",
+                   sessions))
+        p = subprocess.run([MICROPYTHON, "-X", "heapsize=4m", "-c", code], capture_output=True, text=True,
+                           timeout=300)
+        m = re.search(r"optoread-index: (\d+)", p.stdout)
+        if m is None:
+            raise RuntimeError("index measurement failed:\n" + p.stdout + p.stderr)
+        return int(m.group(1))
+
+
 def main(argv):
     quick = "--quick" in argv
     with tempfile.TemporaryDirectory() as tmp:
@@ -294,6 +332,14 @@ def main(argv):
         lb = device.LINK_BUFFERS
         link = sum(len(b) for b in (lb.frame, lb.reassembly, lb.element, lb.tx, lb.out, lb.read, lb.keep))
         results["link_buffers_kb"] = {"allocated_at_import": round(link / 1024, 1)}
+        idx = {}
+        for meters in (100, 10):
+            idx["bytes_per_session_%d_meters" % meters] = index_bytes_per_session(mpy_dir, 100, meters)
+        results["store_index"] = idx
+        print("(the store's index of stored sessions, after a mount: %d bytes a session for 100 sessions "
+              "of 100 meters,\n %d of 10 meters: a full store adds that to every figure here, which "
+              "start from an empty one)" % (idx["bytes_per_session_100_meters"],
+                                            idx["bytes_per_session_10_meters"]))
         print("(the link buffers, %.1f KB of them, are allocated once when the firmware is imported, as "
               "on a board at\n boot: in the heap after imports, not in the working set; "
               "device.LINK_BUFFERS)" % (link / 1024))
@@ -343,7 +389,8 @@ def main(argv):
         except (OSError, ValueError):
             data = {}
         for k, v in results.items():
-            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs", "link_buffers_kb", "printing_peak_kb"):
+            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs", "link_buffers_kb", "printing_peak_kb",
+                     "store_index"):
                 data[k] = v  # phases change with the plan: replace, don't merge
             else:
                 data.setdefault(k, {}).update(v)

@@ -87,6 +87,20 @@ _SUFFIX = ".ses"
 _TMP = ".tmp"
 _ACKS = "acks"
 
+# The store's index in RAM: one fixed entry per committed session (seq, size, device and meter
+# time, rows, records, values, events, profiles, flags, ids of meter, plan and error in a table
+# of the distinct ones). ~51 bytes a session instead of a summary object (~400 bytes on 64-bit):
+# a store of hundreds of sessions leaves the heap to the reading. Summaries are made on demand.
+_ENTRY = "<IIqqIIIIIBHHH"
+_ENTRY_SIZE = const(51)
+_F_SEALED = const(1)
+_F_COMPLETE = const(2)
+_F_DT = const(4)  # device time present (else None) ...
+_F_MT = const(8)  # ... meter time present
+_F_DT_ID = const(16)  # ... not an int: its field is an id in the table
+_F_MT_ID = const(32)
+_NO_ID = const(0xFFFF)  # None
+
 
 # ---------------------------------------------------------------- file system seam
 
@@ -360,7 +374,9 @@ class Store:
         self.fs = fs if fs is not None else OsFs()
         self.root = root.rstrip("/") or ""
         self.reserve = reserve
-        self._sessions = []  # Session, ascending seq
+        # _index: one _ENTRY per committed session, ascending seq; _table: the distinct meter ids,
+        # plans, errors (and times that are not ints) the entries refer to
+        self._clear_index()
         self._acked = 0
         self._next = 1
         self._writer = None
@@ -429,11 +445,87 @@ class Store:
         return store_query.sessions(self, meter, downloaded, since, until)
 
     def session(self, seq):
-        """The summary of session ``seq``; StoreError if there is none."""
-        for s in self._sessions:
-            if s.seq == seq:
-                return s
+        """The summary of session ``seq`` (a new :class:`Session`); StoreError if there is none."""
+        for i in range(self.count()):
+            if self._seq_at(i) == seq:
+                return self.summary(i)
         raise _err("no session %d" % seq, "seq")
+
+    def count(self):
+        """Number of sessions in the store (committed, or sealed as interrupted)."""
+        return len(self._index) // _ENTRY_SIZE
+
+    def summary(self, i):
+        """The :class:`Session` summary of the ``i``-th session (oldest first), made from the index."""
+        return self._unpack(self._index, self._table, i)
+
+    def _unpack(self, index, table, i):
+        seq, size, dt, mt, rows, records, values, events, profiles, flags, meter, plan, error = \
+            struct.unpack_from(_ENTRY, index, i * _ENTRY_SIZE)
+        s = Session(seq)
+        s.size, s.rows, s.records = size, rows, records
+        s.values, s.events, s.profiles = values, events, profiles
+        s.sealed = bool(flags & _F_SEALED)
+        s.complete = bool(flags & _F_COMPLETE)
+        s.device_time = (table[dt] if flags & _F_DT_ID else dt) if flags & _F_DT else None
+        s.meter_time = (table[mt] if flags & _F_MT_ID else mt) if flags & _F_MT else None
+        s.meter = None if meter == _NO_ID else table[meter]
+        s.plan = None if plan == _NO_ID else table[plan]
+        s.error = None if error == _NO_ID else table[error]
+        s.downloaded = seq <= self._acked
+        return s
+
+    def _clear_index(self):
+        self._index = bytearray()
+        self._table = []
+
+    def _seq_at(self, i):
+        return struct.unpack_from("<I", self._index, i * _ENTRY_SIZE)[0]
+
+    def _id(self, v):
+        # v's position in the table of distinct values (added if new); _NO_ID for None
+        if v is None:
+            return _NO_ID
+        t = self._table
+        try:
+            i = t.index(v)  # a search, not a dict: no second table in RAM
+            if type(t[i]) is type(v):
+                return i
+            for j in range(i + 1, len(t)):  # equal but another type (1 == True == 1.0): go on
+                if t[j] == v and type(t[j]) is type(v):
+                    return j
+        except ValueError:
+            pass
+        if len(t) >= _NO_ID:
+            raise _err("too many distinct meter ids, plans and errors for the index", "index")
+        t.append(v)
+        return len(t) - 1
+
+    def _time(self, v, present, as_id):
+        # (field, flags) of a device or meter time in an index entry
+        if v is None:
+            return 0, 0
+        if isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < (1 << 63):
+            return v, present
+        return self._id(v), present | as_id
+
+    def _add(self, s):
+        """Append the summary ``s`` of a session newer than every indexed one to the index."""
+        dt, f1 = self._time(s.device_time, _F_DT, _F_DT_ID)
+        mt, f2 = self._time(s.meter_time, _F_MT, _F_MT_ID)
+        flags = f1 | f2 | (_F_SEALED if s.sealed else 0) | (_F_COMPLETE if s.complete else 0)
+        self._index += struct.pack(_ENTRY, s.seq, s.size, dt, mt, s.rows, s.records, s.values, s.events,
+                                   s.profiles, flags, self._id(s.meter), self._id(s.plan),
+                                   self._id(s.error))
+
+    def _remove(self, i):
+        # Drop the i-th entry and rebuild the table from the entries left: errors are often
+        # unique, and a device that runs for months must not collect them.
+        index, table = self._index, self._table
+        self._clear_index()
+        for j in range(len(index) // _ENTRY_SIZE):
+            if j != i:
+                self._add(self._unpack(index, table, j))
 
     def read(self, seq, sink):
         """Stream session ``seq`` back: ``sink(kind, data)`` for each record, in order.
@@ -477,15 +569,17 @@ class Store:
         self._need_mount()
         stored = unacked = reclaimable = 0
         n_unacked = 0
-        for s in self._sessions:
-            stored += s.size
-            if s.downloaded:
-                reclaimable += s.size
+        n = self.count()
+        for i in range(n):
+            seq, size = struct.unpack_from("<II", self._index, i * _ENTRY_SIZE)
+            stored += size
+            if seq <= self._acked:
+                reclaimable += size
             else:
-                unacked += s.size
+                unacked += size
                 n_unacked += 1
         return {"free": self.free_space(), "stored": stored, "unacked": unacked,
-                "reclaimable": reclaimable, "sessions": len(self._sessions), "unacked_sessions": n_unacked}
+                "reclaimable": reclaimable, "sessions": n, "unacked_sessions": n_unacked}
 
     def reclaim(self, need=None):
         """Delete acknowledged sessions, oldest first, until ``need`` bytes are free (None: all).
@@ -497,15 +591,11 @@ class Store:
         while True:
             if need is not None and self.free_space() >= need:
                 break
-            victim = None
-            for s in self._sessions:
-                if s.downloaded:
-                    victim = s
-                    break
-            if victim is None:
+            # the oldest session is the first one acknowledged, if any is (acks cover a prefix)
+            if not self.count() or self._seq_at(0) > self._acked:
                 break
-            self.fs.remove(self._path(victim.seq))
-            self._sessions.remove(victim)
+            self.fs.remove(self._path(self._seq_at(0)))
+            self._remove(0)
             n += 1
         return n
 
@@ -545,7 +635,7 @@ class Store:
     def _committed(self, w, s):
         self._writer = None
         if s is not None:
-            self._sessions.append(s)
+            self._add(s)
 
 
 def _file_size(fs, path):

@@ -35,9 +35,9 @@ def mount(store, repair):
     """Scan ``store`` (see :meth:`store.Store.mount`); return a MountReport."""
     fs = store.fs
     root = store.root
+    store._clear_index()
     if not store._exists_dir():
         if not repair:
-            store._sessions = []
             store.mounted = True
             return MountReport(0, 0, 0, 0)
         fs.mkdir(root)
@@ -56,16 +56,15 @@ def mount(store, repair):
         except ValueError:
             continue
     seqs.sort()
-    sessions = []
     rows = RowDecoder()  # for the mount only: reading back makes its own
     for seq in seqs:
         s, file_size = _scan(store, seq, rows)
         if s.sealed and s.size == file_size:
-            sessions.append(s)
+            store._add(s)
             continue
         trimmed += file_size - s.size
         if s.sealed:  # bytes after a COMMIT: ignored, never rewritten
-            sessions.append(s)
+            store._add(s)
             continue
         torn += 1
         if s.records == 0:  # not even the HEAD record made it
@@ -77,17 +76,15 @@ def mount(store, repair):
             _seal(store, s, file_size)
         s.complete = False
         s.error = INTERRUPTED
-        sessions.append(s)
-    store._sessions = sessions
+        store._add(s)
     store._acked = acked = _load_acks(store, repair)
-    top = sessions[-1].seq if sessions else 0
+    n = store.count()
+    top = store._seq_at(n - 1) if n else 0
     if seqs and seqs[-1] > top:
         top = seqs[-1]
     store._next = max(top, acked) + 1
-    for s in sessions:
-        s.downloaded = s.seq <= acked
     store.mounted = True
-    return MountReport(len(sessions), trimmed, torn, removed)
+    return MountReport(n, trimmed, torn, removed)
 
 
 def _scan(store, seq, rows):

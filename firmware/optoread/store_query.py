@@ -30,7 +30,8 @@ _ACKS_COMPACT = const(2048)  # the acks file is rewritten as one record once it 
 def sessions(store, meter=None, downloaded=None, since=None, until=None):
     """Iterate over ``store``'s session summaries, oldest first, filtered (see ``Store.sessions``)."""
     store._need_mount()
-    for s in store._sessions:
+    for i in range(store.count()):
+        s = store.summary(i)  # made from the index: a listing holds one summary at a time
         if meter is not None and s.meter != meter:
             continue
         if downloaded is not None and s.downloaded != downloaded:
@@ -103,7 +104,8 @@ def ack(store, up_to_seq):
     store._idle()
     if not isinstance(up_to_seq, int) or up_to_seq < 0:
         raise _err("bad sequence number", "seq")
-    top = store._sessions[-1].seq if store._sessions else 0
+    n = store.count()
+    top = store._seq_at(n - 1) if n else 0
     if up_to_seq > top:
         up_to_seq = top
     if up_to_seq <= store._acked:
@@ -121,7 +123,5 @@ def ack(store, up_to_seq):
         with store.fs.open(path, "ab") as f:
             f.write(memoryview(buf)[:n])
             f.flush()
-    store._acked = up_to_seq
-    for s in store._sessions:
-        s.downloaded = s.seq <= up_to_seq
+    store._acked = up_to_seq  # summaries say downloaded from here on (seq <= acked)
     return up_to_seq
