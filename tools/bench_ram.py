@@ -78,10 +78,18 @@ def build_romfs(mpy_dir):
     """
     src = os.path.join(mpy_dir, "romfs-src")
     os.makedirs(os.path.join(src, "optoread"), exist_ok=True)
-    for name in os.listdir(os.path.join(mpy_dir, "optoread")):
-        if name.endswith(".mpy") and not name.endswith("_server.mpy"):  # not on a board
-            shutil.copy(os.path.join(mpy_dir, "optoread", name), os.path.join(src, "optoread", name))
-    shutil.copy(os.path.join(mpy_dir, "unix_read.mpy"), src)
+    fw = os.path.join(ROOT, "firmware")
+    # Compiled again with the source name each module has in the image (its __file__ there), as
+    # `optoread deploy --romfs` does: one interned name per module, not two.
+    for name in sorted(os.listdir(os.path.join(fw, "optoread"))):
+        if name.endswith(".py") and not name.endswith("_server.py"):  # not on a board
+            mpy = name[:-3] + ".mpy"
+            subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", "/rom/optoread/" + mpy,
+                                                      "-o", os.path.join(src, "optoread", mpy),
+                                                      os.path.join(fw, "optoread", name)], check=True)
+    subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", "/rom/unix_read.mpy", "-o",
+                                              os.path.join(src, "unix_read.mpy"),
+                                              os.path.join(fw, "unix_read.py")], check=True)
     img = os.path.join(mpy_dir, ROMFS_IMAGE)
     subprocess.run([MPREMOTE, "romfs", "--no-mpy", "--output", img, "build", src], check=True,
                    capture_output=True)
