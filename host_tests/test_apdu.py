@@ -9,6 +9,7 @@ from optoread import (
     acse_names,
     acse_server,
     axdr,
+    axdr_encode,
     xdlms,
     xdlms_errors,
     xdlms_push,
@@ -318,7 +319,8 @@ def test_get_normal_from_capture():
     assert g.kind == xdlms.NORMAL and g.invoke == 0xC1 and g.dar is None
     assert g.value() == meta["expected"]["0.0.43.1.0.255"][0] == 5009
     assert bytes(g.data()) == h("0600001391")
-    assert enc(xdlms_server.encode_get_response, 0xC1, (axdr.DOUBLE_LONG_UNSIGNED, 5009)) == apdus[1][1]
+    value = (axdr_encode.DOUBLE_LONG_UNSIGNED, 5009)
+    assert enc(xdlms_server.encode_get_response, 0xC1, value) == apdus[1][1]
 
 
 def test_get_response_block_profile_capture():
@@ -400,7 +402,8 @@ def test_get_response_errors_raise_data_access_error():
 
 
 def test_get_response_with_list():
-    apdu = enc(xdlms_server.encode_get_response_list, 0xC2, [(axdr.LONG_UNSIGNED, 230), 4, b"\x09\x02AB"])
+    apdu = enc(xdlms_server.encode_get_response_list, 0xC2, [(axdr_encode.LONG_UNSIGNED, 230), 4,
+            b"\x09\x02AB"])
     assert apdu == h("C403C2 03 00 1200E6 01 04 00 09024142")
     g = xdlms.parse_get_response(apdu)
     assert g.kind == xdlms.WITH_LIST and len(g.items) == 3
@@ -435,17 +438,18 @@ def test_exception_and_confirmed_service_errors():
 
 # ---------------------------------------------------------------- SET / ACTION
 def test_set_requests():
-    apdu = enc(xdlms_set.encode_set_request, 0xC1, 1, OBIS_IC, 2, (axdr.DOUBLE_LONG_UNSIGNED, 5))
+    apdu = enc(xdlms_set.encode_set_request, 0xC1, 1, OBIS_IC, 2, (axdr_encode.DOUBLE_LONG_UNSIGNED, 5))
     assert apdu == h("C101C1 0001 00002B0100FF 02 00 0600000005")
     apdu = enc(xdlms_set.encode_set_request_first_block, 0xC1, 1, OBIS_IC, 2, False, 1, b"\x01\x02")
     assert apdu == h("C102C1 0001 00002B0100FF 02 00 00 00000001 02 0102")
     assert enc(xdlms_set.encode_set_request_block, 0xC1, True, 2, b"\x03") == h("C103C1 01 00000002 01 03")
     items = [(1, OBIS_IC, 2), (8, OBIS_CLOCK, 2)]
-    apdu = enc(xdlms_set.encode_set_request_list, 0xC1, items, [b"\x06\x00\x00\x00\x01", (axdr.NULL, None)])
+    apdu = enc(xdlms_set.encode_set_request_list, 0xC1, items, [b"\x06\x00\x00\x00\x01",
+            (axdr_encode.NULL, None)])
     assert apdu == h("C104C1 02 0001 00002B0100FF 02 00 0008 0000010000FF 02 00 02 0600000001 00")
     portable.raises(ApduError, xdlms_set.encode_set_request_list, bytearray(99), 0, 0xC1, items, [])
     portable.raises(OptoreadError, xdlms_set.encode_set_request, bytearray(99), 0, 0xC1, 1, OBIS_IC, 2,
-                    (axdr.UNSIGNED, 300))
+                    (axdr_encode.UNSIGNED, 300))
     portable.raises(ApduError, xdlms_set.encode_set_request, bytearray(10), 0, 0xC1, 1, OBIS_IC, 2, b"\x00")
     portable.raises(ApduError, xdlms.encode_get_request, bytearray(99), 0, 0xC1, 1, b"\x00", 2)
 
@@ -468,7 +472,7 @@ def test_set_responses():
 
 def test_action():
     apdu = enc(xdlms_set.encode_action_request, 0xC1, 15, unhexlify("0000280000FF"), 1,
-               (axdr.OCTET_STRING, b"\x01" * 16))
+               (axdr_encode.OCTET_STRING, b"\x01" * 16))
     assert apdu == h("C301C1 000F 0000280000FF 01 01 0910") + b"\x01" * 16
     assert enc(xdlms_set.encode_action_request, 0xC1, 70, unhexlify("00000A0064FF"), 1) == \
         h("C301C1 0046 00000A0064FF 01 00")
@@ -482,7 +486,7 @@ def test_action():
     assert r.result == 11
     e = portable.raises(DataAccessError, xdlms_set.parse_action_response, h("C701C100010102"))
     assert e.result == 2
-    apdu = enc(xdlms_server.encode_action_response, 0xC1, 0, (axdr.OCTET_STRING, b"ab"))
+    apdu = enc(xdlms_server.encode_action_response, 0xC1, 0, (axdr_encode.OCTET_STRING, b"ab"))
     assert xdlms_set.parse_action_response(apdu).value() == b"ab"
     portable.raises(ApduError, xdlms_set.parse_action_response, h("C702C100"))
 
@@ -501,7 +505,7 @@ def test_sn_read_and_write():
     e = portable.raises(DataAccessError, r.value, 1)
     assert e.result == 3
     portable.raises(ApduError, r.value, 9)
-    apdu = enc(xdlms_sn.encode_write_request, [0x6108], [(axdr.LONG_UNSIGNED, 1)])
+    apdu = enc(xdlms_sn.encode_write_request, [0x6108], [(axdr_encode.LONG_UNSIGNED, 1)])
     assert apdu == h("06 01 026108 01 120001")
     w = xdlms_sn.parse_write_response(h("0D 03 00 01 0C 02 0004"))
     assert [i.kind for i in w.items] == [0, 1, 3] and w.items[1].dar == 12 and w.items[2].block == 4

@@ -29,6 +29,7 @@ from optoread import (  # noqa: E402
     acse_names,
     acse_server,
     axdr,
+    axdr_encode,
     xdlms,
     xdlms_errors,
     xdlms_push,
@@ -179,10 +180,10 @@ def test_gurux_decodes_our_get_requests():
 
 
 def test_gurux_decodes_our_set_action_and_sn_requests():
-    root = xml(enc(xdlms_set.encode_set_request, 0xC1, 3, OBIS_REG, 2, (axdr.DOUBLE_LONG_UNSIGNED, 5)))
+    root = xml(enc(xdlms_set.encode_set_request, 0xC1, 3, OBIS_REG, 2, (axdr_encode.DOUBLE_LONG_UNSIGNED, 5)))
     assert val(root, "SetRequestNormal/AttributeDescriptor/ClassId") == "0003"
     assert val(root, "SetRequestNormal/Value/UInt32") == "00000005"
-    root = xml(enc(xdlms_set.encode_action_request, 0xC1, 8, OBIS_CLOCK, 1, (axdr.INTEGER, 15)))
+    root = xml(enc(xdlms_set.encode_action_request, 0xC1, 8, OBIS_CLOCK, 1, (axdr_encode.INTEGER, 15)))
     assert val(root, "ActionRequestNormal/MethodDescriptor/MethodId") == "01"
     assert val(root, "ActionRequestNormal/MethodInvocationParameters/Int8") == "0F"
     root = xml(enc(xdlms_sn.encode_read_request, [0x6108]))
@@ -239,10 +240,10 @@ def test_our_encoders_match_gurux_write_and_method():
     reg.value = 5
     reg.setDataType(2, 6)
     assert pdus(c.write(reg, 2))[0] == enc(xdlms_set.encode_set_request, 0xC1, 3, OBIS_REG, 2,
-                                           (axdr.DOUBLE_LONG_UNSIGNED, 5))
+                                           (axdr_encode.DOUBLE_LONG_UNSIGNED, 5))
     clock = GXDLMSClock("0.0.1.0.0.255")
     assert pdus(c.method(clock, 1, 0, 15))[0] == enc(xdlms_set.encode_action_request, 0xC1, 8, OBIS_CLOCK, 1,
-                                                     (axdr.INTEGER, 0))
+                                                     (axdr_encode.INTEGER, 0))
 
 
 # ---------------------------------------------------------------- fuzz
@@ -264,11 +265,11 @@ def _seeds():
         enc(acse_server.encode_aare, result=1, diagnostic=13, user_information=b"\x0e\x01\x06\x01"),
         enc(acse_server.encode_rlre, 0, enc(acse_server.encode_initiate_response)),
         enc(xdlms.encode_get_request_list, 0xC1, [(3, OBIS_REG, 2), (7, OBIS_LP, 2, 2, b"\x12\x00\x01")]),
-        enc(xdlms_server.encode_get_response_list, 0xC1, [(axdr.LONG_UNSIGNED, 1), 4]),
+        enc(xdlms_server.encode_get_response_list, 0xC1, [(axdr_encode.LONG_UNSIGNED, 1), 4]),
         enc(xdlms_server.encode_get_response_block, 0xC1, True, 2, b"\x01\x02\x03"),
         enc(xdlms_server.encode_get_response, 0xC1,
-            (axdr.STRUCTURE, [(axdr.UNSIGNED, 1), (axdr.NULL, None)])),
-        enc(xdlms_server.encode_action_response, 0xC1, 0, (axdr.OCTET_STRING, b"ab")),
+            (axdr_encode.STRUCTURE, [(axdr_encode.UNSIGNED, 1), (axdr_encode.NULL, None)])),
+        enc(xdlms_server.encode_action_response, 0xC1, 0, (axdr_encode.OCTET_STRING, b"ab")),
         bytes.fromhex("C504C102000000000009"), bytes.fromhex("0C04001200E601030200000103010203030002"),
         bytes.fromhex("0D0300010C020004"), bytes.fromhex("D8020600000123"),
         enc(xdlms_server.encode_data_notification, 0x40000000, axdr.DateTime(2024, 1, 1, 0, 0, 0),

@@ -5,6 +5,7 @@ import random
 
 from optoread import axdr as A
 from optoread import axdr_compact, axdr_types
+from optoread import axdr_encode as T  # the Data tags
 from optoread.errors import AxdrError
 from portable import IS_MICROPYTHON, raises, read_bytes, shared_or_skip
 
@@ -53,31 +54,31 @@ def test_length_rejects_bad_forms_and_missing_bytes():
 
 VECTORS = (
     # (tag, value, wire) -- hand-encoded from the Blue Book Data CHOICE
-    (A.NULL, None, "00"),
-    (A.BOOLEAN, True, "03 01"),
-    (A.BOOLEAN, False, "03 00"),
-    (A.BIT_STRING, axdr_types.BitString.from_str("1011001110"), "04 0A B3 80"),
-    (A.DOUBLE_LONG, -2, "05 FF FF FF FE"),
-    (A.DOUBLE_LONG_UNSIGNED, 1517, "06 00 00 05 ED"),
-    (A.OCTET_STRING, h("0100010800FF"), "09 06 01 00 01 08 00 FF"),
-    (A.VISIBLE_STRING, "Kamstrup", "0A 08 4B 61 6D 73 74 72 75 70"),
-    (A.UTF8_STRING, "\u20ac1", "0C 04 E2 82 AC 31"),
-    (A.BCD, 59, "0D 59"),
-    (A.INTEGER, -1, "0F FF"),
-    (A.LONG, -32768, "10 80 00"),
-    (A.UNSIGNED, 255, "11 FF"),
-    (A.LONG_UNSIGNED, 2292, "12 08 F4"),
-    (A.LONG64, -2, "14 FF FF FF FF FF FF FF FE"),
-    (A.LONG64_UNSIGNED, 2607383, "15 00 00 00 00 00 27 C9 17"),
-    (A.ENUM, 35, "16 23"),
-    (A.FLOAT32, 1.5, "17 3F C0 00 00"),
-    (A.FLOAT64, -0.5, "18 BF E0 00 00 00 00 00 00"),
-    (A.DATE_TIME, A.DateTime(2019, 12, 19, 2, 0, 0, 0, -60, 0, 4), "19 07 E3 0C 13 04 02 00 00 00 FF C4 00"),
-    (A.DATE, axdr_types.Date(2024, 2, 29, 4), "1A 07 E8 02 1D 04"),
-    (A.TIME, axdr_types.Time(23, 59, 59, 99), "1B 17 3B 3B 63"),
-    (A.DONT_CARE, A.DONT_CARE_VALUE, "FF"),
-    (A.ARRAY, [], "01 00"),
-    (A.STRUCTURE, (), "02 00"),
+    (T.NULL, None, "00"),
+    (T.BOOLEAN, True, "03 01"),
+    (T.BOOLEAN, False, "03 00"),
+    (T.BIT_STRING, axdr_types.BitString.from_str("1011001110"), "04 0A B3 80"),
+    (T.DOUBLE_LONG, -2, "05 FF FF FF FE"),
+    (T.DOUBLE_LONG_UNSIGNED, 1517, "06 00 00 05 ED"),
+    (T.OCTET_STRING, h("0100010800FF"), "09 06 01 00 01 08 00 FF"),
+    (T.VISIBLE_STRING, "Kamstrup", "0A 08 4B 61 6D 73 74 72 75 70"),
+    (T.UTF8_STRING, "\u20ac1", "0C 04 E2 82 AC 31"),
+    (T.BCD, 59, "0D 59"),
+    (T.INTEGER, -1, "0F FF"),
+    (T.LONG, -32768, "10 80 00"),
+    (T.UNSIGNED, 255, "11 FF"),
+    (T.LONG_UNSIGNED, 2292, "12 08 F4"),
+    (T.LONG64, -2, "14 FF FF FF FF FF FF FF FE"),
+    (T.LONG64_UNSIGNED, 2607383, "15 00 00 00 00 00 27 C9 17"),
+    (T.ENUM, 35, "16 23"),
+    (T.FLOAT32, 1.5, "17 3F C0 00 00"),
+    (T.FLOAT64, -0.5, "18 BF E0 00 00 00 00 00 00"),
+    (T.DATE_TIME, A.DateTime(2019, 12, 19, 2, 0, 0, 0, -60, 0, 4), "19 07 E3 0C 13 04 02 00 00 00 FF C4 00"),
+    (T.DATE, axdr_types.Date(2024, 2, 29, 4), "1A 07 E8 02 1D 04"),
+    (T.TIME, axdr_types.Time(23, 59, 59, 99), "1B 17 3B 3B 63"),
+    (T.DONT_CARE, A.DONT_CARE_VALUE, "FF"),
+    (T.ARRAY, [], "01 00"),
+    (T.STRUCTURE, (), "02 00"),
 )
 
 
@@ -102,9 +103,9 @@ def test_nested_structure_from_a_real_push():
     value, off = A.decode(data)
     assert off == len(data)
     assert value == (h("0100200700FF"), 2292, (-1, 35))
-    enc = A.encode_to_bytes(A.STRUCTURE, [
-        (A.OCTET_STRING, h("0100200700FF")), (A.LONG_UNSIGNED, 2292),
-        (A.STRUCTURE, [(A.INTEGER, -1), (A.ENUM, 35)]),
+    enc = A.encode_to_bytes(T.STRUCTURE, [
+        (T.OCTET_STRING, h("0100200700FF")), (T.LONG_UNSIGNED, 2292),
+        (T.STRUCTURE, [(T.INTEGER, -1), (T.ENUM, 35)]),
     ])
     assert enc == data
 
@@ -121,14 +122,14 @@ def test_visible_string_never_fails_and_keeps_bytes():
     data = h("0A 04 41 00 E9 FF")
     value, _ = A.decode(data)
     assert value == "A\x00\xe9\xff"
-    assert A.encode_to_bytes(A.VISIBLE_STRING, value) == data
-    raises(AxdrError, A.encode_to_bytes, A.VISIBLE_STRING, "\u20ac")
+    assert A.encode_to_bytes(T.VISIBLE_STRING, value) == data
+    raises(AxdrError, A.encode_to_bytes, T.VISIBLE_STRING, "\u20ac")
 
 
 def test_utf8_invalid_is_axdr_error():
     for bad in ("C3", "C0 80", "E0 80 80", "ED A0 80", "F4 90 80 80", "FF", "80", "E2 82", "F0 9F 98"):
         body = h(bad)
-        data = bytes([A.UTF8_STRING, len(body)]) + body
+        data = bytes([T.UTF8_STRING, len(body)]) + body
         e = raises(AxdrError, A.decode, data)
         assert e.field == "utf8-string", bad
         raises(AxdrError, A.skip, data)
@@ -140,7 +141,7 @@ def test_bcd_digits():
     assert A.decode(h("0D 99"))[0] == 99
     raises(AxdrError, A.decode, h("0D 9A"))
     raises(AxdrError, A.skip, h("0D A0"))
-    raises(AxdrError, A.encode_to_bytes, A.BCD, 100)
+    raises(AxdrError, A.encode_to_bytes, T.BCD, 100)
 
 
 def test_bit_string_lengths():
@@ -158,10 +159,10 @@ def test_compact_array_simple_and_structure():
     # compact-array of long-unsigned: 13 12 <contents 6 octets>
     data = h("13 12 06 00 01 00 02 FF FF")
     assert A.decode(data) == ([1, 2, 0xFFFF], len(data))
-    assert A.encode_to_bytes(A.COMPACT_ARRAY, (A.LONG_UNSIGNED, [1, 2, 0xFFFF])) == data
-    td = (A.STRUCTURE, (A.UNSIGNED, A.OCTET_STRING, (A.ARRAY, 2, A.INTEGER)))
+    assert A.encode_to_bytes(T.COMPACT_ARRAY, (T.LONG_UNSIGNED, [1, 2, 0xFFFF])) == data
+    td = (T.STRUCTURE, (T.UNSIGNED, T.OCTET_STRING, (T.ARRAY, 2, T.INTEGER)))
     rows = [(1, b"ab", [-1, 2]), (2, b"", [3, 4])]
-    enc = A.encode_to_bytes(A.COMPACT_ARRAY, (td, rows))
+    enc = A.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
     assert enc == h("13 02 03 11 09 01 00 02 0F 0A 01 02 61 62 FF 02 02 00 03 04")
     value, off = A.decode(enc)
     assert off == len(enc)
@@ -180,7 +181,7 @@ def test_compact_array_malformed():
     raises(AxdrError, A.decode, h("13 00 02 00 00"))
     raises(AxdrError, A.decode, h("13 01 FF FF 00 00"))  # array of 65535 null per cell
     raises(AxdrError, A.decode, h("13 13 00"))  # compact-array inside a type description
-    raises(AxdrError, A.encode_to_bytes, A.COMPACT_ARRAY, ((A.STRUCTURE, (A.UNSIGNED,)), [(1, 2)]))
+    raises(AxdrError, A.encode_to_bytes, T.COMPACT_ARRAY, ((T.STRUCTURE, (T.UNSIGNED,)), [(1, 2)]))
 
 
 # ------------------------------------------------------------------ encode checks
@@ -188,13 +189,13 @@ def test_compact_array_malformed():
 
 def test_encode_rejects_values_that_do_not_fit():
     for tag, value in (
-        (A.UNSIGNED, 300), (A.UNSIGNED, -1), (A.INTEGER, 128), (A.LONG, 40000), (A.LONG_UNSIGNED, -1),
-        (A.DOUBLE_LONG, 1 << 31), (A.DOUBLE_LONG_UNSIGNED, 1 << 32), (A.LONG64, 1 << 63),
-        (A.LONG64_UNSIGNED, -1), (A.ENUM, 256), (A.FLOAT32, 1e39), (A.UNSIGNED, "1"),
-        (A.OCTET_STRING, "text"), (A.DATE_TIME, b"\x00" * 11), (A.DATE, axdr_types.Time(1, 2, 3)),
-        (A.BIT_STRING, b"\x01"), (A.ARRAY, 5), (A.STRUCTURE, [(A.UNSIGNED,)]), (7, 0), (256, 0),
-        (A.DATE_TIME, A.DateTime(2020, 1, 1, 0, 0, 0, deviation=40000)),
-        (A.DATE_TIME, A.DateTime(70000, 1, 1, 0, 0, 0)),
+        (T.UNSIGNED, 300), (T.UNSIGNED, -1), (T.INTEGER, 128), (T.LONG, 40000), (T.LONG_UNSIGNED, -1),
+        (T.DOUBLE_LONG, 1 << 31), (T.DOUBLE_LONG_UNSIGNED, 1 << 32), (T.LONG64, 1 << 63),
+        (T.LONG64_UNSIGNED, -1), (T.ENUM, 256), (T.FLOAT32, 1e39), (T.UNSIGNED, "1"),
+        (T.OCTET_STRING, "text"), (T.DATE_TIME, b"\x00" * 11), (T.DATE, axdr_types.Time(1, 2, 3)),
+        (T.BIT_STRING, b"\x01"), (T.ARRAY, 5), (T.STRUCTURE, [(T.UNSIGNED,)]), (7, 0), (256, 0),
+        (T.DATE_TIME, A.DateTime(2020, 1, 1, 0, 0, 0, deviation=40000)),
+        (T.DATE_TIME, A.DateTime(70000, 1, 1, 0, 0, 0)),
     ):
         e = raises(AxdrError, A.encoded_len, tag, value)
         assert isinstance(e, AxdrError)
@@ -205,22 +206,22 @@ def test_encode_rejects_values_that_do_not_fit():
 
 def test_encode_buffer_too_small_writes_nothing():
     buf = bytearray(4)
-    e = raises(AxdrError, A.encode, buf, 0, A.DOUBLE_LONG_UNSIGNED, 1)
+    e = raises(AxdrError, A.encode, buf, 0, T.DOUBLE_LONG_UNSIGNED, 1)
     assert e.field == "buffer"
     assert buf == bytearray(4)
-    assert A.encode(buf, 0, A.LONG_UNSIGNED, 0x1234) == 3
-    raises(AxdrError, A.encode, buf, 3, A.UNSIGNED, 1)
+    assert A.encode(buf, 0, T.LONG_UNSIGNED, 0x1234) == 3
+    raises(AxdrError, A.encode, buf, 3, T.UNSIGNED, 1)
 
 
 def test_encode_long_lengths_and_depth():
     big = bytes(range(256)) * 2
-    enc = A.encode_to_bytes(A.OCTET_STRING, big)
+    enc = A.encode_to_bytes(T.OCTET_STRING, big)
     assert enc[:4] == h("09 82 02 00") and A.decode(enc)[0] == big
-    nested = (A.UNSIGNED, 1)
+    nested = (T.UNSIGNED, 1)
     for _ in range(8):
-        nested = (A.STRUCTURE, [nested])
+        nested = (T.STRUCTURE, [nested])
     assert A.encoded_len(nested[0], nested[1]) == 8 * 2 + 2  # 8 containers: the default limit
-    nested = (A.STRUCTURE, [nested])
+    nested = (T.STRUCTURE, [nested])
     raises(AxdrError, A.encode_to_bytes, nested[0], nested[1])
     assert A.encode_to_bytes(nested[0], nested[1], max_depth=9)[:2] == h("02 01")
 
@@ -229,7 +230,7 @@ def test_encode_long_lengths_and_depth():
 
 
 def test_every_truncation_of_a_valid_encoding_is_axdr_truncated():
-    enc = A.encode_to_bytes(A.ARRAY, [(A.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
+    enc = A.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
     assert A.decode(enc)[1] == len(enc)
     for cut in range(len(enc)):
         raises(A.AxdrTruncated, A.decode, enc, 0, cut)
@@ -262,7 +263,7 @@ def test_random_bytes_raise_only_axdr_error():
     rnd = random.Random(7) if hasattr(random, "Random") else random
     if not hasattr(random, "Random"):
         random.seed(7)
-    base = A.encode_to_bytes(A.ARRAY, [(A.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
+    base = A.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
     for i in range(400):
         if i % 2:
             data = bytearray(base)
@@ -393,13 +394,13 @@ def test_epoch_round_trip_over_centuries():
 def _profile_row(i):
     clock = A.DateTime.from_epoch(1576717200 + 900 * i, deviation=-60) if i % 96 == 0 else None
     return [
-        (A.OCTET_STRING, clock) if clock is not None else (A.NULL, None),
-        (A.UNSIGNED, i & 0xFF), (A.DOUBLE_LONG_UNSIGNED, 1517 + i), (A.LONG, -i % 30000),
+        (T.OCTET_STRING, clock) if clock is not None else (T.NULL, None),
+        (T.UNSIGNED, i & 0xFF), (T.DOUBLE_LONG_UNSIGNED, 1517 + i), (T.LONG, -i % 30000),
     ]
 
 
 def _profile_bytes(rows):
-    return A.encode_to_bytes(A.ARRAY, [(A.STRUCTURE, _profile_row(i)) for i in range(rows)])
+    return A.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, _profile_row(i)) for i in range(rows)])
 
 
 def test_stream_matches_decode_for_random_chunks():
@@ -477,7 +478,7 @@ def test_stream_buffer_is_fixed_and_memory_does_not_grow():
     rows = 2880
     # The input is produced row by row as well so that only the decoder's memory is measured.
     head = bytearray(5)
-    head[0] = A.ARRAY
+    head[0] = T.ARRAY
     s.feed(head[:A.encode_length(head, 1, rows)], sink)
     row_buf = bytearray(64)
     samples = []
@@ -486,7 +487,7 @@ def test_stream_buffer_is_fixed_and_memory_does_not_grow():
 
         tracemalloc.start()
     for i in range(rows):
-        n = A.encode(row_buf, 0, A.STRUCTURE, _profile_row(i))
+        n = A.encode(row_buf, 0, T.STRUCTURE, _profile_row(i))
         # split each row in two uneven pieces so elements straddle feeds
         s.feed(row_buf[:n // 3], sink)
         s.feed(row_buf[n // 3:n], sink)

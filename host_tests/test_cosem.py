@@ -2,7 +2,7 @@
 
 import gc
 
-from optoread import axdr, axdr_types, cosem, cosem_association, cosem_register, xdlms
+from optoread import axdr, axdr_encode, axdr_types, cosem, cosem_association, cosem_register, xdlms
 from optoread.errors import DataAccessError, OptoreadError
 from portable import IS_MICROPYTHON, raises
 
@@ -167,10 +167,10 @@ def test_data_and_generic_access():
     s = FakeSession({(1, b"\x00\x00\x60\x01\x00\xff", 2): "SER123"})
     assert cosem_register.read_data(s, "0.0.96.1.0.255") == "SER123"
     assert cosem.get_attribute(s, 1, "0.0.96.1.0.255", 2) == "SER123"
-    cosem.set_attribute(s, 1, "0.0.96.1.0.255", 2, axdr.VISIBLE_STRING, "X")
-    assert s.sets[-1] == ((1, b"\x00\x00\x60\x01\x00\xff", 2), axdr.VISIBLE_STRING, "X")
-    cosem.invoke(s, 9, "0.0.10.0.0.255", 1, axdr.LONG_UNSIGNED, 3)
-    assert s.actions[-1] == (9, b"\x00\x00\x0a\x00\x00\xff", 1, axdr.LONG_UNSIGNED, 3)
+    cosem.set_attribute(s, 1, "0.0.96.1.0.255", 2, axdr_encode.VISIBLE_STRING, "X")
+    assert s.sets[-1] == ((1, b"\x00\x00\x60\x01\x00\xff", 2), axdr_encode.VISIBLE_STRING, "X")
+    cosem.invoke(s, 9, "0.0.10.0.0.255", 1, axdr_encode.LONG_UNSIGNED, 3)
+    assert s.actions[-1] == (9, b"\x00\x00\x0a\x00\x00\xff", 1, axdr_encode.LONG_UNSIGNED, 3)
 
 
 # ---------------------------------------------------------------- profile generic
@@ -554,11 +554,11 @@ def test_clock_read_set_shift():
     s.attrs[(8, CLOCK, 2)] = b"\x00" * 5
     raises(cosem.CosemError, c.read, s)
     c.set(s, now)
-    assert s.sets[-1] == ((8, CLOCK, 2), axdr.OCTET_STRING, now.to_bytes())
+    assert s.sets[-1] == ((8, CLOCK, 2), axdr_encode.OCTET_STRING, now.to_bytes())
     c.set(s, now.to_bytes())
     assert s.sets[-1][2] == now.to_bytes()
     c.shift_time(s, -30)
-    assert s.actions[-1] == (8, CLOCK, 6, axdr.LONG, -30)
+    assert s.actions[-1] == (8, CLOCK, 6, axdr_encode.LONG, -30)
     for bad in (901, -901, 1.5, True):
         raises(cosem.CosemError, c.shift_time, s, bad)
     s.attrs[("set", 8, CLOCK, 2)] = denied()

@@ -5,7 +5,18 @@ role of HdlcConnection, AARQ/AARE, GET (normal, blocks, with-list), SET (normal,
 ACTION, HLS-GMAC pass 3/4 and glo-ciphering. It runs in process on a virtual clock.
 """
 
-from optoread import acse, acse_server, axdr, hdlc, security, wrapper, xdlms, xdlms_server, xdlms_set
+from optoread import (
+    acse,
+    acse_server,
+    axdr,
+    axdr_encode,
+    hdlc,
+    security,
+    wrapper,
+    xdlms,
+    xdlms_server,
+    xdlms_set,
+)
 from optoread.errors import (
     DataAccessError,
     LinkError,
@@ -35,8 +46,9 @@ _GLO_RESP = {0xC4: 0xCC, 0xC5: 0xCD, 0xC7: 0xCF, 0x08: 0x28, 0x0C: 0x2C, 0x0D: 0
 
 
 def profile_row(i):
-    return (axdr.STRUCTURE, ((axdr.DOUBLE_LONG_UNSIGNED, 1000 + i), (axdr.LONG_UNSIGNED, i & 0xFFFF),
-                             (axdr.OCTET_STRING, bytes((i & 0xFF,)) * 6)))
+    return (axdr_encode.STRUCTURE, ((axdr_encode.DOUBLE_LONG_UNSIGNED, 1000 + i),
+                                    (axdr_encode.LONG_UNSIGNED, i & 0xFFFF),
+                                    (axdr_encode.OCTET_STRING, bytes((i & 0xFF,)) * 6)))
 
 
 def expected_row(i):
@@ -65,10 +77,10 @@ class MiniServer:
         self.sn = sn
         self.log = []
         self.values = {
-            (3, ENERGY, 2): (axdr.DOUBLE_LONG_UNSIGNED, 123456),
-            (3, ENERGY, 3): (axdr.STRUCTURE, ((axdr.INTEGER, -1), (axdr.ENUM, 30))),
-            (1, SERIAL, 2): (axdr.OCTET_STRING, b"SN0001"),
-            (8, CLOCK, 2): (axdr.OCTET_STRING, bytes(12)),
+            (3, ENERGY, 2): (axdr_encode.DOUBLE_LONG_UNSIGNED, 123456),
+            (3, ENERGY, 3): (axdr_encode.STRUCTURE, ((axdr_encode.INTEGER, -1), (axdr_encode.ENUM, 30))),
+            (1, SERIAL, 2): (axdr_encode.OCTET_STRING, b"SN0001"),
+            (8, CLOCK, 2): (axdr_encode.OCTET_STRING, bytes(12)),
         }
         self.writes = []
         self.ic = 100
@@ -205,7 +217,7 @@ class MiniServer:
                 first, rows = 9, 10  # entries 10..19
             b = bytearray(16 + 40 * rows)
             o = axdr.encode_length(b, 1, rows)
-            b[0] = axdr.ARRAY
+            b[0] = axdr_encode.ARRAY
             for i in range(first, first + rows):
                 t, v = profile_row(i)
                 o = axdr.encode(b, o, t, v)
@@ -294,7 +306,8 @@ class MiniServer:
                 return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 250)])
             self.ic += 1
             f = security.hls_gmac(SERVER_ST, self.ic, EK, AK, self.ctos)
-            return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 0, (axdr.OCTET_STRING, f))])
+            return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 0,
+                    (axdr_encode.OCTET_STRING, f))])
         if (cls, obis, method) == (8, CLOCK, 6):
             self.writes.append(("shift", param))
             return bytes(b[:xdlms_server.encode_action_response(b, 0, invoke, 0)])
@@ -450,9 +463,9 @@ def test_set_normal_and_in_blocks():
     srv, t, s = _pair()
     big = bytes(range(256)) * 4
     with s:
-        s.set(1, SERIAL, 2, axdr.OCTET_STRING, b"NEW")
-        s.set(1, SERIAL, 2, axdr.OCTET_STRING, big)
-        e = raises(DataAccessError, s.set, 7, DENIED, 2, axdr.UNSIGNED, 1)
+        s.set(1, SERIAL, 2, axdr_encode.OCTET_STRING, b"NEW")
+        s.set(1, SERIAL, 2, axdr_encode.OCTET_STRING, big)
+        e = raises(DataAccessError, s.set, 7, DENIED, 2, axdr_encode.UNSIGNED, 1)
         assert "read-write-denied" in str(e)
     assert srv.writes[0] == (1, SERIAL, 2, b"NEW")
     assert srv.writes[1] == (1, SERIAL, 2, big)
@@ -462,7 +475,7 @@ def test_set_normal_and_in_blocks():
 def test_action_with_and_without_parameters():
     srv, t, s = _pair()
     with s:
-        assert s.action(8, CLOCK, 6, axdr.LONG, 30) is None
+        assert s.action(8, CLOCK, 6, axdr_encode.LONG, 30) is None
         e = raises(DataAccessError, s.action, 8, CLOCK, 1)
         assert "object 0.0.1.0.0.255 method 1: object-unavailable" in str(e)
     assert ("shift", 30) in srv.writes
@@ -589,5 +602,5 @@ def test_probe_echo_is_ignored():
         with s:
             assert s.get(3, ENERGY, 2) == 123456
             assert s.get(7, PROFILE, 2, sink=rows.append) == 50
-            s.set(1, SERIAL, 2, axdr.OCTET_STRING, bytes(300))  # long frames: echoed too
+            s.set(1, SERIAL, 2, axdr_encode.OCTET_STRING, bytes(300))  # long frames: echoed too
         assert rows[49] == expected_row(49) and srv.log[-1] == "DISC"

@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from optoread import acse_names, axdr, hdlc, xdlms
+from optoread import acse_names, axdr_encode, hdlc, xdlms
 from optoread.device import DLMS_BUFFERS
 from optoread.errors import DataAccessError, NoAnswerError, SessionError
 from optoread.session import LinkBuffers, Session, Settings
@@ -231,9 +231,9 @@ def test_set_and_action_against_the_simulator():
                              client=32, auth="low", password=b"ABCDEFGH")
     big = bytes(range(256)) * 6
     with s:
-        s.set(1, model_mod.SCRATCH, 2, axdr.OCTET_STRING, big)
+        s.set(1, model_mod.SCRATCH, 2, axdr_encode.OCTET_STRING, big)
         assert s.get(1, model_mod.SCRATCH, 2) == big
-        s.action(8, model_mod.CLOCK, 6, axdr.LONG, 60)  # shift_time
+        s.action(8, model_mod.CLOCK, 6, axdr_encode.LONG, 60)  # shift_time
     assert not srv.connected
 
 

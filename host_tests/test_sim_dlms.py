@@ -10,12 +10,13 @@ import os
 import socket
 
 import pytest
-from optoread import acse, axdr, hdlc, security, wrapper, xdlms, xdlms_set, xdlms_sn
+from optoread import acse, axdr, axdr_encode, hdlc, security, wrapper, xdlms, xdlms_set, xdlms_sn
 from optoread.errors import LinkError, OptoreadError
 from optoread_tools.sim_dlms import DlmsServer, HdlcMeter, ModeEMeter, ServerTransport, serve_tcp
 from optoread_tools.sim_dlms_model import MeterModel, ob
 
 A = axdr
+T = axdr_encode  # the Data tags
 EK = bytes(range(16))
 AK = bytes(range(16, 32))
 CLIENT_ST = b"OPTOREAD"
@@ -111,7 +112,7 @@ class Client:
         if self.auth == "hls" and self.aare.accepted:
             self.ic += 1
             f = security.hls_gmac(CLIENT_ST, self.ic, EK, AK, self.aare.auth_value)
-            r = self.action(15, "0.0.40.0.0.255", 1, A.encode_to_bytes(A.OCTET_STRING, f))
+            r = self.action(15, "0.0.40.0.0.255", 1, A.encode_to_bytes(T.OCTET_STRING, f))
             security.verify_hls_gmac(r, self.s.system_title, EK, AK, b"C" * 16)
         return self.aare
 
@@ -306,11 +307,11 @@ def test_lls_password_and_clock_set():
     c = Client(s, client=32, auth="low", password=b"ABCDEFGH")
     c.associate()
     new = local_dt(m, m.start_epoch + 12345)
-    assert c.set(8, "0.0.1.0.0.255", 2, A.encode_to_bytes(A.OCTET_STRING, new.to_bytes())) == 0
+    assert c.set(8, "0.0.1.0.0.255", 2, A.encode_to_bytes(T.OCTET_STRING, new.to_bytes())) == 0
     assert A.DateTime.from_bytes(c.get(8, "0.0.1.0.0.255", 2)).local_epoch() == m.start_epoch + 12345
-    assert c.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(A.LONG, -45)) is None
+    assert c.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(T.LONG, -45)) is None
     assert m.clock_epoch == m.start_epoch + 12300
-    assert c.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(A.LONG, 5000)) == ("result", 250)
+    assert c.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(T.LONG, 5000)) == ("result", 250)
     # object list access rights differ between the clients
     ol = {o[2]: o[3] for o in c.get(15, "0.0.40.0.0.255", 2)}
     assert (2, 3, None) in ol[ob("0.0.1.0.0.255")][0]
@@ -318,8 +319,8 @@ def test_lls_password_and_clock_set():
     # the public client may read but not set
     p = Client(s, client=16)
     p.associate()
-    assert p.set(8, "0.0.1.0.0.255", 2, A.encode_to_bytes(A.OCTET_STRING, new.to_bytes())) == 3
-    assert p.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(A.LONG, 1)) == ("result", 3)
+    assert p.set(8, "0.0.1.0.0.255", 2, A.encode_to_bytes(T.OCTET_STRING, new.to_bytes())) == 3
+    assert p.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(T.LONG, 1)) == ("result", 3)
     ol = {o[2]: o[3] for o in p.get(15, "0.0.40.0.0.255", 2)}
     assert (2, 1, None) in ol[ob("0.0.1.0.0.255")][0]
 
@@ -352,7 +353,7 @@ def test_hls_wrong_reply_denied():
     with pytest.raises(OptoreadError):
         c.get(3, "1.0.1.8.0.255", 2)
     f = security.hls_gmac(CLIENT_ST, 5, EK, bytes(16), aare.auth_value)  # wrong AK
-    assert c.action(15, "0.0.40.0.0.255", 1, A.encode_to_bytes(A.OCTET_STRING, f)) == ("result", 3)
+    assert c.action(15, "0.0.40.0.0.255", 1, A.encode_to_bytes(T.OCTET_STRING, f)) == ("result", 3)
     assert not s.assoc.authenticated
 
 
@@ -362,7 +363,7 @@ def test_set_block_transfer_and_with_list():
     c = Client(s, client=32, auth="low", password=b"ABCDEFGH")
     c.associate()
     big = bytes(range(256)) * 3
-    data = A.encode_to_bytes(A.OCTET_STRING, big)
+    data = A.encode_to_bytes(T.OCTET_STRING, big)
     buf = bytearray(2048)
     step = 200
     chunks = [data[i:i + step] for i in range(0, len(data), step)]
@@ -379,7 +380,7 @@ def test_set_block_transfer_and_with_list():
     assert c.get(1, "0.0.96.128.0.255", 2) == big
     n = xdlms_set.encode_set_request_list(buf, 0, 0xC1,
                                       [(1, ob("0.0.96.128.0.255"), 2), (3, ob("1.0.1.8.0.255"), 2)],
-                                      [A.encode_to_bytes(A.OCTET_STRING, b"x"), A.encode_to_bytes(A.LONG, 1)])
+                                      [A.encode_to_bytes(T.OCTET_STRING, b"x"), A.encode_to_bytes(T.LONG, 1)])
     r = xdlms_set.parse_set_response(c.request(bytes(buf[:n])))
     assert r.results == [0, 3]
 
@@ -421,7 +422,7 @@ def test_sn_referencing():
     assert read([(bn + 8, 1, p)]) == [m.expected_rows("1.0.99.1.0.255", 0, 10)]
     assert read([(bn + 8, 2, entry_params(3, 4))]) == [m.expected_rows("1.0.99.1.0.255", 2, 4)]
     n = xdlms_sn.encode_write_request(buf, 0, [names[ob("0.0.1.0.0.255")][0] + 8],
-                                   [A.encode_to_bytes(A.OCTET_STRING, bytes(12))])
+                                   [A.encode_to_bytes(T.OCTET_STRING, bytes(12))])
     r = xdlms_sn.parse_write_response(c.request(bytes(buf[:n])))
     assert r.items[0].dar == 3  # public client: read only
 

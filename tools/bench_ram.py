@@ -25,7 +25,6 @@ shrink with the pointer size).
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile

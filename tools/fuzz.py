@@ -39,6 +39,7 @@ from optoread import (  # noqa: E402
     acse_server,
     axdr,
     axdr_compact,
+    axdr_encode,
     crc,
     hdlc,
     hdlc_parse,
@@ -671,8 +672,9 @@ def axdr_seeds():
             if a[i] in (0x01, 0x02) and i + 1 < len(a) and 0 < a[i + 1] < 0x80:
                 seeds.append(a[i:])
                 break
-    seeds.append(axdr.encode_to_bytes(axdr.ARRAY, [(axdr.STRUCTURE, [(axdr.DOUBLE_LONG_UNSIGNED, 5),
-                                                                      (axdr.OCTET_STRING, b"ab")])]))
+    seeds.append(axdr.encode_to_bytes(axdr_encode.ARRAY, [(axdr_encode.STRUCTURE,
+            [(axdr_encode.DOUBLE_LONG_UNSIGNED, 5),
+                                                                      (axdr_encode.OCTET_STRING, b"ab")])]))
     return seeds
 
 

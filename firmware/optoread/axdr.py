@@ -38,31 +38,33 @@ from struct import pack_into, unpack_from
 from .compat import buffer, const
 from .errors import AxdrError
 
-NULL = const(0)
-ARRAY = const(1)
-STRUCTURE = const(2)
-BOOLEAN = const(3)
-BIT_STRING = const(4)
-DOUBLE_LONG = const(5)
-DOUBLE_LONG_UNSIGNED = const(6)
-OCTET_STRING = const(9)
-VISIBLE_STRING = const(10)
-UTF8_STRING = const(12)
-BCD = const(13)
-INTEGER = const(15)
-LONG = const(16)
-UNSIGNED = const(17)
-LONG_UNSIGNED = const(18)
-COMPACT_ARRAY = const(19)
-LONG64 = const(20)
-LONG64_UNSIGNED = const(21)
-ENUM = const(22)
-FLOAT32 = const(23)
-FLOAT64 = const(24)
-DATE_TIME = const(25)
-DATE = const(26)
-TIME = const(27)
-DONT_CARE = const(255)
+# The Data tags (Blue Book 4.1.5): private here (compiled away, no interned names);
+# axdr_encode has them public for callers that build values.
+_NULL = const(0)
+_ARRAY = const(1)
+_STRUCTURE = const(2)
+_BOOLEAN = const(3)
+_BIT_STRING = const(4)
+_DOUBLE_LONG = const(5)
+_DOUBLE_LONG_UNSIGNED = const(6)
+_OCTET_STRING = const(9)
+_VISIBLE_STRING = const(10)
+_UTF8_STRING = const(12)
+_BCD = const(13)
+_INTEGER = const(15)
+_LONG = const(16)
+_UNSIGNED = const(17)
+_LONG_UNSIGNED = const(18)
+_COMPACT_ARRAY = const(19)
+_LONG64 = const(20)
+_LONG64_UNSIGNED = const(21)
+_ENUM = const(22)
+_FLOAT32 = const(23)
+_FLOAT64 = const(24)
+_DATE_TIME = const(25)
+_DATE = const(26)
+_TIME = const(27)
+_DONT_CARE = const(255)
 
 # Deviation value meaning "not specified" (wire 0x8000). -0x8000 is accepted on input too.
 DEVIATION_UNSPECIFIED = const(0x8000)
@@ -76,33 +78,21 @@ _STATUS_DST_ACTIVE = const(0x80)
 NOT_SPECIFIED = const(0xFF)  # byte fields of date/time
 YEAR_NOT_SPECIFIED = const(0xFFFF)
 
-TAG_NAMES = {
-    0: "null-data",
-    1: "array",
-    2: "structure",
-    3: "boolean",
-    4: "bit-string",
-    5: "double-long",
-    6: "double-long-unsigned",
-    9: "octet-string",
-    10: "visible-string",
-    12: "utf8-string",
-    13: "bcd",
-    15: "integer",
-    16: "long",
-    17: "unsigned",
-    18: "long-unsigned",
-    19: "compact-array",
-    20: "long64",
-    21: "long64-unsigned",
-    22: "enum",
-    23: "float32",
-    24: "float64",
-    25: "date-time",
-    26: "date",
-    27: "time",
-    255: "dont-care",
-}
+# The Blue Book names of the Data tags (error messages), one string indexed by tag, "-" where
+# no tag is: a table of them would put ~25 short interned names and a dict on the heap.
+_TAG_NAMES = ("null-data array structure boolean bit-string double-long double-long-unsigned - - "
+              "octet-string visible-string - utf8-string bcd - integer long unsigned long-unsigned "
+              "compact-array long64 long64-unsigned enum float32 float64 date-time date time dont-care")
+
+
+def tag_name(t):
+    """The name of Data tag ``t`` ("octet-string", ...); None if ``t`` is no Data tag."""
+    if not isinstance(t, int):
+        return None
+    names = _TAG_NAMES.split()
+    if t == _DONT_CARE:
+        t = len(names) - 1
+    return names[t] if 0 <= t < len(names) and names[t] != "-" else None
 
 _VAR = const(0xFE)  # size-table marker: length-prefixed or container
 _BAD = const(0xFF)  # size-table marker: not a Data tag
@@ -110,11 +100,11 @@ _BAD = const(0xFF)  # size-table marker: not a Data tag
 # Contents size per tag (one byte each, indexed by tag) so the hot path is one lookup.
 _SIZES = bytearray(b"\xff" * 256)
 for _t, _n in (
-    (NULL, 0), (ARRAY, _VAR), (STRUCTURE, _VAR), (BOOLEAN, 1), (BIT_STRING, _VAR),
-    (DOUBLE_LONG, 4), (DOUBLE_LONG_UNSIGNED, 4), (OCTET_STRING, _VAR), (VISIBLE_STRING, _VAR),
-    (UTF8_STRING, _VAR), (BCD, 1), (INTEGER, 1), (LONG, 2), (UNSIGNED, 1), (LONG_UNSIGNED, 2),
-    (COMPACT_ARRAY, _VAR), (LONG64, 8), (LONG64_UNSIGNED, 8), (ENUM, 1), (FLOAT32, 4),
-    (FLOAT64, 8), (DATE_TIME, 12), (DATE, 5), (TIME, 4), (DONT_CARE, 0),
+    (_NULL, 0), (_ARRAY, _VAR), (_STRUCTURE, _VAR), (_BOOLEAN, 1), (_BIT_STRING, _VAR),
+    (_DOUBLE_LONG, 4), (_DOUBLE_LONG_UNSIGNED, 4), (_OCTET_STRING, _VAR), (_VISIBLE_STRING, _VAR),
+    (_UTF8_STRING, _VAR), (_BCD, 1), (_INTEGER, 1), (_LONG, 2), (_UNSIGNED, 1), (_LONG_UNSIGNED, 2),
+    (_COMPACT_ARRAY, _VAR), (_LONG64, 8), (_LONG64_UNSIGNED, 8), (_ENUM, 1), (_FLOAT32, 4),
+    (_FLOAT64, 8), (_DATE_TIME, 12), (_DATE, 5), (_TIME, 4), (_DONT_CARE, 0),
 ):
     _SIZES[_t] = _n
 _SIZES = bytes(_SIZES)
@@ -122,9 +112,9 @@ del _t, _n
 
 # struct formats of the fixed-size numbers
 _FMT = {
-    DOUBLE_LONG: ">i", DOUBLE_LONG_UNSIGNED: ">I", INTEGER: ">b", LONG: ">h", UNSIGNED: ">B",
-    LONG_UNSIGNED: ">H", LONG64: ">q", LONG64_UNSIGNED: ">Q", ENUM: ">B", FLOAT32: ">f",
-    FLOAT64: ">d",
+    _DOUBLE_LONG: ">i", _DOUBLE_LONG_UNSIGNED: ">I", _INTEGER: ">b", _LONG: ">h", _UNSIGNED: ">B",
+    _LONG_UNSIGNED: ">H", _LONG64: ">q", _LONG64_UNSIGNED: ">Q", _ENUM: ">B", _FLOAT32: ">f",
+    _FLOAT64: ">d",
 }
 
 
@@ -229,7 +219,10 @@ def _need_out(buf, off, n):
 
 
 def _need_in(buf, off, end, n, field):
+    # field: a name, or a Data tag (named only when the data is short: no lookup per value)
     if off + n > end:
+        if not isinstance(field, str):
+            field = tag_name(field) or "tag"
         raise AxdrTruncated("data ends inside " + field, field, off)
 
 
@@ -469,18 +462,18 @@ def _skip_simple(t, buf, off, end):
     # Contents of a non-container tag at off (tag already consumed); returns next offset.
     size = _SIZES[t]
     if size < _VAR:
-        _need_in(buf, off, end, size, TAG_NAMES[t])
-        if t == BCD:
+        _need_in(buf, off, end, size, t)
+        if t == _BCD:
             _check_bcd(buf[off], off)
         return off + size
-    if t == BIT_STRING:
+    if t == _BIT_STRING:
         nbits, off2 = _raw_length(buf, off, end)
         nbytes = (nbits + 7) >> 3
         _need_in(buf, off2, end, nbytes, "bit-string")
         return off2 + nbytes
-    if t == OCTET_STRING or t == VISIBLE_STRING or t == UTF8_STRING:
+    if t == _OCTET_STRING or t == _VISIBLE_STRING or t == _UTF8_STRING:
         n, off2 = decode_length(buf, off, end)
-        if t == UTF8_STRING:
+        if t == _UTF8_STRING:
             from . import axdr_types  # utf8-strings are rare on meters (RAM)
 
             axdr_types.check_utf8(buf, off2, off2 + n)
@@ -493,14 +486,14 @@ def _skip(buf, off, end, depth):
         raise AxdrTruncated("data ends before a tag", "tag", off)
     t = buf[off]
     off += 1
-    if t == ARRAY or t == STRUCTURE:
+    if t == _ARRAY or t == _STRUCTURE:
         if depth <= 0:
             raise AxdrError("nesting too deep", "depth", off - 1)
         n, off = decode_length(buf, off, end)  # every element takes >= 1 octet
         for _ in range(n):
             off = _skip(buf, off, end, depth - 1)
         return off
-    if t == COMPACT_ARRAY:
+    if t == _COMPACT_ARRAY:
         from . import axdr_compact  # loaded by the first compact-array (RAM)
 
         return axdr_compact.read(buf, off, end, depth, False)[1]
@@ -524,32 +517,32 @@ def _simple(t, buf, off, end):
     # Value of a non-container tag whose contents start at off; returns (value, next_off).
     size = _SIZES[t]
     if size < _VAR:
-        _need_in(buf, off, end, size, TAG_NAMES[t])
+        _need_in(buf, off, end, size, t)
         fmt = _FMT.get(t)
         if fmt is not None:
             return unpack_from(fmt, buf, off)[0], off + size
-        if t == NULL:
+        if t == _NULL:
             return None, off
-        if t == BOOLEAN:
+        if t == _BOOLEAN:
             return buf[off] != 0, off + 1
-        if t == BCD:
+        if t == _BCD:
             b = buf[off]
             _check_bcd(b, off)
             return (b >> 4) * 10 + (b & 0x0F), off + 1
-        if t == DATE_TIME:
+        if t == _DATE_TIME:
             return DateTime.from_bytes(buf, off), off + 12
-        if t == DATE or t == TIME:
+        if t == _DATE or t == _TIME:
             from . import axdr_types  # dates and times alone are rare on meters (RAM)
 
-            return (axdr_types.Date if t == DATE else axdr_types.Time).from_bytes(buf, off), off + _SIZES[t]
+            return (axdr_types.Date if t == _DATE else axdr_types.Time).from_bytes(buf, off), off + _SIZES[t]
         return DONT_CARE_VALUE, off  # DONT_CARE
-    if t == OCTET_STRING:
+    if t == _OCTET_STRING:
         n, off = decode_length(buf, off, end)
         return bytes(buf[off:off + n]), off + n
-    if t == VISIBLE_STRING:
+    if t == _VISIBLE_STRING:
         n, off = decode_length(buf, off, end)
         return _visible(buf, off, off + n), off + n
-    if t == UTF8_STRING:
+    if t == _UTF8_STRING:
         n, off = decode_length(buf, off, end)
         from . import axdr_types
 
@@ -558,7 +551,7 @@ def _simple(t, buf, off, end):
             return str(bytes(buf[off:off + n]), "utf-8"), off + n
         except UnicodeError:  # not expected after the check; keep the error contract regardless
             raise AxdrError("invalid UTF-8", "utf8-string", off) from None
-    if t == BIT_STRING:
+    if t == _BIT_STRING:
         nbits, off = _raw_length(buf, off, end)
         nbytes = (nbits + 7) >> 3
         _need_in(buf, off, end, nbytes, "bit-string")
@@ -573,7 +566,7 @@ def _decode(buf, off, end, depth):
         raise AxdrTruncated("data ends before a tag", "tag", off)
     t = buf[off]
     off += 1
-    if t == ARRAY or t == STRUCTURE:
+    if t == _ARRAY or t == _STRUCTURE:
         if depth <= 0:
             raise AxdrError("nesting too deep", "depth", off - 1)
         n, off = decode_length(buf, off, end)  # every element takes >= 1 octet
@@ -581,8 +574,8 @@ def _decode(buf, off, end, depth):
         for _ in range(n):
             v, off = _decode(buf, off, end, depth - 1)
             items.append(v)
-        return (items if t == ARRAY else tuple(items)), off
-    if t == COMPACT_ARRAY:
+        return (items if t == _ARRAY else tuple(items)), off
+    if t == _COMPACT_ARRAY:
         from . import axdr_compact
 
         return axdr_compact.read(buf, off, end, depth, True)
@@ -664,7 +657,7 @@ class ArrayStream:
         if self.expected is None:
             if off >= end:
                 raise AxdrTruncated("data ends before the array tag", "tag", off)
-            if buf[off] != ARRAY:
+            if buf[off] != _ARRAY:
                 raise AxdrError("stream does not start with an array", "tag", self.consumed)
             n, nxt = _raw_length(buf, off + 1, end)
             self.expected = n

@@ -10,9 +10,6 @@ from struct import pack_into
 
 from . import axdr
 from .axdr import (
-    ARRAY,
-    COMPACT_ARRAY,
-    STRUCTURE,
     AxdrTruncated,
     _need_in,
     _need_out,
@@ -22,7 +19,14 @@ from .axdr import (
     encode_length,
     length_size,
 )
-from .axdr_encode import _bad, _simple_len, _write_simple  # the encode half below
+from .axdr_encode import (  # the Data tags (public there) and the encode half below
+    ARRAY,
+    COMPACT_ARRAY,
+    STRUCTURE,
+    _bad,
+    _simple_len,
+    _write_simple,
+)
 from .compat import const
 from .errors import AxdrError
 

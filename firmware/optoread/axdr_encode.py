@@ -8,40 +8,45 @@ The value conventions are in axdr's module docstring.
 
 from struct import pack_into, unpack_from
 
-from .axdr import (  # the tag constants, tables and the date/time classes
+from .axdr import (  # tables and the date/time classes
     _FMT,
     _SIZES,
-    ARRAY,
-    BCD,
-    BIT_STRING,
-    BOOLEAN,
-    COMPACT_ARRAY,
-    DATE,
-    DATE_TIME,
-    DOUBLE_LONG,
-    DOUBLE_LONG_UNSIGNED,
-    ENUM,
-    FLOAT32,
-    FLOAT64,
-    INTEGER,
-    LONG,
-    LONG64,
-    LONG64_UNSIGNED,
-    LONG_UNSIGNED,
-    OCTET_STRING,
-    STRUCTURE,
-    TAG_NAMES,
-    TIME,
-    UNSIGNED,
-    VISIBLE_STRING,
     DateTime,
     _need_out,
     encode_length,
     length_size,
+    tag_name,
 )
 from .axdr_types import BitString, Date, Time, check_utf8
 from .compat import const
 from .errors import AxdrError
+
+# The Data tags (Blue Book 4.1.5), for callers that build values (axdr keeps them private).
+NULL = const(0)
+ARRAY = const(1)
+STRUCTURE = const(2)
+BOOLEAN = const(3)
+BIT_STRING = const(4)
+DOUBLE_LONG = const(5)
+DOUBLE_LONG_UNSIGNED = const(6)
+OCTET_STRING = const(9)
+VISIBLE_STRING = const(10)
+UTF8_STRING = const(12)
+BCD = const(13)
+INTEGER = const(15)
+LONG = const(16)
+UNSIGNED = const(17)
+LONG_UNSIGNED = const(18)
+COMPACT_ARRAY = const(19)
+LONG64 = const(20)
+LONG64_UNSIGNED = const(21)
+ENUM = const(22)
+FLOAT32 = const(23)
+FLOAT64 = const(24)
+DATE_TIME = const(25)
+DATE = const(26)
+TIME = const(27)
+DONT_CARE = const(255)
 
 _VAR = const(0xFE)  # as in axdr: length-prefixed or container
 _BAD = const(0xFF)  # as in axdr: not a Data tag
@@ -60,7 +65,7 @@ _F32_MAX = unpack_from(">f", b"\x7f\x7f\xff\xff")[0]
 
 
 def _bad(t, what, off=None):
-    name = TAG_NAMES.get(t, "tag") if isinstance(t, int) else "tag"
+    name = tag_name(t) or "tag"
     return AxdrError(what, name, off)
 
 
@@ -109,13 +114,13 @@ def _simple_len(t, v):
     if size < _VAR:
         if t in _RANGE:
             if not isinstance(v, int):
-                raise _bad(t, "%s needs an int" % TAG_NAMES[t])
+                raise _bad(t, "%s needs an int" % tag_name(t))
             lo, hi = _RANGE[t]
             if v < lo or v > hi:
-                raise _bad(t, "%d does not fit %s" % (v, TAG_NAMES[t]))
+                raise _bad(t, "%d does not fit %s" % (v, tag_name(t)))
         elif t == FLOAT32 or t == FLOAT64:
             if not isinstance(v, (int, float)):
-                raise _bad(t, "%s needs a float" % TAG_NAMES[t])
+                raise _bad(t, "%s needs a float" % tag_name(t))
             # finite and too large for float32 (CPython's struct would raise OverflowError)
             if t == FLOAT32 and v == v and v - v == 0 and abs(v) > _F32_MAX:
                 raise _bad(t, "value does not fit float32")
@@ -125,9 +130,9 @@ def _simple_len(t, v):
         elif t == DATE_TIME or t == DATE or t == TIME:
             if isinstance(v, (bytes, bytearray, memoryview)):
                 if len(v) != size:
-                    raise _bad(t, "%s needs %d octets" % (TAG_NAMES[t], size))
+                    raise _bad(t, "%s needs %d octets" % (tag_name(t), size))
             elif not isinstance(v, DateTime if t == DATE_TIME else (Date if t == DATE else Time)):
-                raise _bad(t, "%s needs its class or raw octets" % TAG_NAMES[t])
+                raise _bad(t, "%s needs its class or raw octets" % tag_name(t))
             else:
                 v.write(bytearray(size), 0)  # field checks (small, fixed allocation)
         return size
@@ -174,7 +179,7 @@ def _items(t, v):
     try:
         items = list(v)
     except TypeError:
-        raise _bad(t, "%s needs a sequence of (tag, value)" % TAG_NAMES[t]) from None
+        raise _bad(t, "%s needs a sequence of (tag, value)" % tag_name(t)) from None
     for item in items:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise _bad(t, "element is not a (tag, value) pair")

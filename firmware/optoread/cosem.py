@@ -54,6 +54,9 @@ _ATTR_OBJECT_LIST = const(2)
 _METHOD_SHIFT_TIME = const(6)
 _MAX_SHIFT = const(900)  # shift_time takes -900..900 s (Blue Book class 8, method 6)
 _CAPTURE_OBJECT_SIZE = const(18)  # encoded capture_object_definition (xdlms._put_capture_object)
+_OCTET_STRING = const(9)  # Data tags (axdr keeps them private, axdr_encode has them public)
+_INTEGER = const(15)
+_LONG = const(16)
 
 
 class CosemError(ApduError):
@@ -532,11 +535,11 @@ class ProfileGeneric:
 
     def reset(self, sess):
         """Method 1: clear the buffer (needs a privileged association)."""
-        return sess.action(_CLASS_PROFILE_GENERIC, self.obis, 1, axdr.INTEGER, 0)
+        return sess.action(_CLASS_PROFILE_GENERIC, self.obis, 1, _INTEGER, 0)
 
     def capture(self, sess):
         """Method 2: capture one row now."""
-        return sess.action(_CLASS_PROFILE_GENERIC, self.obis, 2, axdr.INTEGER, 0)
+        return sess.action(_CLASS_PROFILE_GENERIC, self.obis, 2, _INTEGER, 0)
 
 
 # ---------------------------------------------------------------- Clock
@@ -568,7 +571,7 @@ class Clock:
         dt = _as_datetime_arg(dt, "time")
         raw = dt.to_bytes() if isinstance(dt, axdr.DateTime) else dt
         try:
-            sess.set(CLASS_CLOCK, self.obis, _ATTR_TIME, axdr.OCTET_STRING, raw)
+            sess.set(CLASS_CLOCK, self.obis, _ATTR_TIME, _OCTET_STRING, raw)
         except DataAccessError as e:
             if e.result == 3:  # read-write-denied: say what the user can change
                 raise DataAccessError(
@@ -580,4 +583,4 @@ class Clock:
         """Method 6: move the clock by ``seconds`` (-900..900)."""
         if not _is_int(seconds) or seconds < -_MAX_SHIFT or seconds > _MAX_SHIFT:
             raise CosemError("shift_time takes -900..900 seconds", "shift_time")
-        return sess.action(CLASS_CLOCK, self.obis, _METHOD_SHIFT_TIME, axdr.LONG, seconds)
+        return sess.action(CLASS_CLOCK, self.obis, _METHOD_SHIFT_TIME, _LONG, seconds)

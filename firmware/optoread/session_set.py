@@ -7,8 +7,11 @@ session first writes (e.g. sets the meter clock), not on every reading's heap.
 """
 
 from . import acse, axdr, xdlms_set
+from .compat import const
 from .errors import DataAccessError, SecurityError, SessionError
 from .session import ASSOCIATION_LN, obis_bytes
+
+_OCTET_STRING = const(9)  # the Data tag (private in axdr)
 
 
 def set_value(s, class_id, obis_code, attr, tag, value):
@@ -111,7 +114,7 @@ def hls_reply(s, aare, ctos):
     f_stoc = security.hls_gmac(st.system_title, s.invocation_counter, st.ek, st.ak, stoc)
     s.invocation_counter += 1
     try:
-        reply = yield from action_proc(s, 15, ASSOCIATION_LN, 1, (axdr.OCTET_STRING, f_stoc))
+        reply = yield from action_proc(s, 15, ASSOCIATION_LN, 1, (_OCTET_STRING, f_stoc))
     except DataAccessError:
         raise SessionError("association rejected: authentication failure (meter refused our "
                            "HLS-GMAC reply; check the keys)", "hls")

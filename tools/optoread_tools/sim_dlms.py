@@ -57,6 +57,7 @@ from optoread import (
     acse_names,
     acse_server,
     axdr,
+    axdr_encode,
     axdr_types,
     hdlc,
     security,
@@ -78,6 +79,7 @@ QUIRKS = ("echo", "silent_wrong_address", "four_byte_address", "rejects_deviatio
           "sn_only", "frmr_on_bad_frame", "dm_when_disconnected", "slow", "reset_mid_session")
 
 A = axdr
+T = axdr_encode  # the Data tags
 DAR_READ_WRITE_DENIED = 3
 DAR_OBJECT_UNDEFINED = 4
 DAR_OBJECT_UNAVAILABLE = 11
@@ -555,40 +557,40 @@ class DlmsServer:
                 items = []
                 for x in m.all_objects(sn=False):
                     am, mm = m.access(x, a.privileged)
-                    items.append((A.STRUCTURE, (
-                        (A.LONG_UNSIGNED, x.class_id), (A.UNSIGNED, x.version), (A.OCTET_STRING, x.obis),
-                        (A.STRUCTURE, (
-                            (A.ARRAY, [(A.STRUCTURE, ((A.INTEGER, at), (A.ENUM, md), (A.NULL, None)))
+                    items.append((T.STRUCTURE, (
+                        (T.LONG_UNSIGNED, x.class_id), (T.UNSIGNED, x.version), (T.OCTET_STRING, x.obis),
+                        (T.STRUCTURE, (
+                            (T.ARRAY, [(T.STRUCTURE, ((T.INTEGER, at), (T.ENUM, md), (T.NULL, None)))
                                        for at, md in am]),
-                            (A.ARRAY, [(A.STRUCTURE, ((A.INTEGER, mt), (A.ENUM, md))) for mt, md in mm]))))))
-                return (A.ARRAY, items)
+                            (T.ARRAY, [(T.STRUCTURE, ((T.INTEGER, mt), (T.ENUM, md))) for mt, md in mm]))))))
+                return (T.ARRAY, items)
             if attr == 3:
-                return (A.STRUCTURE, ((A.INTEGER, a.client), (A.LONG_UNSIGNED, self.server)))
+                return (T.STRUCTURE, ((T.INTEGER, a.client), (T.LONG_UNSIGNED, self.server)))
             if attr == 4:
-                return (A.OCTET_STRING, b"\x60\x85\x74\x05\x08\x01" + bytes((1 if not a.ciphered else 3,)))
+                return (T.OCTET_STRING, b"\x60\x85\x74\x05\x08\x01" + bytes((1 if not a.ciphered else 3,)))
             if attr == 5:
                 bits = axdr_types.BitString(a.conformance.to_bytes(3, "big"), 24)
-                return (A.STRUCTURE, ((A.BIT_STRING, bits),
-                                      (A.LONG_UNSIGNED, self.max_pdu), (A.LONG_UNSIGNED, self.max_pdu),
-                                      (A.UNSIGNED, 6), (A.INTEGER, 0), (A.OCTET_STRING, b"")))
+                return (T.STRUCTURE, ((T.BIT_STRING, bits),
+                                      (T.LONG_UNSIGNED, self.max_pdu), (T.LONG_UNSIGNED, self.max_pdu),
+                                      (T.UNSIGNED, 6), (T.INTEGER, 0), (T.OCTET_STRING, b"")))
             if attr == 6:
-                return (A.OCTET_STRING, b"\x60\x85\x74\x05\x08\x02" + bytes((_MECH[a.auth] or 0,)))
+                return (T.OCTET_STRING, b"\x60\x85\x74\x05\x08\x02" + bytes((_MECH[a.auth] or 0,)))
             if attr == 8:
-                return (A.ENUM, 2)
+                return (T.ENUM, 2)
             if attr == 9:
-                return (A.OCTET_STRING, ob("0.0.43.0.0.255"))
+                return (T.OCTET_STRING, ob("0.0.43.0.0.255"))
             return DAR_OBJECT_UNDEFINED
         if attr == 2:
             items = []
             for x in m.all_objects(sn=True):
                 bn = x.base_name - 0x10000 if x.base_name >= 0x8000 else x.base_name
-                items.append((A.STRUCTURE, ((A.LONG, bn), (A.LONG_UNSIGNED, x.class_id),
-                                            (A.UNSIGNED, x.version), (A.OCTET_STRING, x.obis))))
-            return (A.ARRAY, items)
+                items.append((T.STRUCTURE, ((T.LONG, bn), (T.LONG_UNSIGNED, x.class_id),
+                                            (T.UNSIGNED, x.version), (T.OCTET_STRING, x.obis))))
+            return (T.ARRAY, items)
         if attr == 3:
-            return (A.ARRAY, [])
+            return (T.ARRAY, [])
         if attr == 4:
-            return (A.OCTET_STRING, ob("0.0.43.0.0.255"))
+            return (T.OCTET_STRING, ob("0.0.43.0.0.255"))
         return DAR_OBJECT_UNDEFINED
 
     # -- profile buffer and selective access
@@ -663,7 +665,7 @@ class DlmsServer:
     def _encode_rows(self, p, lo, hi, cols):
         n = max(0, hi - lo)
         head = bytearray(6)
-        head[0] = A.ARRAY
+        head[0] = T.ARRAY
         k = A.encode_length(head, 1, n)
         parts = [bytes(head[:k])]
         clock_col = p.sort_col if (self.compressed and p.period_s and p.sort_col is not None) else None
@@ -671,10 +673,10 @@ class DlmsServer:
             row = []
             for c in cols:
                 if c == clock_col and i > lo:
-                    row.append((A.NULL, None))
+                    row.append((T.NULL, None))
                 else:
                     row.append(p.cell(i, c))
-            parts.append(A.encode_to_bytes(A.STRUCTURE, row))
+            parts.append(A.encode_to_bytes(T.STRUCTURE, row))
         return b"".join(parts)
 
     # -- GET (LN)
@@ -772,7 +774,7 @@ class DlmsServer:
         m = self.model
         tag = data[0]
         if cls == 8 and attr == 2:
-            if tag != A.OCTET_STRING or len(v) != 12:
+            if tag != T.OCTET_STRING or len(v) != 12:
                 return DAR_TYPE_UNMATCHED
             dt = A.DateTime.from_bytes(v)
             t = self._local(dt)
@@ -780,7 +782,7 @@ class DlmsServer:
                 return DAR_OTHER
             m.clock_epoch = t
         elif cls == 8 and attr == 3:
-            if tag != A.LONG:
+            if tag != T.LONG:
                 return DAR_TYPE_UNMATCHED
             m.time_zone = v
         elif cls == 1:
@@ -896,7 +898,7 @@ class DlmsServer:
                 return DAR_READ_WRITE_DENIED, None
             a.authenticated = True
             reply = security.hls_gmac(self.system_title, self._next_ic(), self.ek, self.ak, a.ctos)
-            return 0, A.encode_to_bytes(A.OCTET_STRING, reply)
+            return 0, A.encode_to_bytes(T.OCTET_STRING, reply)
         if not a.authenticated or not a.privileged:
             return DAR_READ_WRITE_DENIED, None
         if cls == 8:
@@ -909,7 +911,7 @@ class DlmsServer:
                     v, _e = A.decode(params or b"", 0, len(params or b""))
                 except OptoreadError:
                     return DAR_TYPE_UNMATCHED, None
-                if params[0] != A.LONG or not -900 <= v <= 900:
+                if params[0] != T.LONG or not -900 <= v <= 900:
                     return DAR_OTHER, None
                 m.clock_epoch += v
                 m.writes.append((bytes(obis), -6, v))

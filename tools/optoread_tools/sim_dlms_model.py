@@ -11,11 +11,12 @@ local + deviation, so IST is -330). The clock reads the time just after the
 last block-load row, plus whatever SET/shift_time changed.
 """
 
-from optoread import axdr
+from optoread import axdr, axdr_encode
 
 A = axdr
-_U8, _U16, _U32, _I16, _I32 = A.UNSIGNED, A.LONG_UNSIGNED, A.DOUBLE_LONG_UNSIGNED, A.LONG, A.DOUBLE_LONG
-_OCT = A.OCTET_STRING
+T = axdr_encode  # the Data tags
+_U8, _U16, _U32, _I16, _I32 = T.UNSIGNED, T.LONG_UNSIGNED, T.DOUBLE_LONG_UNSIGNED, T.LONG, T.DOUBLE_LONG
+_OCT = T.OCTET_STRING
 
 # DLMS unit codes (Blue Book table): the ones an IS 15959 meter uses.
 WH, W, V, AMP, VAR, VARH, VA, VAH, HZ, NO_UNIT = 30, 27, 35, 33, 29, 32, 28, 31, 44, 255
@@ -46,20 +47,20 @@ def dt_bytes(local_epoch, deviation):
 def plain(tv):
     """The decoded Python value of a (tag, value) pair, as axdr.decode returns it."""
     t, v = tv
-    if t == A.STRUCTURE:
+    if t == T.STRUCTURE:
         return tuple(plain(x) for x in v)
-    if t == A.ARRAY:
+    if t == T.ARRAY:
         return [plain(x) for x in v]
     return v
 
 
 def capture_def(cls, obis6, attr, idx=0):
     """A capture_object_definition as a (tag, value) structure."""
-    return (A.STRUCTURE, ((_U16, cls), (_OCT, obis6), (A.INTEGER, attr), (_U16, idx)))
+    return (T.STRUCTURE, ((_U16, cls), (_OCT, obis6), (T.INTEGER, attr), (_U16, idx)))
 
 
 def scaler_unit(scaler, unit):
-    return (A.STRUCTURE, ((A.INTEGER, scaler), (A.ENUM, unit)))
+    return (T.STRUCTURE, ((T.INTEGER, scaler), (T.ENUM, unit)))
 
 
 class CosemObject:
@@ -364,9 +365,9 @@ class MeterModel:
         cls, obis6, attr, _idx = col
         o = self._by_key.get((cls, obis6))
         if o is None:
-            return (A.NULL, None)
+            return (T.NULL, None)
         v = self.get_attr(o, attr)
-        return v if isinstance(v, tuple) else (A.NULL, None)
+        return v if isinstance(v, tuple) else (T.NULL, None)
 
     def find(self, class_id, obis6):
         """The object (class, obis) or None."""
@@ -432,7 +433,7 @@ class MeterModel:
                 if attr == 4:
                     return scaler_unit(o.scaler, o.unit)
                 if attr == 5:
-                    return (A.UNSIGNED, 0)
+                    return (T.UNSIGNED, 0)
                 if attr in (6, 7):
                     return (_OCT, o.capture_time)
                 if attr == 8:
@@ -443,21 +444,21 @@ class MeterModel:
             if attr == 3:
                 return scaler_unit(o.scaler, o.unit)
             if attr == 4:
-                return (A.UNSIGNED, 0)
+                return (T.UNSIGNED, 0)
             return (_OCT, o.capture_time)
         if c == 8:
             return {2: (_OCT, self.clock_bytes()), 3: (_I16, self.time_zone),
-                    4: (A.UNSIGNED, self.clock_status),
+                    4: (T.UNSIGNED, self.clock_status),
                     5: (_OCT, b"\xff\xff\x03\xff\xff\x02\x00\x00\x00\x80\x00\x00"),
                     6: (_OCT, b"\xff\xff\x0a\xff\xff\x03\x00\x00\x00\x80\x00\x00"),
-                    7: (A.INTEGER, 0), 8: (A.BOOLEAN, False), 9: (A.ENUM, 1)}[attr]
+                    7: (T.INTEGER, 0), 8: (T.BOOLEAN, False), 9: (T.ENUM, 1)}[attr]
         if c == 7:
             if attr == 3:
-                return (A.ARRAY, [capture_def(*col) for col in o.columns])
+                return (T.ARRAY, [capture_def(*col) for col in o.columns])
             if attr == 4:
                 return (_U32, o.period_s)
             if attr == 5:
-                return (A.ENUM, 1)
+                return (T.ENUM, 1)
             if attr == 6:
                 if o.sort_col is None:
                     return capture_def(0, b"\x00" * 6, 0, 0)
