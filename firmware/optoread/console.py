@@ -387,12 +387,9 @@ class Console:
 
     def m_hello(self, args):
         st = self.store
-        n = pending = 0
-        for s in st.sessions():
-            n += 1
-            if not s.downloaded:
-                pending += 1
-        self._w("@ok optoread %s sessions=%d pending=%d acked=%d" % (__version__, n, pending, st.acked))
+        sp = st.space()  # counts from the store's index: no summaries, no query module
+        self._w("@ok optoread %s sessions=%d pending=%d acked=%d"
+                % (__version__, sp["sessions"], sp["unacked_sessions"], st.acked))
 
     def _session_crc(self, seq):
         f = _Frames(self, seq, 0, False)
@@ -666,19 +663,11 @@ class Console:
             return
         force = "--force" in args
         st = self.store
-        if force:
-            top = 0
-            for s in st.sessions():
-                top = s.seq
-            if top:
-                st.ack(top)  # the store deletes acknowledged sessions only
-        n0 = 0
-        for _ in st.sessions():
-            n0 += 1
+        if force and st.count():
+            st.ack(st.summary(st.count() - 1).seq)  # the store deletes acknowledged sessions only
+        n0 = st.count()
         freed = self._reclaim()
-        n1 = 0
-        for _ in st.sessions():
-            n1 += 1
+        n1 = st.count()
         self._w("erased %d sessions (%d bytes); %d not downloaded kept" % (n0 - n1, freed, n1))
 
 
