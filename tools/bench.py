@@ -116,7 +116,8 @@ def main():
             figures.update({k: v for k, v in new.items() if k in ("min_heap_kb", "working_set_kb",
                                                                            "ram_phase_peak_kb",
                                                                            "stack_imports_kb", "romfs",
-                                                                           "printing_peak_kb")})
+                                                                           "printing_peak_kb", "store_index",
+                                                                           "link_buffers_kb")})
         except (OSError, ValueError):
             pass
         if mode != "full":

@@ -452,7 +452,7 @@ class Store:
         raise _err("no session %d" % seq, "seq")
 
     def count(self):
-        """Number of sessions in the store (committed, or sealed as interrupted)."""
+        """Number of sessions the store lists (:meth:`sessions` without filters)."""
         return len(self._index) // _ENTRY_SIZE
 
     def summary(self, i):
