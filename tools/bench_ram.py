@@ -265,42 +265,54 @@ def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024, romfs=False):
     return after, peak, peak - after, phases(out), run_peak(out)
 
 
+# Run by micropython -c with: mpy dir, store folder, sessions, distinct meters. Prints the heap
+# a mounted store of those sessions takes beyond an empty one, per session.
+_INDEX_CODE = """import gc, sys
+mpy, root, n, meters = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, mpy)
+from optoread import store
+
+
+def fill(root, n):
+    s = store.Store(root=root, reserve=0)
+    s.mount()
+    for i in range(n):
+        t = 1763000000 + i * 86400
+        w = s.begin("IN%08d" % (i % meters), "is15959", t, t - 7)
+        w.value("1.0.1.8.0.255", 1234567 + i, 0, 30)
+        if i % 10 == 9:
+            w.abort("no answer from the meter (attempt %d)" % i)  # some failed, with their errors
+        else:
+            w.commit()
+
+
+def mounted(root):
+    gc.collect()
+    a = gc.mem_alloc()
+    s = store.Store(root=root, reserve=0)
+    s.mount()
+    gc.collect()
+    return gc.mem_alloc() - a, s
+
+
+fill(root + "/full", n)
+fill(root + "/empty", 0)
+full, s1 = mounted(root + "/full")
+empty, s2 = mounted(root + "/empty")
+print("optoread-index: %d" % ((full - empty) // n))
+"""
+
+
 def index_bytes_per_session(mpy_dir, sessions=100, meters=100):
     """Heap (bytes) the store's index takes per stored session after a mount, .mpy modules:
     ``sessions`` sessions of ``meters`` distinct meter ids (a tenth of them failed, with errors)."""
     with tempfile.TemporaryDirectory() as tmp:
-        code = ("import gc, sys\nsys.path.insert(0, %r)\nfrom optoread import store\n"
-                "def fill(root, n):\n"
-                "    s = store.Store(root=root, reserve=0)\n"
-                "    s.mount()\n"
-                "    for i in range(n):\n"
-                "        w = s.begin('IN%%08d' %% (i %% %d), 'is15959', 1763000000 + i * 86400,\n"
-                "                    1763000000 + i * 86400 - 7)\n"
-                "        w.value('1.0.1.8.0.255', 1234567 + i, 0, 30)\n"
-                "        if i %% 10 == 9:\n"
-                "            w.abort('no answer from the meter (attempt %%d)' %% i)\n"
-                "        else:\n"
-                "            w.commit()\n"
-                "def mounted(root):\n"
-                "    gc.collect()\n"
-                "    a = gc.mem_alloc()\n"
-                "    s = store.Store(root=root, reserve=0)\n"
-                "    s.mount()\n"
-                "    gc.collect()\n"
-                "    return gc.mem_alloc() - a, s\n"
-                "fill(%r, %d)\n"
-                "fill(%r, 0)\n"
-                "full, s1 = mounted(%r)\n"
-                "empty, s2 = mounted(%r)\n"
-                "print('optoread-index: %%d' %% ((full - empty) // %d))\n"
-                % (mpy_dir, meters, tmp + "/full", sessions, tmp + "/empty", tmp + "/full", tmp + "/empty",
-                   sessions))
-        p = subprocess.run([MICROPYTHON, "-X", "heapsize=4m", "-c", code], capture_output=True, text=True,
-                           timeout=300)
-        m = re.search(r"optoread-index: (\d+)", p.stdout)
-        if m is None:
-            raise RuntimeError("index measurement failed:\n" + p.stdout + p.stderr)
-        return int(m.group(1))
+        p = subprocess.run([MICROPYTHON, "-X", "heapsize=4m", "-c", _INDEX_CODE, mpy_dir, tmp, str(sessions),
+                            str(meters)], capture_output=True, text=True, timeout=300)
+    m = re.search(r"optoread-index: (\d+)", p.stdout)
+    if m is None:
+        raise RuntimeError("index measurement failed:\n" + p.stdout + p.stderr)
+    return int(m.group(1))
 
 
 def main(argv):

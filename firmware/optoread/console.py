@@ -41,7 +41,7 @@ from . import __version__
 from .axdr import from_epoch, to_epoch
 from .compat import const
 from .crc import crc32
-from .errors import ConsoleError, NoAnswerError, OptoreadError
+from .errors import ConsoleError, NoAnswerError, OptoreadError, StoreError
 
 FRAME_PAYLOAD = const(192)  # payload bytes per @f frame (256 base64 characters)
 PROMPT = "> "
@@ -398,15 +398,13 @@ class Console:
 
     def m_list(self, args):
         st = self.store
-        seqs = [s.seq for s in st.sessions()]  # ints only: sessions may be many
-        count = 0
-        for seq in seqs:
-            s = st.session(seq)
-            c = self._session_crc(seq)
-            self._w("@s %d %d %d %d %s" % (seq, s.size, 1 if s.complete else 0, 1 if s.downloaded else 0,
+        n = st.count()
+        for i in range(n):  # one summary at a time, from the store's index
+            s = st.summary(i)
+            c = self._session_crc(s.seq)
+            self._w("@s %d %d %d %d %s" % (s.seq, s.size, 1 if s.complete else 0, 1 if s.downloaded else 0,
                                            _hex8(c)))
-            count += 1
-        self._w("@end %d" % count)
+        self._w("@end %d" % n)
 
     def m_get(self, args):
         seq = self._seq_arg(args, 0)
@@ -416,10 +414,11 @@ class Console:
                 self._w("@err bad offset")
                 return
             off = int(args[1])
-        if not self._has(seq):
+        try:
+            s = self.store.session(seq)
+        except StoreError:
             self._w("@err no such session %d" % seq)
             return
-        s = self.store.session(seq)
         if off > s.size:
             self._w("@err bad offset")
             return
@@ -435,21 +434,17 @@ class Console:
         self._w("@ok acked=%d freed=%d" % (acked, freed))
 
     def _has(self, seq):
-        for s in self.store.sessions():
-            if s.seq == seq:
-                return True
-        return False
+        try:
+            self.store.session(seq)
+        except StoreError:
+            return False
+        return True
 
     def _reclaim(self):
         """Delete every acknowledged session; return the bytes of session data deleted."""
-        before = 0
-        for s in self.store.sessions(downloaded=True):
-            before += s.size
+        before = self.store.space()["reclaimable"]
         self.store.reclaim()
-        after = 0
-        for s in self.store.sessions(downloaded=True):
-            after += s.size
-        return before - after
+        return before - self.store.space()["reclaimable"]
 
     # -- human commands
     def h_help(self, args):
