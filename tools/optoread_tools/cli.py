@@ -177,9 +177,18 @@ def build_parser():
     sp = sub.add_parser("sim", help="run a simulated meter")
     sp.add_argument("--protocol", choices=("iec21", "dlms"), default="iec21")
     sp.add_argument("--pty", action="store_true", help="serve on a new pty and print its path")
-    sp.add_argument("--tcp", type=int, metavar="PORT", help="dlms: serve on 127.0.0.1:PORT (0 = any free)")
+    sp.add_argument("--tcp", type=int, metavar="PORT",
+                    help="serve on 127.0.0.1:PORT (0 = any free) and print the address; iec21: the bytes "
+                         "of the optical line, no baud; dlms: HDLC/wrapper as over a network unless "
+                         "--line or --mode-e")
+    sp.add_argument("--connect", metavar="HOST:PORT",
+                    help="connect out to a loopback listener (e.g. an emulator's --uart0-tcp PORT) and "
+                         "serve the optical line's bytes there; ends when the connection closes")
     sp.add_argument("--wrapper", action="store_true", help="dlms over TCP: IEC 62056-47 wrapper, not HDLC")
-    sp.add_argument("--mode-e", action="store_true", help="dlms on a pty: IEC 62056-21 sign-on first")
+    sp.add_argument("--line", action="store_true",
+                    help="dlms on TCP: as on the optical line (direct HDLC at 9600, sign-on ignored)")
+    sp.add_argument("--mode-e", action="store_true",
+                    help="dlms on a pty or TCP: IEC 62056-21 sign-on first, then HDLC on the same line")
     sp.add_argument("--auth", choices=("none", "low", "hls"), default="none",
                     help="dlms: authentication of the non-public client (32 low, 48 hls)")
     sp.add_argument("--rows", type=int, default=2880, help="dlms: load profile rows")

@@ -20,8 +20,8 @@ import termios
 import threading
 import time
 import tty
-from collections import deque
 
+from .meterrun import MeterRunner
 from .sim_iec21 import char_ms, garble_byte
 
 _SPEEDS = {}
@@ -32,28 +32,18 @@ for _b in (50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 1
         _SPEEDS[_c] = _b
 
 
-class PtyRunner:
+class PtyRunner(MeterRunner):
     """Runs one meter on one pty. ``trace`` lists (t_ms, what, bytes, clean) for inspection;
-    ``stats`` counts bytes and garbled bytes each way, glitches and EIO waits."""
+    ``stats`` counts bytes and garbled bytes each way, glitches and EIO waits.
+
+    The engine (time order of the meter's events and both byte queues, 7-bit input) is
+    :class:`meterrun.MeterRunner`, shared with the TCP carrier (:mod:`tcpline`)."""
 
     def __init__(self, meter, poll_ms=20):
-        self.meter = meter
-        self.poll_ms = poll_ms
-        self.trace = []
-        self.stats = {"to_meter": 0, "to_reader": 0, "garbled_to_meter": 0, "garbled_to_reader": 0,
-                      "glitches": 0, "eio": 0}
+        MeterRunner.__init__(self, meter, poll_ms)
+        self.stats.update(glitches=0, eio=0)
         self.slave_path = None
-        self._t0 = None
-        self._m_line = tuple(meter.line)
-        self._out = deque()  # (due_ms, byte, meter_baud)
-        self._out_free = 0.0
-        self._in = deque()  # (due_ms, byte, reader_baud)
-        self._in_free = 0.0
         self._reader_baud = None
-
-    def now(self):
-        """Milliseconds since the runner started (the meter's clock)."""
-        return (time.monotonic() - self._t0) * 1000.0
 
     def _speed(self, fd):
         try:
@@ -91,7 +81,11 @@ class PtyRunner:
 
     def _step(self, master):
         self._check_speed(master)
-        self._process_due(master, self.now())
+        t = self.now()
+        pending = self._process_due(t)
+        if pending:
+            self.trace.append((t, "M>R", bytes(pending), self._reader_baud))
+            self._write(master, bytes(pending))
         nxt = self._next_time()
         wait = self.poll_ms
         if nxt is not None:
@@ -121,62 +115,25 @@ class PtyRunner:
         if self.meter.echo:
             # The optical probe echoes the reader's bytes, cleanly (field notes: probe physics).
             self._write(master, data)
-        ct = char_ms(sp or 9600, 7, "E")
-        at = max(t, self._in_free)
-        for b in data:
-            at += ct
-            self._in.append((at, b, sp))
-        self._in_free = at
+        self._queue_in(t, data, sp, char_ms(sp or 9600, 7, "E"))
 
-    def _next_time(self):
-        times = [self.meter.next_event_time()]
-        if self._out:
-            times.append(self._out[0][0])
-        if self._in:
-            times.append(self._in[0][0])
-        times = [x for x in times if x is not None]
-        return min(times) if times else None
+    # The pty's line: the reader's bytes are tagged with its speed, the meter's with the
+    # meter's baud; a byte reaches the other side clean only if the two agree.
 
-    def _process_due(self, master, t):
-        meter = self.meter
-        pending = bytearray()
-        while True:
-            tm = meter.next_event_time()
-            to = self._out[0][0] if self._out else None
-            ti = self._in[0][0] if self._in else None
-            cands = [x for x in (tm, to, ti) if x is not None and x <= t]
-            if not cands:
-                break
-            te = min(cands)
-            if tm is not None and tm == te:
-                for kind, ts, arg in meter.poll(te):
-                    if kind == "line":
-                        self._m_line = tuple(arg)
-                        self.trace.append((ts, "M:line", b"", self._m_line))
-                    else:
-                        self._queue_out(ts, arg)
-            elif to is not None and to == te:
-                _, b, baud = self._out.popleft()
-                clean = baud == self._reader_baud
-                pending.append(b if clean else garble_byte(b))
-                self.stats["to_reader"] += 1
-                if not clean:
-                    self.stats["garbled_to_reader"] += 1
-            else:
-                _, b, baud = self._in.popleft()
-                clean = baud == self._m_line[0]
-                if clean:
-                    value = b & 0x7F if self._m_line[1] == 7 else b
-                else:
-                    value = garble_byte(b)
-                    self.stats["garbled_to_meter"] += 1
-                self.stats["to_meter"] += 1
-                meter.on_rx(te, value, clean)
-        if pending:
-            self.trace.append((t, "M>R", bytes(pending), self._reader_baud))
-            self._write(master, bytes(pending))
+    def _in_clean(self, baud):
+        return baud == self._m_line[0]
+
+    def _out_byte(self, b, baud):
+        if baud == self._reader_baud:
+            return b
+        self.stats["garbled_to_reader"] += 1
+        return garble_byte(b)
+
+    def _meter_sends(self, ts, data, pending):
+        self._queue_out(ts, data)
 
     def _queue_out(self, ts, data):
+        # Paced: each byte is due when its last bit would have left the meter at its baud.
         baud = self._m_line[0]
         ct = char_ms(*self._m_line)
         at = max(ts, self._out_free)
