@@ -11,6 +11,11 @@ import sys
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
+# True where float is IEEE single precision (the rp2 and esp32 builds: 1e39 is inf there), since
+# 2**24 + 1 then rounds to 2**24. A-XDR float64 values follow a rule for it
+# (axdr_types.float64); tests set it to check that rule on a double-precision host.
+SINGLE_FLOAT = float(16777217) == 16777216.0
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -68,6 +73,15 @@ def unload(name):
         pkg = sys.modules.get("optoread")
         if pkg is not None and hasattr(pkg, name):
             delattr(pkg, name)  # the package keeps each imported submodule as an attribute
+
+
+def heap_free():
+    """Free heap in bytes after a full collection (MicroPython), or None where there is no fixed
+    heap to measure (CPython): the console's ``status`` and ``heapwatch`` report it."""
+    import gc
+
+    gc.collect()
+    return gc.mem_free() if hasattr(gc, "mem_free") else None
 
 
 def hexstr(data):

@@ -27,7 +27,10 @@ are never written back: ``config get`` shows them as ``***``.
 
 ``read`` runs the reader to the end before the console answers anything else (on the
 device that blocks the loop for the reading's duration, as the probe needs the CPU anyway);
-progress lines are written as the reading goes.
+progress lines are written as the reading goes. ``config set heapwatch on`` makes every reading
+report the lowest free heap seen (a collection and ``gc.mem_free()`` at every progress message
+and every profile row block the store writes): the device's RAM margin, as ``make bench``
+measures it on the emulated Pico.
 """
 
 # Store sessions and the reader are duck-typed; pyright cannot see through the factories.
@@ -39,7 +42,7 @@ from binascii import b2a_base64
 
 from . import __version__
 from .axdr import from_epoch, to_epoch
-from .compat import const
+from .compat import const, heap_free
 from .crc import crc32
 from .errors import ConsoleError, NoAnswerError, OptoreadError, StoreError
 
@@ -56,7 +59,7 @@ FAILED = "failed"
 
 _HELP = (
     "optoread console commands:",
-    "  status                      free space, sessions, not downloaded, clock",
+    "  status                      free space, sessions, not downloaded, clock, free heap",
     "  read [PLAN] [--meter ID]    read a meter now (default plan from config)",
     "  list                        stored sessions",
     "  show N                      the values of session N",
@@ -325,6 +328,7 @@ class Console:
         self.on_read = on_read
         self.busy = False  # a reading is running
         self.last = None  # (outcome, summary or None, error text or None) of the last reading
+        self.heap_low = None  # lowest free heap seen during the last reading (config heapwatch)
         self._frame = bytearray(FRAME_PAYLOAD)
 
     # -- output helpers
@@ -459,6 +463,10 @@ class Console:
         self._w("sessions   %d (%d bytes)" % (sp["sessions"], sp["stored"]))
         self._w("pending    %d not downloaded (%d bytes)" % (sp["unacked_sessions"], sp["unacked"]))
         self._w("acked      up to %d" % self.store.acked)
+        free = heap_free()
+        if free is not None:
+            self._w("heap       %d bytes free%s" % (free, "" if self.heap_low is None else
+                                                     " (lowest during the last reading: %d)" % self.heap_low))
         if self.last is not None:
             outcome, s, err = self.last
             self._w("last read  %s%s%s" % (outcome, " session %d" % s.seq if s is not None else "",
@@ -498,6 +506,13 @@ class Console:
             return FAILED, None, "busy"
         self.busy = True
         self._w("reading%s%s ..." % (" plan " + plan if plan else "", " meter " + meter if meter else ""))
+        # heapwatch: the lowest free heap (after a collection) at every progress message and every
+        # profile row block the store writes: the device's RAM margin, measured (make bench).
+        watch = self.config.get("heapwatch") in (True, 1, "1", "on", "true")
+        self.heap_low = None
+        if watch:
+            self._sample_heap()
+            self.store.watch = self._sample_heap
         summary = None
         err = None
         rd = None
@@ -517,6 +532,9 @@ class Console:
             self._seal_open_session(err)
         finally:
             self.busy = False
+            if watch:
+                self.store.watch = None
+                self._sample_heap()
             t = getattr(rd, "transport", None)
             if t is not None and hasattr(t, "close"):
                 try:
@@ -527,6 +545,8 @@ class Console:
             self._w("session %d: %s %s, %d values, %d rows%s" % (
                 summary.seq, summary.meter, "complete" if summary.complete else "incomplete",
                 summary.values, summary.rows, " (%s)" % err if err else ""))
+            if self.heap_low is not None:
+                self._w("heap: lowest free %d bytes during the reading" % self.heap_low)
         else:
             self._w("read failed: %s" % err)
         if outcome == NO_ANSWER:
@@ -548,7 +568,14 @@ class Console:
             pass
 
     def _progress(self, text):
+        if self.heap_low is not None:
+            self._sample_heap()
         self._w("  " + text)
+
+    def _sample_heap(self):
+        free = heap_free()
+        if free is not None and (self.heap_low is None or free < self.heap_low):
+            self.heap_low = free
 
     def h_list(self, args):
         n = 0
