@@ -10,7 +10,7 @@ STDLIB_STUBS_VERSION := 1.29.0.post2
 FIRMWARE := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' | sort)
 MPY_OUT := build/mpy
 
-.PHONY: setup test demo deploy lint mpy typecheck pytest mptest fuzz bench clean
+.PHONY: setup test test-device emu-setup demo deploy lint mpy typecheck pytest mptest fuzz bench clean
 
 setup: $(STAMP)
 
@@ -54,12 +54,34 @@ typecheck: setup
 	$(BIN)/pyright -p tools/typecheck/rp2.json
 	$(BIN)/pyright -p tools/typecheck/esp32.json
 
+# The device-in-the-loop tests (the emulated Pico) run here only for their one short case.
 pytest: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not device"
 
-# The portable tests again, on the MicroPython unix port.
+# The emulated Pico (../shared/emu): build/emu with the runner and rp2040js from npm; skipped,
+# saying why, when ../shared/emu or node is absent.
+emu-setup: setup
+	@$(PY) -c "from optoread_tools import emu; w = emu.unavailable(); print('emulated Pico: ' + (w or 'ready in build/emu'))"
+
+# Every device-in-the-loop test on the emulated Pico (budget: 60 minutes on 2 cores).
+test-device: setup emu-setup
+	$(BIN)/pytest host_tests/test_device_emu.py
+	$(PY) tools/emu_portable.py
+
+# The portable tests again, on the MicroPython unix port: 64-bit, and the 32-bit build (small ints
+# end at 2**30 as on a board) when ../shared/emu has it. Each prints its own closing line.
+MICROPYTHON32 ?= ../shared/emu/micropython32
 mptest: setup
-	$(BIN)/micropython -X heapsize=16m host_tests/mprun.py
+	@rc=0; \
+	echo "$(BIN)/micropython -X heapsize=16m host_tests/mprun.py"; \
+	$(BIN)/micropython -X heapsize=16m host_tests/mprun.py || rc=1; \
+	if [ -x "$(MICROPYTHON32)" ]; then \
+	  echo "$(MICROPYTHON32) -X heapsize=16m host_tests/mprun.py"; \
+	  $(MICROPYTHON32) -X heapsize=16m host_tests/mprun.py || rc=1; \
+	else \
+	  echo "micropython32: skipped ($(MICROPYTHON32) is absent; set MICROPYTHON32=PATH)"; \
+	fi; \
+	exit $$rc
 
 # Figures (protocol cost, flash density, RAM, footprint) -> docs/benchmarks.md and .json.
 bench: setup mpy

@@ -1,8 +1,8 @@
 """Run the portable tests on the MicroPython unix port (it has no unittest or pytest).
 
 Usage: micropython host_tests/mprun.py [NAME_FILTER]  (from the project root)
-Prints one line per failure and a closing line ``N passed, N failed, N skipped``;
-exits 1 if anything failed.
+Prints one line per failure and a closing line ``NAME: N passed, N failed, N skipped``, NAME
+saying which interpreter ran them (:func:`interpreter`); exits 1 if anything failed.
 """
 
 import os
@@ -23,6 +23,15 @@ def portable_files():
         with open(HERE + "/" + name) as f:
             if "\nPORTABLE = True" in f.read():
                 yield name[:-3]
+
+
+def interpreter():
+    """``micropython`` on a 64-bit build, ``micropython32`` where small ints end at 2**30 (the
+    32-bit unix port, boards), plus the platform when it is not the unix port."""
+    name = "micropython" if sys.maxsize > 0x7FFFFFFF else "micropython32"
+    if sys.platform not in ("linux", "darwin"):
+        name += " (%s)" % sys.platform
+    return name
 
 
 def main():
@@ -52,7 +61,7 @@ def main():
                 failed += 1
                 print("FAIL %s::%s: %s: %s" % (modname, name, type(e).__name__, e))
                 sys.print_exception(e)
-    print("micropython: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    print("%s: %d passed, %d failed, %d skipped" % (interpreter(), passed, failed, skipped))
     sys.exit(1 if failed else 0)
 
 

@@ -122,8 +122,9 @@ def simple_values(peer=True, nested=False):
         ints(T.LONG64, -(2 ** 63), 2 ** 63 - 1),
         ints(T.LONG64_UNSIGNED, 0, 2 ** 64 - 1),
         ints(T.ENUM, 0, 255),
-        st.floats(width=32, allow_nan=False).map(lambda f: (T.FLOAT32, _f32(f))),
-        st.floats(allow_nan=False).map(lambda f: (T.FLOAT64, f)),
+        # inf and nan are refused by the encoder (decoding them: test_axdr)
+        st.floats(width=32, allow_nan=False, allow_infinity=False).map(lambda f: (T.FLOAT32, _f32(f))),
+        st.floats(allow_nan=False, allow_infinity=False).map(lambda f: (T.FLOAT64, f)),
         datetimes(peer).map(lambda v: (T.DATE_TIME, v)),
         dates().map(lambda v: (T.DATE, v)),
         times().map(lambda v: (T.TIME, v)),

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import demo
+import mpbin
 import pytest
 from optoread_tools import sim_dlms
 from optoread_tools.simcli import make_meter
 
-MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 needs_unix_port = pytest.mark.skipif(not (os.path.exists(MICROPYTHON) and hasattr(os, "openpty")),
                                      reason="needs the micropython unix port and ptys")
 

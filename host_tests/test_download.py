@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 
+import mpbin
 import pytest
 from optoread import store as st
 from optoread.crc import crc32
@@ -866,7 +867,7 @@ def test_base64_matches_binascii():
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 
 
 class CutPort:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import mpbin
 import pytest
 from optoread import driver
 from optoread import iec62056_21 as iec
@@ -19,7 +20,7 @@ from optoread_tools.simcli import make_meter
 from optoread_tools.vline import VirtualLine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 
 # The reader options a user sets for each quirk (the documented knob for that meter).
 READER = {

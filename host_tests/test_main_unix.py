@@ -12,13 +12,14 @@ import select
 import subprocess
 import time
 
+import mpbin
 import pytest
 from optoread import store as st
 from optoread import store_decode as sd
 from optoread.crc import crc32
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 MAIN = os.path.join(ROOT, "firmware", "main.py")
 
 pytestmark = pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no MicroPython unix port")

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 
+import mpbin
 import pytest
 from optoread import reader, store
 from optoread.errors import SessionError
@@ -17,7 +18,7 @@ from optoread_tools.simcli import make_meter
 from optoread_tools.vline import VirtualLine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 PLANS = os.path.join(ROOT, "firmware", "plans")
 
 

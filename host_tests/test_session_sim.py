@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 
+import mpbin
 import pytest
 from optoread import acse_names, axdr_encode, hdlc, xdlms
 from optoread.device import DLMS_BUFFERS
@@ -21,7 +22,7 @@ sim = pytest.importorskip("optoread_tools.sim_dlms")
 model_mod = pytest.importorskip("optoread_tools.sim_dlms_model")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 EK = bytes(range(16))
 AK = bytes(range(0x10, 0x20))
 BLOCK_LOAD = bytes((1, 0, 99, 1, 0, 255))

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 
+import mpbin
 import pytest
 from optoread import axdr, hdlc
 from optoread import obis as obislib
@@ -15,7 +16,7 @@ from optoread import obis as obislib
 sim = pytest.importorskip("optoread_tools.sim_dlms")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 EK = bytes(range(16))
 AK = bytes(range(0x10, 0x20))
 HEX = lambda b: "hex:" + binascii.hexlify(b).decode()  # noqa: E731

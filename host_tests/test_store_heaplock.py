@@ -93,3 +93,42 @@ def test_profile_rows_append_without_allocating():
         assert rows[1][0] == 1700000000 + 900
     finally:
         done()
+
+
+def test_rows_after_an_explicit_first_clock_append_without_allocating():
+    # The reader's case: no first_time, the first row carries the meter's clock (epoch seconds,
+    # a long int on a 32-bit board); the rows it implies then cost no allocation either.
+    st, done = _store()
+    try:
+        st.mount()
+        w = st.begin("m1", "p", 1)
+        w.profile_begin("1.0.99.1.0.255", ["1.0.1.8.0.255", "1.0.2.8.0.255"], 900)
+        t0 = 1767225600
+        cols = [5, None]
+        w.row(t0, cols)
+        if portable.IS_MICROPYTHON:
+            import gc
+
+            import micropython
+
+            gc.collect()
+            micropython.heap_lock()
+        try:
+            for i in range(1500):
+                cols[0] = 5 + i
+                cols[1] = None if i % 5 else i
+                w.row(None, cols)
+        finally:
+            if portable.IS_MICROPYTHON:
+                micropython.heap_unlock()
+        w.row(t0 + 1501 * 900 + 60, [0, 0])  # a clock off the grid: explicit again
+        s = w.commit()
+        assert s.rows == 1502
+        rows = []
+        st.read(s.seq, lambda kind, d: rows.append(d) if kind == "row" else None)
+        assert rows[0] == (t0, (5, None))
+        assert rows[1500] == (t0 + 1500 * 900, (1504, None))
+        assert rows[1496] == (t0 + 1496 * 900, (1500, 1495))
+        assert rows[-1] == (t0 + 1501 * 900 + 60, (0, 0))
+    finally:
+        done()

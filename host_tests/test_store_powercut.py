@@ -314,10 +314,12 @@ def test_powercut_full_matrix_on_unix_port():
     import subprocess
     import time
 
+    import mpbin
+
     here = os.path.dirname(os.path.abspath(__file__))
-    mp = os.path.join(os.path.dirname(here), ".venv", "bin", "micropython")
+    mp = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
     if not os.path.exists(mp):
-        portable.skip("no unix port in .venv")
+        portable.skip("no MicroPython at %s" % mp)
     t = time.time()
     r = subprocess.run([mp, "-X", "heapsize=8m", os.path.join(here, "test_store_powercut.py"), "full"],
                        capture_output=True, text=True, timeout=600)

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import mpbin
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
 DOCS = os.path.join(ROOT, "docs")
@@ -41,6 +43,7 @@ def mpy_bytes(arch="armv6m"):
 
 def main():
     started = time.time()
+    mp = mpbin.from_argv(sys.argv)  # --micropython PATH, $OPTOREAD_MICROPYTHON, else the venv's
     path_json = os.path.join(DOCS, "benchmarks.json")
     try:
         figures = json.load(open(path_json))
@@ -72,7 +75,8 @@ def main():
                "session_s_virtual": r["session_s_virtual"], "wire_floor_s": r["wire_floor_s"]}
         for name, r in (("optoread", readout[0]), ("gurux", peer[0]))}
 
-    dec = json.loads(run([os.path.join(BIN, "python"), "tools/bench_decode.py", "--json"]))
+    dec = json.loads(run([os.path.join(BIN, "python"), "tools/bench_decode.py", "--json",
+                          "--micropython", mp]))
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import bench_decode
 
@@ -87,12 +91,12 @@ def main():
     if "wasm32_fuel" in dec:
         figures["decode_wasm32_fuel"] = dec["wasm32_fuel"]
 
-    store = run([os.path.join(BIN, "micropython"), "-X", "heapsize=16m", "host_tests/bench_store.py"])
+    store = run([mp, "-X", "heapsize=16m", "host_tests/bench_store.py"])
     sections.append(("Flash: readings per 1.4 MB", "micropython host_tests/bench_store.py", store))
     m = re.search(r"clock \+ 1 energy column\s*:\s*(\d+) meters fit", store)
     if m:
         figures["meters_45d_per_1_4mb"] = int(m.group(1))
-    flash = run([os.path.join(BIN, "micropython"), "-X", "heapsize=16m", "tools/bench_flash.py"])
+    flash = run([mp, "-X", "heapsize=16m", "tools/bench_flash.py"])
     m = re.search(r"^JSON (.*)$", flash, re.M)
     if m:
         figures["flash"] = json.loads(m.group(1))
@@ -103,7 +107,8 @@ def main():
     mode = os.environ.get("BENCH_RAM", "full")  # about a minute since the meter is on loopback TCP
     if os.path.exists(os.path.join(ROOT, "tools", "bench_ram.py")) and mode != "skip":
         args = [] if mode == "full" else ["--quick"]
-        ram = run([os.path.join(BIN, "python"), "tools/bench_ram.py"] + args, timeout=3600)
+        ram = run([os.path.join(BIN, "python"), "tools/bench_ram.py", "--micropython", mp] + args,
+                  timeout=3600)
         if mode != "full":
             ram += ("\n--quick: working sets only. The heap bisection takes too long for every "
                     "`make bench`;\n"

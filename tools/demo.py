@@ -16,7 +16,7 @@
 Exit status 0 only when every check passed; otherwise the failures are listed (and the
 device console transcript is printed) and the status is 1.
 
-    python tools/demo.py [--out demo-out] [--heap 512k] [--rows 2880] [--quiet]
+    python tools/demo.py [--out demo-out] [--heap 512k] [--rows 2880] [--quiet] [--micropython PATH]
 """
 
 import argparse
@@ -39,11 +39,14 @@ class DemoError(Exception):
     """A step of the demo could not run (not a data mismatch: those are collected as failures)."""
 
 
-def _micropython():
-    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
-    found = cand if os.path.exists(cand) else shutil.which("micropython")
+def _micropython(path=None):
+    import mpbin
+
+    # --micropython PATH, else $OPTOREAD_MICROPYTHON, else the venv's (or one on PATH)
+    cand = os.path.abspath(path) if path else mpbin.MICROPYTHON  # the device runs in the out dir
+    found = cand if os.path.exists(cand) else (None if path else shutil.which("micropython"))
     if not found:
-        raise DemoError("the MicroPython unix port is not installed (make setup)")
+        raise DemoError("the MicroPython unix port is not installed (make setup): %s" % cand)
     return found
 
 
@@ -271,7 +274,7 @@ def _table(sessions, log):
             log("  profile %s: %d rows x %d columns%s" % (p["obis"], len(rows), len(p["columns"]), span))
 
 
-def run(out_dir, heap="512k", rows=2880, log=print):
+def run(out_dir, heap="512k", rows=2880, log=print, micropython=None):
     """Run the demo into ``out_dir``; return the list of failures (empty = every check passed)."""
     from optoread_tools import readings_db, sim_dlms
     from optoread_tools.ptybridge import PtyBridge
@@ -304,7 +307,7 @@ def run(out_dir, heap="512k", rows=2880, log=print):
     env = dict(os.environ)
     env.update({"OPTOREAD_BOARD": "unix", "OPTOREAD_STORE": image, "OPTOREAD_PROBE": "pty:" + iec_path})
     env.pop("MICROPYPATH", None)
-    bridge = PtyBridge([_micropython(), "-X", "heapsize=" + heap, main_py], env=env, cwd=out_dir)
+    bridge = PtyBridge([_micropython(micropython), "-X", "heapsize=" + heap, main_py], env=env, cwd=out_dir)
     console = None
     seqs = {}
     rc_dev = None
@@ -423,6 +426,9 @@ def main(argv=None):
                    "on the 64-bit unix port are about twice their size on a 32-bit board)")
     p.add_argument("--rows", type=int, default=2880, help="load-profile rows the DLMS meter holds")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
+    import mpbin
+
+    mpbin.add_argument(p)
     args = p.parse_args(argv)
     if args.quiet:
         def log(text):
@@ -432,7 +438,7 @@ def main(argv=None):
         def log(text):
             print(text, flush=True)
     try:
-        failures = run(args.out, heap=args.heap, rows=args.rows, log=log)
+        failures = run(args.out, heap=args.heap, rows=args.rows, log=log, micropython=args.micropython)
     except DemoError as e:
         print("DEMO FAILED: %s" % e)
         return 1

@@ -6,7 +6,7 @@ One element is ``tag`` (1 byte) + contents. Python mapping used by :func:`decode
 null-data              ``None``
 boolean                ``bool``
 integer types, enum    ``int``
-float32 / float64      ``float``
+float32 / float64      ``float`` (float64 on rp2/esp32: axdr_types.float64)
 octet-string           ``bytes``
 visible-string         ``str`` (one char per byte, 0..255; never fails)
 utf8-string            ``str`` (invalid UTF-8 -> AxdrError)
@@ -520,7 +520,11 @@ def _simple(t, buf, off, end):
         _need_in(buf, off, end, size, t)
         fmt = _FMT.get(t)
         if fmt is not None:
-            return unpack_from(fmt, buf, off)[0], off + size
+            if t != _FLOAT64:
+                return unpack_from(fmt, buf, off)[0], off + size
+            from . import axdr_types  # float64: what a single-precision board makes of it
+
+            return axdr_types.float64(buf, off), off + 8
         if t == _NULL:
             return None, off
         if t == _BOOLEAN:

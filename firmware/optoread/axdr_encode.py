@@ -8,6 +8,7 @@ The value conventions are in axdr's module docstring.
 
 from struct import pack_into, unpack_from
 
+from . import compat
 from .axdr import (  # tables and the date/time classes
     _FMT,
     _SIZES,
@@ -121,9 +122,14 @@ def _simple_len(t, v):
         elif t == FLOAT32 or t == FLOAT64:
             if not isinstance(v, (int, float)):
                 raise _bad(t, "%s needs a float" % tag_name(t))
-            # finite and too large for float32 (CPython's struct would raise OverflowError)
-            if t == FLOAT32 and v == v and v - v == 0 and abs(v) > _F32_MAX:
-                raise _bad(t, "value does not fit float32")
+            if isinstance(v, float) and (v != v or v - v != 0):
+                # inf and nan: no meter reading or setting is one (and 1e39 is inf on a board)
+                raise _bad(t, "%s cannot take %r: not a finite number" % (tag_name(t), v))
+            # too large (CPython's struct would raise OverflowError, a board write inf)
+            if t == FLOAT32 and abs(v) > _F32_MAX:
+                raise _bad(t, "%r does not fit float32" % (v,))
+            if t == FLOAT64 and isinstance(v, int) and _f64_of_int(v)[1] > 0x7FE:
+                raise _bad(t, "%d does not fit float64" % v)
         elif t == BCD:
             if not isinstance(v, int) or v < 0 or v > 99:
                 raise _bad(t, "bcd holds 0..99")
@@ -151,7 +157,10 @@ def _write_simple(buf, off, t, v):
         _need_out(buf, off, size)
         fmt = _FMT.get(t)
         if fmt is not None:
-            pack_into(fmt, buf, off, v)
+            if t == FLOAT64 and compat.SINGLE_FLOAT and isinstance(v, int):
+                _pack_f64_int(buf, off, v)  # float(v) would keep only 24 bits of it
+            else:
+                pack_into(fmt, buf, off, v)
         elif t == BOOLEAN:
             buf[off] = 1 if v else 0
         elif t == BCD:
@@ -172,6 +181,43 @@ def _write_simple(buf, off, t, v):
     _need_out(buf, off, n)
     buf[off:off + n] = data
     return off + n
+
+
+def _f64_of_int(v):
+    # (sign, biased exponent, 52-bit fraction) of the float64 nearest to int v (ties to even),
+    # in integer arithmetic: exact on a board whose float is single precision.
+    sign = 1 if v < 0 else 0
+    m = -v if sign else v
+    if not m:
+        return 0, 0, 0
+    if m >> 1100:  # far beyond float64: do not count its bits one by one
+        return sign, 0x7FF, 0
+    n = 0  # bit length of m
+    while m >> n:
+        n += 1
+    e = 0
+    if n > 53:
+        shift = n - 53
+        rem = m & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        m >>= shift
+        e = shift
+        if rem > half or (rem == half and m & 1):
+            m += 1
+            if m >> 53:  # rounded up to the next power of two
+                m >>= 1
+                e += 1
+        n = 53
+    return sign, n - 1 + e + 1023, (m << (53 - n)) & ((1 << 52) - 1)
+
+
+def _pack_f64_int(buf, off, v):
+    # The float64 nearest to int v, big-endian at buf[off:off + 8] (checked by _simple_len).
+    sign, exp, frac = _f64_of_int(v)
+    buf[off] = (sign << 7) | (exp >> 4)
+    buf[off + 1] = ((exp & 0x0F) << 4) | (frac >> 48)
+    for i in range(2, 8):
+        buf[off + i] = (frac >> (8 * (7 - i))) & 0xFF
 
 
 def _items(t, v):

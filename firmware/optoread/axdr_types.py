@@ -1,13 +1,15 @@
 """A-XDR bit-string, date and time values (IEC 62056-6-2): :class:`BitString`, :class:`Date`,
-:class:`Time`, and the strict UTF-8 check of utf8-strings.
+:class:`Time`, the strict UTF-8 check of utf8-strings and the float64 rule of single-precision
+boards (:func:`float64`).
 
 Apart from :mod:`optoread.axdr` (which keeps :class:`~optoread.axdr.DateTime`, the clock and
 profile timestamps) because meters rarely send them alone: the decoder loads this module at the
 first one (RAM on a board).
 """
 
-from struct import pack_into
+from struct import pack, pack_into, unpack_from
 
+from . import compat
 from .axdr import NOT_SPECIFIED, _check_byte, _check_year, _f2, _need_in, _need_out, _Octets
 from .errors import AxdrError
 
@@ -182,3 +184,49 @@ def check_utf8(buf, off, end):
             if buf[j] & 0xC0 != 0x80:
                 raise AxdrError("invalid UTF-8", "utf8-string", i)
         i += 1 + n
+
+
+def float64(buf, off):
+    """The A-XDR float64 at ``buf[off:off + 8]`` as this board can hold it.
+
+    Where ``float`` is double precision (CPython, the unix ports) it is that float. Where it is
+    single precision (the rp2 and esp32 builds, ``compat.SINGLE_FLOAT``) no value silently
+    becomes inf or loses an integer digit:
+
+    - a value a float32 holds exactly is that ``float`` (230.25, 1e10, 0.5, inf, nan);
+    - else an integer value is the exact ``int`` (a counter such as 123456789.0, and every
+      finite value beyond float32's range, since a float64 from 2**52 up is an integer);
+    - else (a fraction needing more than float32's 24 bits, e.g. 0.1) the nearest float32:
+      about 7 significant digits, all that the board's float holds.
+    """
+    v = unpack_from(">d", buf, off)[0]
+    if not compat.SINGLE_FLOAT:
+        return v
+    b0 = buf[off]
+    e = ((b0 & 0x7F) << 4) | (buf[off + 1] >> 4)
+    m = buf[off + 1] & 0x0F
+    for i in range(off + 2, off + 8):
+        m = (m << 8) | buf[i]
+    if e == 0x7FF:
+        # made here: the rp2 build's unpack turns a float64 nan into inf
+        if m:
+            return float("nan")
+        return float("-inf") if b0 & 0x80 else float("inf")
+    if e:
+        m |= 1 << 52
+    else:
+        e = 1  # subnormal
+    if not m:  # +-0.0
+        return v
+    e -= 1075  # the value is m * 2**e
+    while not m & 1:
+        m >>= 1
+        e += 1
+    # m odd now: a float32 is m * 2**e with m < 2**24, e >= -149, below 2**128
+    if m < 1 << 24 and e >= -149 and (e <= 104 or m < 1 << (128 - e)):
+        return v
+    if e >= 0:
+        return -(m << e) if b0 & 0x80 else m << e
+    # A fraction: on the board v already is the nearest float32; on a host that only pretends
+    # (tests) round it the same way.
+    return unpack_from(">f", pack(">f", v))[0]

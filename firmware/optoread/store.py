@@ -50,6 +50,10 @@ from .crc import crc32_write
 from .errors import OptoreadError, StoreError
 
 MAGIC = const(0xA7)
+# The record format version written into every record. Bump it whenever the meaning of any
+# record's bytes changes; store_decode reads every version from 1 up to this one (sessions not
+# yet downloaded survive a firmware update) and refuses newer ones. Version 1 is unchanged by
+# keeping profile clocks as offsets in RAM (RowEncoder): the bytes were relative already.
 VERSION = const(1)
 
 # Record types.
@@ -240,6 +244,11 @@ class RowEncoder:
     The rows go to ``buf[start:start + capacity]``: a buffer of its own by default, or (the
     session writer) the payload area of the store's record buffer, so a profile costs no
     second block buffer.
+
+    Clocks are tracked as offsets from a base (the profile's first time, else the first clock
+    a row gives): epoch seconds exceed 2**30, where a 32-bit board's small ints end, and a
+    sum of two of them would allocate a long int for every row. The encoded bytes are the
+    same as with absolute clocks (a row's clock is always relative to the implied one).
     """
 
     def __init__(self, capacity=_ROW_BLOCK, buf=None, start=0):
@@ -253,8 +262,8 @@ class RowEncoder:
         """Start a new profile: ``ncols`` integer columns, capture period (s) and expected first clock."""
         self.ncols = ncols
         self.period = period or 0
-        self.clock = None
-        self.first = first_time
+        self.base = first_time  # epoch seconds (may be a long int) or None until a row gives one
+        self.rel = None  # the last row's clock - base; None while no row had a clock
         for i in range(_MAX_COLUMNS):
             self.prev[i] = 0
         self.clear()
@@ -270,44 +279,62 @@ class RowEncoder:
 
     def add(self, clock, cols):
         """Encode one row; ``clock`` is epoch seconds or None (implied), ``cols`` ints or None."""
-        if len(cols) != self.ncols:
-            raise _err("row has %d columns, profile has %d" % (len(cols), self.ncols), "row")
+        ncols = self.ncols
+        if len(cols) != ncols:
+            raise _err("row has %d columns, profile has %d" % (len(cols), ncols), "row")
+        # Check first: a row that fails must leave no trace in the delta state.
+        for i in range(ncols):
+            v = cols[i]
+            if v is not None and not isinstance(v, int):
+                raise _err("profile column %d must be an int" % i, "row")
+        # pred: the implied clock as an offset from base (None: no clock known yet)
+        rel = self.rel
+        base = self.base
+        if rel is not None:
+            pred = rel + self.period
+        else:
+            pred = None if base is None else 0
+        if clock is None:
+            explicit = 0
+            delta = 0
+            rel = pred
+        else:
+            if not isinstance(clock, int):
+                raise _err("row clock must be an int", "clock")
+            if base is None:  # the first clock of a profile without first_time: the base
+                delta = clock  # relative to 0, as the decoder expects
+                explicit = 1
+                rel = 0
+                base = clock
+            else:
+                rel = clock - base  # a long int's subtraction: only for rows that carry a clock
+                explicit = 0 if rel == pred else 1
+                delta = rel - pred
         buf = self.buf
         end = self.end
-        if self.clock is None:
-            pred = self.first
-        else:
-            pred = self.clock + self.period
         off = self.off
+        prev = self.prev
         # The lead varint carries the first column's code and, in its low bit, whether an
         # explicit clock follows: a regular row costs no byte for its timestamp.
-        explicit = not (clock is None or clock == pred)
-        if explicit and not isinstance(clock, int):
-            raise _err("row clock must be an int", "clock")
-        prev = self.prev
-        for i in range(self.ncols):
+        for i in range(ncols):
             v = cols[i]
-            if v is None:
-                code = 0
-            else:
-                if not isinstance(v, int):
-                    raise _err("profile column %d must be an int" % i, "row")
-                code = zigzag(v - prev[i]) + 1
+            code = 0 if v is None else zigzag(v - prev[i]) + 1
             if i == 0:
                 off = put_uvarint(buf, off, end, (code << 1) | explicit)
                 if explicit:
-                    off = put_uvarint(buf, off, end, zigzag(clock - (pred or 0)))
+                    off = put_uvarint(buf, off, end, zigzag(delta))
             else:
                 off = put_uvarint(buf, off, end, code)
-            if v is not None:
-                prev[i] = v
-        if self.ncols == 0:
+        if ncols == 0:
             off = put_uvarint(buf, off, end, explicit)
             if explicit:
-                off = put_uvarint(buf, off, end, zigzag(clock - (pred or 0)))
-        if not explicit:
-            clock = pred
-        self.clock = clock
+                off = put_uvarint(buf, off, end, zigzag(delta))
+        for i in range(ncols):  # the row is written: now it is the reference of the next one
+            v = cols[i]
+            if v is not None:
+                prev[i] = v
+        self.base = base
+        self.rel = rel
         self.off = off
         self.rows += 1
 
@@ -374,6 +401,9 @@ class Store:
         self.fs = fs if fs is not None else OsFs()
         self.root = root.rstrip("/") or ""
         self.reserve = reserve
+        # Called (no arguments) after every profile row block is written: the console's
+        # heapwatch samples the free heap there, where a long profile's rows stream through.
+        self.watch = None
         # _index: one _ENTRY per committed session, ascending seq; _table: the distinct meter ids,
         # plans, errors (and times that are not ints) the entries refer to
         self._clear_index()
@@ -735,6 +765,8 @@ class Writer:
         self._s.rows += r.rows
         r.clear()
         self._write_out(start)
+        if self.store.watch is not None:
+            self.store.watch()
 
     def value(self, obis, value, scaler=None, unit=None):
         """Store a register value: OBIS text, value (int/str/bytes/float/None), scaler, unit code or text."""

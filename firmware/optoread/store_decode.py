@@ -39,6 +39,9 @@ _TAG_BYTES = const(3)
 _TAG_FLOAT = const(4)
 _MAX_VARINT = const(10)
 _MAX_COLUMNS = const(32)
+# Every record version from this one up to store.VERSION is read: sessions written by an
+# older firmware and not yet downloaded survive an update (docs/architecture.md, "Store format").
+_OLDEST_VERSION = const(1)
 
 
 def unzigzag(z):
@@ -89,7 +92,14 @@ def get_item(buf, off, end):
     if tag == _TAG_FLOAT:
         if off + 8 > end:
             raise _err("truncated float", "item", off)
-        return struct.unpack_from("<d", buf, off)[0], off + 8
+        v = struct.unpack_from("<d", buf, off)[0]
+        if v - v != 0:  # inf or nan: the rp2 build's unpack turns every nan into inf
+            frac = buf[off + 6] & 0x0F
+            for i in range(off, off + 6):
+                frac |= buf[i]
+            if frac:
+                v = float("nan")
+        return v, off + 8
     raise _err("unknown item tag %d" % tag, "item", off - 1)
 
 
@@ -114,7 +124,7 @@ def parse_header(buf, off, end):
     magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, off)
     if magic != MAGIC:
         raise _err("bad magic 0x%02X" % magic, "magic", off)
-    if ver != VERSION:
+    if ver < _OLDEST_VERSION or ver > VERSION:
         raise _err("unsupported record version %d" % ver, "version", off + 1)
     if rtype < T_HEAD or rtype > T_ACK:
         raise _err("unknown record type %d" % rtype, "type", off + 2)
@@ -248,7 +258,8 @@ def read_record(f, buf):
     if got < HEADER_SIZE:
         return got, -1, 0, 0, 0
     magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, 0)
-    if magic != MAGIC or ver != VERSION or n > MAX_PAYLOAD or rtype < T_HEAD or rtype > T_ACK:
+    if (magic != MAGIC or ver < _OLDEST_VERSION or ver > VERSION or n > MAX_PAYLOAD
+            or rtype < T_HEAD or rtype > T_ACK):
         return got, -1, 0, 0, 0
     want = n + CRC_SIZE
     got2 = _readfull(f, mv[HEADER_SIZE:HEADER_SIZE + want])
