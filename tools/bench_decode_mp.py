@@ -34,6 +34,26 @@ MAX_INFO = 2030  # the receiver is sized for the largest frame, whatever was rec
 
 def decode(data, reasm_cap=4096, element_max=512):
     """Decode the frames in ``data``; return the number of profile rows."""
+    return decode_chunks((data,), reasm_cap, element_max)
+
+
+def decode_file(f, chunk=2048, reasm_cap=4096, element_max=512):
+    """Decode the frames read from the open file ``f`` ``chunk`` bytes at a time (a board's heap
+    cannot hold the whole recording); return the number of profile rows."""
+    buf = bytearray(chunk)
+
+    def chunks():
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                return
+            yield memoryview(buf)[:n]
+
+    return decode_chunks(chunks(), reasm_cap, element_max)
+
+
+def decode_chunks(chunks, reasm_cap=4096, element_max=512):
+    """Decode the frames arriving in the byte chunks of ``chunks``; return the number of rows."""
     rows = [0]
 
     def sink(row):
@@ -42,29 +62,34 @@ def decode(data, reasm_cap=4096, element_max=512):
     rx = hdlc.FrameReceiver(hdlc.frame_capacity(MAX_INFO))
     ra = hdlc.Reassembler(reasm_cap)
     stream = axdr.ArrayStream(element_max)
-    mv = memoryview(data)
-    n = len(data)
-    off = 0
     expect = 1
-    while True:
-        off = rx.feed(mv, off, n)
-        if not rx.ready:
-            break
-        f = rx.frame
-        if f.kind != "I" or not ra.add(f):
-            continue
-        apdu = ra.data()
-        end = len(apdu)
-        p = hdlc.strip_llc(apdu, 0, end, True)
-        r = xdlms.parse_get_response(apdu, p, end, False)
-        if r.kind == xdlms.NORMAL:
+    done = False
+    for data in chunks:
+        mv = memoryview(data)
+        n = len(data)
+        off = 0
+        while not done:
+            off = rx.feed(mv, off, n)
+            if not rx.ready:
+                break
+            f = rx.frame
+            if f.kind != "I" or not ra.add(f):
+                continue
+            apdu = ra.data()
+            end = len(apdu)
+            p = hdlc.strip_llc(apdu, 0, end, True)
+            r = xdlms.parse_get_response(apdu, p, end, False)
+            if r.kind == xdlms.NORMAL:
+                stream.feed(apdu[r.data_off:r.data_end], sink)
+                done = True
+                break
+            if r.dar is not None or r.block != expect:
+                raise xdlms.ApduError("block %r (dar %r), %d expected" % (r.block, r.dar, expect), "block")
             stream.feed(apdu[r.data_off:r.data_end], sink)
-            break
-        if r.dar is not None or r.block != expect:
-            raise xdlms.ApduError("block %r (dar %r), %d expected" % (r.block, r.dar, expect), "block")
-        stream.feed(apdu[r.data_off:r.data_end], sink)
-        expect += 1
-        if r.last:
+            expect += 1
+            if r.last:
+                done = True
+        if done:
             break
     if not stream.done or stream.pending():
         raise axdr.AxdrError("profile array incomplete", "array")
