@@ -6,8 +6,10 @@ same recorded profile responses on CPython, the unix port and gurux, with callgr
 instruction counts (tools/bench_decode.py), flash density (host_tests/bench_store.py) and
 per-item cost / write amplification (tools/bench_flash.py), RAM on the unix port with .mpy
 modules (tools/bench_ram.py; default ``BENCH_RAM=full`` with the heap bisection, ``quick``:
-working set only, min_heap_kb kept from the last full run) and the .mpy footprint of the board
-build (build/mpy/armv6m, written by `make mpy`).
+working set only, min_heap_kb kept from the last full run), the device figures (tools/bench_pico.py:
+RAM and CPU of the stock rp2 firmware on the emulated Pico, the smallest heaps on the 32-bit unix
+port; ``BENCH_PICO=quick`` reads only the IS 15959 plan, ``skip`` leaves them out) and the .mpy
+footprint of the board build (build/mpy/armv6m, written by `make mpy`).
 """
 
 import json
@@ -131,6 +133,20 @@ def main():
             for key, _days, w in m:
                 ws[key] = max(ws.get(key, 0.0), float(w))
             figures["working_set_kb"] = dict(figures.get("working_set_kb", {}), **ws)
+
+    # The device: the stock rp2 firmware on the emulated Pico, and the 32-bit unix port's smallest
+    # heaps (tools/bench_pico.py; skipped, saying why, without ../shared/emu).
+    pmode = os.environ.get("BENCH_PICO", "full")
+    if pmode != "skip":
+        pico = run([os.path.join(BIN, "python"), "tools/bench_pico.py"] + (["--quick"] if pmode == "quick" else []),
+                   timeout=4 * 3600)
+        sections.append(("The device: RAM and CPU on the emulated Pico, smallest heaps on 32-bit",
+                         "python tools/bench_pico.py", pico))
+        try:
+            new = json.load(open(path_json))
+            figures.update({k: v for k, v in new.items() if k in ("pico_emulated", "unix32")})
+        except (OSError, ValueError):
+            pass
 
     fz = figures.get("fuzz_inputs") or {}
     if fz:
