@@ -388,6 +388,41 @@ def test_epoch_round_trip_over_centuries():
         prev = (day, wd)
 
 
+def test_container_values_decoded_inline_equal_the_general_path():
+    # _decode decodes the usual profile values inside a structure itself: the same values and
+    # errors as element by element (limits, signs, octet-strings around the one-octet length).
+    elements = [
+        (T.DOUBLE_LONG_UNSIGNED, 0), (T.DOUBLE_LONG_UNSIGNED, 0xFFFFFFFF),
+        (T.DOUBLE_LONG_UNSIGNED, 0x40000000),
+        (T.DOUBLE_LONG, -0x80000000), (T.DOUBLE_LONG, 0x7FFFFFFF), (T.DOUBLE_LONG, -1),
+        (T.LONG_UNSIGNED, 0xFFFF), (T.LONG_UNSIGNED, 0), (T.LONG, -0x8000), (T.LONG, 0x7FFF), (T.LONG, -1),
+        (T.UNSIGNED, 255), (T.ENUM, 0), (T.INTEGER, -128), (T.NULL, None),
+        (T.OCTET_STRING, b""), (T.OCTET_STRING, bytes(range(12))), (T.OCTET_STRING, bytes(127)),
+        (T.OCTET_STRING, bytes(128)), (T.LONG_UNSIGNED, 7),  # last: ends at the end of the data
+    ]
+    parts = [A.encode_to_bytes(t, v) for t, v in elements]
+    want = tuple(A.decode(p)[0] for p in parts)
+    assert want == tuple(v for _, v in elements)
+    for tag in (T.STRUCTURE, T.ARRAY):
+        data = A.encode_to_bytes(tag, elements)
+        got, end = A.decode(data)
+        assert end == len(data) and tuple(got) == want
+        assert type(got) is (tuple if tag == T.STRUCTURE else list)
+        for cut in range(len(data)):  # every prefix is truncated, never malformed or misread
+            raises(A.AxdrTruncated, A.decode, data[:cut])
+            raises(A.AxdrTruncated, A.decode, memoryview(data)[:cut])
+    # the values of one structure are never those of the next (a list is reused between them),
+    # nor of one nested in it with the same size, nor after one that ended in an error
+    first = A.decode(h("02 02 11 01 11 02"))[0]
+    assert A.decode(h("02 02 02 02 11 03 11 04 11 05"))[0] == ((3, 4), 5)
+    raises(AxdrError, A.decode, h("02 02 11 09 07"))
+    assert A.decode(h("02 02 11 06 09 01 AA"))[0] == (6, b"\xaa") and first == (1, 2)
+    assert A.decode(h("01 02 02 02 11 07 11 08 02 02 11 09 11 0A"))[0] == [(7, 8), (9, 10)]
+    # a structure claiming more elements than the octets present
+    raises(A.AxdrTruncated, A.decode, h("02 05 11 01 11"))
+    raises(AxdrError, A.decode, h("02 02 11 01 07 00"))  # a bad tag after an inline value
+
+
 # ------------------------------------------------------------------ ArrayStream
 
 
@@ -448,6 +483,20 @@ def test_stream_without_header_and_extra_bytes():
     s = A.ArrayStream(count=0)
     assert s.done
     raises(AxdrError, A.ArrayStream().feed, h("02 01 00"), out.append)  # not an array
+
+
+def test_stream_passes_the_sinks_own_errors_on():
+    # A sink that raises AxdrTruncated (decoding something of its own) is not "wait for more":
+    # the element is not held and delivered again with the next bytes.
+    got = []
+
+    def sink(v):
+        got.append(v)
+        raise A.AxdrTruncated("the sink's own", "sink")
+
+    s = A.ArrayStream()
+    e = raises(A.AxdrTruncated, s.feed, h("01 02 11 05 11 06"), sink)
+    assert e.field == "sink" and got == [5] and s.received == 1 and s.pending() == 0
 
 
 def test_stream_capacity_and_malformed():

@@ -565,6 +565,12 @@ def _simple(t, buf, off, end):
     raise AxdrError("unknown tag %d" % t, "tag", off - 1)
 
 
+# The list the last flat structure's values were gathered in (_decode): a profile row's tuple
+# is made from it, not from a list allocated per row.
+_SPARE = [None]  # type: list
+_NSPARE = const(16)  # at most this many values: what the list keeps alive is bounded
+
+
 def _decode(buf, off, end, depth):
     if off >= end:
         raise AxdrTruncated("data ends before a tag", "tag", off)
@@ -573,12 +579,72 @@ def _decode(buf, off, end, depth):
     if t == _ARRAY or t == _STRUCTURE:
         if depth <= 0:
             raise AxdrError("nesting too deep", "depth", off - 1)
-        n, off = decode_length(buf, off, end)  # every element takes >= 1 octet
-        items = []
-        for _ in range(n):
-            v, off = _decode(buf, off, end, depth - 1)
-            items.append(v)
-        return (items if t == _ARRAY else tuple(items)), off
+        n = buf[off] if off < end else 0x80
+        if n < 0x80 and n < end - off:  # the one-octet length, inline (one per profile row)
+            off += 1
+        else:
+            n, off = decode_length(buf, off, end)  # every element takes >= 1 octet
+        # A structure's values are gathered in the spare list when it has the structure's size,
+        # then copied into its tuple: a profile row allocates its tuple, not a list as well. The
+        # list is taken out while in use (a structure inside gets a list of its own) and put
+        # back only after a flat structure (ints and short octet-strings: it keeps that
+        # structure's values alive until the next one, so they must be small).
+        items = _SPARE[0]
+        if t == _STRUCTURE and items is not None and len(items) == n:
+            _SPARE[0] = None
+        else:
+            items = [None] * n  # type: list  # n <= the octets present (checked above)
+        depth -= 1
+        lim = end - 5
+        flat = n <= _NSPARE
+        # Profile rows are structures of the values below: decoded here, not by a call to
+        # _decode and _simple per value, and without allocating (unpack_from's tuple): rows are
+        # most of a reading's CPU time on a board, where every block allocated also costs its
+        # share of a collection (gc.threshold). Same values as _simple (on a 32-bit board an int
+        # from 2**30 is a long one, allocated as unpack_from's is); anything else, or an element
+        # that may end beyond ``end``, takes the general path, which raises the errors.
+        for i in range(n):
+            if off <= lim:
+                e = buf[off]
+                if e == _DOUBLE_LONG_UNSIGNED:
+                    items[i] = ((buf[off + 1] << 8 | buf[off + 2]) << 8 | buf[off + 3]) << 8 | buf[off + 4]
+                    off += 5
+                    continue
+                if e == _LONG_UNSIGNED:
+                    items[i] = buf[off + 1] << 8 | buf[off + 2]
+                    off += 3
+                    continue
+                if e == _OCTET_STRING:
+                    k = buf[off + 1]
+                    if k < 0x80 and off + 2 + k <= end:
+                        off += 2
+                        items[i] = bytes(buf[off:off + k])
+                        off += k
+                        continue
+                elif e == _DOUBLE_LONG:
+                    k = buf[off + 1]
+                    if k & 0x80:
+                        k -= 0x100
+                    items[i] = ((k << 8 | buf[off + 2]) << 8 | buf[off + 3]) << 8 | buf[off + 4]
+                    off += 5
+                    continue
+                elif e == _LONG:
+                    k = buf[off + 1] << 8 | buf[off + 2]
+                    items[i] = k - 0x10000 if k & 0x8000 else k
+                    off += 3
+                    continue
+                elif e == _UNSIGNED or e == _ENUM:
+                    items[i] = buf[off + 1]
+                    off += 2
+                    continue
+            items[i], off = _decode(buf, off, end, depth)
+            flat = False
+        if t == _ARRAY:
+            return items, off
+        v = tuple(items)
+        if flat:
+            _SPARE[0] = items  # for the next structure of this size (the next profile row)
+        return v, off
     if t == _COMPACT_ARRAY:
         from . import axdr_compact
 
@@ -656,34 +722,35 @@ class ArrayStream:
         self.consumed = 0  # bytes accepted so far (header included)
         self.done = count == 0
 
-    def _step(self, buf, off, end, sink):
-        # One unit (header or element) from buf[off:end]; AxdrTruncated if incomplete.
-        if self.expected is None:
-            if off >= end:
-                raise AxdrTruncated("data ends before the array tag", "tag", off)
+    def _run(self, buf, off, end, sink, stop):
+        # Consume whole units (the header, elements) from buf[off:end], the last one the first
+        # that ends after ``stop``; returns the offset of the incomplete rest.
+        if self.expected is None and off < end:
             if buf[off] != _ARRAY:
                 raise AxdrError("stream does not start with an array", "tag", self.consumed)
-            n, nxt = _raw_length(buf, off + 1, end)
-            self.expected = n
-            self.done = n == 0
-            return nxt
-        nxt = _skip(buf, off, end, self._depth)
-        value = _decode(buf, off, nxt, self._depth)[0]
-        self.received += 1
-        if self.received == self.expected:
-            self.done = True
-        sink(value)
-        return nxt
-
-    def _run(self, buf, off, end, sink):
-        # Consume whole units from buf[off:end]; returns the offset of the incomplete rest.
-        while off < end:
-            if self.done:
-                raise AxdrError("bytes after the end of the array", "array", self.consumed)
             try:
-                nxt = self._step(buf, off, end, sink)
+                n, nxt = _raw_length(buf, off + 1, end)
             except AxdrTruncated:
                 return off
+            self.expected = n
+            self.done = n == 0
+            self.consumed += nxt - off
+            off = nxt
+        depth = self._depth
+        while off < end and off < stop:
+            if self.done:
+                raise AxdrError("bytes after the end of the array", "array", self.consumed)
+            # One pass per element: _decode raises AxdrTruncated for an element that is not all
+            # here, which is then decoded again from its start with more bytes (once per feed).
+            # Checking each element with _skip first cost a second pass over every row.
+            try:
+                value, nxt = _decode(buf, off, end, depth)
+            except AxdrTruncated:
+                return off
+            self.received += 1
+            if self.received == self.expected:
+                self.done = True
+            sink(value)  # outside the try: an error of the sink's own is never "wait for more"
             self.consumed += nxt - off
             off = nxt
         return off
@@ -694,24 +761,26 @@ class ArrayStream:
         clen = len(src)
         cap = len(self._buf)
         coff = 0
-        while self._n:
-            # Complete the held tail with bytes from the chunk, then decode from the buffer.
+        n = self._n
+        if n:
+            # Complete the held element with bytes from the chunk and decode it from the buffer;
+            # the elements after it are decoded straight from the chunk (no copy, no retry at
+            # the end of every buffer's worth).
             if coff == clen:
                 return
-            take = min(cap - self._n, clen - coff)
-            self._mv[self._n:self._n + take] = src[coff:coff + take]
-            self._n += take
-            coff += take
-            pos = self._run(self._buf, 0, self._n, sink)
-            rest = self._n - pos
-            if rest and pos == 0 and self._n == cap:
-                raise AxdrError("element larger than the stream capacity", "capacity", self.consumed)
-            if pos:
-                self._mv[0:rest] = self._mv[pos:self._n]
-            self._n = rest
+            take = min(cap - n, clen - coff)
+            self._mv[n:n + take] = src[coff:coff + take]
+            pos = self._run(self._mv, 0, n + take, sink, n)  # a view: octet-strings slice it
+            if not pos:  # still incomplete (a complete element ends beyond the n held octets)
+                if n + take == cap:
+                    raise AxdrError("element larger than the stream capacity", "capacity", self.consumed)
+                self._n = n + take
+                return
+            coff = pos - n
+            self._n = 0
         if coff < clen:
             # Nothing held: decode straight from the chunk, keep only its incomplete tail.
-            pos = self._run(src, coff, clen, sink)
+            pos = self._run(src, coff, clen, sink, clen)
             rest = clen - pos
             if rest > cap:
                 raise AxdrError("element larger than the stream capacity", "capacity", self.consumed)

@@ -6,7 +6,7 @@ use) so the per-byte cost is one lookup; nothing is allocated per call.
 
 from array import array
 
-from .compat import const
+from .compat import const, viper
 
 _POLY_ARC_REFLECTED = const(0xA001)  # x^16 + x^15 + x^2 + 1, reflected
 _POLY_X25_REFLECTED = const(0x8408)  # x^16 + x^12 + x^5 + 1, reflected
@@ -47,19 +47,40 @@ def crc16_arc(data, start=0, end=None, crc=0):
     return crc
 
 
-def crc16_x25_update(crc, data, start=0, end=None):
-    """Running CRC-16/X.25 register (start with 0xFFFF; finish with ``^ 0xFFFF``)."""
-    if end is None:
-        end = len(data)
-    t = _X25
+def _x25_py(crc, data, start, end, t):
     for i in range(start, end):
         crc = (crc >> 8) ^ t[(crc ^ data[i]) & 0xFF]
     return crc
 
 
+# The register over data[start:end]. Every byte of every HDLC frame goes through it (HCS, FCS):
+# machine code where the port has a native emitter (compat.viper; ~40x faster on an RP2040).
+_x25_run = viper(_x25_py, "@micropython.viper\n"
+                 "def f(c:int,d:ptr8,i:int,e:int,t:ptr16)->int:\n"
+                 " while i<e:\n"
+                 "  c=(c>>8)^t[(c^d[i])&255]\n"
+                 "  i+=1\n"
+                 " return c")
+
+
+def crc16_x25_update(crc, data, start=0, end=None):
+    """Running CRC-16/X.25 register (start with 0xFFFF; finish with ``^ 0xFFFF``)."""
+    n = len(data)
+    if end is None:
+        end = n
+    if start < 0 or end > n or not 0 <= crc <= 0xFFFF:
+        return _x25_py(crc, data, start, end, _X25)  # as before (IndexError...): viper checks nothing
+    return _x25_run(crc, data, start, end, _X25)
+
+
 def crc16_x25(data, start=0, end=None):
     """HDLC HCS/FCS value: CRC-16/X.25, sent low byte first."""
-    return crc16_x25_update(0xFFFF, data, start, end) ^ 0xFFFF
+    n = len(data)
+    if end is None:
+        end = n
+    if start < 0 or end > n:
+        return _x25_py(0xFFFF, data, start, end, _X25) ^ 0xFFFF
+    return _x25_run(0xFFFF, data, start, end, _X25) ^ 0xFFFF  # not via crc16_x25_update: a call less
 
 
 try:

@@ -55,7 +55,7 @@ DM answering our DISC. ``server=True`` gives the meter side (answers SNRM with U
 DISC with UA/DM) for the simulator.
 """
 
-from .compat import buffer, const
+from .compat import buffer, const, viper
 from .crc import crc16_x25
 from .errors import LinkError
 
@@ -303,30 +303,36 @@ class Frame:
         f.start = p
         f.length = ln
         f.segmented = (b[p] & _SEG_BIT) != 0
+        # Addresses of 1, 2 or 4 bytes (_header_len checked them), each byte's upper 7 bits
+        # packed as _addr_value does; inline, as is the I frame's kind: every received frame
+        # passes here, and a call costs as much as a dozen bytecodes on a board.
         i = p + 2
-        s = i
-        while not b[i] & 1:
+        v = 0
+        c = 0
+        while not c & 1:
+            c = b[i]
+            v = (v << 7) | (c >> 1)
             i += 1
-        i += 1
-        size = i - s
-        v = _addr_value(b, s, size)
+        size = i - p - 2
         f.dst = v
         f.dst_size = size
-        f.dst_upper = _addr_upper(v, size)
-        f.dst_lower = _addr_lower(v, size)
+        f.dst_upper = v if size == 1 else v >> 7 if size == 2 else v >> 14
+        f.dst_lower = None if size == 1 else v & 0x7F if size == 2 else v & 0x3FFF
         s = i
-        while not b[i] & 1:
+        v = 0
+        c = 0
+        while not c & 1:
+            c = b[i]
+            v = (v << 7) | (c >> 1)
             i += 1
-        i += 1
         size = i - s
-        v = _addr_value(b, s, size)
         f.src = v
         f.src_size = size
-        f.src_upper = _addr_upper(v, size)
-        f.src_lower = _addr_lower(v, size)
+        f.src_upper = v if size == 1 else v >> 7 if size == 2 else v >> 14
+        f.src_lower = None if size == 1 else v & 0x7F if size == 2 else v & 0x3FFF
         c = b[i]
         f.control = c
-        k = _kind(c)
+        k = "I" if not c & 1 else _kind(c)
         f.kind = k
         f.pf = (c >> 4) & 1
         if k == "I":
@@ -629,6 +635,24 @@ def add_llc(buf, off, response=False):
     return off + 3
 
 
+def _copy_py(dst, d, src, s, n):
+    for j in range(n):
+        dst[d + j] = src[s + j]
+
+
+# dst[d:d + n] = src[s:s + n] without allocating (a memoryview slice is an object, and the
+# receiver runs under heap_lock): every received byte is copied twice (frame, reassembly), so
+# machine code where the port has a native emitter (compat.viper). Forward, byte by byte: also
+# right within one buffer when d <= s.
+_copy = viper(_copy_py, "@micropython.viper\n"
+              "def f(t:ptr8,d:int,r:ptr8,s:int,n:int):\n"
+              " n+=s\n"
+              " while s<n:\n"
+              "  t[d]=r[s]\n"
+              "  d+=1\n"
+              "  s+=1")
+
+
 class Reassembler:
     """Joins the information fields of segmented I/UI frames into one fixed buffer.
 
@@ -662,8 +686,10 @@ class Reassembler:
         if o + n > len(b):
             self.reset()
             raise LinkError("reassembled information exceeds %d bytes" % len(b), "info")
-        for j in range(n):
-            b[o + j] = data[off + j]
+        if off < 0 or off + n > len(data):
+            _copy_py(b, o, data, off, n)  # as before (IndexError...): _copy checks nothing
+        else:
+            _copy(b, o, data, off, n)
         self.length = o + n
         self.segments += 1
         self.complete = bool(last)
@@ -737,8 +763,10 @@ class FrameReceiver:
 
     def feed(self, data, off=0, end=None):
         """Consume ``data[off:end]`` up to the end of one frame; return the offset reached."""
-        if end is None:
-            end = len(data)
+        if end is None or end > len(data):
+            end = len(data)  # as the A-XDR decoders do; it also bounds what _copy reads
+        if off < 0:
+            raise LinkError("negative offset %d" % off, "offset")
         self.ready = False
         b = self.buf
         while True:
@@ -760,6 +788,8 @@ class FrameReceiver:
                 self._want_flag = False
                 if c == _FLAG:
                     i += 1
+                    while i < e and src[i] == _FLAG:  # back-to-back flags, as below, at once
+                        i += 1
                 else:
                     self.errors += 1
                     self.last_error = "flag"
@@ -780,8 +810,7 @@ class FrameReceiver:
                 k = self._need - n
                 if k > e - i:
                     k = e - i
-                for j in range(k):
-                    b[n + j] = src[i + j]
+                _copy(b, n, src, i, k)  # n + k <= _need <= capacity; i + k <= e <= len(src)
                 i += k
                 self._n = n + k
             if replay:
@@ -839,6 +868,8 @@ class FrameReceiver:
             self._len = ln
             self._need = ln
             self._chk = 1
+            if n == 2:
+                return 0  # _need was 2: _header_len needs a byte more (it would answer 0)
         ln = self._len
         if self._chk == 1:
             h = _header_len(b, 0, n, ln)
