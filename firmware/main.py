@@ -447,6 +447,8 @@ async def run(board):
         con.__version__, getattr(board, "NAME", "?"), report.sessions,
         store.space()["unacked_sessions"], torn))
     console.prompt()
+    if hasattr(gc, "threshold"):  # the boot imports are done: collect less often while reading
+        gc.threshold(device.GC_THRESHOLD_RUN)
     asyncio.create_task(ui.led_task())
     asyncio.create_task(button_task(board, ui, console, out))
     inp = getattr(sys.stdin, "buffer", sys.stdin)

@@ -138,8 +138,8 @@ def main():
     # heaps (tools/bench_pico.py; skipped, saying why, without ../shared/emu).
     pmode = os.environ.get("BENCH_PICO", "full")
     if pmode != "skip":
-        pico = run([os.path.join(BIN, "python"), "tools/bench_pico.py"] + (["--quick"] if pmode == "quick" else []),
-                   timeout=4 * 3600)
+        quick = ["--quick"] if pmode == "quick" else []
+        pico = run([os.path.join(BIN, "python"), "tools/bench_pico.py"] + quick, timeout=4 * 3600)
         sections.append(("The device: RAM and CPU on the emulated Pico, smallest heaps on 32-bit",
                          "python tools/bench_pico.py", pico))
         try:

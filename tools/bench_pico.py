@@ -14,7 +14,8 @@ On the stock MicroPython rp2 firmware (RPI_PICO v1.28.0) on an emulated RP2040 (
   simulated DLMS meter on UART0 and then downloaded by the laptop (``optoread download``).
 * **CPU (an estimate)**: the emulator counts cycles at the stock 125 MHz clock (not calibrated
   against silicon; flash writes take no simulated time). Over the raw REPL, with no UART bridge
-  (so no wall-clock throttling), the board decodes the recorded HDLC frames of a 2880-row
+  (so no wall-clock throttling), with main.py's modules and a reading's imported and the
+  collector's threshold as main.py sets it, the board decodes the recorded HDLC frames of a 2880-row
   profile GET (tools/bench_decode_mp.py: framing, reassembly, APDU, A-XDR rows) and appends
   2880 rows to a store on its flash; ``time.ticks_us`` gives the simulated time per frame and
   per row, set against that frame's and row's wire time at 9600 and 19200 baud (8N1).
@@ -144,9 +145,14 @@ def readings(tmp, plans=("bench-is15959", "bench-full")):
 
 _CPU_SCRIPT = """
 import gc, sys, time
+gc.threshold(4096)  # as main.py: the imports of the console and a reading, then the run threshold
+from optoread import console, device, reader, session
 sys.path.insert(0, '/bench')
 import bench_decode_mp
 from optoread import store as st
+gc.collect()
+gc.threshold(device.GC_THRESHOLD_RUN)
+print('@live', gc.mem_alloc())
 gc.collect()
 with open('/bench/frames.bin', 'rb') as f:
     t0 = time.ticks_us()
