@@ -64,6 +64,7 @@ def test_float64_on_a_single_precision_board():
             ("4170000010000000", 16777217),
             ("43b0000000000004", 1152921504606848000),  # 2**60 + 1024
             ("47f0000000000000", 1 << 128),  # just beyond float32: inf there
+            ("4c70000000000000", 1 << 200),  # a short mantissa far beyond float32's range
             ("48078287f49c4a1d", 999999999999999939709166371603178586112),  # 1e39
             ("7fefffffffffffff", ((1 << 53) - 1) << 971),  # the largest float64
         ):

@@ -1,10 +1,12 @@
 """The device console: human commands and the framed download protocol (@hello/@list/@get/@ack).
 
 Drives ``optoread.console.Console`` with an in-memory output sink and a store on a real
-file system (a VfsLfs2 RAM block device on the unix port, a host directory on CPython).
+file system (a VfsLfs2 RAM block device on the unix port, a host directory on CPython, a folder
+on its own flash on a board).
 """
 
 import binascii
+import os
 
 import portable
 from optoread import console as con
@@ -52,8 +54,59 @@ def run(c, line):
     return [x for x in body.split("\r\n") if x]
 
 
+def small_heap():
+    """True on a board (a heap of a few hundred KB, not the unix port's 16 MB)."""
+    import gc
+
+    return hasattr(gc, "mem_free") and gc.mem_free() + gc.mem_alloc() < (1 << 20)
+
+
+class FlashEnv(Env):
+    """The store on the board's own file system (LittleFS on its flash), in a fresh folder: a
+    board's ~240 KB heap holds no RAM disk (test_store's is 256 KB) beside the sessions a test
+    writes. ``remount`` is a new Store on the same folder, as for a host directory."""
+
+    made = [0]
+
+    def __init__(self):
+        from optoread.store import OsFs
+
+        self.kind = "flash"
+        FlashEnv.made[0] += 1
+        self.top = "console-test%d" % FlashEnv.made[0]  # relative: under / on a board
+        _rmtree(self.top)
+        os.mkdir(self.top)
+        self.fs = OsFs()
+        self.root = self.top + "/store"
+
+    def close(self):
+        _rmtree(self.top)
+
+
+def _rmtree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        p = path + "/" + name
+        if os.stat(p)[0] & 0x4000:
+            _rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(path)
+
+
+def make_env():
+    """A fresh store file system: a host directory on CPython, a VfsLfs2 RAM disk on the unix
+    port, a folder on the board's own flash where the heap is a board's (:class:`FlashEnv`)."""
+    if not portable.IS_MICROPYTHON:
+        return Env("dir")
+    return FlashEnv() if small_heap() else Env("vfs")
+
+
 def setup(n=3, rows=300, **kw):
-    env = Env("vfs" if portable.IS_MICROPYTHON else "dir")
+    env = make_env()
     store = env.store()
     store.mount()
     for i in range(n):
@@ -137,7 +190,7 @@ def test_list_marks_incomplete_and_downloaded():
 
 
 def test_get_whole_session_frames():
-    env, store, c = setup(rows=2000)
+    env, store, c = setup(rows=300 if small_heap() else 2000)  # a board's heap: ~20 frames a session
     try:
         for seq in (1, 2, 3):
             raw = file_bytes(env, seq)
@@ -153,7 +206,7 @@ def test_get_whole_session_frames():
 
 
 def test_get_from_offsets_resumes():
-    env, store, c = setup(n=1, rows=800)
+    env, store, c = setup(n=1, rows=300 if small_heap() else 800)
     try:
         raw = file_bytes(env, 1)
         for off in (1, 191, 192, 193, 500, len(raw) - 1):
@@ -298,7 +351,7 @@ def test_config_secrets_never_echoed():
 
 
 def test_config_file_round_trip():
-    env = Env("vfs" if portable.IS_MICROPYTHON else "dir")
+    env = make_env()
     try:
         import os
 
@@ -406,7 +459,7 @@ def reading_console(store, out, modes, log, results, config=None):
 
 
 def test_read_commands_and_outcomes():
-    env = Env("vfs" if portable.IS_MICROPYTHON else "dir")
+    env = make_env()
     try:
         store = env.store()
         store.mount()

@@ -558,29 +558,37 @@ def test_duplicate_i_frame_gets_rr_again():
 # ---------------------------------------------------------------- real captures (../shared)
 
 
+def _load(d, name):
+    """``(sidecar, frames)`` of the capture ``name`` (a .hex file) in ``d``; frames ``(dir, bytes)``."""
+    side = json.loads(portable.read_bytes(d + "/" + name[:-4] + ".json"))
+    frames = []
+    for line in portable.read_bytes(d + "/" + name).decode().split("\n"):
+        line = line.strip()
+        if line:
+            frames.append((line[:2], binascii.unhexlify(line[3:].replace(" ", ""))))
+    return side, frames
+
+
 def _captures():
+    """``(name, sidecar, frames)`` of each HDLC capture, read one at a time (a board's heap)."""
     d = portable.shared_or_skip("captures", "hdlc-dlms")
-    out = []
     for name in portable.listdir(d):
         if not name.endswith(".hex"):
             continue
-        side = json.loads(portable.read_bytes(d + "/" + name[:-4] + ".json"))
-        if side.get("layer") != "hdlc":
-            continue
-        frames = []
-        for line in portable.read_bytes(d + "/" + name).decode().split("\n"):
-            line = line.strip()
-            if line:
-                frames.append((line[:2], binascii.unhexlify(line[3:].replace(" ", ""))))
-        out.append((name, side, frames))
-    return out
+        side, frames = _load(d, name)
+        if side.get("layer") == "hdlc":
+            yield name, side, frames
 
 
 def _capture(name):
-    for n, side, frames in _captures():
-        if n == name:
-            return side, frames
-    portable.skip(name + " absent")
+    d = portable.shared_or_skip("captures", "hdlc-dlms")
+    try:
+        side, frames = _load(d, name)
+    except OSError:
+        portable.skip(name + " absent")
+    if side.get("layer") != "hdlc":
+        portable.skip(name + " is not an HDLC capture")
+    return side, frames
 
 
 def _hex(b):

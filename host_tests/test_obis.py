@@ -1,6 +1,7 @@
 """OBIS codes: every textual form, the binary form, names, and every address in the real readouts."""
 
 import json
+import os
 
 import portable
 from optoread import obis
@@ -342,11 +343,22 @@ def test_name_never_raises_on_any_code():
     assert seen > 0
 
 
+def _small_heap():
+    """True on a board (a heap of a few hundred KB, not the unix port's 16 MB)."""
+    import gc
+
+    return hasattr(gc, "mem_free") and gc.mem_free() + gc.mem_alloc() < (1 << 20)
+
+
 def _capture_addresses():
     base = portable.shared_or_skip("captures", "iec62056-21")
     found = []
     for fn in portable.listdir(base):
         if not fn.endswith(".json"):
+            continue
+        # A board's heap cannot hold the parsed iskra_mt174 sidecar (57 KB of JSON): as in
+        # test_iec21_captures, sidecars above 32 KB are left out there (642 addresses remain).
+        if _small_heap() and os.stat(base + "/" + fn)[6] > 32768:
             continue
         doc = json.loads(portable.read_bytes(base + "/" + fn))
         for line in doc.get("lines", ()):

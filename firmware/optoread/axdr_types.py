@@ -223,7 +223,7 @@ def float64(buf, off):
         m >>= 1
         e += 1
     # m odd now: a float32 is m * 2**e with m < 2**24, e >= -149, below 2**128
-    if m < 1 << 24 and e >= -149 and (e <= 104 or m < 1 << (128 - e)):
+    if m < 1 << 24 and e >= -149 and (e <= 104 or (e < 128 and m < 1 << (128 - e))):
         return v
     if e >= 0:
         return -(m << e) if b0 & 0x80 else m << e
