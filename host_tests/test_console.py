@@ -6,13 +6,12 @@ on its own flash on a board).
 """
 
 import binascii
-import os
 
 import portable
 from optoread import console as con
 from optoread.crc import crc32
 from optoread.errors import NoAnswerError, SessionError
-from test_store import Env, write_sample
+from test_store import Env, small_heap, write_sample
 
 PORTABLE = True
 
@@ -54,55 +53,10 @@ def run(c, line):
     return [x for x in body.split("\r\n") if x]
 
 
-def small_heap():
-    """True on a board (a heap of a few hundred KB, not the unix port's 16 MB)."""
-    import gc
-
-    return hasattr(gc, "mem_free") and gc.mem_free() + gc.mem_alloc() < (1 << 20)
-
-
-class FlashEnv(Env):
-    """The store on the board's own file system (LittleFS on its flash), in a fresh folder: a
-    board's ~240 KB heap holds no RAM disk (test_store's is 256 KB) beside the sessions a test
-    writes. ``remount`` is a new Store on the same folder, as for a host directory."""
-
-    made = [0]
-
-    def __init__(self):
-        from optoread.store import OsFs
-
-        self.kind = "flash"
-        FlashEnv.made[0] += 1
-        self.top = "console-test%d" % FlashEnv.made[0]  # relative: under / on a board
-        _rmtree(self.top)
-        os.mkdir(self.top)
-        self.fs = OsFs()
-        self.root = self.top + "/store"
-
-    def close(self):
-        _rmtree(self.top)
-
-
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        p = path + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            _rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
-
-
 def make_env():
-    """A fresh store file system: a host directory on CPython, a VfsLfs2 RAM disk on the unix
-    port, a folder on the board's own flash where the heap is a board's (:class:`FlashEnv`)."""
-    if not portable.IS_MICROPYTHON:
-        return Env("dir")
-    return FlashEnv() if small_heap() else Env("vfs")
+    """A fresh store file system: a host directory on CPython, else test_store's own choice (a
+    VfsLfs2 RAM disk on the unix port, a folder on the board's flash where the heap is a board's)."""
+    return Env(None if portable.IS_MICROPYTHON else "dir")
 
 
 def setup(n=3, rows=300, **kw):

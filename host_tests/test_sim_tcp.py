@@ -239,10 +239,10 @@ def test_direct_hdlc_ignores_the_sign_on_and_answers_snrm():
     assert stop.meter.dlms.connected and stop.meter.stats["idents"] == 0
 
 
-def test_firmware_reader_detects_mode_e_over_tcp(st):
-    # The device's whole detection path on one stream: sign-on -> "\2" -> ACK 2 5 2 -> HDLC at
-    # 9600 -> association -> plan; every value stored equals what the model serves.
-    port, stop = tcpline.start_dlms_line_tcp(mode_e=True, rows=200)
+def _read_energy(st, mode_e=False, rows=100):
+    """The firmware's Reader, plan ``energy``, against the DLMS meter on TCP as on the line;
+    returns (summary, progress messages, the stopped simulator)."""
+    port, stop = tcpline.start_dlms_line_tcp(mode_e=mode_e, rows=rows)
     t = TcpTransport("127.0.0.1", port)
     msgs = []
     try:
@@ -251,6 +251,13 @@ def test_firmware_reader_detects_mode_e_over_tcp(st):
     finally:
         t.close()
         stop()
+    return summary, msgs, stop
+
+
+def test_firmware_reader_detects_mode_e_over_tcp(st):
+    # The device's whole detection path on one stream: sign-on -> "\2" -> ACK 2 5 2 -> HDLC at
+    # 9600 -> association -> plan; every value stored equals what the model serves.
+    summary, msgs, stop = _read_energy(st, mode_e=True, rows=200)
     assert summary.complete, summary.error
     assert any("mode E offered" in m for m in msgs)
     from optoread import device
@@ -265,15 +272,7 @@ def test_firmware_reader_detects_mode_e_over_tcp(st):
 
 
 def test_firmware_reader_falls_back_to_direct_hdlc_over_tcp(st):
-    port, stop = tcpline.start_dlms_line_tcp(rows=100)
-    t = TcpTransport("127.0.0.1", port)
-    msgs = []
-    try:
-        rd = reader.Reader(t, st, plans=_plans(), clock=lambda: 1700000000, progress=msgs.append)
-        summary = rd.read("energy")
-    finally:
-        t.close()
-        stop()
+    summary, msgs, stop = _read_energy(st, rows=100)
     assert summary.complete, summary.error
     assert any("no sign-on answer" in m for m in msgs)
     assert stop.meter.stats["idents"] == 0

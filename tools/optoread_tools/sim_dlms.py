@@ -1175,14 +1175,22 @@ class HdlcMeter(Iec21Meter, _TimeDrivenHdlc):
 # ---------------------------------------------------------------- TCP
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_loopback(host, what):
+    """SimError unless ``host`` is a loopback name: the simulators never touch another address."""
+    if host not in LOOPBACK:
+        raise SimError("the simulator %s loopback only" % what, "host")
+
+
 def serve_tcp(server_factory, port=0, host="127.0.0.1"):
     """Serve ``server_factory()`` (a new DlmsServer per connection) on loopback TCP in a thread.
 
     Returns ``(port, stop)``; ``stop()`` closes the listener and every connection and joins
     the thread. HDLC-over-TCP or wrapper, as the server's ``link`` says.
     """
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise SimError("the simulator listens on loopback only", "host")
+    check_loopback(host, "listens on")
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((host, port))

@@ -49,15 +49,8 @@ import threading
 import time
 
 from .meterrun import MeterRunner
-from .sim_dlms import SimError
+from .sim_dlms import SimError, check_loopback
 from .sim_iec21 import char_ms
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _check_loopback(host, what):
-    if host not in LOOPBACK:
-        raise SimError("the simulator %s loopback only" % what, "host")
 
 
 def parse_hostport(text):
@@ -66,7 +59,7 @@ def parse_hostport(text):
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SimError("expected HOST:PORT, not %r" % (text,), "address")
-    _check_loopback(host, "connects to")
+    check_loopback(host, "connects to")
     return host, int(port)
 
 
@@ -252,7 +245,7 @@ class TcpMeterStopper:
 
 
 def _listen_socket(host, port):
-    _check_loopback(host, "listens on")
+    check_loopback(host, "listens on")
     family = socket.AF_INET6 if host == "::1" else socket.AF_INET
     ls = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -307,7 +300,7 @@ def connect_tcp_meter(factory, host, port, retry_s=10.0, reconnect=False, poll_m
     every 0.2 s for ``retry_s``. When the connection closes, serving ends (``stop.done``
     is set) unless ``reconnect``: then a new meter is served on a new connection.
     """
-    _check_loopback(host, "connects to")
+    check_loopback(host, "connects to")
     stop = TcpMeterStopper(factory, poll_ms)
     stop.address = (host, port)
 
