@@ -63,8 +63,9 @@ pytest: setup
 emu-setup: setup
 	@$(PY) -c "from optoread_tools import emu; w = emu.unavailable(); print('emulated Pico: ' + (w or 'ready in build/emu'))"
 
-# Every device-in-the-loop test on the emulated Pico (budget: 60 minutes on 2 cores).
-test-device: setup emu-setup
+# Every device-in-the-loop test on the emulated Pico, after the portable suite on 32-bit
+# MicroPython (mptest) (budget: 60 minutes on 2 cores).
+test-device: setup emu-setup mptest
 	$(BIN)/pytest host_tests/test_device_emu.py
 	$(PY) tools/emu_portable.py
 
