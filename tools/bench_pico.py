@@ -62,15 +62,30 @@ def _image(path, plans_dir, main=True, extra=None):
     return path
 
 
+# main.py's module imports, as main.py makes them (collector threshold first), measured apart
+# from what main.py then does (board file, store mount, config, asyncio tasks).
+_IMPORTS = """import gc
+gc.collect()
+_a = gc.mem_alloc()
+gc.threshold(4096)
+import asyncio, select
+from optoread import console, device
+gc.collect()
+print('@imports', gc.mem_alloc() - _a)
+"""
+
+
 def boot_heap(tmp):
-    """(free, alloc) right after boot: the stock firmware with the image, main.py not run."""
+    """(free, alloc, imports) right after boot: the stock firmware with the image, main.py not run;
+    ``imports``: the heap main.py's imports take (bytes, after a collection)."""
     img = _image(os.path.join(tmp, "noboot.img"), _plans(tmp), main=False)
     rc, out, err = emu.run_scripts(img, [], execs=["import gc\ngc.collect()\nprint('@heap', gc.mem_free(), "
-                                                   "gc.mem_alloc())"], timeout=300)
+                                                   "gc.mem_alloc())", _IMPORTS], timeout=300)
     m = re.search(r"@heap (\d+) (\d+)", out)
-    if rc != 0 or not m:
+    i = re.search(r"@imports (\d+)", out)
+    if rc != 0 or not m or not i:
         raise SystemExit("bench_pico: boot heap: %s %s" % (out, err))
-    return int(m.group(1)), int(m.group(2))
+    return int(m.group(1)), int(m.group(2)), int(i.group(1))
 
 
 def _plans(tmp):
@@ -259,6 +274,9 @@ def table(p, u):
     if p:
         lines.append("emulated Pico (stock MicroPython v1.28.0 RPI_PICO, rp2040js, 125 MHz):")
         lines.append("  free heap at boot                   %7d B" % p["boot_free"])
+        if "imports_alloc" in p:
+            lines.append("  heap main.py's imports take         %7d B (modules and link buffers, after a collection)"
+                         % p["imports_alloc"])
         lines.append("  free heap after main.py's imports   %7d B" % p["after_imports_free"])
         for plan in ("bench-is15959", "bench-full"):
             r = p.get(plan)
@@ -296,8 +314,7 @@ def main(argv):
         if why:
             log("emulated Pico skipped: %s" % why)
         else:
-            free, alloc = boot_heap(tmp)
-            pico["boot_free"], pico["boot_alloc"] = free, alloc
+            pico["boot_free"], pico["boot_alloc"], pico["imports_alloc"] = boot_heap(tmp)
             pico["cpu"] = cpu(tmp)
             pico.update(readings(tmp, ("bench-is15959",) if quick else ("bench-is15959", "bench-full")))
     finally:
