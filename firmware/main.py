@@ -53,8 +53,8 @@ except ImportError:
 import asyncio  # noqa: E402
 import select  # noqa: E402
 
-from optoread import console as con  # noqa: E402
-from optoread import device  # noqa: E402
+from optoread.device import console as con  # noqa: E402
+from optoread.device import services as device  # noqa: E402
 
 try:
     import machine  # noqa: E402
@@ -402,15 +402,15 @@ def make_reader_factory(board, store, plans, profiles, config, clock):
     """
 
     def factory(progress):
-        from optoread.reader import Reader
+        from optoread.device.reader import Reader
 
         spec = config.get("probe") if getattr(board, "PROBE", None) else None
         if spec:
-            from optoread import unixport
+            from optoread.device import unixport
 
             t = unixport.open_spec(spec)
         else:
-            from optoread import probe
+            from optoread.device import probe
 
             t = probe.open_probe(board)
         try:
@@ -429,7 +429,7 @@ async def run(board):
     flash = getattr(board, "FLASH_MOUNT", "/")
     config = con.Config(_path(flash, "config.json"))
     plans = device.load_plans(HERE + "/plans", _path(flash, "plans"))
-    from optoread.reader import MeterProfiles
+    from optoread.device.reader import MeterProfiles
 
     profiles = MeterProfiles(_path(flash, "meters.json"))
     clock = con.DeviceClock()

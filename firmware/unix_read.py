@@ -42,9 +42,10 @@ try:
 except (NameError, AttributeError):
     pass
 
-from optoread import device, unixport  # noqa: E402
+from optoread.device import services as device  # noqa: E402
+from optoread.device import unixport  # noqa: E402
+from optoread.device.reader import MeterProfiles, Reader  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
-from optoread.reader import MeterProfiles, Reader  # noqa: E402
 
 
 def _sample():

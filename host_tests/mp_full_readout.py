@@ -15,10 +15,12 @@ sys.path.insert(0, HERE + "/../firmware")
 
 import binascii  # noqa: E402
 
-from optoread import cosem, cosem_association, cosem_register  # noqa: E402
+from optoread.device.unixport import TcpTransport  # noqa: E402
+from optoread.dlms.client.session import Session, Settings  # noqa: E402
+from optoread.dlms.cosem import association as cosem_association  # noqa: E402
+from optoread.dlms.cosem import objects as cosem  # noqa: E402
+from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
-from optoread.session import Session, Settings  # noqa: E402
-from optoread.unixport import TcpTransport  # noqa: E402
 
 
 def _value(v):

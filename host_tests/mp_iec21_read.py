@@ -13,9 +13,10 @@ HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../firmware")
 
 from optoread import driver  # noqa: E402
-from optoread import iec62056_21 as iec  # noqa: E402
+from optoread.device.unixport import TtyTransport  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
-from optoread.unixport import TtyTransport  # noqa: E402
+from optoread.iec62056_21 import readout as iec_readout  # noqa: E402
+from optoread.iec62056_21 import signon as iec  # noqa: E402
 
 
 def main():
@@ -33,7 +34,7 @@ def main():
         kw[k] = v
     t = TtyTransport(path)
     try:
-        r = driver.run(iec.readout(iec.Options(**kw)), t)
+        r = driver.run(iec_readout.readout(iec.Options(**kw)), t)
     except OptoreadError as e:
         print("ERROR %s: %s" % (type(e).__name__, e))
         sys.exit(3)

@@ -16,9 +16,9 @@ import sys
 HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../firmware")
 
+from optoread.device.unixport import TcpTransport  # noqa: E402
+from optoread.dlms.client.session import Session, Settings  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
-from optoread.session import Session, Settings  # noqa: E402
-from optoread.unixport import TcpTransport  # noqa: E402
 
 _EVERY = 16  # rows between heap samples
 

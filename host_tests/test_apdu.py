@@ -4,19 +4,17 @@ import json
 from binascii import unhexlify
 
 import portable
-from optoread import (
-    acse,
-    acse_names,
-    acse_server,
-    axdr,
-    axdr_encode,
-    xdlms,
-    xdlms_errors,
-    xdlms_push,
-    xdlms_server,
-    xdlms_set,
-    xdlms_sn,
-)
+from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import names as acse_names
+from optoread.dlms.acse import server as acse_server
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import encode as axdr_encode
+from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import notification as xdlms_push
+from optoread.dlms.xdlms import server as xdlms_server
+from optoread.dlms.xdlms import service_errors as xdlms_errors
+from optoread.dlms.xdlms import set_action as xdlms_set
+from optoread.dlms.xdlms import sn as xdlms_sn
 from optoread.errors import ApduError, DataAccessError, OptoreadError
 
 PORTABLE = True

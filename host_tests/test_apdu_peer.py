@@ -24,19 +24,17 @@ from gurux_dlms.objects import (  # noqa: E402
 )
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from optoread import (  # noqa: E402
-    acse,
-    acse_names,
-    acse_server,
-    axdr,
-    axdr_encode,
-    xdlms,
-    xdlms_errors,
-    xdlms_push,
-    xdlms_server,
-    xdlms_set,
-    xdlms_sn,
-)
+from optoread.dlms.acse import client as acse  # noqa: E402
+from optoread.dlms.acse import names as acse_names  # noqa: E402
+from optoread.dlms.acse import server as acse_server  # noqa: E402
+from optoread.dlms.axdr import decode as axdr  # noqa: E402
+from optoread.dlms.axdr import encode as axdr_encode  # noqa: E402
+from optoread.dlms.xdlms import apdu as xdlms  # noqa: E402
+from optoread.dlms.xdlms import notification as xdlms_push  # noqa: E402
+from optoread.dlms.xdlms import server as xdlms_server  # noqa: E402
+from optoread.dlms.xdlms import service_errors as xdlms_errors  # noqa: E402
+from optoread.dlms.xdlms import set_action as xdlms_set  # noqa: E402
+from optoread.dlms.xdlms import sn as xdlms_sn  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))

@@ -3,9 +3,10 @@
 import gc
 import random
 
-from optoread import axdr as A
-from optoread import axdr_compact, axdr_types
-from optoread import axdr_encode as T  # the Data tags
+from optoread.dlms.axdr import compact as axdr_compact
+from optoread.dlms.axdr import decode as A
+from optoread.dlms.axdr import encode as T  # the Data tags
+from optoread.dlms.axdr import types as axdr_types
 from optoread.errors import AxdrError
 from portable import IS_MICROPYTHON, raises, read_bytes, shared_or_skip
 

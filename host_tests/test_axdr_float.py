@@ -9,9 +9,9 @@ floats, so the expectations hold on every interpreter, the emulated board includ
 
 import struct
 
-from optoread import axdr as A
-from optoread import axdr_encode as T  # the Data tags
 from optoread import compat
+from optoread.dlms.axdr import decode as A
+from optoread.dlms.axdr import encode as T  # the Data tags
 from optoread.errors import AxdrError
 from portable import IS_MICROPYTHON, raises
 

@@ -54,9 +54,10 @@ from gurux_dlms.internal._GXCommon import _GXCommon
 from gurux_dlms.internal._GXDataInfo import _GXDataInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optoread import axdr as A  # noqa: E402
-from optoread import axdr_compact, axdr_types
-from optoread import axdr_encode as T  # noqa: E402  (the Data tags)
+from optoread.dlms.axdr import compact as axdr_compact
+from optoread.dlms.axdr import decode as A  # noqa: E402
+from optoread.dlms.axdr import encode as T  # noqa: E402  (the Data tags)
+from optoread.dlms.axdr import types as axdr_types
 from optoread.errors import AxdrError, OptoreadError
 
 N = int(os.getenv("FUZZ_EXAMPLES", "300"))

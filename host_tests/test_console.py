@@ -8,8 +8,8 @@ on its own flash on a board).
 import binascii
 
 import portable
-from optoread import console as con
 from optoread.crc import crc32
+from optoread.device import console as con
 from optoread.errors import NoAnswerError, SessionError
 from test_store import Env, small_heap, write_sample
 

@@ -2,7 +2,13 @@
 
 import gc
 
-from optoread import axdr, axdr_encode, axdr_types, cosem, cosem_association, cosem_register, xdlms
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import encode as axdr_encode
+from optoread.dlms.axdr import types as axdr_types
+from optoread.dlms.cosem import association as cosem_association
+from optoread.dlms.cosem import objects as cosem
+from optoread.dlms.cosem import register as cosem_register
+from optoread.dlms.xdlms import apdu as xdlms
 from optoread.errors import DataAccessError, OptoreadError
 from portable import IS_MICROPYTHON, raises
 

@@ -5,12 +5,15 @@ of the row index), over several link/association configurations.
 """
 
 import pytest
+from optoread.dlms.client import session  # noqa: E402
 
-session = pytest.importorskip("optoread.session", reason="optoread.session (SESSION task) is not present")
 sim = pytest.importorskip("optoread_tools.sim_dlms",
                           reason="optoread_tools.sim_dlms (SIMULATOR task) is not present")
 
-from optoread import axdr, cosem, cosem_association, cosem_register  # noqa: E402
+from optoread.dlms.axdr import decode as axdr  # noqa: E402
+from optoread.dlms.cosem import association as cosem_association  # noqa: E402
+from optoread.dlms.cosem import objects as cosem  # noqa: E402
+from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread.errors import DataAccessError  # noqa: E402
 
 Settings, Session = session.Settings, session.Session

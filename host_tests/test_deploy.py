@@ -66,8 +66,10 @@ def test_package_json_matches_tree():
         assert os.path.exists(os.path.join(ROOT, src)), src
         assert not dest.startswith("/") and ".." not in dest
     mods = {d for d in dests if d.startswith("lib/optoread/")}
-    assert mods == {"lib/optoread/" + n for n in os.listdir(os.path.join(ROOT, "firmware", "optoread"))
-                    if n.endswith(".py") and not n.endswith("_server.py")}  # the meter's side stays home
+    tree = {"lib/optoread/" + os.path.relpath(os.path.join(d, n), base).replace(os.sep, "/")
+            for base in [os.path.join(ROOT, "firmware", "optoread")] for d, _s, fs in os.walk(base)
+            for n in fs if n.endswith(".py") and n != "server.py"}  # the meter's side stays home
+    assert mods == tree and "lib/optoread/dlms/hdlc/frame.py" in mods
     assert "main.py" in dests and any(d.startswith("plans/") for d in dests)
 
 
@@ -100,7 +102,7 @@ def test_modules_are_named_by_their_path_on_the_device(tmp_path):
     outs = deploy.compile_firmware(ROOT, "pico", str(tmp_path), device_dir="/lib/optoread")
     for p in outs:
         data = open(p, "rb").read()
-        assert ("/lib/optoread/" + os.path.basename(p)).encode() in data
+        assert ("/lib/optoread/" + deploy.module_path(p)).encode() in data
         assert ROOT.encode() not in data
 
 
@@ -167,9 +169,11 @@ def test_deploy_to_unix_port(repl, tmp_path):
     r = _deploy_cli("--board", "unix", "--port", repl.path, "--target", target, "--build-dir", build)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "deployed" in r.stdout
-    mods = sorted(p.rsplit("/", 1)[1][:-3] + ".mpy" for p in deploy.firmware_modules(ROOT))
-    assert "xdlms_server.mpy" not in mods  # the meter's side is not deployed
-    assert sorted(os.listdir(os.path.join(target, "lib", "optoread"))) == mods
+    mods = sorted(deploy.module_path(p)[:-3] + ".mpy" for p in deploy.firmware_modules(ROOT))
+    assert "dlms/xdlms/server.mpy" not in mods  # the meter's side is not deployed
+    lib = os.path.join(target, "lib", "optoread")
+    assert sorted(os.path.relpath(os.path.join(d, n), lib).replace(os.sep, "/")
+                  for d, _s, fs in os.walk(lib) for n in fs) == mods
     for n in mods:  # the copies are the compiled files, byte for byte
         with open(os.path.join(target, "lib", "optoread", n), "rb") as a, \
                 open(os.path.join(build, "optoread", n), "rb") as b:
@@ -195,7 +199,7 @@ def test_deploy_to_unix_port(repl, tmp_path):
 
     # The deployed modules import on the device and work: parse a readout, a CRC, an OBIS code.
     code = ("import sys\nsys.path.insert(0, %r)\nsys.path.insert(0, %r)\n"
-            "from optoread import crc, obis, iec62056_21 as iec\nimport board\n"
+            "from optoread import crc, obis\nfrom optoread.iec62056_21 import readout as iec\nimport board\n"
             "r = iec.parse_readout(b'\\x021.8.0(001234.5*kWh)\\r\\n!\\r\\n\\x03' + bytes([%d]))\n"
             "print('@check', crc.crc16_x25(b'123456789'), r.datasets[0][0], r.datasets[0][1][0][0],"
             " board.PORT, crc.__file__.endswith('.mpy'))\n"
@@ -255,13 +259,13 @@ def test_romfs_image_runs_the_package_in_place(tmp_path):
     assert size > 50000
     code = ("import sys, vfs\nimg = open(%r, 'rb').read()\nvfs.mount(vfs.VfsRom(img), '/rom')\n"
             "sys.path.insert(0, '/rom/lib')\n"
-            "from optoread import crc, reader\n"
+            "from optoread import crc\nfrom optoread.device import reader\n"
             "print('@rom', crc.crc32(b'123456789'), crc.__file__, reader.__file__)\n" % image)
     r = subprocess.run([MICROPYTHON, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("@rom")][0].split()
     assert line[1] == "3421780262"
-    assert line[2] == "/rom/lib/optoread/crc.mpy" and line[3] == "/rom/lib/optoread/reader.mpy"
+    assert line[2] == "/rom/lib/optoread/crc.mpy" and line[3] == "/rom/lib/optoread/device/reader.mpy"
 
 
 @needs_unix_port
@@ -350,7 +354,7 @@ def test_image_holds_what_deploy_copies(image, board, arch, size, tmp_path):
     assert files["board.py"] == open(os.path.join(ROOT, deploy.BOARDS[board][0]), "rb").read()
     assert files["main.py"] == open(os.path.join(ROOT, "firmware", "main.py"), "rb").read()
     mods = {d for d in files if d.startswith("lib/optoread/")}
-    assert mods == {"lib/optoread/" + p.rsplit("/", 1)[1][:-3] + ".mpy"
+    assert mods == {"lib/optoread/" + deploy.module_path(p)[:-3] + ".mpy"
                     for p in deploy.firmware_modules(ROOT)}
     for d in mods:
         assert ("/" + d).encode() in files[d], d  # its name on the device
@@ -568,7 +572,9 @@ def test_image_mounts_with_micropython_vfslfs2(image, board, tmp_path):
              else "vfs.mount(bdev, '/fs')")
     code = _MP_BDEV + mount + """
 print('@root', ' '.join(sorted(os.listdir('/fs'))))
-print('@mods', len(os.listdir('/fs/lib/optoread')))
+def count(d):
+    return sum(count(d + '/' + n) if os.stat(d + '/' + n)[0] & 0x4000 else 1 for n in os.listdir(d))
+print('@mods', count('/fs/lib/optoread'))
 with open('/fs/optoread.json') as f:
     m = json.load(f)
 sys.path.insert(0, '/fs/lib')

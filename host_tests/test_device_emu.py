@@ -104,9 +104,9 @@ def check_dlms_session(s, model, rows_wanted=None):
 
 
 def check_iec_session(s, meter):
-    from optoread import iec62056_21 as iec
+    from optoread.iec62056_21 import readout as iec_readout
 
-    r = iec.parse_readout(meter.readout_bytes())
+    r = iec_readout.parse_readout(meter.readout_bytes())
     want = [(a, v, u) for a, values in r.datasets for v, u in values]
     got = [(v["obis"], v["value"], v["unit"]) for v in s["values"]]
     assert got == want

@@ -32,7 +32,7 @@ _TOOLS = portable.project_root() + "/tools"
 if _TOOLS not in sys.path:
     sys.path.append(_TOOLS)
 
-from optoread import hdlc  # noqa: E402
+from optoread.dlms.hdlc import frame as hdlc  # noqa: E402
 from optoread_tools import dlmsparse  # noqa: E402
 
 _VSE_SELF = "(this push_object_list array itself)"
@@ -466,7 +466,8 @@ def test_decoding_receiver_frames_gives_the_same_result():
 
 # ---------------------------------------------------------------- units and push (no captures needed)
 
-from optoread import push, units  # noqa: E402
+from optoread import units  # noqa: E402
+from optoread.dlms import push  # noqa: E402
 from optoread.errors import AxdrError  # noqa: E402
 
 _OB = bytes((1, 0, 1, 8, 0, 255))

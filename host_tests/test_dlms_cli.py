@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from optoread import axdr
 from optoread import obis as obislib
+from optoread.dlms.axdr import decode as axdr
 from optoread_tools import sim_dlms
 from optoread_tools.dlmsread import jsonable
 

@@ -11,7 +11,7 @@ import portable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optoread import hdlc
+from optoread.dlms.hdlc import frame as hdlc
 from optoread_tools import cli, dlmsparse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -19,8 +19,8 @@ import threading
 
 import mpbin
 import pytest
-from optoread import store as st
 from optoread.crc import crc32
+from optoread.store import store as st
 from optoread_tools import download as dl
 from optoread_tools import readings_db
 
@@ -119,7 +119,7 @@ class RealConsole:
     """The firmware's own console as the device."""
 
     def __init__(self, store):
-        from optoread.console import Console
+        from optoread.device.console import Console
 
         self.buf = []
         self.console = Console(store, self)

@@ -4,8 +4,9 @@ import binascii
 import json
 
 import portable
-from optoread import hdlc, hdlc_parse
 from optoread.crc import crc16_x25
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import parse as hdlc_parse
 from optoread.errors import LinkError, OptoreadError
 
 PORTABLE = True

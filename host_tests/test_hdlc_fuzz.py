@@ -7,7 +7,8 @@ import portable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optoread import hdlc, hdlc_parse
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import parse as hdlc_parse
 from optoread.errors import LinkError, OptoreadError
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))

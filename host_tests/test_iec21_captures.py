@@ -4,7 +4,8 @@ import json
 import os
 
 import portable
-from optoread import iec62056_21 as iec
+from optoread.iec62056_21 import readout as iec_readout
+from optoread.iec62056_21 import signon as iec
 
 PORTABLE = True
 
@@ -51,7 +52,7 @@ def test_complete_readouts_parse_exactly_to_expected():
     for meta, data in _captures():
         if not meta.get("complete_readout"):
             continue
-        r = iec.parse_readout(data)
+        r = iec_readout.parse_readout(data)
         name = meta["file"]
         got_lines = [{"address": a, "values": [[v, u] for v, u in vals]} for a, vals in r.datasets]
         assert got_lines == meta["lines"], name
@@ -85,7 +86,7 @@ def test_checksums_match_sidecars():
     for meta, data in _captures():
         if not meta.get("complete_readout"):
             continue
-        r = iec.parse_readout(data)
+        r = iec_readout.parse_readout(data)
         framing = meta["framing"]
         if "bcc" in framing:
             assert r.bcc_ok is framing["bcc"]["ok"], meta["file"]
@@ -100,7 +101,7 @@ def test_checksums_match_sidecars():
 def test_noisy_ace3000_reports_bcc_mismatch_and_noise():
     for meta, data in _captures():
         if meta["file"].startswith("actaris_ace3000"):
-            r = iec.parse_readout(data)
+            r = iec_readout.parse_readout(data)
             assert r.bcc_ok is False
             assert any("BCC mismatch: received 0x46, computed 0x4D" in e for e in r.errors), r.errors
             assert any("noise" in e or "garbage" in e for e in r.errors), r.errors
@@ -113,7 +114,7 @@ def test_fragments_give_the_incomplete_error_and_keep_complete_lines():
     for meta, data in _captures():
         if meta.get("complete_readout"):
             continue
-        r = iec.parse_readout(data)
+        r = iec_readout.parse_readout(data)
         assert not r.complete
         assert "readout incomplete: input ended before the end marker '!'" in r.errors, r.errors
         got = [{"address": a, "values": [[v, u] for v, u in vals]} for a, vals in r.datasets]
@@ -124,9 +125,9 @@ def test_fragments_give_the_incomplete_error_and_keep_complete_lines():
 
 def test_byte_by_byte_equals_whole():
     for meta, data in _captures():
-        whole = iec.parse_readout(data)
-        r = iec.parse_readout(data, chunk=1)
+        whole = iec_readout.parse_readout(data)
+        r = iec_readout.parse_readout(data, chunk=1)
         assert r.datasets == whole.datasets, meta["file"]
         assert (r.bcc_ok, r.crc_ok, r.errors) == (whole.bcc_ok, whole.crc_ok, whole.errors), meta["file"]
-        r7 = iec.parse_readout(data, chunk=7)
+        r7 = iec_readout.parse_readout(data, chunk=7)
         assert r7.datasets == whole.datasets, meta["file"]

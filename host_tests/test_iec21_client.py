@@ -6,8 +6,9 @@ procedures' action sequences and error paths in isolation, on MicroPython too.
 
 import portable
 from optoread import driver
-from optoread import iec62056_21 as iec
 from optoread.errors import ChecksumError, Iec21Error, NoAnswerError
+from optoread.iec62056_21 import readout as iec_readout
+from optoread.iec62056_21 import signon as iec
 
 PORTABLE = True
 
@@ -74,7 +75,7 @@ DATA = [b"1.8.0(001234.5*kWh)", b"0.9.1(120000)", b"F.F(00)"]
 
 def test_mode_c_switches_to_the_proposed_baud_after_draining_the_ack():
     line = ScriptLine([(b"/?!", b"/ABC5\\2Model1\r\n"), (b"\x06050\r\n", _readout(DATA))], echo=True)
-    r = driver.run(iec.readout(iec.Options()), line)
+    r = driver.run(iec_readout.readout(iec.Options()), line)
     assert [a for a, _ in r.datasets] == ["1.8.0", "0.9.1", "F.F"]
     assert r.datasets[0][1] == [("001234.5", "kWh")]
     assert r.bcc_ok is True and r.identification.maker == "ABC" and r.identification.mode_e
@@ -89,14 +90,14 @@ def test_mode_c_switches_to_the_proposed_baud_after_draining_the_ack():
 def test_reaction_time_follows_the_identification_case():
     for ident, wait in ((b"/ABC5X\r\n", 200), (b"/ABc5X\r\n", 20)):
         line = ScriptLine([(b"/?!", ident), (b"\x06", _readout(DATA))])
-        driver.run(iec.readout(iec.Options()), line)
+        driver.run(iec_readout.readout(iec.Options()), line)
         waits = [e[2] for e in line.log if e[0] == "wait"]
         assert waits[0] == wait, (ident, waits)
 
 
 def test_settle_delay_and_stay():
     line = ScriptLine([(b"/?!", b"/ABC5X\r\n"), (b"\x06000\r\n", _readout(DATA))])
-    driver.run(iec.readout(iec.Options(baud_switch="stay", settle_ms=150)), line)
+    driver.run(iec_readout.readout(iec.Options(baud_switch="stay", settle_ms=150)), line)
     assert line.line == (300, 7, "E")
     assert [e[2] for e in line.log if e[0] == "wait"] == [200, 150]
 
@@ -105,13 +106,13 @@ def test_bad_bcc_is_rejected_with_a_clear_error():
     bad = bytearray(_readout(DATA))
     bad[-1] ^= 0x55
     line = ScriptLine([(b"/?!", b"/ABC5X\r\n"), (b"\x06", bytes(bad))])
-    e = portable.raises(ChecksumError, driver.run, iec.readout(iec.Options()), line)
+    e = portable.raises(ChecksumError, driver.run, iec_readout.readout(iec.Options()), line)
     assert "BCC mismatch" in str(e)
 
 
 def test_no_answer_names_the_cause():
     line = ScriptLine([])
-    e = portable.raises(NoAnswerError, driver.run, iec.readout(iec.Options()), line)
+    e = portable.raises(NoAnswerError, driver.run, iec_readout.readout(iec.Options()), line)
     assert "no answer to the sign-on request at 300 baud" in str(e) and "probe" in str(e)
     assert e.tried
 
@@ -120,23 +121,23 @@ def test_auto_falls_back_to_the_initial_baud_when_the_meter_does_not_switch():
     garbage = bytes(0x80 | i for i in range(20))
     line = ScriptLine([(b"/?!", b"/LGZ4ZMD120AP\r\n"), (b"\x06040", garbage),
                        (b"/?!", b"/LGZ4ZMD120AP\r\n"), (b"\x06000", _readout(DATA))])
-    r = driver.run(iec.readout(iec.Options()), line)
+    r = driver.run(iec_readout.readout(iec.Options()), line)
     assert len(r.datasets) == 3 and line.line == (300, 7, "E")
 
 
 def test_wakeup_train_then_quiet():
     line = ScriptLine([(b"\x00", None), (b"/?!", b"/ABC5X\r\n"), (b"\x06", _readout(DATA))])
-    driver.run(iec.readout(iec.Options(wakeup=True)), line)
+    driver.run(iec_readout.readout(iec.Options(wakeup=True)), line)
     assert line.sent[0] == bytes(66)  # 2.2 s of NUL at 300 baud (10 bits per character)
     assert ("wait", line.log[2][1], 1500) in line.log
 
 
 def test_mode_a_and_b():
     line = ScriptLine([(b"/?!", b"/ABC0X\r\n" + _readout(DATA))])
-    r = driver.run(iec.readout(iec.Options(mode="A")), line)
+    r = driver.run(iec_readout.readout(iec.Options(mode="A")), line)
     assert len(r.datasets) == 3 and line.line == (300, 7, "E")
     line = ScriptLine([(b"/?!", b"/ABCEX\r\n" + _readout(DATA))])
-    r = driver.run(iec.readout(iec.Options(mode="B")), line)
+    r = driver.run(iec_readout.readout(iec.Options(mode="B")), line)
     assert line.line == (9600, 7, "E")
 
 
@@ -147,11 +148,11 @@ def test_mode_d_dsmr_telegram_crc():
     good = tel + ("%04X" % crc.crc16_arc(tel)).encode() + b"\r\n"
     line = ScriptLine([])
     line.inbox += b"garbage)\r\n" + good
-    r = driver.run(iec.readout(iec.Options(mode="D")), line)
+    r = driver.run(iec_readout.readout(iec.Options(mode="D")), line)
     assert r.crc_ok is True and r.datasets == [("1-0:1.8.1", [("000671.578", "kWh")])]
     line = ScriptLine([])
     line.inbox += tel + b"0000\r\n"
-    portable.raises(ChecksumError, driver.run, iec.readout(iec.Options(mode="D")), line)
+    portable.raises(ChecksumError, driver.run, iec_readout.readout(iec.Options(mode="D")), line)
 
 
 def test_mode_e_hands_over_at_the_proposed_baud_8n1():
@@ -162,24 +163,25 @@ def test_mode_e_hands_over_at_the_proposed_baud_8n1():
 
 
 def test_programming_mode_r1_then_r5_for_emh():
-    p0 = iec.command("P0", b"(12345678)")
+    p0 = iec_readout.command("P0", b"(12345678)")
     answer = b"\x021.8.0(0001234.5*kWh)\x03"
     answer += bytes((iec.crc.bcc(answer, 1),))
     line = ScriptLine([(b"/?!", b"/EMH5X\r\n"), (b"\x06051", p0), (b"\x01P1", b"\x06"),
                        (b"\x01R1", b"\x06"), (b"\x01R5", answer), (b"\x01B0", None)])
-    values = driver.run(iec.read_registers(iec.Options(), ["1.8.0"], password="secret"), line)
+    values = driver.run(iec_readout.read_registers(iec.Options(), ["1.8.0"], password="secret"), line)
     assert values == [("1.8.0", [("0001234.5", "kWh")])]
-    assert line.sent[-1] == iec.command("B0")
+    assert line.sent[-1] == iec_readout.command("B0")
     bcc = iec.crc.bcc(b"R1\x021.8.0()\x03")
-    assert iec.command("R1", b"1.8.0()") == b"\x01R1\x021.8.0()\x03" + bytes((bcc,))
+    assert iec_readout.command("R1", b"1.8.0()") == b"\x01R1\x021.8.0()\x03" + bytes((bcc,))
 
 
 def test_password_rejected():
-    p0 = iec.command("P0", b"(1)")
+    p0 = iec_readout.command("P0", b"(1)")
     line = ScriptLine([(b"/?!", b"/EMH5X\r\n"), (b"\x06051", p0), (b"\x01P1", b"\x15"), (b"\x01B0", None)])
-    e = portable.raises(Iec21Error, driver.run, iec.read_registers(iec.Options(), ["1.8.0"], "x"), line)
+    proc = iec_readout.read_registers(iec.Options(), ["1.8.0"], "x")
+    e = portable.raises(Iec21Error, driver.run, proc, line)
     assert "password" in str(e)
-    assert line.sent[-1] == iec.command("B0")  # the session is always ended
+    assert line.sent[-1] == iec_readout.command("B0")  # the session is always ended
 
 
 def test_builders_validate():

@@ -13,8 +13,9 @@ import sys
 import mpbin
 import pytest
 from optoread import driver
-from optoread import iec62056_21 as iec
 from optoread.errors import ChecksumError, NoAnswerError
+from optoread.iec62056_21 import readout as iec_readout
+from optoread.iec62056_21 import signon as iec
 from optoread_tools.ptyline import start_pty_thread
 from optoread_tools.simcli import make_meter
 from optoread_tools.vline import VirtualLine
@@ -41,7 +42,7 @@ def _vline_read(quirks, **opts):
     meter = make_meter(quirks)
     line = VirtualLine(meter)
     progress = []
-    r = driver.Driver(line.reader, progress=progress.append).run(iec.readout(iec.Options(**opts)))
+    r = driver.Driver(line.reader, progress=progress.append).run(iec_readout.readout(iec.Options(**opts)))
     return r, line, progress
 
 
@@ -94,7 +95,8 @@ def test_mode_e_hand_over_reaches_the_meters_hdlc_state():
 def test_programming_mode_emh_r1_falls_back_to_r5():
     meter = make_meter(["emh_r1"])
     line = VirtualLine(meter)
-    values = driver.run(iec.read_registers(iec.Options(), ["1.8.0", "0.0.0"], "00000000"), line.reader)
+    proc = iec_readout.read_registers(iec.Options(), ["1.8.0", "0.0.0"], "00000000")
+    values = driver.run(proc, line.reader)
     assert values == [("1.8.0", [("012345.678", "kWh")]), ("0.0.0", [("71234567", None)])]
 
 
@@ -102,11 +104,11 @@ def test_modes_a_b_d():
     for mode in ("A", "B"):
         meter = make_meter([], mode=mode)
         line = VirtualLine(meter)
-        r = driver.run(iec.readout(iec.Options(mode=mode)), line.reader)
+        r = driver.run(iec_readout.readout(iec.Options(mode=mode)), line.reader)
         assert r.datasets[:2] == EXPECTED and r.bcc_ok
     meter = make_meter([], mode="D")
     line = VirtualLine(meter)
-    r = driver.run(iec.readout(iec.Options(mode="D")), line.reader)
+    r = driver.run(iec_readout.readout(iec.Options(mode="D")), line.reader)
     assert r.datasets[:2] == EXPECTED and r.crc_ok is True
 
 
@@ -117,10 +119,10 @@ def test_a_real_capture_replayed_by_the_simulator_reads_back_identically():
     if d is None:
         pytest.skip("../shared absent")
     path = os.path.join(d, "iskra_mt174_smartmeter_obis.txt")
-    expected = iec.parse_readout(open(path, "rb").read())
+    expected = iec_readout.parse_readout(open(path, "rb").read())
     meter = make_meter(["echo"], readout=path)
     line = VirtualLine(meter)
-    r = driver.run(iec.readout(iec.Options()), line.reader)
+    r = driver.run(iec_readout.readout(iec.Options()), line.reader)
     assert r.datasets == expected.datasets and r.bcc_ok
 
 

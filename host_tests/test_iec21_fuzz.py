@@ -4,8 +4,9 @@ import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optoread import iec62056_21 as iec
 from optoread.errors import OptoreadError
+from optoread.iec62056_21 import readout as iec_readout
+from optoread.iec62056_21 import signon as iec
 
 N = int(os.getenv("FUZZ_EXAMPLES", "300"))
 SETTINGS = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -21,8 +22,8 @@ SAMPLE = (b"/ISk5\\2MT174-0001\r\n\x06050\r\n\x021-0:1.8.1*01(0006334.294*kWh)(1
 @SETTINGS
 @given(TELEGRAM, st.integers(1, 17))
 def test_parse_readout_any_bytes(data, chunk):
-    r = iec.parse_readout(data, chunk=chunk)
-    assert r.datasets == iec.parse_readout(data).datasets
+    r = iec_readout.parse_readout(data, chunk=chunk)
+    assert r.datasets == iec_readout.parse_readout(data).datasets
     assert len(r.errors) <= 17
     for addr, values in r.datasets:
         assert len(addr) <= iec.MAX_ADDRESS
@@ -35,7 +36,7 @@ def test_parse_readout_any_bytes(data, chunk):
 def test_mutated_real_readout(pos, value, cut):
     data = bytearray(SAMPLE)
     data[pos] = value
-    iec.parse_readout(bytes(data[:cut]))
+    iec_readout.parse_readout(bytes(data[:cut]))
 
 
 @SETTINGS
@@ -50,7 +51,7 @@ def test_identification(data):
 @SETTINGS
 @given(TELEGRAM)
 def test_receivers(data):
-    for rx in (iec.IdentReceiver(), iec.MessageReceiver(), iec.ReadoutReceiver(ident=True)):
+    for rx in (iec.IdentReceiver(), iec_readout.MessageReceiver(), iec_readout.ReadoutReceiver(ident=True)):
         for i in range(len(data)):
             if rx.feed(data[i:i + 1]):
                 break
@@ -60,7 +61,7 @@ def test_receivers(data):
 @given(st.text(max_size=60))
 def test_parse_data_line(text):
     try:
-        iec.parse_data_line(text.encode("utf-8"))
+        iec_readout.parse_data_line(text.encode("utf-8"))
     except OptoreadError:
         pass
 
@@ -69,7 +70,7 @@ def test_parse_data_line(text):
 @given(st.text(max_size=40), st.integers(-2, 9), st.text(max_size=2), st.integers(-2, 9))
 def test_builders(addr, pc, z, mode):
     for fn, args in ((iec.sign_on_request, (addr,)), (iec.option_select, (pc, z or "0", mode)),
-                     (iec.command, (addr[:3], b"x"))):
+                     (iec_readout.command, (addr[:3], b"x"))):
         try:
             fn(*args)
         except OptoreadError:

@@ -14,9 +14,9 @@ import time
 
 import mpbin
 import pytest
-from optoread import store as st
-from optoread import store_decode as sd
 from optoread.crc import crc32
+from optoread.store import decode as sd
+from optoread.store import store as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython

@@ -2,7 +2,8 @@
 versions, are the ones in use on MicroPython, and are never handed a range beyond the buffer."""
 
 import portable
-from optoread import compat, crc, hdlc
+from optoread import compat, crc
+from optoread.dlms.hdlc import frame as hdlc
 from optoread.errors import LinkError
 
 PORTABLE = True

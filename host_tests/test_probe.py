@@ -150,7 +150,7 @@ def _with_fake_machine(uart_cls, fn, *args, **kw):
 
 
 def _import_probe():
-    from optoread import probe
+    from optoread.device import probe
 
     return probe
 
@@ -322,7 +322,7 @@ def test_set_line_switches_only_after_the_ack_left():
 
 def test_driver_set_line_action_on_the_probe():
     from optoread.driver import Driver
-    from optoread.iec62056_21 import SEND, SET_LINE
+    from optoread.iec62056_21.signon import SEND, SET_LINE
 
     p, clock = make(RP2)
     d = Driver(p)

@@ -11,8 +11,9 @@ import subprocess
 
 import mpbin
 import pytest
-from optoread import reader, store
+from optoread.device import reader
 from optoread.errors import SessionError
+from optoread.store import store
 from optoread_tools import sim_dlms
 from optoread_tools.simcli import make_meter
 from optoread_tools.vline import VirtualLine
@@ -39,7 +40,7 @@ def st(tmp_path):
 
 
 def _dump(s, seq):
-    from optoread import device
+    from optoread.device import services as device
 
     return device.session_json(s, seq)
 
@@ -157,7 +158,7 @@ def _plan_dirs(tmp_path, energy_steps):
     own.mkdir()
     plan = {"name": "energy", "steps": energy_steps}
     (own / "energy.json").write_text(json.dumps(plan))
-    from optoread import device
+    from optoread.device import services as device
 
     return device.Plans(PLANS, str(own)), own
 

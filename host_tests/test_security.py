@@ -10,7 +10,7 @@ import json
 from binascii import unhexlify
 
 import portable
-from optoread import security as s
+from optoread.dlms import security as s
 from optoread.errors import OptoreadError, SecurityError
 
 PORTABLE = True

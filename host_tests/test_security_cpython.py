@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from optoread import security as s
+from optoread.dlms import security as s
 from optoread.errors import OptoreadError, SecurityError
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))

@@ -5,18 +5,16 @@ role of HdlcConnection, AARQ/AARE, GET (normal, blocks, with-list), SET (normal,
 ACTION, HLS-GMAC pass 3/4 and glo-ciphering. It runs in process on a virtual clock.
 """
 
-from optoread import (
-    acse,
-    acse_server,
-    axdr,
-    axdr_encode,
-    hdlc,
-    security,
-    wrapper,
-    xdlms,
-    xdlms_server,
-    xdlms_set,
-)
+from optoread.dlms import security, wrapper
+from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import server as acse_server
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import encode as axdr_encode
+from optoread.dlms.client.session import Session, Settings
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import server as xdlms_server
+from optoread.dlms.xdlms import set_action as xdlms_set
 from optoread.errors import (
     DataAccessError,
     LinkError,
@@ -25,7 +23,6 @@ from optoread.errors import (
     SecurityError,
     SessionError,
 )
-from optoread.session import Session, Settings
 from portable import raises
 
 PORTABLE = True

@@ -13,10 +13,13 @@ import subprocess
 
 import mpbin
 import pytest
-from optoread import acse_names, axdr_encode, hdlc, xdlms
-from optoread.device import DLMS_BUFFERS
+from optoread.device.services import DLMS_BUFFERS
+from optoread.dlms.acse import names as acse_names
+from optoread.dlms.axdr import encode as axdr_encode
+from optoread.dlms.client.session import LinkBuffers, Session, Settings
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.xdlms import apdu as xdlms
 from optoread.errors import DataAccessError, NoAnswerError, SessionError
-from optoread.session import LinkBuffers, Session, Settings
 
 sim = pytest.importorskip("optoread_tools.sim_dlms")
 model_mod = pytest.importorskip("optoread_tools.sim_dlms_model")

@@ -10,8 +10,9 @@ import subprocess
 
 import mpbin
 import pytest
-from optoread import axdr, hdlc
 from optoread import obis as obislib
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.hdlc import frame as hdlc
 
 sim = pytest.importorskip("optoread_tools.sim_dlms")
 

@@ -10,7 +10,14 @@ import os
 import socket
 
 import pytest
-from optoread import acse, axdr, axdr_encode, hdlc, security, wrapper, xdlms, xdlms_set, xdlms_sn
+from optoread.dlms import security, wrapper
+from optoread.dlms.acse import client as acse
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import encode as axdr_encode
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import set_action as xdlms_set
+from optoread.dlms.xdlms import sn as xdlms_sn
 from optoread.errors import LinkError, OptoreadError
 from optoread_tools.sim_dlms import DlmsServer, HdlcMeter, ModeEMeter, ServerTransport, serve_tcp
 from optoread_tools.sim_dlms_model import MeterModel, ob
@@ -821,8 +828,8 @@ def test_server_transport_chunked():
 
 
 def test_mode_e_meter_on_virtual_line():
-    from optoread import iec62056_21 as iec
     from optoread.driver import Driver
+    from optoread.iec62056_21 import signon as iec
     from optoread_tools.vline import VirtualLine
 
     m = MeterModel(rows=4)

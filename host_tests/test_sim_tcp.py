@@ -14,10 +14,13 @@ import sys
 import time
 
 import pytest
-from optoread import driver, hdlc, reader, store
-from optoread import iec62056_21 as iec
-from optoread import iec62056_21_readout as iec_readout
+from optoread import driver
 from optoread.crc import bcc
+from optoread.device import reader
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.iec62056_21 import readout as iec_readout
+from optoread.iec62056_21 import signon as iec
+from optoread.store import store
 from optoread_tools import simcli, tcpline
 from optoread_tools.sim_dlms import SimError
 from optoread_tools.transports import TcpTransport
@@ -179,7 +182,7 @@ def test_firmware_iec_client_reads_over_tcp(quirks):
     t = TcpTransport("127.0.0.1", port)
     try:
         progress = []
-        r = driver.Driver(t, progress=progress.append).run(iec.readout(iec.Options()))
+        r = driver.Driver(t, progress=progress.append).run(iec_readout.readout(iec.Options()))
     finally:
         t.close()
         stop()
@@ -260,7 +263,7 @@ def test_firmware_reader_detects_mode_e_over_tcp(st):
     summary, msgs, stop = _read_energy(st, mode_e=True, rows=200)
     assert summary.complete, summary.error
     assert any("mode E offered" in m for m in msgs)
-    from optoread import device
+    from optoread.device import services as device
 
     d = device.session_json(st, summary.seq)
     assert d["meter"] == "IN12345678"
@@ -377,7 +380,7 @@ def test_connect_dlms_line_as_the_device_tests_use_it(st):
         ls.close()
     assert summary.complete, summary.error
     assert any("direct HDLC" in m for m in msgs)
-    from optoread import device
+    from optoread.device import services as device
 
     d = device.session_json(st, summary.seq)
     regs = [v for v in d["values"] if v["obis"].startswith("1.0.")]

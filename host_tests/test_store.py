@@ -8,9 +8,9 @@ import os
 import sys
 
 import portable
-from optoread import store as st
-from optoread import store_decode as sd
 from optoread.errors import StoreError
+from optoread.store import decode as sd
+from optoread.store import store as st
 
 PORTABLE = True
 

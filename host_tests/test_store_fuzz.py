@@ -4,10 +4,10 @@ import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as hs
-from optoread import store as st
-from optoread import store_decode as sd
 from optoread.crc import crc32
 from optoread.errors import StoreError
+from optoread.store import decode as sd
+from optoread.store import store as st
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
 

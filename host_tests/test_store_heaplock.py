@@ -8,7 +8,7 @@ round-trips.
 import os
 
 import portable
-from optoread import store
+from optoread.store import store
 
 PORTABLE = True
 

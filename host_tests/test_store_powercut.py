@@ -21,8 +21,8 @@ if __name__ == "__main__":  # run as a script on the unix port: micropython host
     sys.path.insert(0, _here)
 
 import portable  # noqa: E402
-from optoread import store as st  # noqa: E402
 from optoread.crc import crc32  # noqa: E402
+from optoread.store import store as st  # noqa: E402
 
 PORTABLE = True
 

@@ -9,9 +9,9 @@ repairing the torn one appends a record of the current version to a file of old 
 import sys
 
 import portable
-from optoread import store as st
-from optoread import store_decode as sd
 from optoread.errors import StoreError
+from optoread.store import decode as sd
+from optoread.store import store as st
 
 PORTABLE = True
 

@@ -1,7 +1,7 @@
 """IEC 62056-47 wrapper framing."""
 
 import portable
-from optoread import wrapper
+from optoread.dlms import wrapper
 from optoread.errors import LinkError
 
 PORTABLE = True

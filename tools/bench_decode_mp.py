@@ -27,7 +27,9 @@ except ImportError:  # CPython
 if "firmware" not in sys.path:
     sys.path.insert(0, "firmware")
 
-from optoread import axdr, hdlc, xdlms  # noqa: E402
+from optoread.dlms.axdr import decode as axdr  # noqa: E402
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.xdlms import apdu as xdlms
 
 MAX_INFO = 2030  # the receiver is sized for the largest frame, whatever was recorded
 

@@ -69,7 +69,8 @@ gc.collect()
 _a = gc.mem_alloc()
 gc.threshold(4096)
 import asyncio, select
-from optoread import console, device
+from optoread.device import console
+from optoread.device import services as device
 gc.collect()
 print('@imports', gc.mem_alloc() - _a)
 """
@@ -160,10 +161,13 @@ def readings(tmp, plans=("bench-is15959", "bench-full")):
 _CPU_SCRIPT = """
 import gc, sys, time
 gc.threshold(4096)  # as main.py: the imports of the console and a reading, then the run threshold
-from optoread import console, device, reader, session
+from optoread.device import console
+from optoread.device import services as device
+from optoread.device import reader
+from optoread.dlms.client import session
 sys.path.insert(0, '/bench')
 import bench_decode_mp
-from optoread import store as st
+from optoread.store import store as st
 gc.collect()
 gc.threshold(device.GC_THRESHOLD_RUN)
 print('@live', gc.mem_alloc())
@@ -190,7 +194,7 @@ print('@store', %(rows)d, dt)
 
 
 def _count_frames(data):
-    from optoread import hdlc
+    from optoread.dlms.hdlc import frame as hdlc
 
     rx = hdlc.FrameReceiver(hdlc.frame_capacity(2030))
     mv = memoryview(data)
@@ -275,9 +279,10 @@ def table(p, u):
         lines.append("emulated Pico (stock MicroPython v1.28.0 RPI_PICO, rp2040js, 125 MHz):")
         lines.append("  free heap at boot                   %7d B" % p["boot_free"])
         if "imports_alloc" in p:
-            lines.append("  heap main.py's imports take         %7d B (modules and link buffers, after a collection)"
+            lines.append("  heap main.py's imports take         %7d B (modules, link buffers; collected)"
                          % p["imports_alloc"])
-        lines.append("  free heap after main.py's imports   %7d B" % p["after_imports_free"])
+        lines.append("  free heap after main.py's start     %7d B (store mounted, console up)"
+                     % p["after_imports_free"])
         for plan in ("bench-is15959", "bench-full"):
             r = p.get(plan)
             if r:

@@ -144,8 +144,8 @@ PLANS = {"full_readout": "bench-full", "is15959_plan": "bench-is15959"}
 
 # The protocol stack and the store, bottom-up: what the 32-bit WASI build can import (it traps on
 # some later imports and in the profile decode, see docs/benchmarks.md), measured on both builds.
-STACK = ("compat", "errors", "crc", "obis", "axdr", "hdlc", "xdlms", "acse", "driver", "iec62056_21",
-         "session", "cosem", "store")
+STACK = ("compat", "errors", "crc", "obis", "driver", "iec62056_21.signon", "dlms.client.session",
+         "dlms.cosem.objects", "store.store")
 _IMPORTS_CODE = """import sys, gc
 sys.path.insert(0, %r)
 gc.collect()
@@ -286,7 +286,7 @@ def working_set(mpy_dir, plan_dir, plan, rows, heap_kb=1024, romfs=False):
 _INDEX_CODE = """import gc, sys
 mpy, root, n, meters = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sys.path.insert(0, mpy)
-from optoread import store
+from optoread.store import store
 
 
 def fill(root, n):
@@ -364,7 +364,7 @@ def main(argv):
                 if key == "is15959_plan" and days == lengths[-1]:
                     per_phase = ph
             results["working_set_kb"][key] = round(ws / 1024, 1)
-        from optoread import device
+        from optoread.device import services as device
 
         lb = device.LINK_BUFFERS
         link = sum(len(b) for b in (lb.frame, lb.reassembly, lb.element, lb.tx, lb.out, lb.read, lb.keep))

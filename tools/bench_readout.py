@@ -16,8 +16,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
-from optoread import cosem, cosem_association, cosem_register  # noqa: E402
-from optoread.session import Session, Settings  # noqa: E402
+from optoread.dlms.client.session import Session, Settings  # noqa: E402
+from optoread.dlms.cosem import association as cosem_association  # noqa: E402
+from optoread.dlms.cosem import objects as cosem  # noqa: E402
+from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread_tools import sim_dlms  # noqa: E402
 
 PROFILE = b"\x01\x00\x63\x01\x00\xff"  # 1.0.99.1.0.255

@@ -116,9 +116,9 @@ class ConsoleClient:
 
 def expected_readout(meter):
     """The IEC meter's readout as [(address, value, unit)], in order (one per value)."""
-    from optoread import iec62056_21 as iec
+    from optoread.iec62056_21 import readout as iec_readout
 
-    r = iec.parse_readout(meter.readout_bytes())
+    r = iec_readout.parse_readout(meter.readout_bytes())
     out = []
     for address, values in r.datasets:
         for v, u in values:

@@ -12,7 +12,7 @@ checkout, so that ``portable.project_root()`` is ``/p``):
   ``host_tests/mprun_device.py``, compiled with mpy-cross ``-march=armv6m`` (compiling a test
   file on the board would take more heap than running it), and ``data/`` (the store_v1 files);
 * ``/p/boards/*.py`` (test_probe reads them), ``/p/tools/optoread_tools/`` (dlmsparse, for
-  test_dlms_captures) and the meter-side ``/lib/optoread/*_server.mpy`` that the image leaves out;
+  test_dlms_captures) and the meter-side ``/lib/optoread/dlms/*/server.mpy`` that the image leaves out;
 * for the files that read ``../shared`` only (a second image: the 107 capture files take ~460 KB
   of LittleFS blocks, which the store tests' sessions need): ``/shared/captures/{hdlc-dlms,
   iec62056-21}``, when ``../shared/captures`` exists (a board has neither ``../shared`` nor
@@ -35,6 +35,7 @@ otherwise, 0 with a reason when the emulator cannot run here (``emu.unavailable(
 
 import argparse
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -51,7 +52,7 @@ DEVICE_ROOT = "/p"  # the checkout's layout on the board: /p/host_tests, /p/boar
 DEVICE_SHARED = "/shared"  # ../shared/captures/... go to /shared/captures/...
 CAPTURE_DIRS = ("hdlc-dlms", "iec62056-21")
 TOOLS_MODULES = ("tools/optoread_tools/__init__.py", "tools/optoread_tools/dlmsparse.py")
-SERVER_MODULES = ("acse_server", "xdlms_server")  # the image leaves the meter's side out
+SERVER_MODULES = ("dlms/acse/server", "dlms/xdlms/server")  # the image leaves the meter's side out
 DEFAULT_TIMEOUT = 1800
 
 # Not run on the board: "module::test" (or "module" for a whole file) -> why.
@@ -82,12 +83,12 @@ KNOWN_BUGS = {}
 # Firmware modules with no portable test, and where they are tested instead.
 _DEVICE_EMU = "no portable test; on the Pico by test_device_emu's readings, on the unix port by test_reader"
 NOT_PORTABLE = {
-    "device": "the main loop: on the Pico by test_device_emu, on the unix port by test_main_unix",
-    "reader": _DEVICE_EMU,
-    "reader_iec": _DEVICE_EMU,
-    "reader_registers": _DEVICE_EMU,
-    "session_sn": "short-name meters: test_reader on the unix port",
-    "unixport": "the unix port's transports (termios, sockets): test_probe on the unix port",
+    "device.services": "the main loop: on the Pico by test_device_emu, on the unix port by test_main_unix",
+    "device.reader": _DEVICE_EMU,
+    "device.iec_reading": _DEVICE_EMU,
+    "device.register_steps": _DEVICE_EMU,
+    "dlms.client.sn": "short-name meters: test_reader on the unix port",
+    "device.unixport": "the unix port's transports (termios, sockets): test_probe on the unix port",
 }
 
 
@@ -157,7 +158,7 @@ def image_files(build, captures):
             + TOOLS_MODULES:
         compiled(rel, DEVICE_ROOT + "/" + os.path.dirname(rel))
     for name in SERVER_MODULES:
-        compiled("firmware/optoread/%s.py" % name, "/lib/optoread")
+        compiled("firmware/optoread/%s.py" % name, posixpath.dirname("/lib/optoread/" + name))
     for sub in ("boards", "host_tests/data/store_v1"):
         for name in sorted(os.listdir(os.path.join(ROOT, sub))):
             p = os.path.join(ROOT, sub, name)
@@ -217,8 +218,13 @@ def run_boot(image, scripts, mods, timeout, log_file):
 
 
 def firmware_modules():
-    d = os.path.join(ROOT, "firmware", "optoread")
-    return sorted(n[:-3] for n in os.listdir(d) if n.endswith(".py") and n != "__init__.py")
+    """Dotted names below ``optoread`` (``dlms.hdlc.frame``) of the modules a board gets."""
+    out = []
+    for p in deploy.firmware_modules(ROOT):
+        rel = deploy.module_path(p)[:-3]
+        if rel != "__init__":
+            out.append(rel[:-len("/__init__")] if rel.endswith("/__init__") else rel)
+    return sorted(x.replace("/", ".") for x in out)
 
 
 def print_lists(mods):

@@ -34,31 +34,27 @@ for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from optoread import (  # noqa: E402
-    acse,
-    acse_server,
-    axdr,
-    axdr_compact,
-    axdr_encode,
-    crc,
-    hdlc,
-    hdlc_parse,
-    obis,
-    push,
-    security,
-    store,
-    wrapper,
-    xdlms,
-    xdlms_errors,
-    xdlms_push,
-    xdlms_server,
-    xdlms_set,
-    xdlms_sn,
-)
-from optoread import console as con  # noqa: E402
-from optoread import iec62056_21 as iec  # noqa: E402
+from optoread import crc, obis  # noqa: E402
+from optoread.device import console as con  # noqa: E402
+from optoread.dlms import push, security, wrapper  # noqa: E402
+from optoread.dlms.acse import client as acse  # noqa: E402
+from optoread.dlms.acse import server as acse_server  # noqa: E402
+from optoread.dlms.axdr import compact as axdr_compact  # noqa: E402
+from optoread.dlms.axdr import decode as axdr  # noqa: E402
+from optoread.dlms.axdr import encode as axdr_encode  # noqa: E402
+from optoread.dlms.client.session import Session, Settings  # noqa: E402
+from optoread.dlms.hdlc import frame as hdlc  # noqa: E402
+from optoread.dlms.hdlc import parse as hdlc_parse  # noqa: E402
+from optoread.dlms.xdlms import apdu as xdlms  # noqa: E402
+from optoread.dlms.xdlms import notification as xdlms_push  # noqa: E402
+from optoread.dlms.xdlms import server as xdlms_server  # noqa: E402
+from optoread.dlms.xdlms import service_errors as xdlms_errors  # noqa: E402
+from optoread.dlms.xdlms import set_action as xdlms_set  # noqa: E402
+from optoread.dlms.xdlms import sn as xdlms_sn  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
-from optoread.session import Session, Settings  # noqa: E402
+from optoread.iec62056_21 import readout as iec_readout  # noqa: E402
+from optoread.iec62056_21 import signon as iec  # noqa: E402
+from optoread.store import store  # noqa: E402
 
 HANG_S = 10.0  # one input taking longer than this is reported as a hang
 HOSTILE_LEN = 65536
@@ -469,7 +465,7 @@ def _lines(readouts):
 @target("iec_readout")
 def _t_iec_readout():
     def run(data):
-        r = iec.parse_readout(data)
+        r = iec_readout.parse_readout(data)
         r.as_dict()
     return iec_samples(), run
 
@@ -477,7 +473,7 @@ def _t_iec_readout():
 @target("iec_readout_bytewise")
 def _t_iec_readout_bytes():
     def run(data):
-        rx = iec.ReadoutReceiver(ident=True)
+        rx = iec_readout.ReadoutReceiver(ident=True)
         for i in range(len(data)):
             if rx.feed(data[i:i + 1]):
                 break
@@ -507,7 +503,7 @@ def _t_iec_line():
     seeds = [ln for ln in _lines(iec_samples()) if b"(" in ln][:400]
 
     def run(data):
-        iec.parse_data_line(data)
+        iec_readout.parse_data_line(data)
     return seeds, run
 
 
@@ -517,7 +513,7 @@ def _t_iec_message():
              b"\x01B0\x03q", b"\x02(ERROR)\x03\x01"]
 
     def run(data):
-        rx = iec.MessageReceiver()
+        rx = iec_readout.MessageReceiver()
         for i in range(len(data)):
             if rx.feed(data[i:i + 1]):
                 rx.reset()

@@ -82,18 +82,21 @@ def buffer(n, lent=None):
 
 
 def unload(name):
-    """Forget the firmware module ``optoread.<name>`` so that its code is freed by the next
-    collection once nothing refers to it; the next import loads it again from flash.
+    """Forget the firmware module ``optoread.<name>`` (a dotted name below the package, e.g.
+    ``"store.mount"``) so that its code is freed by the next collection once nothing refers to it;
+    the next import loads it again from flash.
 
     For a module that only one phase of a reading needs (the IEC sign-on before a direct-HDLC
     reading): its bytecode would otherwise stay on the heap while profile rows stream. MicroPython
     only: CPython's modules cost nothing that matters, and tests hold references to them.
     """
     if IS_MICROPYTHON:
-        sys.modules.pop("optoread." + name, None)
-        pkg = sys.modules.get("optoread")
-        if pkg is not None and hasattr(pkg, name):
-            delattr(pkg, name)  # the package keeps each imported submodule as an attribute
+        full = "optoread." + name
+        sys.modules.pop(full, None)
+        parent, _, leaf = full.rpartition(".")
+        pkg = sys.modules.get(parent)
+        if pkg is not None and hasattr(pkg, leaf):
+            delattr(pkg, leaf)  # the package keeps each imported submodule as an attribute
 
 
 def heap_free():

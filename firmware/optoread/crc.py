@@ -6,7 +6,7 @@ use) so the per-byte cost is one lookup; nothing is allocated per call.
 
 from array import array
 
-from .compat import const, viper
+from optoread.compat import const, viper
 
 _POLY_ARC_REFLECTED = const(0xA001)  # x^16 + x^15 + x^2 + 1, reflected
 _POLY_X25_REFLECTED = const(0x8408)  # x^16 + x^12 + x^5 + 1, reflected

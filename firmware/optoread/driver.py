@@ -5,7 +5,7 @@ A transport has ``write(data)``, ``drain()``, ``set_line(baud, bits, parity, sto
 Board UART, pyserial, TCP, pty and the simulator's virtual line all provide it.
 """
 
-from .compat import buffer, const, ticks_diff
+from optoread.compat import buffer, const, ticks_diff
 
 # Actions a procedure yields (IEC 62056-21 and the DLMS session; outcomes in iec62056_21's docstring).
 SEND = const(1)  # (SEND, data)

@@ -35,8 +35,8 @@ meter's ``6.8`` becomes 1-0:6.8.0 unless ``default_a=6`` is given).
 Only :class:`~optoread.errors.ObisError` leaves this module for bad input.
 """
 
-from .compat import const
-from .errors import ObisError
+from optoread.compat import const
+from optoread.errors import ObisError
 
 # Longest text accepted: six 3-digit groups and separators are 23 characters;
 # the slack allows leading zeros and keeps hostile input cheap.
@@ -315,6 +315,6 @@ def name(code, class_id=None):
     F = 255. ``class_id`` only separates association LN (15) from SN (12).
     """
     _check(code)
-    from . import obis_names  # the names tables are loaded only when a name is asked for (RAM)
+    from optoread import obis_names  # the names tables are loaded only when a name is asked for (RAM)
 
     return obis_names.name(code, class_id)

@@ -11,8 +11,8 @@ the physical value is ``value * 10**scaler`` in ``unit`` (an enum 1..255).
   with integer arithmetic only, for display and storage without float rounding.
 """
 
-from .compat import const
-from .errors import AxdrError
+from optoread.compat import const
+from optoread.errors import AxdrError
 
 _MAX_SCALER = const(127)  # scaler is an int8 on the wire
 

@@ -87,7 +87,7 @@ ACKED = 1
 def make(root, fs=None):
     """Write the fixture's sessions into a new store directory ``root`` (its parent exists) on
     ``fs`` (the store's file-system interface; default ``OsFs``)."""
-    from optoread import store as st
+    from optoread.store import store as st
 
     assert st.VERSION == 1, "the fixture is the version 1 format"
     fs = fs or st.OsFs()

@@ -18,8 +18,9 @@ import json
 import sys
 
 from optoread import driver
-from optoread import iec62056_21 as iec
 from optoread.errors import NoAnswerError, OptoreadError
+from optoread.iec62056_21 import readout as iec_readout
+from optoread.iec62056_21 import signon as iec
 
 
 def _print_readout_text(d, out):
@@ -68,7 +69,7 @@ def cmd_parse(args):
         else:
             dlmsparse.print_text(result, sys.stdout)
         return 0 if not result.get("errors") else 1
-    r = iec.parse_readout(data)
+    r = iec_readout.parse_readout(data)
     d = r.as_dict()
     if args.json:
         json.dump(d, sys.stdout, indent=1)
@@ -110,12 +111,12 @@ def cmd_read(args):
     try:
         drv = driver.Driver(transport, echo=True, progress=progress)
         if args.register:
-            values = drv.run(iec.read_registers(opts, args.register, args.password))
+            values = drv.run(iec_readout.read_registers(opts, args.register, args.password))
             d = {"identification": None, "bcc_ok": True, "crc_ok": None, "complete": True,
                  "datasets": [{"address": a, "values": [list(v) for v in vals]} for a, vals in values],
                  "errors": []}
         else:
-            d = drv.run(iec.readout(opts)).as_dict()
+            d = drv.run(iec_readout.readout(opts)).as_dict()
     except OptoreadError as e:
         return report_error(e)
     finally:

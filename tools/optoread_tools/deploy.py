@@ -2,18 +2,18 @@
 
     optoread deploy --board pico|esp32|unix --port DEV [--target DIR] [--romfs]
 
-1. Compiles ``firmware/optoread/*.py`` (not the ``*_server.py`` ones) with mpy-cross for the
+1. Compiles ``firmware/optoread/**.py`` (not the meter's side, ``server.py``) with mpy-cross for the
    board's architecture (pico: ``armv6m``, esp32: ``xtensawin``, unix: plain bytecode) into
    ``build/deploy/BOARD``;
    ``firmware/main.py`` is syntax-checked the same way but copied as source (a board only
    runs ``main.py``).
 2. Asks the device (``mpremote connect DEV resume exec``) for its ``.mpy`` version and
    refuses files it could not import.
-3. Creates the folders, removes ``lib/optoread/*.py`` left by an earlier source install
+3. Creates the folders, removes ``lib/optoread/**.py`` left by an earlier source install
    (MicroPython imports ``x.py`` before ``x.mpy``), and copies in one mpremote session:
 
    ====================  ===========================================
-   ``TARGET/lib/optoread/*.mpy``  the firmware package
+   ``TARGET/lib/optoread/**.mpy`` the firmware package
    ``TARGET/main.py``             the device's main loop
    ``TARGET/board.py``            the board file (``boards/pico.py`` ...)
    ``TARGET/plans/*.json``        the default reading plans
@@ -22,7 +22,7 @@
 4. Imports the deployed package on the device and checks a CRC against the laptop's.
 
 ``--romfs``: the modules go into the board's ROMFS partition instead (``mpremote romfs
-deploy`` of ``lib/optoread/*.mpy``, removed from the file system), where MicroPython runs
+deploy`` of ``lib/optoread/**.mpy``, removed from the file system), where MicroPython runs
 their bytecode in place: about half the RAM for imports. Refused, with nothing changed, when
 the firmware has no ROMFS (``vfs.rom_ioctl``).
 
@@ -110,14 +110,36 @@ def _tool(name):
 
 
 def firmware_modules(root):
-    """Sorted paths (relative to root) of the firmware package's modules for a board.
+    """Sorted paths (relative to root) of the firmware package's modules for a board, subpackages
+    included (``firmware/optoread/dlms/hdlc/frame.py``).
 
-    The ``*_server.py`` modules (the meter's side of ACSE and xDLMS, for the simulator and
-    the tests) are left out: a reader never imports them.
+    The meter's side of ACSE and xDLMS (``server.py`` of ``dlms/acse`` and ``dlms/xdlms``, for
+    the simulator and the tests) is left out: a reader never imports it.
     """
-    d = os.path.join(root, "firmware", "optoread")
-    return ["firmware/optoread/" + n for n in sorted(os.listdir(d))
-            if n.endswith(".py") and not n.endswith("_server.py")]
+    base = os.path.join(root, "firmware", "optoread")
+    out = []
+    for d, dirs, files in os.walk(base):
+        dirs[:] = [x for x in dirs if not x.startswith((".", "__"))]
+        rel = os.path.relpath(d, base).replace(os.sep, "/")
+        for n in files:
+            if n.endswith(".py") and n != "server.py":
+                out.append("firmware/optoread/" + (n if rel == "." else rel + "/" + n))
+    return sorted(out)
+
+
+def module_path(path):
+    """A module's path inside the package (``dlms/hdlc/frame.mpy``) from a source or compiled path."""
+    return path.replace(os.sep, "/").rsplit("/optoread/", 1)[1]
+
+
+def package_dirs(paths):
+    """The package's folders (``dlms``, ``dlms/hdlc``, ...) that hold ``paths``, parents first."""
+    out = set()
+    for p in paths:
+        parts = module_path(p).split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            out.add("/".join(parts[:i]))
+    return sorted(out, key=lambda d: (d.count("/"), d))
 
 
 def default_plans(root):
@@ -129,14 +151,14 @@ def default_plans(root):
 def firmware_layout(root, board, mpys, main=True, romfs=False):
     """The board's file system as ``(device path, host file)`` pairs, in copy order.
 
-    ``lib/optoread/*.mpy`` (``mpys``: the :func:`compile_firmware` outputs; none with ``romfs``,
+    ``lib/optoread/**.mpy`` (``mpys``: the :func:`compile_firmware` outputs; none with ``romfs``,
     the modules then live in the ROMFS partition), ``main.py`` (source; left out with
     ``main=False``), ``board.py`` (from ``boards/...``), ``plans/*.json``. Device paths are
     relative to the target folder (the flash root ``/`` on a board). ``deploy --port`` copies
     exactly this list and :func:`build_image` writes exactly this list (plus the manifest
     :data:`MANIFEST` of both), so what the tests check is what a board gets.
     """
-    out = [] if romfs else [("lib/optoread/" + os.path.basename(p), p) for p in mpys]
+    out = [] if romfs else [("lib/optoread/" + module_path(p), p) for p in mpys]
     if main:
         out.append(("main.py", os.path.join(root, "firmware", "main.py")))
     out.append(("board.py", os.path.join(root, BOARDS[board][0])))
@@ -202,7 +224,7 @@ def _read_bytes(path):
 def package_manifest(root=None):
     """The mip ``package.json`` for this checkout (install with ``--target /``)."""
     root = root or repo_root()
-    urls = [["lib/optoread/" + p.rsplit("/", 1)[1], p] for p in firmware_modules(root)]
+    urls = [["lib/optoread/" + module_path(p), p] for p in firmware_modules(root)]
     urls.append(["main.py", "firmware/main.py"])
     urls += [["plans/" + p.rsplit("/", 1)[1], p] for p in default_plans(root)]
     return {"urls": urls, "deps": [], "version": _version(root)}
@@ -261,9 +283,11 @@ def compile_firmware(root, board, out_dir, mpy_cross=None, log=None, device_dir=
     sources = firmware_modules(root) + ["firmware/main.py"]
     for rel in sources:
         src = os.path.join(root, rel)
-        name = rel.rsplit("/", 1)[1][:-3] + ".mpy"
         is_main = rel == "firmware/main.py"
-        out = os.path.join(out_dir, "main.check.mpy") if is_main else os.path.join(pkg, name)
+        name = "main.mpy" if is_main else module_path(rel)[:-3] + ".mpy"
+        out = os.path.join(out_dir, "main.check.mpy") if is_main else os.path.join(pkg, *name.split("/"))
+        if not is_main:
+            os.makedirs(os.path.dirname(out), exist_ok=True)
         source = ["-s", device_dir.rstrip("/") + "/" + name] if device_dir and not is_main else []
         cmd = ([mpy_cross] + (["-march=" + arch] if arch else []) + ([] if source_lines else MPY_FLAGS)
                + source + ["-o", out, src])
@@ -343,14 +367,20 @@ for _c in _t.strip('/').split('/'):
     if _c:
         _p += '/' + _c
         _mk(_p)
-for _d in ('/lib', '/lib/optoread', '/plans'):
+for _d in ['/lib', '/lib/optoread', '/plans'] + ['/lib/optoread/' + _s for _s in %(dirs)r]:
     _mk(_p + _d)
 _keep = %(keep)r
 _n = 0
-for _f in os.listdir(_p + '/lib/optoread'):
-    if _f.endswith('.py') or (_f.endswith('.mpy') and _f not in _keep):
-        os.remove(_p + '/lib/optoread/' + _f)
-        _n += 1
+def _clean(d, rel):
+    global _n
+    for _f in os.listdir(d):
+        _r = rel + _f
+        if os.stat(d + '/' + _f)[0] & 0x4000:
+            _clean(d + '/' + _f, _r + '/')
+        elif _f.endswith('.py') or (_f.endswith('.mpy') and _r not in _keep):
+            os.remove(d + '/' + _f)
+            _n += 1
+_clean(_p + '/lib/optoread', '')
 print('@prepared', _n)
 """
 
@@ -365,11 +395,18 @@ for _d in (_t + '/lib', _t or '/'):
 for _m in [k for k in sys.modules if k == 'board' or k.startswith('optoread')]:
     del sys.modules[_m]
 try:
-    from optoread import crc, errors
+    from optoread import crc
+    from optoread import errors
     import board
     print('@verify', crc.crc32(%(data)r), crc.crc16_x25(%(data)r), board.NAME)
     print('@from', crc.__file__)
-    print('@files', ' '.join(sorted(os.listdir(_t + '/lib/optoread'))))
+    def _walk(d, rel):
+        for _f in os.listdir(d):
+            if os.stat(d + '/' + _f)[0] & 0x4000:
+                yield from _walk(d + '/' + _f, rel + _f + '/')
+            else:
+                yield rel + _f
+    print('@files', ' '.join(sorted(_walk(_t + '/lib/optoread', ''))))
     print('@plans', ' '.join(sorted(os.listdir(_t + '/plans'))))
     print('@root', ' '.join(sorted(os.listdir(_t or '/'))))
 finally:
@@ -400,14 +437,16 @@ def _parse_tagged(out, tag):
 
 
 def stage_romfs(mpys, out_dir):
-    """Lay the compiled modules out for a ROMFS image (``lib/optoread/*.mpy``: a board mounts the
+    """Lay the compiled modules out for a ROMFS image (``lib/optoread/**.mpy``: a board mounts the
     image at /rom and puts /rom/lib on sys.path); return the staging directory."""
     stage = os.path.join(out_dir, "romfs")
     if os.path.isdir(stage):
         shutil.rmtree(stage)
     os.makedirs(os.path.join(stage, "lib", "optoread"))
     for p in mpys:
-        shutil.copy(p, os.path.join(stage, "lib", "optoread", os.path.basename(p)))
+        dest = os.path.join(stage, "lib", "optoread", *module_path(p).split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy(p, dest)
     return stage
 
 
@@ -471,7 +510,7 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
                           % (platform, board_file, want_platform))
     log("device: %s, mpy 0x%s" % (platform, "%04x" % device_mpy if device_mpy is not None else "?"))
 
-    names = [os.path.basename(p) for p in mpys]
+    names = [module_path(p) for p in mpys]
     if romfs:
         segments = _parse_tagged(dev.exec(_ROM_QUERY), "@rom").split()[0]
         if segments in ("0", "None", "False"):
@@ -481,7 +520,8 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
         size = build_romfs_image(stage, os.path.join(build_dir, "romfs.img"), mpremote)
         dev.run(["romfs", "--no-mpy", "deploy", stage])
         log("wrote %d modules (%d-byte image) to the ROMFS partition" % (len(names), size))
-    out = dev.exec(_PREPARE % {"target": target, "keep": [] if romfs else names})
+    out = dev.exec(_PREPARE % {"target": target, "keep": [] if romfs else names,
+                               "dirs": [] if romfs else package_dirs(mpys)})
     removed = int(_parse_tagged(out, "@prepared"))
     if removed:
         log("removed %d stale files from lib/optoread" % removed)
@@ -489,7 +529,7 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
     plans = [os.path.join(root, p) for p in default_plans(root)]
     layout = firmware_layout(root, board, mpys, romfs=romfs)
     manifest = make_manifest(board, [(dest, _read_bytes(src)) for dest, src in layout], mpys, root,
-                             source_lines, romfs=[("lib/optoread/" + os.path.basename(p), _read_bytes(p))
+                             source_lines, romfs=[("lib/optoread/" + module_path(p), _read_bytes(p))
                                                   for p in mpys] if romfs else None)
     manifest_path = os.path.join(build_dir, MANIFEST)
     with open(manifest_path, "wb") as f:

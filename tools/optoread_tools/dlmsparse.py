@@ -30,23 +30,20 @@ code on the MicroPython unix port.
 import binascii
 import json
 
-from optoread import (
-    acse,
-    acse_names,
-    acse_server,
-    axdr,
-    axdr_types,
-    hdlc,
-    hdlc_parse,
-    push,
-    security,
-    units,
-    xdlms,
-    xdlms_errors,
-    xdlms_push,
-    xdlms_server,
-)
 from optoread import obis as obislib
+from optoread import units
+from optoread.dlms import push, security
+from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import names as acse_names
+from optoread.dlms.acse import server as acse_server
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import types as axdr_types
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import parse as hdlc_parse
+from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import notification as xdlms_push
+from optoread.dlms.xdlms import server as xdlms_server
+from optoread.dlms.xdlms import service_errors as xdlms_errors
 from optoread.errors import ApduError, OptoreadError
 
 _CAPACITY = 16384  # reassembly buffers (segments, GBT, GET blocks)

@@ -10,8 +10,12 @@ import json
 import sys
 import time
 
-from optoread import axdr, axdr_types, cosem, cosem_association, cosem_register
 from optoread import obis as obislib
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import types as axdr_types
+from optoread.dlms.cosem import association as cosem_association
+from optoread.dlms.cosem import objects as cosem
+from optoread.dlms.cosem import register as cosem_register
 from optoread.errors import DataAccessError, OptoreadError
 
 
@@ -62,12 +66,12 @@ def _iso_tuple(text):
 
 
 def settings_from_args(args):
-    from optoread.session import Settings
+    from optoread.dlms.client.session import Settings
 
     logical, _, physical = args.server.partition("/")
     phys = int(physical) if physical else None
     if args.serial_number is not None:
-        from optoread import hdlc
+        from optoread.dlms.hdlc import frame as hdlc
 
         phys = hdlc.server_address_from_serial(args.serial_number)
     title = args.system_title.encode()
@@ -162,7 +166,7 @@ def _read_profile(sess, args, pr):
 
 
 def run(args):
-    from optoread.session import Session
+    from optoread.dlms.client.session import Session
 
     progress = None if args.quiet else (lambda text: sys.stderr.write("optoread: %s\n" % text))
     st = settings_from_args(args)

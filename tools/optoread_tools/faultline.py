@@ -31,7 +31,8 @@ import os
 import sys
 import tempfile
 
-from optoread import axdr, hdlc
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.hdlc import frame as hdlc
 from optoread.errors import OptoreadError
 
 PHASES = ("signon", "snrm", "aarq", "get", "block", "release")
@@ -260,7 +261,7 @@ def _brief(text, n=70):
 
 
 def _new_store():
-    from optoread import store
+    from optoread.store import store
 
     root = tempfile.mkdtemp(prefix="faultline-")
     os.makedirs(os.path.join(root, "store"))
@@ -283,7 +284,7 @@ def _expected_row(row):
 
 def check(outcome, st, summary, model, server, plan=PLAN, iec=False):
     """Fill ``outcome`` from a reading's summary; see the module doc for the rule."""
-    from optoread import device
+    from optoread.device import services as device
 
     p = outcome.problems
     if summary is None:
@@ -347,7 +348,7 @@ def _data_problems(d, model, plan, iec):
 
 
 def _reader(transport, st, dlms=None, profiles=None):
-    from optoread import reader
+    from optoread.device import reader
 
     return reader.Reader(transport, st, plans={PLAN["name"]: PLAN, "readout": {"name": "readout"}},
                          clock=lambda: 1700000000, profiles=profiles, dlms=dlms or {})
@@ -400,7 +401,7 @@ def run_cell(fault, phase, times=1, quirks=()):
 
 def run_special(name):
     """The cells that are a meter or configuration mismatch rather than a line fault."""
-    from optoread import reader
+    from optoread.device import reader
 
     from . import sim_dlms
     from .simcli import make_meter

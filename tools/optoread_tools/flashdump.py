@@ -12,7 +12,7 @@ import json
 import sys
 
 from optoread.errors import StoreError
-from optoread.store import Store
+from optoread.store.store import Store
 
 
 class _File:

@@ -35,11 +35,11 @@ import os
 import sqlite3
 import time
 
-from optoread import store as st
-from optoread import store_decode as sd
 from optoread import units
 from optoread.crc import crc32
 from optoread.errors import StoreError
+from optoread.store import decode as sd
+from optoread.store import store as st
 
 SCHEMA_VERSION = 1
 

@@ -52,21 +52,18 @@ import struct
 import threading
 import time
 
-from optoread import (
-    acse,
-    acse_names,
-    acse_server,
-    axdr,
-    axdr_encode,
-    axdr_types,
-    hdlc,
-    security,
-    wrapper,
-    xdlms,
-    xdlms_server,
-    xdlms_set,
-    xdlms_sn,
-)
+from optoread.dlms import security, wrapper
+from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import names as acse_names
+from optoread.dlms.acse import server as acse_server
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import encode as axdr_encode
+from optoread.dlms.axdr import types as axdr_types
+from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import server as xdlms_server
+from optoread.dlms.xdlms import set_action as xdlms_set
+from optoread.dlms.xdlms import sn as xdlms_sn
 from optoread.errors import OptoreadError
 
 from .sim_dlms_model import MeterModel, ob

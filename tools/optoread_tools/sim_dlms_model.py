@@ -11,7 +11,8 @@ local + deviation, so IST is -330). The clock reads the time just after the
 last block-load row, plus whatever SET/shift_time changed.
 """
 
-from optoread import axdr, axdr_encode
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr import encode as axdr_encode
 
 A = axdr
 T = axdr_encode  # the Data tags

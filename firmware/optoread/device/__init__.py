@@ -1,0 +1,1 @@
+"""The meter reader itself: reading plans, the console, the probe and the device's services."""

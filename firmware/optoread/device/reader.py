@@ -1,0 +1,414 @@
+"""The meter reader: find out how the meter speaks, read what the plan says, commit it to the store.
+
+One call of :meth:`Reader.read` is one reading = one stored session: meter identity,
+device time and meter clock, plan, values with units, profile rows streamed straight
+into the store, outcome. Whatever goes wrong ends up in the session record and the
+session is committed *incomplete*; it is never mistaken for a complete one.
+
+Detection (unless the meter is known):
+
+1. IEC 62056-21 sign-on at 300 baud. If the identification offers mode E (``\\2``),
+   hand the line over to HDLC and read it as a DLMS meter; else do a mode C readout.
+2. No answer: direct HDLC at 9600 8N1 with the public client (IS 15959 meters skip
+   the sign-on). An association rejected for its application context is retried with
+   short names (SN-only meters).
+
+What worked is remembered per meter (:class:`MeterProfiles`, a small JSON file) and
+tried first next time. Plans are JSON data (:func:`load_plan`); see ``firmware/plans/``.
+
+Layering: reader -> session / iec62056_21 -> link layers -> transport. The reader does
+no I/O itself except through the transport it is given and the store.
+"""
+
+import json
+
+from optoread import driver
+from optoread import obis as obislib
+from optoread.compat import unload
+from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.client.session import Session, Settings
+from optoread.dlms.cosem import objects as cosem
+from optoread.errors import DataAccessError, NoAnswerError, OptoreadError, SessionError
+
+SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
+LDN_OBIS = b"\x00\x00\x2a\x00\x00\xff"  # 0.0.42.0.0.255
+_DAY = 86400
+
+
+def _iec():
+    # IEC 62056-21 is loaded by the sign-on and dropped again before a DLMS reading
+    # (compat.unload, Reader._read_dlms): its ~8 KB of code are not on the heap while rows stream.
+    from optoread.iec62056_21 import signon as iec62056_21
+
+    return iec62056_21
+
+
+def _drop_iec():
+    # A DLMS reading does not need the IEC 62056-21 side again: its code off the heap while rows
+    # stream (RAM); a mode E session imports the sign-on itself. The readout modules (from an
+    # earlier IEC reading) go too: they hold on to the sign-on module.
+    for name in ("device.iec_reading", "iec62056_21.readout", "iec62056_21.signon"):
+        unload(name)
+
+
+def _text(v):
+    if isinstance(v, axdr.DateTime):
+        return v.iso()
+    if isinstance(v, (bytes, bytearray)) and len(v) == 12 and v[0] != 0xFF:
+        # date-time cells of profiles (billing dates) arrive as octet-string(12)
+        return axdr.DateTime.from_bytes(bytes(v)).iso()
+    if isinstance(v, (bytes, bytearray)):
+        if v and all(0x20 <= b < 0x7F for b in v):
+            return bytes(v).decode()
+        return "".join("%02x" % b for b in v)
+    return str(v)
+
+
+class MeterProfiles:
+    """What worked per meter id: ``{"protocol": "dlms"|"iec21", "mode_e", "client", "server",
+    "ln", "settle_ms", "baud_switch", ...}``, kept in one small JSON file (rewritten whole
+    through a temporary file, so a power cut leaves the old or the new version)."""
+
+    def __init__(self, path=None, fs=None):
+        self.path = path
+        self.fs = fs
+        self._data = {}
+        if path:
+            try:
+                with self._open(path, "r") as f:
+                    self._data = json.loads(f.read())
+            except (OSError, ValueError):
+                self._data = {}
+
+    def _open(self, path, mode):
+        return self.fs.open(path, mode) if self.fs is not None else open(path, mode)
+
+    def get(self, meter_id):
+        return self._data.get(meter_id)
+
+    def put(self, meter_id, profile):
+        if self._data.get(meter_id) == profile:
+            return
+        self._data[meter_id] = profile
+        if not self.path:
+            return
+        tmp = self.path + ".tmp"
+        with self._open(tmp, "w") as f:
+            f.write(json.dumps(self._data))
+        import os
+
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+        os.rename(tmp, self.path)
+
+    def meters(self):
+        return sorted(self._data)
+
+
+def load_plan(source):
+    """A plan from a JSON text, a dict or a file path. Checks the fields it relies on."""
+    if isinstance(source, dict):
+        plan = source
+    else:
+        try:
+            if source.lstrip().startswith("{"):
+                plan = json.loads(source)
+            else:
+                with open(source) as f:
+                    plan = json.load(f)  # parsed from the stream: no copy of the text (RAM)
+        except ValueError:
+            raise SessionError("plan is not valid JSON", field="plan")
+    if not isinstance(plan, dict) or "name" not in plan:
+        raise SessionError("a plan needs a name", field="plan")
+    steps = plan.get("steps", [])
+    if not isinstance(steps, list):
+        raise SessionError("plan steps must be a list", field="steps")
+    for i, st in enumerate(steps):
+        if not isinstance(st, dict) or not ("registers" in st or "profile" in st or "browse" in st):
+            raise SessionError("step %d needs registers, profile or browse" % (i + 1), field="steps")
+    return plan
+
+
+def _days_back(dt, days):
+    """(from, to) range tuples: midnight ``days`` ago .. the meter's current time."""
+    e = dt.local_epoch()
+    if e is None:
+        raise SessionError("meter clock is not valid; cannot choose a date range", field="clock")
+    y, m, d, _, _, _, _ = axdr.from_epoch(e - days * _DAY)
+    return (y, m, d, 0, 0, 0), dt.as_tuple()
+
+
+class _FileSteps:
+    """The steps of a plan on flash, read from its file one at a time (``Plans.step``)."""
+
+    def __init__(self, plans, name, n):
+        self.plans = plans
+        self.name = name
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield self.plans.step(self.name, i)
+
+
+class _RowWriter:
+    """Profile rows from cosem to the store: the clock as meter-local epoch seconds, ints as
+    they are; cells that are not numbers are stored as values named ``OBIS[row].col``."""
+
+    def __init__(self, writer, obis_text, clock_col):
+        self.w = writer
+        self.obis = obis_text
+        self.clock_col = clock_col
+        self.count = 0
+        self._cols = []
+
+    def __call__(self, row):
+        clock = None
+        cols = self._cols
+        del cols[:]
+        for i in range(len(row)):
+            c = row[i]
+            if i == self.clock_col:
+                if isinstance(c, axdr.DateTime):
+                    clock = c.local_epoch()
+                continue
+            if isinstance(c, bool):
+                c = int(c)
+            if isinstance(c, int) or c is None:
+                cols.append(c)
+            elif isinstance(c, float):
+                cols.append(int(c))
+            else:
+                cols.append(None)
+                self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), _text(c))
+        self.w.row(clock, cols)
+        self.count += 1
+
+
+class Reader:
+    """Reads one meter per :meth:`read` through ``transport`` into ``store``.
+
+    ``clock()``: the device's time (epoch seconds) for the session record; ``plans``:
+    name -> plan dict; ``profiles``: a :class:`MeterProfiles`; ``progress(text)``.
+    """
+
+    def __init__(self, transport, store, plans=None, profiles=None, clock=None, progress=None,
+                 dlms=None):
+        self.transport = transport
+        self.store = store
+        self.plans = plans or {}
+        self.profiles = profiles or MeterProfiles()
+        self.clock = clock or (lambda: 0)
+        self.progress = progress
+        self.dlms = dlms or {}  # defaults for Settings (client, server, auth, password, keys)
+
+    def _say(self, text):
+        if self.progress is not None:
+            self.progress(text)
+
+    def plan(self, name):
+        if name is None:
+            name = "generic"
+        p = self.plans.get(name)
+        if p is None:
+            raise SessionError("no plan named %r (have: %s)" % (name, ", ".join(sorted(self.plans))),
+                               field="plan")
+        if hasattr(self.plans, "step"):
+            # Plans on flash (device.Plans): keep the name, read each step again when the reading
+            # gets to it; the whole plan's dicts are not on the heap while profile rows stream.
+            p = {"name": p["name"], "steps": _FileSteps(self.plans, name, len(p.get("steps", [])))}
+        return p
+
+    # -- the reading ---------------------------------------------------------------------------
+    def read(self, plan_name=None, meter_id=None):
+        """One reading; returns the committed store session summary (complete or incomplete)."""
+        plan = self.plan(plan_name)
+        known = self.profiles.get(meter_id) if meter_id else None
+        tried = []
+        try:
+            if known is not None:
+                self._say("known meter %s: %s" % (meter_id, known.get("protocol")))
+                try:
+                    return self._read_with(known, plan, tried)
+                except NoAnswerError as e:
+                    tried.append("stored profile: %s" % e)
+                    self._say("stored profile did not answer; detecting")
+            return self._detect(plan, tried, meter_id)
+        except OptoreadError as e:
+            # Failed before the meter was identified (link refused, association rejected, ...):
+            # the attempt is still recorded, as an incomplete session naming the cause.
+            self._say("failed: %s" % e)
+            return self._failed(meter_id, plan, e)
+
+    def _detect(self, plan, tried, meter_id):
+        signed = self._sign_on(tried)
+        if signed is not None:
+            drv, opts, ident = signed
+            if ident.mode_e:
+                self._say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
+                drv.run(_iec().hand_over(opts, ident))
+                drv = signed = None
+                prof = {"protocol": "dlms", "mode_e": True}
+                return self._read_dlms(prof, plan, tried, handed_over=True, ident=ident)
+            prof = {"protocol": "iec21"}
+            from optoread.device import (
+                iec_reading as reader_iec,  # IEC meters only: DLMS readings never load it
+            )
+
+            return reader_iec.read(self, prof, plan, drv, opts, ident)
+        self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
+        prof = {"protocol": "dlms", "mode_e": False}
+        try:
+            return self._read_dlms(prof, plan, tried)
+        except NoAnswerError as e:
+            tried.append(str(e))
+            return self._failed(meter_id, plan, NoAnswerError(
+                "no answer from the meter: check the probe is seated on the optical port (tried: %s)"
+                % "; ".join(tried), tried=tried))
+
+    def _sign_on(self, tried):
+        # (driver, options, identification) when a meter answers the 300-baud sign-on, else
+        # None. Its own frame: without an answer its driver and buffers are garbage at once.
+        drv = driver.Driver(self.transport, progress=self.progress)
+        opts = self._iec_options({})
+        self._say("signing on (IEC 62056-21, 300 baud)")
+        try:
+            ident = drv.run(_iec().sign_on(opts))
+        except NoAnswerError:
+            tried.append("IEC 62056-21 sign-on at 300 baud: no answer")
+            return None
+        return None if ident is None else (drv, opts, ident)
+
+    def _read_with(self, prof, plan, tried):
+        if prof.get("protocol") == "iec21":
+            drv = driver.Driver(self.transport, progress=self.progress)
+            opts = self._iec_options(prof)
+            from optoread.device import iec_reading as reader_iec
+
+            return reader_iec.read(self, prof, plan, drv, opts, None)
+        return self._read_dlms(prof, plan, tried)
+
+    def _failed(self, meter_id, plan, error):
+        w = self.store.begin(meter_id or "unknown", plan["name"], self.clock())
+        return w.abort(str(error))
+
+    def _iec_options(self, prof):
+        kw = {}
+        for k in ("settle_ms", "baud_switch", "wakeup", "address", "reaction_ms"):
+            if k in prof:
+                kw[k] = prof[k]
+        return _iec().Options(**kw)
+
+    # -- DLMS/COSEM ----------------------------------------------------------------------------------
+    def _settings(self, prof, handed_over, ln=True):
+        kw = dict(self.dlms)
+        for k in ("client", "server", "physical", "address_size", "auth"):
+            if k in prof:
+                kw[k] = prof[k]
+        kw["ln"] = prof.get("ln", ln)
+        kw["mode_e"] = bool(prof.get("mode_e")) and not handed_over
+        return Settings(**kw)
+
+    def _open_session(self, prof, handed_over):
+        st = self._settings(prof, handed_over)
+        sess = Session(st, self.transport, progress=self.progress)
+        try:
+            sess.open()
+            return sess, st.ln
+        except SessionError as e:
+            if "context" not in str(e) or "ln" in prof:
+                raise
+        self._say("LN association refused: trying short names (SN)")
+        st = self._settings(prof, handed_over, ln=False)
+        sess = Session(st, self.transport, progress=self.progress)
+        sess.open()
+        return sess, False
+
+    def _read_dlms(self, prof, plan, tried, handed_over=False, ident=None):
+        _drop_iec()
+        sess, ln = self._open_session(prof, handed_over)
+        w = None
+        try:
+            meter_id = self._meter_id(sess)
+            meter_dt = cosem.Clock().read(sess)
+            w = self.store.begin(meter_id, plan["name"], self.clock(), meter_dt.local_epoch())
+            if ident is not None:
+                w.value("identification", ident.text)
+            w.value("0.0.1.0.0.255", meter_dt.iso())
+            self._run_plan(sess, plan, w, meter_dt, ln)
+            summary = w.commit()
+            w = None
+            prof = dict(prof)
+            prof["ln"] = ln
+            self.profiles.put(meter_id, prof)
+            return summary
+        except OptoreadError as e:
+            if w is None:
+                raise
+            return w.abort(str(e))
+        finally:
+            sess.close()
+
+    def _meter_id(self, sess):
+        for code in (SERIAL_OBIS, LDN_OBIS):
+            try:
+                return _text(sess.get(cosem.CLASS_DATA, code, 2))
+            except DataAccessError:  # not this object; link errors go up
+                pass
+        return "dlms"
+
+    def _run_plan(self, sess, plan, w, meter_dt, ln):
+        for step in plan.get("steps", []):
+            if "browse" in step or "registers" in step:
+                from optoread.device import (
+                    register_steps as reader_registers,  # register steps only: IS 15959 plans have none (RAM)
+                )
+
+                if "browse" in step:
+                    reader_registers.browse(self, sess, w, ln)
+                if isinstance(step.get("registers"), list):
+                    reader_registers.read(self, sess, w, [obislib.parse(o) for o in step["registers"]])
+            if "profile" in step:
+                self._profile(sess, w, step, meter_dt)
+
+    def _profile(self, sess, w, step, meter_dt):
+        # Set-up in its own frame: its lists and objects are gone before the rows stream (RAM).
+        pg, sink = self._profile_begin(sess, w, step)
+        if "days" in step:
+            f, t = _days_back(meter_dt, int(step["days"]))
+            pg.read_range(sess, f, t, sink, no_deviation=step.get("no_deviation", "auto"))
+        elif "entries" in step:
+            used = pg.entries_in_use(sess)
+            if used:
+                pg.read_entries(sess, max(1, used - int(step["entries"]) + 1), used, sink)
+        else:
+            pg.read_all(sess, sink)
+        self._say("profile %s: %d rows" % (sink.obis, sink.count))
+
+    def _profile_begin(self, sess, w, step):
+        code = obislib.parse(step["profile"])
+        name = obislib.format(code)
+        self._say("profile %s" % name)
+        pg = cosem.ProfileGeneric(code, keep=False)  # read once: no capture objects while rows stream
+        cos = pg.capture_objects(sess)
+        scalers = None
+        if step.get("scaler_profile"):
+            try:
+                scalers = pg.column_scalers(sess, scaler_profile=obislib.parse(step["scaler_profile"]))
+            except OptoreadError:
+                scalers = None
+        clock_col = pg.clock_column(sess)
+        cols = []
+        for i in range(len(cos)):
+            if i == clock_col:
+                continue
+            sc = scalers[i] if scalers is not None else None
+            cols.append((obislib.format(cos[i][1]), sc[0] if sc else None, sc[1] if sc else None))
+        period = pg.capture_period(sess)
+        w.profile_begin(name, cols, period or None)
+        return pg, _RowWriter(w, name, clock_col)

@@ -1,0 +1,1 @@
+"""The DLMS client session: link, association, services, release."""

@@ -1,0 +1,1 @@
+"""HDLC for DLMS/COSEM (IEC 62056-46)."""

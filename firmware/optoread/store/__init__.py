@@ -1,0 +1,1 @@
+"""The append-only reading store on a flash filesystem (LittleFS)."""

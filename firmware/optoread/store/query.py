@@ -1,0 +1,127 @@
+"""The store's query and download side: reading sessions back, raw bytes, filtered lists, acks.
+
+Kept apart from :mod:`store` for RAM: on a board every imported module's bytecode, functions
+and names live in the heap, and a reading (``Store.mount``, ``Store.begin``, the ``Writer``)
+never needs this half. ``Store.read``, ``read_raw``, ``sessions``, ``ack`` and ``Session.as_dict``
+stay the public API as thin wrappers that import this module when they are first called (console
+commands, download, tools). ``Store.space`` and ``Store.reclaim`` stay in :mod:`store`: the boot
+banner and ``Store.begin`` call them.
+"""
+
+# decode_payload's data has a shape per record kind, which pyright cannot follow.
+# pyright: reportIndexIssue=false, reportArgumentType=false
+
+from optoread.compat import const
+from optoread.store.decode import RowDecoder, decode_payload, read_record
+from optoread.store.store import (
+    _ACKS,
+    INCOMPLETE,
+    INTERRUPTED,
+    T_ACK,
+    T_ROWS,
+    _err,
+    _file_size,
+    encode_record,
+)
+
+_ACKS_COMPACT = const(2048)  # the acks file is rewritten as one record once it is this long
+
+
+def sessions(store, meter=None, downloaded=None, since=None, until=None):
+    """Iterate over ``store``'s session summaries, oldest first, filtered (see ``Store.sessions``)."""
+    store._need_mount()
+    for i in range(store.count()):
+        s = store.summary(i)  # made from the index: a listing holds one summary at a time
+        if meter is not None and s.meter != meter:
+            continue
+        if downloaded is not None and s.downloaded != downloaded:
+            continue
+        if since is not None and (s.device_time is None or s.device_time < since):
+            continue
+        if until is not None and (s.device_time is None or s.device_time > until):
+            continue
+        yield s
+
+
+def as_dict(s):
+    """Session summary ``s`` as a plain dict (see ``Session.as_dict``)."""
+    return {
+        "seq": s.seq, "meter": s.meter, "plan": s.plan, "device_time": s.device_time,
+        "meter_time": s.meter_time, "complete": s.complete, "sealed": s.sealed,
+        "error": s.error, "values": s.values, "events": s.events,
+        "profiles": s.profiles, "rows": s.rows, "size": s.size,
+        "downloaded": s.downloaded,
+    }
+
+
+def read(store, seq, sink):
+    """Stream session ``seq`` of ``store`` to ``sink(kind, data)``; return its summary (``Store.read``)."""
+    store._need_mount()
+    store._idle()
+    s = store.session(seq)
+    buf = store._buf
+    rows = RowDecoder()
+    pos = 0
+    emit = lambda clock, cols: sink("row", (clock, cols))
+    with store.fs.open(store._path(seq), "rb") as f:
+        while pos < s.size:
+            n, rtype, rseq, pay, pend = read_record(f, buf)
+            if n == 0 or rtype < 0 or rseq != seq:
+                raise _err("session %d changed on flash" % seq, "record", pos)
+            if rtype == T_ROWS:
+                rows.block(buf, pay, pend, emit)
+            else:
+                kind, d = decode_payload(rtype, buf, pay, pend)
+                if kind == "profile":
+                    rows.reset(len(d[3]), d[1], d[2])
+                sink(kind, d)
+            pos += n
+    if not s.sealed:
+        sink("commit", (INCOMPLETE, INTERRUPTED, s.records, s.rows))
+    return s
+
+
+def read_raw(store, seq, sink):
+    """Stream the stored bytes of session ``seq`` (whole records only) as memoryview chunks."""
+    store._need_mount()
+    store._idle()
+    s = store.session(seq)
+    mv = memoryview(store._buf)
+    left = s.size
+    with store.fs.open(store._path(seq), "rb") as f:
+        while left:
+            k = f.readinto(mv[:min(left, len(mv))])
+            if not k:
+                raise _err("session %d changed on flash" % seq, "file", s.size - left)
+            sink(mv[:k])
+            left -= k
+    return s
+
+
+def ack(store, up_to_seq):
+    """Mark sessions up to ``up_to_seq`` as downloaded (persistent); return the acked sequence."""
+    store._need_mount()
+    store._idle()
+    if not isinstance(up_to_seq, int) or up_to_seq < 0:
+        raise _err("bad sequence number", "seq")
+    n = store.count()
+    top = store._seq_at(n - 1) if n else 0
+    if up_to_seq > top:
+        up_to_seq = top
+    if up_to_seq <= store._acked:
+        return store._acked
+    path = store.root + "/" + _ACKS
+    buf = store._buf
+    try:
+        size = _file_size(store.fs, path)
+    except OSError:
+        size = 0
+    if size >= _ACKS_COMPACT:
+        store._write_acks(up_to_seq)
+    else:
+        n = encode_record(buf, 0, T_ACK, 0, (up_to_seq,))
+        with store.fs.open(path, "ab") as f:
+            f.write(memoryview(buf)[:n])
+            f.flush()
+    store._acked = up_to_seq  # summaries say downloaded from here on (seq <= acked)
+    return up_to_seq
