@@ -55,6 +55,7 @@ import select  # noqa: E402
 
 from optoread.device import console as con  # noqa: E402
 from optoread.device import services as device  # noqa: E402
+from optoread.device.reader import MeterProfiles, Reader  # noqa: E402  (services has loaded it)
 
 try:
     import machine  # noqa: E402
@@ -402,8 +403,6 @@ def make_reader_factory(board, store, plans, profiles, config, clock):
     """
 
     def factory(progress):
-        from optoread.device.reader import Reader
-
         spec = config.get("probe") if getattr(board, "PROBE", None) else None
         if spec:
             from optoread.device import unixport
@@ -429,8 +428,6 @@ async def run(board):
     flash = getattr(board, "FLASH_MOUNT", "/")
     config = con.Config(_path(flash, "config.json"))
     plans = device.load_plans(HERE + "/plans", _path(flash, "plans"))
-    from optoread.device.reader import MeterProfiles
-
     profiles = MeterProfiles(_path(flash, "meters.json"))
     clock = con.DeviceClock()
     ui = Ui(board, store)

@@ -18,7 +18,8 @@ import binascii  # noqa: E402
 from optoread.device.unixport import TcpTransport  # noqa: E402
 from optoread.dlms.client.session import Session, Settings  # noqa: E402
 from optoread.dlms.cosem import association as cosem_association  # noqa: E402
-from optoread.dlms.cosem import objects as cosem  # noqa: E402
+from optoread.dlms.cosem import clock as cosem_clock  # noqa: E402
+from optoread.dlms.cosem import profile as cosem_profile  # noqa: E402
 from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 
@@ -54,7 +55,7 @@ def main():
             for cls, r in regs:
                 v = cosem_register.read_register(sess, r, class_id=cls, cache=cache)
                 out["registers"]["%d.%d.%d.%d.%d.%d" % tuple(r)] = [v.raw, v.scaler, v.unit_code]
-            out["clock"] = cosem.Clock().read(sess).iso()
+            out["clock"] = cosem_clock.Clock().read(sess).iso()
             first = []
 
             def sink(row):
@@ -62,7 +63,7 @@ def main():
                     first.append(row)
                 out["rows"] += 1
 
-            pg = cosem.ProfileGeneric(b"\x01\x00\x63\x01\x00\xff")
+            pg = cosem_profile.ProfileGeneric(b"\x01\x00\x63\x01\x00\xff")
             pg.read_all(sess, sink)
             out["first_row"] = [c.iso() if hasattr(c, "iso") else c for c in first[0]]
             got = []

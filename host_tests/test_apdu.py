@@ -4,12 +4,14 @@ import json
 from binascii import unhexlify
 
 import portable
+from optoread.dlms.acse import apdu as acse_apdu
 from optoread.dlms.acse import client as acse
 from optoread.dlms.acse import names as acse_names
 from optoread.dlms.acse import server as acse_server
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import get as xdlms_get
 from optoread.dlms.xdlms import notification as xdlms_push
 from optoread.dlms.xdlms import server as xdlms_server
 from optoread.dlms.xdlms import service_errors as xdlms_errors
@@ -117,7 +119,7 @@ def test_aarq_from_captures_parses():
         assert d == "C>" and apdu[0] == 0x60
         exp = [x for x in meta["decoded"] if "aarq" in x][0]["aarq"]
         q = acse_server.parse_aarq(apdu)
-        assert q.context_id == acse.CONTEXT_LN and q.ln and not q.ciphered
+        assert q.context_id == acse_apdu.CONTEXT_LN and q.ln and not q.ciphered
         ini = exp["user_information"]["initiate_request"]
         assert q.initiate.dlms_version == ini["proposed_dlms_version"]
         assert q.initiate.conformance == int(ini["proposed_conformance_hex"], 16)
@@ -125,7 +127,7 @@ def test_aarq_from_captures_parses():
         assert q.initiate.max_pdu == ini["client_max_receive_pdu_size"]
         if "calling_ap_title_hex" in exp:
             assert q.ap_title == h(exp["calling_ap_title_hex"])
-            assert q.mechanism == acse.MECHANISM_LLS and q.acse_requirements
+            assert q.mechanism == acse_apdu.MECHANISM_LLS and q.acse_requirements
             assert q.auth_value == b"12345678"
         else:
             assert q.mechanism is None and q.auth_value is None and q.ap_title is None
@@ -137,13 +139,13 @@ def test_aarq_hls_gmac_ciphered_with_prebuilt_user_information():
     apdu = enc(acse.encode_aarq, ciphered=True, mechanism="hls-gmac", calling_ap_title=title,
                auth_value=b"ABCDEFGHIJKLMNOP", user_information=ui)
     q = acse_server.parse_aarq(apdu)
-    assert q.context_id == acse.CONTEXT_LN_CIPHERED and q.ciphered and q.ln
+    assert q.context_id == acse_apdu.CONTEXT_LN_CIPHERED and q.ciphered and q.ln
     assert q.mechanism == 5 and q.ap_title == title and q.auth_value == b"ABCDEFGHIJKLMNOP"
     assert q.user_info_tag == 0x21 and q.ciphered_user_info and q.initiate is None
     assert bytes(q.user_info(apdu)) == ui
     sn = acse_server.parse_aarq(enc(acse.encode_aarq, ln=False, mechanism=2, auth_value=b"x" * 200,
                              user_information=b"\x21" + bytes(150)))
-    assert sn.context_id == acse.CONTEXT_SN and sn.ln is False and sn.mechanism == 2
+    assert sn.context_id == acse_apdu.CONTEXT_SN and sn.ln is False and sn.mechanism == 2
     assert sn.auth_value == b"x" * 200  # long-form lengths in the encoder too
 
 
@@ -159,14 +161,14 @@ def test_aare_from_capture_matches_sidecar():
     exp = [x for x in meta["decoded"] if "aare" in x][0]["aare"]
     a = acse.parse_aare(apdu)
     assert a.accepted and a.result == 0 and a.result_name == "accepted"
-    assert a.diagnostic_source == acse.SOURCE_USER and a.diagnostic == 0 and a.diagnostic_name == "null"
+    assert a.diagnostic_source == acse_apdu.SOURCE_USER and a.diagnostic == 0 and a.diagnostic_name == "null"
     assert a.context_id == 1 and not a.ciphered and not a.ciphered_user_info
     ir = exp["user_information"]["initiate_response"]
     assert a.initiate.dlms_version == ir["negotiated_dlms_version"]
     assert a.initiate.conformance == int(ir["negotiated_conformance_hex"], 16)
     assert a.initiate.conformance_names() == ir["negotiated_conformance"]
     assert a.initiate.max_pdu == ir["server_max_receive_pdu_size"]
-    assert a.initiate.vaa_name == acse.VAA_LN
+    assert a.initiate.vaa_name == acse_server.VAA_LN
     a.check()
 
 
@@ -191,16 +193,16 @@ def test_aare_hls_with_ber_long_form_and_unknown_tags():
     )
     apdu = h("61 81") + bytes([len(body)]) + body
     a = acse.parse_aare(apdu)
-    assert a.accepted and a.context_id == acse.CONTEXT_LN_CIPHERED and a.ciphered
+    assert a.accepted and a.context_id == acse_apdu.CONTEXT_LN_CIPHERED and a.ciphered
     assert a.diagnostic == acse.DIAG_AUTHENTICATION_REQUIRED
     assert a.diagnostic_name == "authentication-required"
-    assert a.ap_title == b"KAM12345" and a.mechanism == acse.MECHANISM_HLS_GMAC and a.acse_requirements
+    assert a.ap_title == b"KAM12345" and a.mechanism == acse_apdu.MECHANISM_HLS_GMAC and a.acse_requirements
     assert a.auth_value == stoc
     assert a.user_info_tag == xdlms.GLO_INITIATE_RESPONSE and a.ciphered_user_info
     assert bytes(a.user_info(apdu)) == h("280100") and a.initiate is None
     # What the security layer does after decrypting: parse the plain InitiateResponse.
     plain = enc(acse_server.encode_initiate_response, 0x00501F, 0x01F4)
-    ir = acse.parse_initiate_response(memoryview(plain), 0, len(plain))
+    ir = acse_apdu.parse_initiate_response(memoryview(plain), 0, len(plain))
     assert ir.conformance == 0x00501F and ir.max_pdu == 500 and ir.dlms_version == 6
 
 
@@ -211,7 +213,7 @@ def test_aare_encoder_roundtrip_hls():
     assert a.ciphered and a.ap_title == b"SIM00001" and a.mechanism == 5 and a.auth_value == b"S" * 16
     assert a.ciphered_user_info and a.user_info_end - a.user_info_off == 41
     sn = acse.parse_aare(enc(acse_server.encode_aare, ln=False))
-    assert sn.initiate.vaa_name == acse.VAA_SN and sn.ln is False
+    assert sn.initiate.vaa_name == acse_server.VAA_SN and sn.ln is False
 
 
 def test_aare_rejections_are_reported_and_check_raises():
@@ -231,7 +233,7 @@ def test_aare_rejections_are_reported_and_check_raises():
     assert a.service_error == (1, 6, 1) and a.diagnostic_name == "no-reason-given"
     e = portable.raises(ApduError, a.check)
     assert "dlms-version-too-low" in str(e)
-    e = portable.raises(ApduError, acse.parse_initiate_response, cse)
+    e = portable.raises(ApduError, acse_apdu.parse_initiate_response, cse)
     assert "initiate" in str(e)
 
 
@@ -270,7 +272,7 @@ def test_conformance_names_and_constants():
     n = acse_names
     assert n.conformance_names(n.CONF_GENERAL_BLOCK_TRANSFER | n.CONF_ATTRIBUTE0_WITH_GET) == [
         "general-block-transfer", "attribute0-supported-with-get"]
-    assert acse.DEFAULT_CONFORMANCE == (n.CONF_GET | n.CONF_SET | n.CONF_ACTION | n.CONF_SELECTIVE_ACCESS
+    assert acse_apdu.DEFAULT_CONFORMANCE == (n.CONF_GET | n.CONF_SET | n.CONF_ACTION | n.CONF_SELECTIVE_ACCESS
                                         | n.CONF_BLOCK_TRANSFER_GET | acse.CONF_BLOCK_TRANSFER_SET
                                         | n.CONF_BLOCK_TRANSFER_ACTION | acse.CONF_MULTIPLE_REFERENCES)
     assert len(acse_names.conformance_names(0xFFFFFF)) == 24
@@ -309,11 +311,11 @@ def test_ciphered_tags():
 # ---------------------------------------------------------------- GET
 def test_get_normal_from_capture():
     meta, apdus = load_capture("u9n_tests_get_normal_invocation_counter_apdu")
-    req = enc(xdlms.encode_get_request, 0xC1, 1, OBIS_IC, 2)
+    req = enc(xdlms_get.encode_get_request, 0xC1, 1, OBIS_IC, 2)
     assert req == apdus[0][1]
     r = xdlms_server.parse_get_request(req)
     assert r.kind == 1 and r.invoke == 0xC1 and r.items == [(1, OBIS_IC, 2, 0, None, None)]
-    g = xdlms.parse_get_response(apdus[1][1])
+    g = xdlms_get.parse_get_response(apdus[1][1])
     assert g.kind == xdlms.NORMAL and g.invoke == 0xC1 and g.dar is None
     assert g.value() == meta["expected"]["0.0.43.1.0.255"][0] == 5009
     assert bytes(g.data()) == h("0600001391")
@@ -324,7 +326,7 @@ def test_get_normal_from_capture():
 def test_get_response_block_profile_capture():
     meta, apdus = load_capture("u9n_tests_get_response_block_profile_apdu")
     exp = meta["decoded"]
-    b1 = xdlms.parse_get_response(apdus[0][1])
+    b1 = xdlms_get.parse_get_response(apdus[0][1])
     assert b1.kind == xdlms.WITH_DATABLOCK and b1.invoke == 0xC1
     assert b1.block == exp[0]["block_number"] == 1 and b1.last is False
     assert b1.data_end - b1.data_off == exp[0]["raw_data_length"]
@@ -336,17 +338,17 @@ def test_get_response_block_profile_capture():
     clock = axdr.DateTime.from_bytes(entry[0], 0)
     assert clock.as_tuple() == (2019, 12, 19, 2, 0, 0) and clock.deviation == -60
     assert entry[1:] == (6, 1517, 1620)
-    b19 = xdlms.parse_get_response(apdus[1][1])
+    b19 = xdlms_get.parse_get_response(apdus[1][1])
     assert b19.block == 19 and b19.last is True and b19.data_end - b19.data_off == 380
     assert bytes(b19.data()[:5]) == h("0600000654")
 
 
 def test_get_request_next_and_list():
-    assert enc(xdlms.encode_get_request_next, 0xC1, 1) == h("C002C100000001")
+    assert enc(xdlms_get.encode_get_request_next, 0xC1, 1) == h("C002C100000001")
     r = xdlms_server.parse_get_request(h("C002C100000001"))
     assert r.kind == 2 and r.block == 1
     items = [(3, unhexlify("0100010800FF"), 2), (8, OBIS_CLOCK, 2)]
-    apdu = enc(xdlms.encode_get_request_list, 0xC1, items)
+    apdu = enc(xdlms_get.encode_get_request_list, 0xC1, items)
     assert apdu == h("C003C1 02 0003 0100010800FF 02 00 0008 0000010000FF 02 00")
     r = xdlms_server.parse_get_request(apdu)
     assert [i[:3] for i in r.items] == items
@@ -354,7 +356,7 @@ def test_get_request_next_and_list():
 
 def test_get_request_selective_access_range_and_entry():
     buf = bytearray(200)
-    off = xdlms.encode_get_request(buf, 0, 0xC1, 7, OBIS_LP, 2, selector=xdlms.SELECT_BY_RANGE)
+    off = xdlms_get.encode_get_request(buf, 0, 0xC1, 7, OBIS_LP, 2, selector=xdlms.SELECT_BY_RANGE)
     frm = axdr.DateTime(2024, 1, 1, 0, 0, 0, 0, -60, 0)
     to = axdr.DateTime(2024, 1, 2, 0, 0, 0, 0, -60, 0)
     off = xdlms.encode_range_descriptor(buf, off, (8, OBIS_CLOCK, 2, 0), frm, to)
@@ -380,16 +382,16 @@ def test_get_request_selective_access_range_and_entry():
     e = enc(xdlms.encode_entry_descriptor, 1, 10)
     assert e == h("0204 0600000001 060000000A 120001 120000")
     assert axdr.decode(e)[0] == (1, 10, 1, 0)
-    apdu = enc(xdlms.encode_get_request, 0xC1, 7, OBIS_LP, 2, 2, e)
+    apdu = enc(xdlms_get.encode_get_request, 0xC1, 7, OBIS_LP, 2, 2, e)
     assert apdu.endswith(h("0102") + e)
 
 
 def test_get_response_errors_raise_data_access_error():
-    e = portable.raises(DataAccessError, xdlms.parse_get_response, h("C401C10104"))
+    e = portable.raises(DataAccessError, xdlms_get.parse_get_response, h("C401C10104"))
     assert e.result == 4 and "object-undefined" in str(e)
-    g = xdlms.parse_get_response(h("C401C10103"), strict=False)
+    g = xdlms_get.parse_get_response(h("C401C10103"), strict=False)
     assert g.dar == 3 and xdlms.dar_name(g.dar) == "read-write-denied"
-    e = portable.raises(DataAccessError, xdlms.parse_get_response, h("C402C1010000000201 0E"))
+    e = portable.raises(DataAccessError, xdlms_get.parse_get_response, h("C402C1010000000201 0E"))
     assert e.result == 14 and "data-block-unavailable" in str(e)
     names = {1: "hardware-fault", 2: "temporary-failure", 11: "object-unavailable", 12: "type-unmatched",
              13: "scope-of-access-violated", 15: "long-get-aborted", 16: "no-long-get-in-progress",
@@ -403,25 +405,25 @@ def test_get_response_with_list():
     apdu = enc(xdlms_server.encode_get_response_list, 0xC2, [(axdr_encode.LONG_UNSIGNED, 230), 4,
             b"\x09\x02AB"])
     assert apdu == h("C403C2 03 00 1200E6 01 04 00 09024142")
-    g = xdlms.parse_get_response(apdu)
+    g = xdlms_get.parse_get_response(apdu)
     assert g.kind == xdlms.WITH_LIST and len(g.items) == 3
     a, b, c = g.items
     assert a.kind == xdlms.ITEM_DATA and axdr.decode(apdu, a.off, a.end)[0] == 230
     assert b.kind == xdlms.ITEM_ERROR and b.dar == 4
     assert axdr.decode(apdu, c.off, c.end)[0] == b"AB"
-    portable.raises(OptoreadError, xdlms.parse_get_response, apdu[:-1])
-    portable.raises(ApduError, xdlms.parse_get_response, h("C403C2 FF"))
+    portable.raises(OptoreadError, xdlms_get.parse_get_response, apdu[:-1])
+    portable.raises(ApduError, xdlms_get.parse_get_response, h("C403C2 FF"))
 
 
 def test_get_response_block_encoder_roundtrip():
     apdu = enc(xdlms_server.encode_get_response_block, 0xC1, False, 7, b"\x01" * 200)
-    g = xdlms.parse_get_response(apdu)
+    g = xdlms_get.parse_get_response(apdu)
     assert g.block == 7 and not g.last and bytes(g.data()) == b"\x01" * 200
     assert apdu[:11] == h("C402C1 00 00000007 00 81C8")
 
 
 def test_exception_and_confirmed_service_errors():
-    e = portable.raises(ApduError, xdlms.parse_get_response, h("D80102"))
+    e = portable.raises(ApduError, xdlms_get.parse_get_response, h("D80102"))
     assert e.state_error == 1 and e.service_error == 2
     assert "service-not-allowed" in str(e) and "service-not-supported" in str(e)
     e = portable.raises(ApduError, xdlms_set.parse_set_response, h("D8020600000123"))
@@ -430,7 +432,7 @@ def test_exception_and_confirmed_service_errors():
     assert (e.service, e.error_type, e.code) == (5, 5, 1) and "scope-of-access-violated" in str(e)
     assert enc(xdlms_server.encode_exception_response, 2, 6, 7) == h("D8020600000007")
     assert xdlms_errors.parse_exception_response(h("D80203")) == (2, 3, None)
-    portable.raises(ApduError, xdlms.parse_get_response, h("D801"))
+    portable.raises(ApduError, xdlms_get.parse_get_response, h("D801"))
     assert xdlms_errors.error_from_apdu(h("C401C100")) is None
 
 
@@ -449,7 +451,7 @@ def test_set_requests():
     portable.raises(OptoreadError, xdlms_set.encode_set_request, bytearray(99), 0, 0xC1, 1, OBIS_IC, 2,
                     (axdr_encode.UNSIGNED, 300))
     portable.raises(ApduError, xdlms_set.encode_set_request, bytearray(10), 0, 0xC1, 1, OBIS_IC, 2, b"\x00")
-    portable.raises(ApduError, xdlms.encode_get_request, bytearray(99), 0, 0xC1, 1, b"\x00", 2)
+    portable.raises(ApduError, xdlms_get.encode_get_request, bytearray(99), 0, 0xC1, 1, b"\x00", 2)
 
 
 def test_set_responses():
@@ -630,7 +632,7 @@ def test_data_notification_forms_and_encoder():
 _PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
     acse_server.parse_initiate_request,
-    acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
+    acse_apdu.parse_initiate_response, xdlms_server.parse_get_request, xdlms_get.parse_get_response,
     xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
     xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
     xdlms_errors.parse_exception_response, xdlms_errors.parse_confirmed_service_error,

@@ -24,12 +24,14 @@ from gurux_dlms.objects import (  # noqa: E402
 )
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from optoread.dlms.acse import apdu as acse_apdu  # noqa: E402
 from optoread.dlms.acse import client as acse  # noqa: E402
 from optoread.dlms.acse import names as acse_names  # noqa: E402
 from optoread.dlms.acse import server as acse_server  # noqa: E402
 from optoread.dlms.axdr import decode as axdr  # noqa: E402
 from optoread.dlms.axdr import encode as axdr_encode  # noqa: E402
 from optoread.dlms.xdlms import apdu as xdlms  # noqa: E402
+from optoread.dlms.xdlms import get as xdlms_get  # noqa: E402
 from optoread.dlms.xdlms import notification as xdlms_push  # noqa: E402
 from optoread.dlms.xdlms import server as xdlms_server  # noqa: E402
 from optoread.dlms.xdlms import service_errors as xdlms_errors  # noqa: E402
@@ -103,9 +105,9 @@ def test_gurux_decodes_our_aarq_plain_and_lls():
     assert val(root, "InitiateRequest/ProposedDlmsVersionNumber") == "06"
     assert val(root, "InitiateRequest/ProposedMaxPduSize") == "FFFF"
     got = [GURUX_CONF[b] for b in conf_bits(root, "InitiateRequest/ProposedConformance")]
-    assert got == acse_names.conformance_names(acse.DEFAULT_CONFORMANCE)
+    assert got == acse_names.conformance_names(acse_apdu.DEFAULT_CONFORMANCE)
     root = xml(enc(acse.encode_aarq, ln=False, mechanism="lls", auth_value=b"12345678",
-                   calling_ap_title=b"ABCDEFGH", conformance=acse.DEFAULT_CONFORMANCE_SN, max_pdu=512))
+                   calling_ap_title=b"ABCDEFGH", conformance=acse_apdu.DEFAULT_CONFORMANCE_SN, max_pdu=512))
     assert val(root, "ApplicationContextName") == "SN"
     assert val(root, "MechanismName") == "Low"
     assert val(root, "CallingAPTitle") == b"ABCDEFGH".hex().upper()
@@ -148,19 +150,19 @@ def test_gurux_decodes_our_rlrq():
 
 
 def test_gurux_decodes_our_get_requests():
-    root = xml(enc(xdlms.encode_get_request, 0xC1, 3, OBIS_REG, 2))
+    root = xml(enc(xdlms_get.encode_get_request, 0xC1, 3, OBIS_REG, 2))
     assert val(root, "GetRequestNormal/InvokeIdAndPriority") == "C1"
     assert val(root, "GetRequestNormal/AttributeDescriptor/ClassId") == "0003"
     assert val(root, "GetRequestNormal/AttributeDescriptor/InstanceId") == "0100010800FF"
     assert val(root, "GetRequestNormal/AttributeDescriptor/AttributeId") == "02"
-    root = xml(enc(xdlms.encode_get_request_next, 0x81, 7))
+    root = xml(enc(xdlms_get.encode_get_request_next, 0x81, 7))
     assert val(root, "GetRequestForNextDataBlock/BlockNumber") == "00000007"
     assert val(root, "GetRequestForNextDataBlock/InvokeIdAndPriority") == "81"
-    root = xml(enc(xdlms.encode_get_request_list, 0xC1, [(3, OBIS_REG, 2), (8, OBIS_CLOCK, 2)]))
+    root = xml(enc(xdlms_get.encode_get_request_list, 0xC1, [(3, OBIS_REG, 2), (8, OBIS_CLOCK, 2)]))
     ids = [n.get("Value") for n in root.iter("InstanceId")]
     assert ids == ["0100010800FF", "0000010000FF"]
     buf = bytearray(200)
-    off = xdlms.encode_get_request(buf, 0, 0xC1, 7, OBIS_LP, 2, selector=1)
+    off = xdlms_get.encode_get_request(buf, 0, 0xC1, 7, OBIS_LP, 2, selector=1)
     off = xdlms.encode_range_descriptor(buf, off, (8, OBIS_CLOCK, 2, 0),
                                         axdr.DateTime(2024, 1, 1, 0, 0, 0, 0, -60),
                                         axdr.DateTime(2024, 1, 2, 0, 0, 0, 0, -60), no_deviation=True)
@@ -171,7 +173,7 @@ def test_gurux_decodes_our_get_requests():
         "07E80101FF00000000800000", "07E80102FF00000000800000"]  # deviation 0x8000
     assert [n.get("Value") for n in root.findall(params + "Structure/*")] == [
         "0008", "0000010000FF", "02", "0000"]
-    root = xml(enc(xdlms.encode_get_request, 0xC1, 7, OBIS_LP, 2, 2,
+    root = xml(enc(xdlms_get.encode_get_request, 0xC1, 7, OBIS_LP, 2, 2,
                    enc(xdlms.encode_entry_descriptor, 1, 10)))
     assert val(root, "GetRequestNormal/AccessSelection/AccessSelector") == "02"
     assert [n.get("Value") for n in root.iter("UInt32")] == ["00000001", "0000000A"]
@@ -191,15 +193,15 @@ def test_gurux_decodes_our_set_action_and_sn_requests():
 # ---------------------------------------------------------------- Gurux PDUs, decoded by us
 def test_our_parsers_read_gurux_aarq():
     q = acse_server.parse_aarq(pdus(client().aarqRequest())[0])
-    assert q.context_id == acse.CONTEXT_LN and q.mechanism is None
+    assert q.context_id == acse_apdu.CONTEXT_LN and q.mechanism is None
     assert q.initiate.dlms_version == 6 and q.initiate.max_pdu == 0xFFFF
     q = acse_server.parse_aarq(pdus(client(Authentication.LOW, "12345678").aarqRequest())[0])
-    assert q.mechanism == acse.MECHANISM_LLS and q.auth_value == b"12345678" and q.acse_requirements
+    assert q.mechanism == acse_apdu.MECHANISM_LLS and q.auth_value == b"12345678" and q.acse_requirements
     c = client(Authentication.HIGH, "0123456789ABCDEF")
     q = acse_server.parse_aarq(pdus(c.aarqRequest())[0])
-    assert q.mechanism == acse.MECHANISM_HLS and q.auth_value == bytes(c.ctoSChallenge)
+    assert q.mechanism == acse_apdu.MECHANISM_HLS and q.auth_value == bytes(c.ctoSChallenge)
     q = acse_server.parse_aarq(pdus(client(ln=False).aarqRequest())[0])
-    assert q.context_id == acse.CONTEXT_SN and q.ln is False
+    assert q.context_id == acse_apdu.CONTEXT_SN and q.ln is False
 
 
 def test_our_parsers_read_gurux_get_requests():
@@ -220,7 +222,7 @@ def test_our_parsers_read_gurux_get_requests():
     frm = axdr.DateTime.from_bytes(params[1], 0)
     assert frm.as_tuple() == (2024, 1, 1, 0, 0, 0)
     # Same request from our encoder (Gurux writes the local deviation; here TZ is what it is).
-    ours = enc(xdlms.encode_get_request, 0xC1, 7, OBIS_LP, 2, 1, apdu[p_off:p_end])
+    ours = enc(xdlms_get.encode_get_request, 0xC1, 7, OBIS_LP, 2, 1, apdu[p_off:p_end])
     assert ours == apdu
     apdu = pdus(c.readRowsByEntry(pg, 1, 10))[0]
     r = xdlms_server.parse_get_request(apdu)
@@ -248,7 +250,7 @@ def test_our_encoders_match_gurux_write_and_method():
 _PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
     acse_server.parse_initiate_request,
-    acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms.parse_get_response,
+    acse_apdu.parse_initiate_response, xdlms_server.parse_get_request, xdlms_get.parse_get_response,
     xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
     xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
     xdlms_errors.parse_exception_response, xdlms_errors.parse_confirmed_service_error,
@@ -262,7 +264,7 @@ def _seeds():
         enc(acse_server.encode_aare, responding_ap_title=b"ABCDEFGH", mechanism=5, auth_value=b"y" * 16),
         enc(acse_server.encode_aare, result=1, diagnostic=13, user_information=b"\x0e\x01\x06\x01"),
         enc(acse_server.encode_rlre, 0, enc(acse_server.encode_initiate_response)),
-        enc(xdlms.encode_get_request_list, 0xC1, [(3, OBIS_REG, 2), (7, OBIS_LP, 2, 2, b"\x12\x00\x01")]),
+        enc(xdlms_get.encode_get_request_list, 0xC1, [(3, OBIS_REG, 2), (7, OBIS_LP, 2, 2, b"\x12\x00\x01")]),
         enc(xdlms_server.encode_get_response_list, 0xC1, [(axdr_encode.LONG_UNSIGNED, 1), 4]),
         enc(xdlms_server.encode_get_response_block, 0xC1, True, 2, b"\x01\x02\x03"),
         enc(xdlms_server.encode_get_response, 0xC1,

@@ -4,8 +4,9 @@ import gc
 import random
 
 from optoread.dlms.axdr import compact as axdr_compact
+from optoread.dlms.axdr import data as D  # lengths, AxdrTruncated
 from optoread.dlms.axdr import decode as A
-from optoread.dlms.axdr import encode as T  # the Data tags
+from optoread.dlms.axdr import encode as T  # the encoder and the Data tags
 from optoread.dlms.axdr import types as axdr_types
 from optoread.errors import AxdrError
 from portable import IS_MICROPYTHON, raises, read_bytes, shared_or_skip
@@ -27,27 +28,27 @@ def test_length_forms_round_trip():
         (0xFFFFFFFF, "84 FF FF FF FF"),
     ):
         buf = bytearray(8)
-        end = A.encode_length(buf, 1, n)
+        end = D.encode_length(buf, 1, n)
         assert bytes(buf[1:end]) == h(wire), (n, buf)
-        assert A.length_size(n) == end - 1
+        assert D.length_size(n) == end - 1
         # decode_length insists the announced bytes are present: supply them only for small n
         if n < 300:
             data = h(wire) + bytes(n)
-            assert A.decode_length(data, 0, len(data)) == (n, len(h(wire)))
+            assert D.decode_length(data, 0, len(data)) == (n, len(h(wire)))
 
 
 def test_length_rejects_bad_forms_and_missing_bytes():
     for bad in ("80", "85 00 00 00 00 00", "FF"):
-        e = raises(AxdrError, A.decode_length, h(bad), 0, len(h(bad)))
+        e = raises(AxdrError, D.decode_length, h(bad), 0, len(h(bad)))
         assert e.field == "length"
     # announced > present: AxdrTruncated (a subclass of AxdrError)
-    raises(A.AxdrTruncated, A.decode_length, h("05 01 02"), 0, 3)
-    raises(A.AxdrTruncated, A.decode_length, h("84 FF FF FF FF 00"), 0, 6)
-    raises(A.AxdrTruncated, A.decode_length, h("82 01"), 0, 2)
-    raises(A.AxdrTruncated, A.decode_length, b"", 0, 0)
-    raises(AxdrError, A.encode_length, bytearray(8), 0, -1)
-    raises(AxdrError, A.encode_length, bytearray(8), 0, 1 << 32)
-    raises(AxdrError, A.encode_length, bytearray(2), 0, 0x100)  # 3 octets do not fit
+    raises(D.AxdrTruncated, D.decode_length, h("05 01 02"), 0, 3)
+    raises(D.AxdrTruncated, D.decode_length, h("84 FF FF FF FF 00"), 0, 6)
+    raises(D.AxdrTruncated, D.decode_length, h("82 01"), 0, 2)
+    raises(D.AxdrTruncated, D.decode_length, b"", 0, 0)
+    raises(AxdrError, D.encode_length, bytearray(8), 0, -1)
+    raises(AxdrError, D.encode_length, bytearray(8), 0, 1 << 32)
+    raises(AxdrError, D.encode_length, bytearray(2), 0, 0x100)  # 3 octets do not fit
 
 
 # ------------------------------------------------------------------ known vectors
@@ -91,10 +92,10 @@ def test_vectors_decode_encode_skip():
         assert got == value, (tag, got, value)
         assert type(got) is type(value), (tag, type(got))
         assert A.skip(data) == len(data)
-        assert A.encode_to_bytes(tag, value) == data, (tag, A.encode_to_bytes(tag, value))
-        assert A.encoded_len(tag, value) == len(data)
+        assert T.encode_to_bytes(tag, value) == data, (tag, T.encode_to_bytes(tag, value))
+        assert T.encoded_len(tag, value) == len(data)
         buf = bytearray(len(data) + 4)
-        assert A.encode(buf, 2, tag, value) == 2 + len(data)
+        assert T.encode(buf, 2, tag, value) == 2 + len(data)
         assert bytes(buf[2:2 + len(data)]) == data
 
 
@@ -104,7 +105,7 @@ def test_nested_structure_from_a_real_push():
     value, off = A.decode(data)
     assert off == len(data)
     assert value == (h("0100200700FF"), 2292, (-1, 35))
-    enc = A.encode_to_bytes(T.STRUCTURE, [
+    enc = T.encode_to_bytes(T.STRUCTURE, [
         (T.OCTET_STRING, h("0100200700FF")), (T.LONG_UNSIGNED, 2292),
         (T.STRUCTURE, [(T.INTEGER, -1), (T.ENUM, 35)]),
     ])
@@ -115,16 +116,16 @@ def test_decode_respects_off_and_end():
     data = h("AA 11 05 12 00 07 BB")
     assert A.decode(data, 1) == (5, 3)
     assert A.decode(data, 3, 6) == (7, 6)
-    raises(A.AxdrTruncated, A.decode, data, 3, 5)
-    raises(A.AxdrTruncated, A.decode, data, 7)
+    raises(D.AxdrTruncated, A.decode, data, 3, 5)
+    raises(D.AxdrTruncated, A.decode, data, 7)
 
 
 def test_visible_string_never_fails_and_keeps_bytes():
     data = h("0A 04 41 00 E9 FF")
     value, _ = A.decode(data)
     assert value == "A\x00\xe9\xff"
-    assert A.encode_to_bytes(T.VISIBLE_STRING, value) == data
-    raises(AxdrError, A.encode_to_bytes, T.VISIBLE_STRING, "\u20ac")
+    assert T.encode_to_bytes(T.VISIBLE_STRING, value) == data
+    raises(AxdrError, T.encode_to_bytes, T.VISIBLE_STRING, "\u20ac")
 
 
 def test_utf8_invalid_is_axdr_error():
@@ -142,7 +143,7 @@ def test_bcd_digits():
     assert A.decode(h("0D 99"))[0] == 99
     raises(AxdrError, A.decode, h("0D 9A"))
     raises(AxdrError, A.skip, h("0D A0"))
-    raises(AxdrError, A.encode_to_bytes, T.BCD, 100)
+    raises(AxdrError, T.encode_to_bytes, T.BCD, 100)
 
 
 def test_bit_string_lengths():
@@ -152,7 +153,7 @@ def test_bit_string_lengths():
     assert bs.nbits == 9 and bs.bit(0) and bs.bit(8) and str(bs) == "111111111"
     b = axdr_types.BitString.from_str("0001")
     assert len(b) == 4 and not b.bit(0)
-    raises(A.AxdrTruncated, A.decode, h("04 09 FF"))
+    raises(D.AxdrTruncated, A.decode, h("04 09 FF"))
     raises(AxdrError, axdr_types.BitString, b"\x00\x00", 3)
 
 
@@ -160,10 +161,10 @@ def test_compact_array_simple_and_structure():
     # compact-array of long-unsigned: 13 12 <contents 6 octets>
     data = h("13 12 06 00 01 00 02 FF FF")
     assert A.decode(data) == ([1, 2, 0xFFFF], len(data))
-    assert A.encode_to_bytes(T.COMPACT_ARRAY, (T.LONG_UNSIGNED, [1, 2, 0xFFFF])) == data
+    assert T.encode_to_bytes(T.COMPACT_ARRAY, (T.LONG_UNSIGNED, [1, 2, 0xFFFF])) == data
     td = (T.STRUCTURE, (T.UNSIGNED, T.OCTET_STRING, (T.ARRAY, 2, T.INTEGER)))
     rows = [(1, b"ab", [-1, 2]), (2, b"", [3, 4])]
-    enc = A.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
+    enc = T.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
     assert enc == h("13 02 03 11 09 01 00 02 0F 0A 01 02 61 62 FF 02 02 00 03 04")
     value, off = A.decode(enc)
     assert off == len(enc)
@@ -175,14 +176,14 @@ def test_compact_array_simple_and_structure():
 def test_compact_array_malformed():
     # row crosses the end of the contents: malformed, not "truncated"
     e = raises(AxdrError, A.decode, h("13 12 03 00 01 00 FF"))
-    assert not isinstance(e, A.AxdrTruncated)
+    assert not isinstance(e, D.AxdrTruncated)
     # contents length larger than the data present
-    raises(A.AxdrTruncated, A.decode, h("13 12 08 00 01"))
+    raises(D.AxdrTruncated, A.decode, h("13 12 08 00 01"))
     # zero-size element type with contents would loop forever
     raises(AxdrError, A.decode, h("13 00 02 00 00"))
     raises(AxdrError, A.decode, h("13 01 FF FF 00 00"))  # array of 65535 null per cell
     raises(AxdrError, A.decode, h("13 13 00"))  # compact-array inside a type description
-    raises(AxdrError, A.encode_to_bytes, T.COMPACT_ARRAY, ((T.STRUCTURE, (T.UNSIGNED,)), [(1, 2)]))
+    raises(AxdrError, T.encode_to_bytes, T.COMPACT_ARRAY, ((T.STRUCTURE, (T.UNSIGNED,)), [(1, 2)]))
 
 
 # ------------------------------------------------------------------ encode checks
@@ -198,44 +199,44 @@ def test_encode_rejects_values_that_do_not_fit():
         (T.DATE_TIME, A.DateTime(2020, 1, 1, 0, 0, 0, deviation=40000)),
         (T.DATE_TIME, A.DateTime(70000, 1, 1, 0, 0, 0)),
     ):
-        e = raises(AxdrError, A.encoded_len, tag, value)
+        e = raises(AxdrError, T.encoded_len, tag, value)
         assert isinstance(e, AxdrError)
         buf = bytearray(64)
-        raises(AxdrError, A.encode, buf, 0, tag, value)
+        raises(AxdrError, T.encode, buf, 0, tag, value)
         assert buf == bytearray(64), (tag, value)  # nothing written
 
 
 def test_encode_buffer_too_small_writes_nothing():
     buf = bytearray(4)
-    e = raises(AxdrError, A.encode, buf, 0, T.DOUBLE_LONG_UNSIGNED, 1)
+    e = raises(AxdrError, T.encode, buf, 0, T.DOUBLE_LONG_UNSIGNED, 1)
     assert e.field == "buffer"
     assert buf == bytearray(4)
-    assert A.encode(buf, 0, T.LONG_UNSIGNED, 0x1234) == 3
-    raises(AxdrError, A.encode, buf, 3, T.UNSIGNED, 1)
+    assert T.encode(buf, 0, T.LONG_UNSIGNED, 0x1234) == 3
+    raises(AxdrError, T.encode, buf, 3, T.UNSIGNED, 1)
 
 
 def test_encode_long_lengths_and_depth():
     big = bytes(range(256)) * 2
-    enc = A.encode_to_bytes(T.OCTET_STRING, big)
+    enc = T.encode_to_bytes(T.OCTET_STRING, big)
     assert enc[:4] == h("09 82 02 00") and A.decode(enc)[0] == big
     nested = (T.UNSIGNED, 1)
     for _ in range(8):
         nested = (T.STRUCTURE, [nested])
-    assert A.encoded_len(nested[0], nested[1]) == 8 * 2 + 2  # 8 containers: the default limit
+    assert T.encoded_len(nested[0], nested[1]) == 8 * 2 + 2  # 8 containers: the default limit
     nested = (T.STRUCTURE, [nested])
-    raises(AxdrError, A.encode_to_bytes, nested[0], nested[1])
-    assert A.encode_to_bytes(nested[0], nested[1], max_depth=9)[:2] == h("02 01")
+    raises(AxdrError, T.encode_to_bytes, nested[0], nested[1])
+    assert T.encode_to_bytes(nested[0], nested[1], max_depth=9)[:2] == h("02 01")
 
 
 # ------------------------------------------------------------------ hostile input
 
 
 def test_every_truncation_of_a_valid_encoding_is_axdr_truncated():
-    enc = A.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
+    enc = T.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
     assert A.decode(enc)[1] == len(enc)
     for cut in range(len(enc)):
-        raises(A.AxdrTruncated, A.decode, enc, 0, cut)
-        raises(A.AxdrTruncated, A.skip, enc, 0, cut)
+        raises(D.AxdrTruncated, A.decode, enc, 0, cut)
+        raises(D.AxdrTruncated, A.skip, enc, 0, cut)
 
 
 def test_hostile_lengths_fail_before_allocating():
@@ -243,8 +244,8 @@ def test_hostile_lengths_fail_before_allocating():
         h("09 84 FF FF FF FF 00"), h("01 84 7F FF FF FF 00"), h("02 83 FF FF FF"),
         h("0A 84 FF FF FF FF"), h("04 84 FF FF FF FF 00"), h("13 12 84 FF FF FF FF"),
     ):
-        raises(A.AxdrTruncated, A.decode, data)
-        raises(A.AxdrTruncated, A.skip, data)
+        raises(D.AxdrTruncated, A.decode, data)
+        raises(D.AxdrTruncated, A.skip, data)
 
 
 def test_unknown_tags_and_depth():
@@ -264,7 +265,7 @@ def test_random_bytes_raise_only_axdr_error():
     rnd = random.Random(7) if hasattr(random, "Random") else random
     if not hasattr(random, "Random"):
         random.seed(7)
-    base = A.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
+    base = T.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, [(a, b) for a, b, _ in VECTORS])])
     for i in range(400):
         if i % 2:
             data = bytearray(base)
@@ -401,17 +402,17 @@ def test_container_values_decoded_inline_equal_the_general_path():
         (T.OCTET_STRING, b""), (T.OCTET_STRING, bytes(range(12))), (T.OCTET_STRING, bytes(127)),
         (T.OCTET_STRING, bytes(128)), (T.LONG_UNSIGNED, 7),  # last: ends at the end of the data
     ]
-    parts = [A.encode_to_bytes(t, v) for t, v in elements]
+    parts = [T.encode_to_bytes(t, v) for t, v in elements]
     want = tuple(A.decode(p)[0] for p in parts)
     assert want == tuple(v for _, v in elements)
     for tag in (T.STRUCTURE, T.ARRAY):
-        data = A.encode_to_bytes(tag, elements)
+        data = T.encode_to_bytes(tag, elements)
         got, end = A.decode(data)
         assert end == len(data) and tuple(got) == want
         assert type(got) is (tuple if tag == T.STRUCTURE else list)
         for cut in range(len(data)):  # every prefix is truncated, never malformed or misread
-            raises(A.AxdrTruncated, A.decode, data[:cut])
-            raises(A.AxdrTruncated, A.decode, memoryview(data)[:cut])
+            raises(D.AxdrTruncated, A.decode, data[:cut])
+            raises(D.AxdrTruncated, A.decode, memoryview(data)[:cut])
     # the values of one structure are never those of the next (a list is reused between them),
     # nor of one nested in it with the same size, nor after one that ended in an error
     first = A.decode(h("02 02 11 01 11 02"))[0]
@@ -420,7 +421,7 @@ def test_container_values_decoded_inline_equal_the_general_path():
     assert A.decode(h("02 02 11 06 09 01 AA"))[0] == (6, b"\xaa") and first == (1, 2)
     assert A.decode(h("01 02 02 02 11 07 11 08 02 02 11 09 11 0A"))[0] == [(7, 8), (9, 10)]
     # a structure claiming more elements than the octets present
-    raises(A.AxdrTruncated, A.decode, h("02 05 11 01 11"))
+    raises(D.AxdrTruncated, A.decode, h("02 05 11 01 11"))
     raises(AxdrError, A.decode, h("02 02 11 01 07 00"))  # a bad tag after an inline value
 
 
@@ -436,7 +437,7 @@ def _profile_row(i):
 
 
 def _profile_bytes(rows):
-    return A.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, _profile_row(i)) for i in range(rows)])
+    return T.encode_to_bytes(T.ARRAY, [(T.STRUCTURE, _profile_row(i)) for i in range(rows)])
 
 
 def test_stream_matches_decode_for_random_chunks():
@@ -493,10 +494,10 @@ def test_stream_passes_the_sinks_own_errors_on():
 
     def sink(v):
         got.append(v)
-        raise A.AxdrTruncated("the sink's own", "sink")
+        raise D.AxdrTruncated("the sink's own", "sink")
 
     s = A.ArrayStream()
-    e = raises(A.AxdrTruncated, s.feed, h("01 02 11 05 11 06"), sink)
+    e = raises(D.AxdrTruncated, s.feed, h("01 02 11 05 11 06"), sink)
     assert e.field == "sink" and got == [5] and s.received == 1 and s.pending() == 0
 
 
@@ -529,7 +530,7 @@ def test_stream_buffer_is_fixed_and_memory_does_not_grow():
     # The input is produced row by row as well so that only the decoder's memory is measured.
     head = bytearray(5)
     head[0] = T.ARRAY
-    s.feed(head[:A.encode_length(head, 1, rows)], sink)
+    s.feed(head[:D.encode_length(head, 1, rows)], sink)
     row_buf = bytearray(64)
     samples = []
     if not IS_MICROPYTHON:
@@ -537,7 +538,7 @@ def test_stream_buffer_is_fixed_and_memory_does_not_grow():
 
         tracemalloc.start()
     for i in range(rows):
-        n = A.encode(row_buf, 0, T.STRUCTURE, _profile_row(i))
+        n = T.encode(row_buf, 0, T.STRUCTURE, _profile_row(i))
         # split each row in two uneven pieces so elements straddle feeds
         s.feed(row_buf[:n // 3], sink)
         s.feed(row_buf[n // 3:n], sink)
@@ -654,7 +655,7 @@ def test_capture_get_block_profile_streams():
     # C4 02 C1 | last-block 00 | block-number 00000001 | result 00 (raw-data) | 82 04 9E | raw data at 12
     first, last = _frames("u9n_tests_get_response_block_profile_apdu.hex")
     assert first[:12] == h("C4 02 C1 00 00 00 00 01 00 82 04 9E")
-    n, off = A.decode_length(first, 9, len(first))
+    n, off = D.decode_length(first, 9, len(first))
     assert (n, off) == (1182, 12) and off + n == len(first)
     s = A.ArrayStream(capacity=64)
     rows = []

@@ -11,7 +11,7 @@ import struct
 
 from optoread import compat
 from optoread.dlms.axdr import decode as A
-from optoread.dlms.axdr import encode as T  # the Data tags
+from optoread.dlms.axdr import encode as T  # the encoder and the Data tags
 from optoread.errors import AxdrError
 from portable import IS_MICROPYTHON, raises
 
@@ -100,17 +100,17 @@ def test_encoders_refuse_inf_and_nan_naming_the_value():
     nan = _INF - _INF
     for tag in (T.FLOAT32, T.FLOAT64):
         for v, name in ((_INF, "inf"), (-_INF, "-inf"), (nan, "nan")):
-            e = raises(AxdrError, A.encode_to_bytes, tag, v)
+            e = raises(AxdrError, T.encode_to_bytes, tag, v)
             assert name in str(e) and e.field in ("float32", "float64"), str(e)
-            raises(AxdrError, A.encoded_len, tag, v)
-    raises(AxdrError, A.encode_to_bytes, T.FLOAT32, 1 << 128)
-    e = raises(AxdrError, A.encode_to_bytes, T.FLOAT64, 1 << 1024)
+            raises(AxdrError, T.encoded_len, tag, v)
+    raises(AxdrError, T.encode_to_bytes, T.FLOAT32, 1 << 128)
+    e = raises(AxdrError, T.encode_to_bytes, T.FLOAT64, 1 << 1024)
     assert "does not fit float64" in str(e)
-    raises(AxdrError, A.encode_to_bytes, T.FLOAT64, -(1 << 1024))
-    raises(AxdrError, A.encode_to_bytes, T.FLOAT64, 1 << 5000)
+    raises(AxdrError, T.encode_to_bytes, T.FLOAT64, -(1 << 1024))
+    raises(AxdrError, T.encode_to_bytes, T.FLOAT64, 1 << 5000)
     # finite values still encode
-    assert A.encode_to_bytes(T.FLOAT32, 1.5) == h("17 3fc00000")
-    assert A.encode_to_bytes(T.FLOAT64, -0.5) == h("18 bfe0000000000000")
+    assert T.encode_to_bytes(T.FLOAT32, 1.5) == h("17 3fc00000")
+    assert T.encode_to_bytes(T.FLOAT64, -0.5) == h("18 bfe0000000000000")
 
 
 def test_float64_encoder_keeps_integers_on_a_single_precision_board():
@@ -126,12 +126,12 @@ def test_float64_encoder_keeps_integers_on_a_single_precision_board():
 
     def run():
         for v, hex8 in cases:
-            assert A.encode_to_bytes(T.FLOAT64, v) == h("18" + hex8), v
+            assert T.encode_to_bytes(T.FLOAT64, v) == h("18" + hex8), v
             if abs(v) <= 1 << 53:
                 back = _f64(hex8)
                 assert back == v, (v, back)
         # just past the largest float64 once rounded: refused before a byte is written
-        raises(AxdrError, A.encode_to_bytes, T.FLOAT64, ((1 << 54) - 1) << 970)
+        raises(AxdrError, T.encode_to_bytes, T.FLOAT64, ((1 << 54) - 1) << 970)
 
     _single(run)
     if not IS_MICROPYTHON:  # the same bytes as CPython's own conversion
@@ -143,7 +143,7 @@ def test_float64_encoder_keeps_integers_on_a_single_precision_board():
             v = x >> (x & 63)
             compat.SINGLE_FLOAT = True
             try:
-                got = A.encode_to_bytes(T.FLOAT64, v)
+                got = T.encode_to_bytes(T.FLOAT64, v)
             finally:
                 compat.SINGLE_FLOAT = False
             assert got == b"\x18" + struct.pack(">d", float(v)), v

@@ -55,8 +55,9 @@ from gurux_dlms.internal._GXDataInfo import _GXDataInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optoread.dlms.axdr import compact as axdr_compact
+from optoread.dlms.axdr import data as D  # noqa: E402  (lengths, AxdrTruncated)
 from optoread.dlms.axdr import decode as A  # noqa: E402
-from optoread.dlms.axdr import encode as T  # noqa: E402  (the Data tags)
+from optoread.dlms.axdr import encode as T  # noqa: E402  (the encoder and the Data tags)
 from optoread.dlms.axdr import types as axdr_types
 from optoread.errors import AxdrError, OptoreadError
 
@@ -177,20 +178,20 @@ def expected(tag, value):
 def test_round_trip(pair):
     tag, value = pair
     try:
-        data = A.encode_to_bytes(tag, value)
+        data = T.encode_to_bytes(tag, value)
     except AxdrError:
         # only the depth limit can refuse a generated value
-        data = A.encode_to_bytes(tag, value, max_depth=64)
+        data = T.encode_to_bytes(tag, value, max_depth=64)
         with pytest.raises(AxdrError):
             A.decode(data)
         return
-    assert A.encoded_len(tag, value) == len(data)
+    assert T.encoded_len(tag, value) == len(data)
     got, off = A.decode(data)
     assert off == len(data) and A.skip(data) == len(data)
     assert got == expected(tag, value)
     # truncated anywhere -> AxdrTruncated; trailing garbage is not read
     for cut in range(len(data)):
-        with pytest.raises(A.AxdrTruncated):
+        with pytest.raises(D.AxdrTruncated):
             A.decode(data, 0, cut)
     assert A.decode(data + b"\x07\x07")[1] == len(data)
 
@@ -236,9 +237,9 @@ def test_compact_array_round_trip(td_rows):
     td, rows = td_rows
     if _zero_size(td) or (rows and axdr_compact._td_min(td) == 0):
         with pytest.raises(AxdrError):  # refused by both sides, see test_compact_array_zero_size
-            A.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
+            T.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
         return
-    data = A.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
+    data = T.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
     got, off = A.decode(data)
     assert off == len(data) and A.skip(data) == len(data)
     assert axdr_compact.decode_type_description(data, 1)[0] == td
@@ -256,10 +257,10 @@ def _zero_size(td):
 
 def test_compact_array_zero_size():
     with pytest.raises(AxdrError):
-        A.encode_to_bytes(T.COMPACT_ARRAY, ((T.ARRAY, 0, T.UNSIGNED), [[]]))
+        T.encode_to_bytes(T.COMPACT_ARRAY, ((T.ARRAY, 0, T.UNSIGNED), [[]]))
     with pytest.raises(AxdrError):
-        A.encode_to_bytes(T.COMPACT_ARRAY, ((T.ARRAY, 3, (T.ARRAY, 0, T.UNSIGNED)), []))
-    assert A.decode(A.encode_to_bytes(T.COMPACT_ARRAY, ((T.ARRAY, 0, T.UNSIGNED), [])))[0] == []
+        T.encode_to_bytes(T.COMPACT_ARRAY, ((T.ARRAY, 3, (T.ARRAY, 0, T.UNSIGNED)), []))
+    assert A.decode(T.encode_to_bytes(T.COMPACT_ARRAY, ((T.ARRAY, 0, T.UNSIGNED), [])))[0] == []
 
 
 def _seed_corpus():
@@ -271,7 +272,7 @@ def _seed_corpus():
                        (T.BCD, 12), (T.DATE_TIME, A.DateTime(2020, 1, 1, 0, 0, 0)), (T.FLOAT64, 1.0)]),
         (T.COMPACT_ARRAY, ((T.STRUCTURE, (T.UNSIGNED, T.OCTET_STRING)), [(1, b"ab"), (2, b"")])),
     ):
-        out.append(A.encode_to_bytes(tag, value))
+        out.append(T.encode_to_bytes(tag, value))
     return out
 
 
@@ -326,7 +327,7 @@ def test_fuzz_mutated_bytes(seed, edits, cut):
 @given(st.lists(values(peer=False), max_size=12), st.lists(st.integers(1, 40), min_size=1, max_size=30),
        st.integers(8, 200))
 def test_stream_equals_decode(elements, sizes, capacity):
-    data = A.encode_to_bytes(T.ARRAY, elements, max_depth=64)
+    data = T.encode_to_bytes(T.ARRAY, elements, max_depth=64)
     try:
         whole = A.decode(data)[0]
     except AxdrError:
@@ -342,7 +343,7 @@ def test_stream_equals_decode(elements, sizes, capacity):
             i += 1
     except AxdrError as e:
         assert e.field == "capacity"
-        biggest = max(len(A.encode_to_bytes(t, v)) for t, v in elements)
+        biggest = max(len(T.encode_to_bytes(t, v)) for t, v in elements)
         assert biggest > capacity
         return
     assert s.done and out == whole
@@ -350,11 +351,11 @@ def test_stream_equals_decode(elements, sizes, capacity):
 
 def test_stream_peak_memory_independent_of_length():
     def run(rows):
-        row = A.encode_to_bytes(T.STRUCTURE, [(T.NULL, None), (T.UNSIGNED, 6), (T.DOUBLE_LONG_UNSIGNED, 1517),
+        row = T.encode_to_bytes(T.STRUCTURE, [(T.NULL, None), (T.UNSIGNED, 6), (T.DOUBLE_LONG_UNSIGNED, 1517),
                                               (T.DOUBLE_LONG_UNSIGNED, 1620)])
         head = bytearray(6)
         head[0] = T.ARRAY
-        head = bytes(head[:A.encode_length(head, 1, rows)])
+        head = bytes(head[:D.encode_length(head, 1, rows)])
         s = A.ArrayStream(capacity=128)
         n = [0]
 
@@ -522,7 +523,7 @@ def gx_values():
 def test_ours_decode_in_gurux(pair):
     tag, value = pair
     try:
-        data = A.encode_to_bytes(tag, value)
+        data = T.encode_to_bytes(tag, value)
     except AxdrError:
         return  # deeper than our default limit
     assert gx_matches(tag, value, gx_decode(data)), data.hex()
@@ -541,7 +542,7 @@ def test_gurux_encoding_decodes_in_ours(pair):
     assert off == len(data)
     assert got == expected(tag, value), data.hex()
     # and byte-identical to our own encoding
-    assert A.encode_to_bytes(tag, value) == data
+    assert T.encode_to_bytes(tag, value) == data
 
 
 @FUZZ
@@ -549,7 +550,7 @@ def test_gurux_encoding_decodes_in_ours(pair):
     lambda td: st.tuples(st.just(td), st.lists(cell_value(td), max_size=6))))
 def test_compact_array_decodes_in_gurux(td_rows):
     td, rows = td_rows
-    data = A.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
+    data = T.encode_to_bytes(T.COMPACT_ARRAY, (td, rows))
     g = gx_decode(data)
     assert len(g) == len(rows)
     for row, grow in zip(rows, g):
@@ -578,7 +579,7 @@ def test_gurux_fixed_corpus_both_ways():
         (T.OCTET_STRING, bytes(300)),  # long-form length 82 01 2C
     ]
     for tag, value in corpus:
-        ours = A.encode_to_bytes(tag, value)
+        ours = T.encode_to_bytes(tag, value)
         assert gx_matches(tag, value, gx_decode(ours)), (tag, ours.hex())
         theirs = gx_encode(tag, to_gx(tag, value))
         assert theirs == ours, (tag, theirs.hex(), ours.hex())
@@ -588,7 +589,7 @@ def test_gurux_fixed_corpus_both_ways():
 def test_gurux_quirks():
     """Pin down the Gurux behaviours the corpus works around (see the module docstring)."""
     # non-ASCII UTF-8 comes back as hex text
-    data = A.encode_to_bytes(T.UTF8_STRING, "\u20ac")
+    data = T.encode_to_bytes(T.UTF8_STRING, "\u20ac")
     assert gx_decode(data) != "\u20ac"
     assert A.decode(data)[0] == "\u20ac"
     # bcd: raw octet
@@ -611,7 +612,7 @@ def test_gurux_quirks():
         gx_decode(data)
     # translator: dataToXml works, XmlToData does not
     t = GXDLMSTranslator()
-    xml = t.dataToXml(GXByteBuffer(A.encode_to_bytes(T.LONG_UNSIGNED, 5)))
+    xml = t.dataToXml(GXByteBuffer(T.encode_to_bytes(T.LONG_UNSIGNED, 5)))
     assert "UInt16" in xml
     with pytest.raises(AttributeError):
         t.XmlToData(xml)

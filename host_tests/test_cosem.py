@@ -6,7 +6,9 @@ from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.axdr import types as axdr_types
 from optoread.dlms.cosem import association as cosem_association
-from optoread.dlms.cosem import objects as cosem
+from optoread.dlms.cosem import base as cosem
+from optoread.dlms.cosem import clock as cosem_clock
+from optoread.dlms.cosem import profile as cosem_profile
 from optoread.dlms.cosem import register as cosem_register
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.errors import DataAccessError, OptoreadError
@@ -269,7 +271,7 @@ def collector(prof=None):
 
 def test_profile_attributes():
     s = profile_session(Profile(10))
-    pg = cosem.ProfileGeneric("1.0.99.1.0.255")
+    pg = cosem_profile.ProfileGeneric("1.0.99.1.0.255")
     assert pg.capture_objects(s) == list(COLS)
     assert pg.capture_period(s) == 900 and pg.entries_in_use(s) == 10 and pg.profile_entries(s) == 2880
     assert pg.sort_object(s) == COLS[1] and pg.sort_method(s) == 1 and pg.clock_column(s) == 1
@@ -290,7 +292,7 @@ def test_profile_attributes():
 def test_range_params_with_and_without_deviation():
     prof = Profile(96)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     rows, sink = collector(prof)
     f = dt(2026, 1, 1, 1, 0)
     t = dt(2026, 1, 1, 2, 0)
@@ -319,7 +321,7 @@ def test_range_params_with_and_without_deviation():
 def test_range_auto_retries_without_deviation():
     prof = Profile(20, reject_deviation=True)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     rows, sink = collector(prof)
     f, t = dt(2026, 1, 1, 0, 0), dt(2026, 1, 1, 0, 30)
     e = raises(DataAccessError, pg.read_range, s, f, t, sink)
@@ -333,7 +335,7 @@ def test_profile_read_once_drops_its_capture_objects_before_the_rows():
     # auto-deviation retry still works from the parameters encoded up front.
     prof = Profile(20, reject_deviation=True)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD, keep=False)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD, keep=False)
     seen = []
     rows, sink = collector(prof)
 
@@ -344,7 +346,7 @@ def test_profile_read_once_drops_its_capture_objects_before_the_rows():
     assert pg.read_range(s, dt(2026, 1, 1, 0, 0), dt(2026, 1, 1, 0, 30), watching, no_deviation="auto") == 3
     assert seen == [None, None, None] and len(rows) == 3
     assert [p[1][31:33] for p in prof.params[-2:]] == [b"\xff\xc4", b"\x80\x00"]
-    kept = cosem.ProfileGeneric(BLOCK_LOAD)
+    kept = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     prof4 = Profile(4)
     kept.read_all(profile_session(prof4), collector(prof4)[1])
     assert kept._cos is not None  # the default keeps them for the next read
@@ -353,7 +355,7 @@ def test_profile_read_once_drops_its_capture_objects_before_the_rows():
 def test_range_with_selected_columns_and_explicit_sort_column():
     prof = Profile(10)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     rows, sink = collector(prof)
     n = pg.read_range(s, dt(2026, 1, 1, 0, 0), dt(2026, 1, 1, 0, 45), sink, sort_column=COLS[1],
                       columns=[3, COLS[1]])
@@ -370,14 +372,14 @@ def test_range_with_selected_columns_and_explicit_sort_column():
 
 def test_range_needs_a_clock_column():
     s = FakeSession({(7, BLOCK_LOAD, 3): [COLS[0], COLS[2]]})
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     raises(cosem.CosemError, pg.read_range, s, dt(2026, 1, 1, 0, 0), dt(2026, 1, 1, 1, 0), _drop)
 
 
 def test_entry_reads():
     prof = Profile(50)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     rows, sink = collector(prof)
     assert pg.read_entries(s, 3, 5, sink) == 3
     buf = bytearray(20)
@@ -396,7 +398,7 @@ def test_entry_reads():
 def test_read_all_and_row_shape_errors():
     prof = Profile(7)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     rows, sink = collector(prof)
     assert pg.read_all(s, sink) == 7 and prof.params[-1] == (0, None)
     assert rows[6][1] == row_time(6)
@@ -409,7 +411,7 @@ def test_read_all_and_row_shape_errors():
 def test_compressed_clock_rebuilt_from_capture_period():
     prof = Profile(30, explicit_every=10)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     rows, sink = collector(prof)
     assert pg.read_all(s, sink) == 30
     for i in range(30):
@@ -431,7 +433,7 @@ def test_compressed_clock_across_dst_change():
     s = FakeSession({(7, BLOCK_LOAD, 3): [COLS[0], COLS[1], COLS[2], COLS[3]], (7, BLOCK_LOAD, 4): 900},
                     {(7, BLOCK_LOAD, 2): lambda sel, p: iter(buf)})
     rows, sink = collector()
-    cosem.ProfileGeneric(BLOCK_LOAD).read_all(s, sink)
+    cosem_profile.ProfileGeneric(BLOCK_LOAD).read_all(s, sink)
     clocks = [r[1] for r in rows]
     assert clocks[1] == axdr.DateTime(2026, 3, 29, 1, 45, 0, 0, -60, 0, 7)
     assert clocks[2] == axdr.DateTime(2026, 3, 29, 2, 0, 0, 0, -60, 0, 7)  # 01:00 UTC
@@ -441,9 +443,9 @@ def test_compressed_clock_across_dst_change():
     assert [utc[i + 1] - utc[i] for i in range(5)] == [900] * 5
     # across midnight and month end with unspecified weekday/deviation kept unspecified
     last = axdr.DateTime(2026, 1, 31, 23, 45, 0, 0xFF, axdr.DEVIATION_UNSPECIFIED, 0, 0xFF)
-    n = cosem.add_seconds(last, 900)
+    n = cosem_profile.add_seconds(last, 900)
     assert n == axdr.DateTime(2026, 2, 1, 0, 0, 0, 0xFF, axdr.DEVIATION_UNSPECIFIED, 0, 0xFF)
-    assert cosem.add_seconds(axdr.DateTime(0xFFFF, 1, 1, 0, 0, 0), 900) is None
+    assert cosem_profile.add_seconds(axdr.DateTime(0xFFFF, 1, 1, 0, 0, 0), 900) is None
 
 
 def test_null_clock_kept_when_period_zero_or_wildcard():
@@ -452,11 +454,11 @@ def test_null_clock_kept_when_period_zero_or_wildcard():
     s = FakeSession({(7, BLOCK_LOAD, 3): list(COLS), (7, BLOCK_LOAD, 4): 900},
                     {(7, BLOCK_LOAD, 2): lambda sel, p: iter(buf)})
     rows, sink = collector()
-    cosem.ProfileGeneric(BLOCK_LOAD).read_all(s, sink)
+    cosem_profile.ProfileGeneric(BLOCK_LOAD).read_all(s, sink)
     assert rows[0][1] == wild and rows[1][1] is None
     buf[0] = (1, dt(2026, 1, 1, 0, 0).to_bytes(), 0, 0)
     rows, sink = collector()
-    cosem.ProfileGeneric(BLOCK_LOAD, capture_period=0).read_all(s, sink)
+    cosem_profile.ProfileGeneric(BLOCK_LOAD, capture_period=0).read_all(s, sink)
     assert rows[1][1] is None
 
 
@@ -464,7 +466,7 @@ def test_scalers_from_registers():
     prof = Profile(3)
     s = profile_session(prof)
     s.attrs.update({(3, V_L1, 3): (-1, 35), (3, I_L1, 3): (-3, 33), (3, KWH, 3): denied()})
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     cache = {}
     sc = pg.column_scalers(s, cache=cache)
     assert sc == [(-1, 35), None, (-3, 33), None]
@@ -489,7 +491,7 @@ def test_scalers_from_is15959_scaler_profile():
     # scaler profile: columns name the registers' scaler_unit (attr 3); one row of structures.
     s.attrs[(7, SCALER_PROFILE, 3)] = [(3, V_L1, 3, 0), (3, I_L1, 3, 0), (3, KWH, 3, 0)]
     s.attrs[(7, SCALER_PROFILE, 2)] = [((-1, 35), (-2, 33), (1, 30))]
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     sc = pg.column_scalers(s, SCALER_PROFILE)
     assert sc == [(-1, 35), None, (-2, 33), (1, 30)]
     rows, sink = collector(prof)
@@ -500,7 +502,7 @@ def test_scalers_from_is15959_scaler_profile():
 
 def test_profile_methods():
     s = FakeSession()
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     pg.reset(s)
     pg.capture(s)
     assert [a[2] for a in s.actions] == [1, 2]
@@ -518,7 +520,7 @@ def _heap():
 def _peak_growth(n):
     prof = Profile(n, explicit_every=4)
     s = profile_session(prof)
-    pg = cosem.ProfileGeneric(BLOCK_LOAD)
+    pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
     pg.capture_objects(s)
     pg.capture_period(s)
     marks = []
@@ -553,7 +555,7 @@ def test_streaming_memory_does_not_grow_with_rows():
 def test_clock_read_set_shift():
     now = dt(2026, 5, 4, 10, 20, 30, -120, 0x80)
     s = FakeSession({(8, CLOCK, 2): now.to_bytes(), (8, CLOCK, 3): -60, (8, CLOCK, 4): 0x80})
-    c = cosem.Clock()
+    c = cosem_clock.Clock()
     assert c.read(s) == now and c.time_zone(s) == -60 and c.status(s) == 0x80
     s.attrs[(8, CLOCK, 2)] = now  # a date-time (tag 25) answer is accepted too
     assert c.read(s) == now
@@ -645,13 +647,13 @@ def _hostile_calls(s, g):
         lambda: cosem_register.read_register(s, ENERGY).text,
         lambda: cosem_register.read_register(s, ENERGY, 4),
         lambda: cosem_register.read_registers(s, [ENERGY, (4, ENERGY)]),
-        lambda: cosem.Clock().read(s),
+        lambda: cosem_clock.Clock().read(s),
         lambda: cosem_association.browse(s, _drop),
         lambda: cosem_association.browse(s, _drop, False),
-        lambda: cosem.ProfileGeneric(BLOCK_LOAD).sort_object(s),
-        lambda: cosem.ProfileGeneric(BLOCK_LOAD).read_all(s, lambda r: None),
-        lambda: cosem.ProfileGeneric(BLOCK_LOAD, list(COLS), period).read_all(s, lambda r: None),
-        lambda: cosem.ProfileGeneric(BLOCK_LOAD).column_scalers(s),
+        lambda: cosem_profile.ProfileGeneric(BLOCK_LOAD).sort_object(s),
+        lambda: cosem_profile.ProfileGeneric(BLOCK_LOAD).read_all(s, lambda r: None),
+        lambda: cosem_profile.ProfileGeneric(BLOCK_LOAD, list(COLS), period).read_all(s, lambda r: None),
+        lambda: cosem_profile.ProfileGeneric(BLOCK_LOAD).column_scalers(s),
     )
 
 

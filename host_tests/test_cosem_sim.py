@@ -12,7 +12,9 @@ sim = pytest.importorskip("optoread_tools.sim_dlms",
 
 from optoread.dlms.axdr import decode as axdr  # noqa: E402
 from optoread.dlms.cosem import association as cosem_association  # noqa: E402
-from optoread.dlms.cosem import objects as cosem  # noqa: E402
+from optoread.dlms.cosem import base as cosem  # noqa: E402
+from optoread.dlms.cosem import clock as cosem_clock  # noqa: E402
+from optoread.dlms.cosem import profile as cosem_profile  # noqa: E402
 from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread.errors import DataAccessError  # noqa: E402
 
@@ -80,10 +82,10 @@ def test_full_readout(name):
         md = cosem_register.read_register(sess, "1.0.1.6.0.255", cosem.CLASS_EXTENDED_REGISTER, cache)
         assert isinstance(md.capture_time, axdr.DateTime) and md.status == 0
         # clock
-        now = cosem.Clock().read(sess)
+        now = cosem_clock.Clock().read(sess)
         assert now.to_bytes() == model.clock_bytes()
         # the profile by range and by entry
-        pg = cosem.ProfileGeneric(BLOCK_LOAD)
+        pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
         rows = []
         n = pg.read_range(sess, local(model, 10), local(model, 19), rows.append)
         assert n == 10 and [plain(r) for r in rows] == model.expected_rows(BLOCK_LOAD, 10, 20)
@@ -97,7 +99,7 @@ def test_profile_2880_rows_by_range_entry_and_all_with_largest_frames():
     model = MeterModel(rows=2880)
     sess, srv, tr = open_session(model, {"max_info": 2030})
     with sess:
-        pg = cosem.ProfileGeneric(BLOCK_LOAD)
+        pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
         count = [0]
         first = []
 
@@ -120,7 +122,7 @@ def test_sort_column_not_first_and_compressed_clock():
     model = MeterModel(rows=200, sort_not_first=True, compressed=True)
     sess, srv, tr = open_session(model, {"quirks": {"sort_not_first"}, "compressed": True})
     with sess:
-        pg = cosem.ProfileGeneric(BLOCK_LOAD)
+        pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
         assert pg.clock_column(sess) == 1
         rows = []
         assert pg.read_range(sess, local(model, 50), local(model, 99), rows.append) == 50
@@ -137,7 +139,7 @@ def test_meter_rejecting_deviation(how):
     model = MeterModel(rows=96)
     sess, srv, tr = open_session(model, {"quirks": {"rejects_deviation"}, "deviation_reject": how})
     with sess:
-        pg = cosem.ProfileGeneric(BLOCK_LOAD)
+        pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
         f, t = local(model, 4), local(model, 7)
         want = model.expected_rows(BLOCK_LOAD, 4, 8)
         rows = []
@@ -155,7 +157,7 @@ def test_column_scalers_from_registers_and_scaler_profile():
     model = MeterModel(rows=10)
     sess, srv, tr = open_session(model)
     with sess:
-        pg = cosem.ProfileGeneric(BLOCK_LOAD)
+        pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
         a = pg.column_scalers(sess)
         b = pg.column_scalers(sess, "1.0.94.91.4.255")
         assert a == b
@@ -171,7 +173,7 @@ def test_column_scalers_from_registers_and_scaler_profile():
         v = rows[0][1]
         assert isinstance(v, cosem.Value) and v.raw == raw[1] and v.scaler == -2 and v.unit == "V"
         # instantaneous profile scaled by its IS 15959 scaler profile (1.0.94.91.3.255)
-        inst = cosem.ProfileGeneric("1.0.94.91.0.255")
+        inst = cosem_profile.ProfileGeneric("1.0.94.91.0.255")
         sc = inst.column_scalers(sess, "1.0.94.91.3.255")
         rows = []
         assert inst.read_all(sess, rows.append, scalers=sc) == 1
@@ -185,12 +187,12 @@ def test_clock_set_needs_privileged_association_and_shift():
     new = axdr.DateTime(2026, 6, 1, 12, 0, 0, 0, IST, 0, axdr.weekday(2026, 6, 1))
     with sess:
         with pytest.raises(DataAccessError) as e:
-            cosem.Clock().set(sess, new)
+            cosem_clock.Clock().set(sess, new)
         assert "privileged" in str(e.value)
     sess, srv2, tr = open_session(model, {"client": 32, "auth": "low", "password": b"12345678"},
                                   client=32, auth="low", password=b"12345678")
     with sess:
-        c = cosem.Clock()
+        c = cosem_clock.Clock()
         c.set(sess, new)
         assert c.read(sess).as_tuple() == new.as_tuple()
         c.shift_time(sess, 30)

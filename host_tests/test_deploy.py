@@ -215,7 +215,8 @@ def test_deploy_to_unix_port(repl, tmp_path):
     r = _deploy_cli("--board", "unix", "--port", repl.path, "--target", target, "--build-dir", build)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "removed 1 stale" in r.stderr
-    assert sorted(os.listdir(os.path.join(target, "lib", "optoread"))) == mods
+    assert sorted(os.path.relpath(os.path.join(d, n), lib).replace(os.sep, "/")
+                  for d, _s, fs in os.walk(lib) for n in fs) == mods
     assert repl.alive()
 
 
@@ -343,7 +344,7 @@ def test_image_holds_what_deploy_copies(image, board, arch, size, tmp_path):
     # /lib/optoread/X.mpy and copies firmware_layout(): the image holds exactly those files, byte
     # for byte (the compile_firmware outputs build_image kept in its build dir), and the manifest.
     assert deploy._join("/", "lib/optoread") == "/lib/optoread"
-    mpys = sorted(os.path.join(build, "optoread", n) for n in os.listdir(os.path.join(build, "optoread")))
+    mpys = sorted(os.path.join(d, n) for d, _s, fs in os.walk(os.path.join(build, "optoread")) for n in fs)
     layout = deploy.firmware_layout(ROOT, board, mpys)
     files = deploy.read_image_files(path)
     assert set(files) == {d for d, _ in layout} | {deploy.MANIFEST}

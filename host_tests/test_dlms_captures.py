@@ -32,7 +32,7 @@ _TOOLS = portable.project_root() + "/tools"
 if _TOOLS not in sys.path:
     sys.path.append(_TOOLS)
 
-from optoread.dlms.hdlc import frame as hdlc  # noqa: E402
+from optoread.dlms.hdlc import receiver as hdlc_rx  # noqa: E402
 from optoread_tools import dlmsparse  # noqa: E402
 
 _VSE_SELF = "(this push_object_list array itself)"
@@ -397,7 +397,7 @@ def test_four_byte_server_address():
 
 
 def _receiver_frames(data, bytewise):
-    rx = hdlc.FrameReceiver(0x7FF)
+    rx = hdlc_rx.FrameReceiver(0x7FF)
     out = []
     step = 1 if bytewise else len(data)
     for i in range(0, len(data), step):
@@ -448,7 +448,7 @@ def test_decoding_receiver_frames_gives_the_same_result():
         for d, data, line in records:
             rx = rxs.get(d)
             if rx is None:
-                rx = rxs[d] = hdlc.FrameReceiver(0x7FF)
+                rx = rxs[d] = hdlc_rx.FrameReceiver(0x7FF)
             for i in range(len(data)):  # one byte at a time
                 off = i
                 while True:

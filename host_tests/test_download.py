@@ -20,6 +20,7 @@ import threading
 import mpbin
 import pytest
 from optoread.crc import crc32
+from optoread.store import records as sr
 from optoread.store import store as st
 from optoread_tools import download as dl
 from optoread_tools import readings_db
@@ -290,7 +291,7 @@ def dump_store_session(store, seq):
         elif kind == "row":
             out["profiles"][-1]["rows"].append([d[0]] + list(d[1]))
         elif kind == "commit":
-            out["complete"] = d[0] == st.COMPLETE
+            out["complete"] = d[0] == sr.COMPLETE
             out["error"] = d[1]
 
     store.read(seq, sink)

@@ -5,8 +5,10 @@ import json
 
 import portable
 from optoread.crc import crc16_x25
+from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
 from optoread.dlms.hdlc import parse as hdlc_parse
+from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.errors import LinkError, OptoreadError
 
 PORTABLE = True
@@ -243,7 +245,7 @@ def test_llc_helpers():
 
 
 def test_reassembler():
-    r = hdlc.Reassembler(10)
+    r = hdlc_rx.Reassembler(10)
     parts = [_frame(CLIENT, SERVER, 0x03, b"abcd", True), _frame(CLIENT, SERVER, 0x03, b"efg", True),
              _frame(CLIENT, SERVER, 0x13, b"hi")]
     done = [r.add(hdlc_parse.parse_frame(p)) for p in parts]
@@ -279,7 +281,7 @@ def test_receiver_frames_whole_bytewise_and_shared_flags():
     data = b"".join(frames) + b"\x7e\x7e" + frames[0][1:] + frames[1][1:]  # shared flags too
     expected = [f[1:-1] for f in frames] + [frames[0][1:-1], frames[1][1:-1]]
     for chunks in ([data], _bytewise(data), [data[i : i + 7] for i in range(0, len(data), 7)]):
-        rx = hdlc.FrameReceiver(hdlc.frame_capacity(600))
+        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(600))
         got = _feed_all(rx, chunks)
         assert got == expected
         assert (rx.frames, rx.errors, rx.dropped_bytes) == (len(expected), 0, 0)
@@ -293,14 +295,14 @@ def test_receiver_garbage_bad_crc_and_impossible_length():
     too_long = _frame(CLIENT, SERVER, 0x30, bytes(300))
     data = b"\x00\x11garbage" + good + bytes(bad) + too_long + b"\x7e\xa0" + good + b"\x7e\xa7\xff\x7e" + good
     for chunks in ([data], _bytewise(data)):
-        rx = hdlc.FrameReceiver(hdlc.frame_capacity(128))
+        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(128))
         got = _feed_all(rx, chunks)
         assert got == [good[1:-1]] * 3, len(got)
         assert rx.errors >= 4 and rx.dropped_bytes > 300
         assert len(rx.buf) == hdlc.frame_capacity(128)
     results = []
     for chunks in ([data], _bytewise(data)):
-        rx = hdlc.FrameReceiver(hdlc.frame_capacity(128))
+        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(128))
         _feed_all(rx, chunks)
         results.append((rx.frames, rx.errors, rx.dropped_bytes, rx.last_error))
     assert results[0] == results[1]
@@ -311,7 +313,7 @@ def test_receiver_rehunts_inside_a_rejected_candidate():
     good = _frame(CLIENT, SERVER, 0x73)
     data = b"\x7e\xa0" + good + good
     for chunks in ([data], _bytewise(data)):
-        rx = hdlc.FrameReceiver(200)
+        rx = hdlc_rx.FrameReceiver(200)
         assert _feed_all(rx, chunks) == [good[1:-1]] * 2
         assert rx.errors == 1 and rx.last_error in ("address", "length", "HCS", "FCS")
 
@@ -319,7 +321,7 @@ def test_receiver_rehunts_inside_a_rejected_candidate():
 def test_receiver_missing_closing_flag_is_counted():
     good = _frame(CLIENT, SERVER, 0x73)
     data = good[:-1] + b"\x55" + good
-    rx = hdlc.FrameReceiver(64)
+    rx = hdlc_rx.FrameReceiver(64)
     assert _feed_all(rx, [data]) == [good[1:-1]] * 2
     assert rx.errors == 1 and rx.last_error == "flag" and rx.dropped_bytes == 1
 
@@ -328,7 +330,7 @@ def test_receiver_steady_state_allocates_nothing():
     frames = _stream()
     data = bytearray(b"".join(frames))
     single = bytearray(frames[1])
-    rx = hdlc.FrameReceiver(hdlc.frame_capacity(600))
+    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(600))
     f = rx.frame
     counts = [0, 0, 0]
     mv = memoryview(data)
@@ -370,10 +372,10 @@ class _Pipe:
     """Client and server connections with a FrameReceiver each side (all in memory)."""
 
     def __init__(self, cmax=(128, 128, 1, 1), smax=(128, 128, 1, 1), **kw):
-        self.c = hdlc.HdlcConnection(CLIENT, SERVER, False, *cmax, **kw)
-        self.s = hdlc.HdlcConnection(SERVER, CLIENT, True, *smax, **kw)
-        self.crx = hdlc.FrameReceiver(hdlc.frame_capacity(cmax[1]))
-        self.srx = hdlc.FrameReceiver(hdlc.frame_capacity(smax[1]))
+        self.c = hdlc_conn.HdlcConnection(CLIENT, SERVER, False, *cmax, **kw)
+        self.s = hdlc_conn.HdlcConnection(SERVER, CLIENT, True, *smax, **kw)
+        self.crx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(cmax[1]))
+        self.srx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(smax[1]))
         self.events = []
 
     def deliver(self, data, conn, rx, name):
@@ -385,7 +387,7 @@ class _Pipe:
             if not rx.ready:
                 break
             ev = conn.receive_frame(rx.frame)
-            if ev != hdlc.EV_NONE:
+            if ev != hdlc_conn.EV_NONE:
                 self.events.append((name, ev))
             if conn.out_len:
                 reply += bytes(conn.output())
@@ -407,8 +409,8 @@ def test_connect_negotiates_and_exchanges_segmented_data():
     snrm = bytes(p.c.output())
     assert n == len(snrm) and hdlc_parse.parse_frame(snrm).kind == "SNRM"
     p.run(snrm)
-    assert ("s", hdlc.EV_CONNECTED) in p.events and ("c", hdlc.EV_CONNECTED) in p.events
-    assert p.c.state == hdlc.CONNECTED and p.s.state == hdlc.CONNECTED
+    assert ("s", hdlc_conn.EV_CONNECTED) in p.events and ("c", hdlc_conn.EV_CONNECTED) in p.events
+    assert p.c.state == hdlc_conn.CONNECTED and p.s.state == hdlc_conn.CONNECTED
     # client tx limited by the server's rx (150), client rx by the server's tx (60)
     assert (p.c.max_info_tx, p.c.max_info_rx) == (150, 60)
     assert (p.s.max_info_tx, p.s.max_info_rx) == (60, 150)
@@ -416,14 +418,14 @@ def test_connect_negotiates_and_exchanges_segmented_data():
     p.events = []
     p.c.send(request)
     p.run(bytes(p.c.output()))
-    assert p.events == [("s", hdlc.EV_DATA)]
+    assert p.events == [("s", hdlc_conn.EV_DATA)]
     assert bytes(p.s.data()) == bytes(request) and p.s.rx.segments == 4
     response = bytearray(b"\xe6\xe7\x00" + bytes(range(200, 0, -1)) * 3)  # 603 bytes -> 11 segments of 60
     p.events = []
     p.s.send(response)
     p.deliver(bytes(p.s.output()), p.c, p.crx, "c")
     p.run(bytes(p.c.output()))
-    assert p.events == [("c", hdlc.EV_DATA)]
+    assert p.events == [("c", hdlc_conn.EV_DATA)]
     assert bytes(p.c.data()) == bytes(response) and p.c.rx.segments == 11
     assert hdlc.strip_llc(p.c.data(), 0, p.c.rx.length, response=True) == 3
     # sequence numbers keep counting mod 8 across several exchanges
@@ -437,15 +439,15 @@ def test_connect_negotiates_and_exchanges_segmented_data():
     p.events = []
     p.c.disconnect()
     p.run(bytes(p.c.output()))
-    assert ("c", hdlc.EV_DISCONNECTED) in p.events and p.c.state == hdlc.DISCONNECTED
-    assert p.s.state == hdlc.DISCONNECTED
+    assert ("c", hdlc_conn.EV_DISCONNECTED) in p.events and p.c.state == hdlc_conn.DISCONNECTED
+    assert p.s.state == hdlc_conn.DISCONNECTED
 
 
 def test_tx_info_cuts_frames_and_sizes_the_transmit_buffer():
     # A client that never sends more than 40 bytes a frame (tx_info) needs no room for the
     # negotiated 150: frames are cut to 40 and the data still arrives whole (also after RR).
     p = _Pipe(cmax=(200, 100, 1, 1), smax=(60, 150, 1, 1), rx_capacity=4096)
-    p.c = hdlc.HdlcConnection(CLIENT, SERVER, False, 200, 100, 1, 1, rx_capacity=4096, tx_info=40)
+    p.c = hdlc_conn.HdlcConnection(CLIENT, SERVER, False, 200, 100, 1, 1, rx_capacity=4096, tx_info=40)
     assert len(p.c.out) < 40 + 40
     p.c.connect()
     p.run(bytes(p.c.output()))
@@ -454,7 +456,7 @@ def test_tx_info_cuts_frames_and_sizes_the_transmit_buffer():
     p.events = []
     p.c.send(request)
     p.run(bytes(p.c.output()))
-    assert p.events == [("s", hdlc.EV_DATA)]
+    assert p.events == [("s", hdlc_conn.EV_DATA)]
     assert bytes(p.s.data()) == bytes(request) and p.s.rx.segments == 3
 
 
@@ -467,10 +469,10 @@ def test_window_larger_than_one():
     p.events = []
     p.c.send(msg)
     first = bytes(p.c.output())
-    rx = hdlc.FrameReceiver(64)
+    rx = hdlc_rx.FrameReceiver(64)
     assert len(_feed_all(rx, [first])) == 3  # a whole window goes out at once
     p.run(first)
-    assert p.events == [("s", hdlc.EV_DATA)] and bytes(p.s.data()) == msg
+    assert p.events == [("s", hdlc_conn.EV_DATA)] and bytes(p.s.data()) == msg
     back = bytes(range(250, 0, -1))
     p.s.send(back)
     p.deliver(bytes(p.s.output()), p.c, p.crx, "c")
@@ -479,19 +481,19 @@ def test_window_larger_than_one():
 
 
 def test_echo_of_own_frame_is_dropped():
-    c = hdlc.HdlcConnection(CLIENT, SERVER)
+    c = hdlc_conn.HdlcConnection(CLIENT, SERVER)
     c.connect()
     snrm = bytes(c.output())
-    rx = hdlc.FrameReceiver(64)
+    rx = hdlc_rx.FrameReceiver(64)
     rx.feed(snrm)  # the optical head hears our own SNRM
     assert rx.ready
-    assert c.receive_frame(rx.frame) == hdlc.EV_ECHO and c.echoes == 1 and c.out_len == 0
-    assert c.state == hdlc.CONNECTING
+    assert c.receive_frame(rx.frame) == hdlc_conn.EV_ECHO and c.echoes == 1 and c.out_len == 0
+    assert c.state == hdlc_conn.CONNECTING
 
 
 def test_timeout_retransmits_then_link_error():
-    c = hdlc.HdlcConnection(CLIENT, SERVER, retries=2)
-    assert c.timeout() == hdlc.EV_NONE and c.out_len == 0  # nothing sent yet
+    c = hdlc_conn.HdlcConnection(CLIENT, SERVER, retries=2)
+    assert c.timeout() == hdlc_conn.EV_NONE and c.out_len == 0  # nothing sent yet
     c.connect()
     snrm = bytes(c.output())
     for _ in range(2):
@@ -499,47 +501,47 @@ def test_timeout_retransmits_then_link_error():
         assert bytes(c.output()) == snrm
     e = portable.raises(LinkError, c.timeout)
     assert e.field == "timeout" and "SNRM" in str(e)
-    assert c.state == hdlc.DISCONNECTED
+    assert c.state == hdlc_conn.DISCONNECTED
 
 
 def test_dm_and_frmr_raise_named_link_errors():
     buf = bytearray(64)
-    c = hdlc.HdlcConnection(CLIENT, SERVER)
+    c = hdlc_conn.HdlcConnection(CLIENT, SERVER)
     c.connect()
     dm = hdlc_parse.parse_frame(buf, 0, hdlc.encode_dm(buf, 0, CLIENT, SERVER))
     e = portable.raises(LinkError, c.receive_frame, dm)
     assert e.field == "DM" and "DM" in str(e)
-    c = hdlc.HdlcConnection(CLIENT, SERVER)
+    c = hdlc_conn.HdlcConnection(CLIENT, SERVER)
     c.connect()
     n = hdlc.encode_ua(buf, 0, CLIENT, SERVER)
-    assert c.receive_frame(hdlc_parse.parse_frame(bytearray(buf), 0, n)) == hdlc.EV_CONNECTED
+    assert c.receive_frame(hdlc_parse.parse_frame(bytearray(buf), 0, n)) == hdlc_conn.EV_CONNECTED
     frmr = hdlc_parse.parse_frame(buf, 0, hdlc.encode_frame(buf, 0, CLIENT, SERVER, 0x97, b"\x54\x00\x10"))
     e = portable.raises(LinkError, c.receive_frame, frmr)
     assert e.field == "FRMR" and "FRMR" in str(e) and "invalid N(S)" in str(e)
-    assert c.state == hdlc.DISCONNECTED
+    assert c.state == hdlc_conn.DISCONNECTED
     # DM as the answer to DISC is a normal disconnect
     c.connect()
     n = hdlc.encode_ua(buf, 0, CLIENT, SERVER)
-    assert c.receive_frame(hdlc_parse.parse_frame(buf, 0, n)) == hdlc.EV_CONNECTED
+    assert c.receive_frame(hdlc_parse.parse_frame(buf, 0, n)) == hdlc_conn.EV_CONNECTED
     c.disconnect()
     dm = hdlc_parse.parse_frame(buf, 0, hdlc.encode_dm(buf, 0, CLIENT, SERVER))
-    assert c.receive_frame(dm) == hdlc.EV_DISCONNECTED
+    assert c.receive_frame(dm) == hdlc_conn.EV_DISCONNECTED
 
 
 def test_connection_misuse_and_foreign_frames():
     buf = bytearray(64)
-    c = hdlc.HdlcConnection(CLIENT, SERVER)
+    c = hdlc_conn.HdlcConnection(CLIENT, SERVER)
     portable.raises(LinkError, c.send, b"x")
-    s = hdlc.HdlcConnection(SERVER, CLIENT, server=True)
+    s = hdlc_conn.HdlcConnection(SERVER, CLIENT, server=True)
     portable.raises(LinkError, s.connect)
-    portable.raises(LinkError, hdlc.HdlcConnection, CLIENT, SERVER, False, 128, 128, 8, 1)
+    portable.raises(LinkError, hdlc_conn.HdlcConnection, CLIENT, SERVER, False, 128, 128, 8, 1)
     c.connect()
     other = hdlc.encode_server_address(1, 18, 2)
     ua = hdlc_parse.parse_frame(buf, 0, hdlc.encode_ua(buf, 0, CLIENT, other))
-    assert c.receive_frame(ua) == hdlc.EV_NONE and c.ignored == 1 and c.state == hdlc.CONNECTING
+    assert c.receive_frame(ua) == hdlc_conn.EV_NONE and c.ignored == 1 and c.state == hdlc_conn.CONNECTING
     # a disconnected server answers DISC with DM
     f = hdlc_parse.parse_frame(buf, 0, hdlc.encode_disc(buf, 0, SERVER, CLIENT))
-    assert s.receive_frame(f) == hdlc.EV_NONE
+    assert s.receive_frame(f) == hdlc_conn.EV_NONE
     assert hdlc_parse.parse_frame(s.output()).kind == "DM"
 
 
@@ -632,7 +634,7 @@ def test_captures_bytewise_equals_whole():
         stream = b"".join(raw for _d, raw in frames)
         results = []
         for chunks in ([stream], _bytewise(stream)):
-            rx = hdlc.FrameReceiver(hdlc.frame_capacity(700))
+            rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(700))
             got = _feed_all(rx, chunks)
             results.append((got, rx.frames, rx.errors, rx.dropped_bytes, rx.last_error))
         assert results[0] == results[1], name
@@ -648,15 +650,15 @@ def test_zmf100_fcs_mismatch():
     f = hdlc_parse.parse_frame(raw, strict=False)
     assert f.hcs_ok is True and f.fcs_ok is False and f.length == 394
     for chunks in ([raw], _bytewise(raw)):
-        rx = hdlc.FrameReceiver(hdlc.frame_capacity(400))
+        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(400))
         assert _feed_all(rx, chunks) == []
         assert (rx.frames, rx.errors, rx.last_error) == (0, 1, "FCS")
         assert rx.dropped_bytes == len(raw) - 2  # everything between the flags
 
 
 def _reassemble(frames):
-    r = hdlc.Reassembler(2048)
-    rx = hdlc.FrameReceiver(hdlc.frame_capacity(600))
+    r = hdlc_rx.Reassembler(2048)
+    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(600))
     results = []
     for _d, raw in frames:
         for chunk in _bytewise(raw):
@@ -723,9 +725,9 @@ def test_four_byte_address_and_ua_params_issue95():
     assert hdlc.strip_llc(aarq.buf, aarq.info_off, aarq.info_off + aarq.info_len, response=False)
     # The connection sees the UA, then the FRMR: LinkError naming FRMR.
     server = hdlc.encode_server_address(1, 2836, 4)
-    c = hdlc.HdlcConnection(hdlc.encode_client_address(1), server, max_info_tx=512, max_info_rx=512)
+    c = hdlc_conn.HdlcConnection(hdlc.encode_client_address(1), server, max_info_tx=512, max_info_rx=512)
     c.connect()
-    assert c.receive_frame(ua) == hdlc.EV_CONNECTED
+    assert c.receive_frame(ua) == hdlc_conn.EV_CONNECTED
     assert (c.max_info_tx, c.max_info_rx) == (242, 242)
     frmr = hdlc_parse.parse_frame(frames[2][1])
     e = portable.raises(LinkError, c.receive_frame, frmr)
@@ -759,13 +761,13 @@ def test_snrm_ua_params_from_captures():
     n = hdlc.encode_i(buf, 0, SERVER, CLIENT, 0, 0, aarq.info())
     assert bytes(buf[:n]) == frames[2][1]
     # A client session over these frames: SNRM out, UA in, AARQ out, AARE in.
-    c = hdlc.HdlcConnection(CLIENT, SERVER, negotiate=False)
+    c = hdlc_conn.HdlcConnection(CLIENT, SERVER, negotiate=False)
     c.connect()
     assert bytes(c.output()) == frames[0][1]
-    assert c.receive_frame(ua) == hdlc.EV_CONNECTED and c.max_info_tx == 128  # never above our proposal
+    assert c.receive_frame(ua) == hdlc_conn.EV_CONNECTED and c.max_info_tx == 128  # never above our proposal
     c.send(aarq.info())
     assert bytes(c.output()) == frames[2][1]
-    assert c.receive_frame(hdlc_parse.parse_frame(frames[3][1])) == hdlc.EV_DATA
+    assert c.receive_frame(hdlc_parse.parse_frame(frames[3][1])) == hdlc_conn.EV_DATA
     assert bytes(c.data())[:4] == b"\xe6\xe7\x00\x61"
 
 

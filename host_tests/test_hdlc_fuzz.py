@@ -7,8 +7,10 @@ import portable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
 from optoread.dlms.hdlc import parse as hdlc_parse
+from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.errors import LinkError, OptoreadError
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -96,11 +98,11 @@ def _check_parse(data):
 
 def _check_receiver(data, cut):
     cap = hdlc.frame_capacity(600)
-    whole = hdlc.FrameReceiver(cap)
+    whole = hdlc_rx.FrameReceiver(cap)
     a = _run(whole, [data])
-    single = hdlc.FrameReceiver(cap)
+    single = hdlc_rx.FrameReceiver(cap)
     b = _run(single, [data[i : i + 1] for i in range(len(data))])
-    split = hdlc.FrameReceiver(cap)
+    split = hdlc_rx.FrameReceiver(cap)
     c = _run(split, [data[:cut], data[cut:]])
     assert a == b == c
     stats = [(r.frames, r.errors, r.dropped_bytes, r.last_error) for r in (whole, single, split)]
@@ -156,8 +158,8 @@ def test_streams_of_real_frames_with_noise(frames, noise, cut):
                 max_size=8))
 def test_connection_survives_arbitrary_frames(frames):
     for server in (False, True):
-        conn = hdlc.HdlcConnection(SERVER if server else CLIENT, CLIENT if server else SERVER, server,
-                                   check_addresses=False, rx_capacity=4096)
+        conn = hdlc_conn.HdlcConnection(SERVER if server else CLIENT, CLIENT if server else SERVER, server,
+                                        check_addresses=False, rx_capacity=4096)
         if not server:
             conn.connect()
         for raw in frames:
@@ -178,7 +180,7 @@ def test_only_optoread_errors_escape_bad_arguments():
         (hdlc.encode_frame, (buf, -1, CLIENT, SERVER, 0x10)),
         (hdlc_parse.parse_frame, (b"\x7e\xa0\x07", 0, 10)),
         (hdlc.parse_params, (b"\x81\x80\xff",)),
-        (hdlc.FrameReceiver, (5000,)),
+        (hdlc_rx.FrameReceiver, (5000,)),
     ):
         with pytest.raises(OptoreadError):
             fn(*args)
@@ -208,8 +210,8 @@ def test_gurux_snrm_parses_and_our_server_answers(params):
     f = hdlc_parse.parse_frame(snrm)
     assert f.kind == "SNRM" and (f.dst_upper, f.dst_lower, f.src) == (1, 17, 16)
     assert hdlc.parse_params(f.buf, f.info_off, f.info_off + f.info_len) == params
-    server = hdlc.HdlcConnection(SERVER, CLIENT, True, 256, 256, 3, 3)
-    assert server.receive_frame(f) == hdlc.EV_CONNECTED
+    server = hdlc_conn.HdlcConnection(SERVER, CLIENT, True, 256, 256, 3, 3)
+    assert server.receive_frame(f) == hdlc_conn.EV_CONNECTED
     ua = hdlc_parse.parse_frame(bytes(server.output()))
     c.parseUAResponse(bytes(ua.info()))
     s = c.hdlcSettings

@@ -5,7 +5,7 @@ procedures' action sequences and error paths in isolation, on MicroPython too.
 """
 
 import portable
-from optoread import driver
+from optoread import crc, driver
 from optoread.errors import ChecksumError, Iec21Error, NoAnswerError
 from optoread.iec62056_21 import readout as iec_readout
 from optoread.iec62056_21 import signon as iec
@@ -165,13 +165,13 @@ def test_mode_e_hands_over_at_the_proposed_baud_8n1():
 def test_programming_mode_r1_then_r5_for_emh():
     p0 = iec_readout.command("P0", b"(12345678)")
     answer = b"\x021.8.0(0001234.5*kWh)\x03"
-    answer += bytes((iec.crc.bcc(answer, 1),))
+    answer += bytes((crc.bcc(answer, 1),))
     line = ScriptLine([(b"/?!", b"/EMH5X\r\n"), (b"\x06051", p0), (b"\x01P1", b"\x06"),
                        (b"\x01R1", b"\x06"), (b"\x01R5", answer), (b"\x01B0", None)])
     values = driver.run(iec_readout.read_registers(iec.Options(), ["1.8.0"], password="secret"), line)
     assert values == [("1.8.0", [("0001234.5", "kWh")])]
     assert line.sent[-1] == iec_readout.command("B0")
-    bcc = iec.crc.bcc(b"R1\x021.8.0()\x03")
+    bcc = crc.bcc(b"R1\x021.8.0()\x03")
     assert iec_readout.command("R1", b"1.8.0()") == b"\x01R1\x021.8.0()\x03" + bytes((bcc,))
 
 

@@ -16,7 +16,7 @@ import mpbin
 import pytest
 from optoread.crc import crc32
 from optoread.store import decode as sd
-from optoread.store import store as st
+from optoread.store import records as sr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = mpbin.MICROPYTHON  # $OPTOREAD_MICROPYTHON, else .venv/bin/micropython
@@ -79,10 +79,10 @@ def _decode_session(raw):
     mv = memoryview(raw)
     while off < len(raw):
         rtype, _flags, _seq, pay, nxt = sd.check_record(mv, off, len(raw))
-        if rtype == st.T_ROWS:
-            rows.block(mv, pay, nxt - st.CRC_SIZE, lambda c, v: out.append(("row", (c, v))))
+        if rtype == sr.T_ROWS:
+            rows.block(mv, pay, nxt - sr.CRC_SIZE, lambda c, v: out.append(("row", (c, v))))
         else:
-            out.append(sd.decode_payload(rtype, mv, pay, nxt - st.CRC_SIZE))
+            out.append(sd.decode_payload(rtype, mv, pay, nxt - sr.CRC_SIZE))
         off = nxt
     return out
 

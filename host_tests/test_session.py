@@ -6,12 +6,16 @@ ACTION, HLS-GMAC pass 3/4 and glo-ciphering. It runs in process on a virtual clo
 """
 
 from optoread.dlms import security, wrapper
+from optoread.dlms.acse import apdu as acse_apdu
 from optoread.dlms.acse import client as acse
 from optoread.dlms.acse import server as acse_server
+from optoread.dlms.axdr import data as axdr_data
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.client.session import Session, Settings
+from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import server as xdlms_server
 from optoread.dlms.xdlms import set_action as xdlms_set
@@ -57,7 +61,7 @@ class MiniServer:
 
     def __init__(self, client=16, server=1, physical=None, size=1, link="hdlc", max_info=128,
                  window=1, auth="none", password=b"secret", ciphered=False, rows=300,
-                 block=200, max_pdu=512, conformance=acse.DEFAULT_CONFORMANCE, silent=False,
+                 block=200, max_pdu=512, conformance=acse_apdu.DEFAULT_CONFORMANCE, silent=False,
                  silent_after=None, sn=False):
         self.client = client
         self.server = server
@@ -88,10 +92,10 @@ class MiniServer:
         self._set = None
         if link == "hdlc":
             local = hdlc.encode_server_address(server, physical, size)
-            self.conn = hdlc.HdlcConnection(local, hdlc.encode_client_address(client), server=True,
-                                            max_info_tx=max_info, max_info_rx=max_info, window_tx=window,
-                                            window_rx=window, rx_capacity=4096)
-            self.rx = hdlc.FrameReceiver(hdlc.frame_capacity(2030))
+            self.conn = hdlc_conn.HdlcConnection(local, hdlc.encode_client_address(client), server=True,
+                                                 max_info_tx=max_info, max_info_rx=max_info, window_tx=window,
+                                                 window_rx=window, rx_capacity=4096)
+            self.rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(2030))
         else:
             self.rx = wrapper.WrapperReceiver(4096)
         self.out = bytearray(8192)
@@ -130,7 +134,7 @@ class MiniServer:
             self.log.append("DISC")
         ev = c.receive_frame(f)
         res = bytes(c.output()) if c.out_len else b""
-        if ev == hdlc.EV_DATA:
+        if ev == hdlc_conn.EV_DATA:
             mv = c.data()
             apdu = bytes(mv[3:])
             resp = self._apdu(apdu)
@@ -213,18 +217,18 @@ class MiniServer:
             if sel == 2:
                 first, rows = 9, 10  # entries 10..19
             b = bytearray(16 + 40 * rows)
-            o = axdr.encode_length(b, 1, rows)
+            o = axdr_data.encode_length(b, 1, rows)
             b[0] = axdr_encode.ARRAY
             for i in range(first, first + rows):
                 t, v = profile_row(i)
-                o = axdr.encode(b, o, t, v)
+                o = axdr_encode.encode(b, o, t, v)
             return bytes(b[:o])
         if (cls, obis, attr) == (7, DENIED, 2):
             return 3
         tv = self.values.get((cls, obis, attr))
         if tv is None:
             return 4
-        return axdr.encode_to_bytes(tv[0], tv[1])
+        return axdr_encode.encode_to_bytes(tv[0], tv[1])
 
     def _get(self, apdu):
         r = xdlms_server.parse_get_request(apdu)
@@ -375,10 +379,10 @@ def test_open_get_close_negotiates_and_releases():
         assert s.get(1, "0.0.96.1.0.255", 2) == b"SN0001"
         n = s.negotiated
         assert n.max_info_tx == 128 and n.max_info_rx == 128 and n.window_tx == 1
-        assert n.max_pdu == 512 and n.conformance == acse.DEFAULT_CONFORMANCE
+        assert n.max_pdu == 512 and n.conformance == acse_apdu.DEFAULT_CONFORMANCE
     assert srv.log[:2] == ["SNRM", "AARQ"]
     assert srv.log[-2:] == ["RLRQ", "DISC"]
-    assert srv.conn.state == hdlc.DISCONNECTED
+    assert srv.conn.state == hdlc_conn.DISCONNECTED
     assert (9600, 8, "N") in t.lines
     st = s.stats
     assert st.frames_tx >= 5 and st.frames_rx >= 5 and st.bytes_tx > 0 and st.bytes_rx > 0
@@ -430,7 +434,7 @@ def test_get_many_chunks_and_reassembles_list_blocks():
     srv, t, s = _pair({"block": 40})
     items = [(3, ENERGY, 2), (1, SERIAL, 2)] * 20
     with s:
-        s._tx_limit = 120  # a small meter PDU: 40 items need several requests
+        s.tx_limit = 120  # a small meter PDU: 40 items need several requests
         vals = s.get_many(items)
     assert vals == [123456, b"SN0001"] * 20
     lists = [x for x in srv.log if x.startswith("GET-LIST")]
@@ -438,7 +442,7 @@ def test_get_many_chunks_and_reassembles_list_blocks():
 
 
 def test_get_many_without_multiple_references_reads_one_by_one():
-    conf = acse.DEFAULT_CONFORMANCE & ~acse.CONF_MULTIPLE_REFERENCES
+    conf = acse_apdu.DEFAULT_CONFORMANCE & ~acse.CONF_MULTIPLE_REFERENCES
     srv, t, s = _pair({"conformance": conf})
     with s:
         vals = s.get_many([(3, ENERGY, 2), (7, DENIED, 2)])
@@ -485,7 +489,7 @@ def test_lls_password_ok_and_rejected():
     srv, t, s = _pair({"auth": "low"}, auth="low", password=b"wrong")
     e = raises(SessionError, s.open)
     assert "association rejected: authentication failure" in str(e)
-    assert srv.log[-1] == "DISC" and srv.conn.state == hdlc.DISCONNECTED
+    assert srv.log[-1] == "DISC" and srv.conn.state == hdlc_conn.DISCONNECTED
 
 
 def test_hls_gmac_with_ciphering():
@@ -539,7 +543,7 @@ def test_timeout_mid_session_then_close_sends_disc():
     assert "GET" in str(e)
     srv.silent_after = None  # it is back for the release
     s.close()
-    assert srv.log[-1] == "DISC" and srv.conn.state == hdlc.DISCONNECTED
+    assert srv.log[-1] == "DISC" and srv.conn.state == hdlc_conn.DISCONNECTED
 
 
 def test_error_inside_with_block_still_releases():
@@ -585,7 +589,7 @@ def test_settings_errors():
 def test_dm_mid_session_is_a_link_error_and_close_is_safe():
     srv, t, s = _pair(retries=1)
     s.open()
-    srv.conn.state = hdlc.DISCONNECTED  # meter reset: it answers I-frames with DM
+    srv.conn.state = hdlc_conn.DISCONNECTED  # meter reset: it answers I-frames with DM
     e = raises(LinkError, s.get, 3, ENERGY, 2)
     assert "DM" in str(e)
     s.close()

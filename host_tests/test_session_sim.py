@@ -107,8 +107,8 @@ def test_link_buffers_are_used_and_lent_to_one_open_session_at_a_time():
     model, srv, t, s = _make(96, {}, **dict(DLMS_BUFFERS, buffers=bufs))
     s.open()
     # the session reads, frames and reassembles in the lent buffers: it allocated none of these
-    assert s._tx is bufs.tx and s.driver._buf is bufs.read and s._reader.keep is bufs.keep
-    assert s._reader.rx.buf is bufs.frame and s._conn.out is bufs.out and s._conn.rx.buf is bufs.reassembly
+    assert s.tx is bufs.tx and s.driver._buf is bufs.read and s.reader.keep is bufs.keep
+    assert s.reader.rx.buf is bufs.frame and s._conn.out is bufs.out and s._conn.rx.buf is bufs.reassembly
     assert bufs.user is s
     _m2, _srv2, _t2, other = _make(96, {}, **dict(DLMS_BUFFERS, buffers=bufs))
     with pytest.raises(SessionError, match="in use"):
@@ -127,7 +127,7 @@ def test_link_buffers_too_small_for_the_settings_are_not_used():
     bufs = LinkBuffers(max_info=128, max_pdu=256, element_max=64, tx_pdu=256)
     model, srv, t, s = _make(96, {}, **dict(DLMS_BUFFERS, max_info=1024, max_pdu=2048, buffers=bufs))
     with s:
-        assert s._reader.rx.buf is not bufs.frame and s._conn.rx.buf is not bufs.reassembly
+        assert s.reader.rx.buf is not bufs.frame and s._conn.rx.buf is not bufs.reassembly
         _check_readout(model, s, 96, full=True)
     assert bufs.user is None
 

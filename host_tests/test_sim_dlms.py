@@ -11,11 +11,15 @@ import socket
 
 import pytest
 from optoread.dlms import security, wrapper
+from optoread.dlms.acse import apdu as acse_apdu
 from optoread.dlms.acse import client as acse
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
+from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import get as xdlms_get
 from optoread.dlms.xdlms import set_action as xdlms_set
 from optoread.dlms.xdlms import sn as xdlms_sn
 from optoread.errors import LinkError, OptoreadError
@@ -38,10 +42,10 @@ class Client:
         self.client = client
         self.link = link or server.link
         self.addr = address if address is not None else server.server_address
-        self.conn = hdlc.HdlcConnection(hdlc.encode_client_address(client), self.addr,
-                                        max_info_tx=max_info, max_info_rx=max_info,
-                                        window_tx=window, window_rx=window, rx_capacity=70000)
-        self.rx = hdlc.FrameReceiver(0x7FF)
+        self.conn = hdlc_conn.HdlcConnection(hdlc.encode_client_address(client), self.addr,
+                                             max_info_tx=max_info, max_info_rx=max_info,
+                                             window_tx=window, window_rx=window, rx_capacity=70000)
+        self.rx = hdlc_rx.FrameReceiver(0x7FF)
         self.auth = auth
         self.password = password
         self.ln = ln
@@ -74,7 +78,7 @@ class Client:
             return
         n = self.conn.connect()
         evs = self._pump(self.conn.out[:n])
-        assert hdlc.EV_CONNECTED in evs, evs
+        assert hdlc_conn.EV_CONNECTED in evs, evs
 
     def request(self, apdu):
         if self.ciphered and apdu[0] not in (0x60, 0x62):
@@ -90,7 +94,7 @@ class Client:
         else:
             self.conn.send(bytearray(hdlc.LLC_REQUEST) + apdu)
             evs = self._pump(bytes(self.conn.output()))
-            assert hdlc.EV_DATA in evs, evs
+            assert hdlc_conn.EV_DATA in evs, evs
             d = self.conn.data()
             data = bytes(d[hdlc.strip_llc(d, 0, len(d), True):])
         if self.ciphered and data and (xdlms.is_ciphered(data[0]) or data[0] == 0xDB):
@@ -102,7 +106,7 @@ class Client:
         buf = bytearray(512)
         mech = {None: None, "low": "lls", "hls": "hls-gmac"}[self.auth]
         ui = None
-        conf = acse.DEFAULT_CONFORMANCE if self.ln else acse.DEFAULT_CONFORMANCE_SN
+        conf = acse_apdu.DEFAULT_CONFORMANCE if self.ln else acse_apdu.DEFAULT_CONFORMANCE_SN
         if self.ciphered:
             b = bytearray(32)
             k = acse.encode_initiate_request(b, 0, conf, self.max_pdu)
@@ -119,7 +123,7 @@ class Client:
         if self.auth == "hls" and self.aare.accepted:
             self.ic += 1
             f = security.hls_gmac(CLIENT_ST, self.ic, EK, AK, self.aare.auth_value)
-            r = self.action(15, "0.0.40.0.0.255", 1, A.encode_to_bytes(T.OCTET_STRING, f))
+            r = self.action(15, "0.0.40.0.0.255", 1, T.encode_to_bytes(T.OCTET_STRING, f))
             security.verify_hls_gmac(r, self.s.system_title, EK, AK, b"C" * 16)
         return self.aare
 
@@ -130,7 +134,7 @@ class Client:
         if self.link == "hdlc":
             n = self.conn.disconnect()
             evs = self._pump(self.conn.out[:n])
-            assert hdlc.EV_DISCONNECTED in evs
+            assert hdlc_conn.EV_DISCONNECTED in evs
 
     # -- services
     def get_raw(self, cls, obis, attr, selector=0, params=None):
@@ -138,8 +142,8 @@ class Client:
         if isinstance(obis, str):
             obis = ob(obis)
         buf = bytearray(256)
-        n = xdlms.encode_get_request(buf, 0, self.invoke, cls, obis, attr, selector, params)
-        r = xdlms.parse_get_response(self.request(bytes(buf[:n])))
+        n = xdlms_get.encode_get_request(buf, 0, self.invoke, cls, obis, attr, selector, params)
+        r = xdlms_get.parse_get_response(self.request(bytes(buf[:n])))
         if r.kind == xdlms.NORMAL:
             return bytes(r.data())
         raw = bytearray()
@@ -148,8 +152,8 @@ class Client:
             raw += r.data()
             if r.last:
                 return bytes(raw)
-            n = xdlms.encode_get_request_next(buf, 0, self.invoke, r.block)
-            r = xdlms.parse_get_response(self.request(bytes(buf[:n])))
+            n = xdlms_get.encode_get_request_next(buf, 0, self.invoke, r.block)
+            r = xdlms_get.parse_get_response(self.request(bytes(buf[:n])))
 
     def get(self, cls, obis, attr, selector=0, params=None):
         raw = self.get_raw(cls, obis, attr, selector, params)
@@ -160,8 +164,8 @@ class Client:
     def get_list(self, items):
         buf = bytearray(1024)
         items = [(c, ob(o) if isinstance(o, str) else o, a) for c, o, a in items]
-        n = xdlms.encode_get_request_list(buf, 0, self.invoke, items)
-        r = xdlms.parse_get_response(self.request(bytes(buf[:n])))
+        n = xdlms_get.encode_get_request_list(buf, 0, self.invoke, items)
+        r = xdlms_get.parse_get_response(self.request(bytes(buf[:n])))
         out = []
         for it in r.items:
             out.append(it.dar if it.kind == xdlms.ITEM_ERROR else A.decode(r.mv, it.off, it.end)[0])
@@ -314,11 +318,11 @@ def test_lls_password_and_clock_set():
     c = Client(s, client=32, auth="low", password=b"ABCDEFGH")
     c.associate()
     new = local_dt(m, m.start_epoch + 12345)
-    assert c.set(8, "0.0.1.0.0.255", 2, A.encode_to_bytes(T.OCTET_STRING, new.to_bytes())) == 0
+    assert c.set(8, "0.0.1.0.0.255", 2, T.encode_to_bytes(T.OCTET_STRING, new.to_bytes())) == 0
     assert A.DateTime.from_bytes(c.get(8, "0.0.1.0.0.255", 2)).local_epoch() == m.start_epoch + 12345
-    assert c.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(T.LONG, -45)) is None
+    assert c.action(8, "0.0.1.0.0.255", 6, T.encode_to_bytes(T.LONG, -45)) is None
     assert m.clock_epoch == m.start_epoch + 12300
-    assert c.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(T.LONG, 5000)) == ("result", 250)
+    assert c.action(8, "0.0.1.0.0.255", 6, T.encode_to_bytes(T.LONG, 5000)) == ("result", 250)
     # object list access rights differ between the clients
     ol = {o[2]: o[3] for o in c.get(15, "0.0.40.0.0.255", 2)}
     assert (2, 3, None) in ol[ob("0.0.1.0.0.255")][0]
@@ -326,8 +330,8 @@ def test_lls_password_and_clock_set():
     # the public client may read but not set
     p = Client(s, client=16)
     p.associate()
-    assert p.set(8, "0.0.1.0.0.255", 2, A.encode_to_bytes(T.OCTET_STRING, new.to_bytes())) == 3
-    assert p.action(8, "0.0.1.0.0.255", 6, A.encode_to_bytes(T.LONG, 1)) == ("result", 3)
+    assert p.set(8, "0.0.1.0.0.255", 2, T.encode_to_bytes(T.OCTET_STRING, new.to_bytes())) == 3
+    assert p.action(8, "0.0.1.0.0.255", 6, T.encode_to_bytes(T.LONG, 1)) == ("result", 3)
     ol = {o[2]: o[3] for o in p.get(15, "0.0.40.0.0.255", 2)}
     assert (2, 1, None) in ol[ob("0.0.1.0.0.255")][0]
 
@@ -344,7 +348,7 @@ def test_hls_gmac_and_ciphered_association():
     # a plain request inside a ciphered association is refused
     c.ciphered = False
     buf = bytearray(64)
-    n = xdlms.encode_get_request(buf, 0, 0xC1, 3, ob("1.0.1.8.0.255"), 2)
+    n = xdlms_get.encode_get_request(buf, 0, 0xC1, 3, ob("1.0.1.8.0.255"), 2)
     assert c.request(bytes(buf[:n]))[0] == xdlms.EXCEPTION_RESPONSE
 
 
@@ -360,7 +364,7 @@ def test_hls_wrong_reply_denied():
     with pytest.raises(OptoreadError):
         c.get(3, "1.0.1.8.0.255", 2)
     f = security.hls_gmac(CLIENT_ST, 5, EK, bytes(16), aare.auth_value)  # wrong AK
-    assert c.action(15, "0.0.40.0.0.255", 1, A.encode_to_bytes(T.OCTET_STRING, f)) == ("result", 3)
+    assert c.action(15, "0.0.40.0.0.255", 1, T.encode_to_bytes(T.OCTET_STRING, f)) == ("result", 3)
     assert not s.assoc.authenticated
 
 
@@ -370,7 +374,7 @@ def test_set_block_transfer_and_with_list():
     c = Client(s, client=32, auth="low", password=b"ABCDEFGH")
     c.associate()
     big = bytes(range(256)) * 3
-    data = A.encode_to_bytes(T.OCTET_STRING, big)
+    data = T.encode_to_bytes(T.OCTET_STRING, big)
     buf = bytearray(2048)
     step = 200
     chunks = [data[i:i + step] for i in range(0, len(data), step)]
@@ -387,7 +391,7 @@ def test_set_block_transfer_and_with_list():
     assert c.get(1, "0.0.96.128.0.255", 2) == big
     n = xdlms_set.encode_set_request_list(buf, 0, 0xC1,
                                       [(1, ob("0.0.96.128.0.255"), 2), (3, ob("1.0.1.8.0.255"), 2)],
-                                      [A.encode_to_bytes(T.OCTET_STRING, b"x"), A.encode_to_bytes(T.LONG, 1)])
+                                      [T.encode_to_bytes(T.OCTET_STRING, b"x"), T.encode_to_bytes(T.LONG, 1)])
     r = xdlms_set.parse_set_response(c.request(bytes(buf[:n])))
     assert r.results == [0, 3]
 
@@ -429,7 +433,7 @@ def test_sn_referencing():
     assert read([(bn + 8, 1, p)]) == [m.expected_rows("1.0.99.1.0.255", 0, 10)]
     assert read([(bn + 8, 2, entry_params(3, 4))]) == [m.expected_rows("1.0.99.1.0.255", 2, 4)]
     n = xdlms_sn.encode_write_request(buf, 0, [names[ob("0.0.1.0.0.255")][0] + 8],
-                                   [A.encode_to_bytes(T.OCTET_STRING, bytes(12))])
+                                   [T.encode_to_bytes(T.OCTET_STRING, bytes(12))])
     r = xdlms_sn.parse_write_response(c.request(bytes(buf[:n])))
     assert r.items[0].dar == 3  # public client: read only
 
@@ -614,7 +618,7 @@ def _snrm(server_addr, client=16):
 
 
 def _frames(data):
-    rx = hdlc.FrameReceiver(0x7FF)
+    rx = hdlc_rx.FrameReceiver(0x7FF)
     out = []
     off = 0
     while True:
@@ -736,11 +740,11 @@ def test_quirk_dm_when_disconnected():
     assert [k for k, _r in _frames(q.receive(bytes(buf[:n])))] == ["DM"]
     c = Client(q)
     c.connect()
-    c.conn.state = hdlc.DISCONNECTING
+    c.conn.state = hdlc_conn.DISCONNECTING
     evs = c._pump(bytes(c.conn.out[:c.conn.disconnect()]))
-    assert hdlc.EV_DISCONNECTED in evs
+    assert hdlc_conn.EV_DISCONNECTED in evs
     with pytest.raises(LinkError):
-        c.conn.state = hdlc.CONNECTED
+        c.conn.state = hdlc_conn.CONNECTED
         c.request(b"\xc0\x01\xc1\x00\x08\x00\x00\x01\x00\x00\xff\x02\x00")
 
 
@@ -778,9 +782,9 @@ def test_quirk_reset_mid_session():
 
 def _raw_session(transport, server, max_info=128):
     """Associate and read the energy register through a transport (SNRM, AARQ, GET, RLRQ, DISC)."""
-    conn = hdlc.HdlcConnection(hdlc.encode_client_address(16), server.server_address, max_info_tx=max_info,
-                               max_info_rx=max_info)
-    rx = hdlc.FrameReceiver(hdlc.frame_capacity(max_info))
+    conn = hdlc_conn.HdlcConnection(hdlc.encode_client_address(16), server.server_address,
+                                    max_info_tx=max_info, max_info_rx=max_info)
+    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(max_info))
     chunk = bytearray(512)
 
     def wait(want):
@@ -801,22 +805,22 @@ def _raw_session(transport, server, max_info=128):
         raise AssertionError("no event")
 
     transport.write(bytes(conn.out[:conn.connect()]))
-    wait(hdlc.EV_CONNECTED)
+    wait(hdlc_conn.EV_CONNECTED)
     buf = bytearray(256)
     results = []
     for apdu in (
             bytes(buf[:acse.encode_aarq(buf, 0)]),
-            bytes(buf[:xdlms.encode_get_request(buf, 0, 0xC1, 3, ob("1.0.1.8.0.255"), 2)]),
+            bytes(buf[:xdlms_get.encode_get_request(buf, 0, 0xC1, 3, ob("1.0.1.8.0.255"), 2)]),
             bytes(buf[:acse.encode_rlrq(buf, 0)])):
         conn.send(bytearray(hdlc.LLC_REQUEST) + apdu)
         transport.write(bytes(conn.output()))
-        wait(hdlc.EV_DATA)
+        wait(hdlc_conn.EV_DATA)
         d = conn.data()
         results.append(bytes(d[3:]))
     transport.write(bytes(conn.out[:conn.disconnect()]))
-    wait(hdlc.EV_DISCONNECTED)
+    wait(hdlc_conn.EV_DISCONNECTED)
     assert acse.parse_aare(results[0]).accepted
-    return xdlms.parse_get_response(results[1]).value()
+    return xdlms_get.parse_get_response(results[1]).value()
 
 
 def test_server_transport_chunked():
@@ -955,7 +959,7 @@ def test_reset_mid_session_on_wrapper():
     c = Client(s)
     c.associate()
     buf = bytearray(64)
-    n = xdlms.encode_get_request(buf, 0, 0xC1, 8, ob("0.0.1.0.0.255"), 4)
+    n = xdlms_get.encode_get_request(buf, 0, 0xC1, 8, ob("0.0.1.0.0.255"), 4)
     assert s.receive(wrapper.wrap(16, 1, bytes(buf[:n]))) == b""
     assert s.receive(wrapper.wrap(16, 1, bytes(buf[:n]))) == b""
     c.associate()

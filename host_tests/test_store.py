@@ -10,7 +10,9 @@ import sys
 import portable
 from optoread.errors import StoreError
 from optoread.store import decode as sd
+from optoread.store import records as sr
 from optoread.store import store as st
+from optoread.store import writer as sw
 
 PORTABLE = True
 
@@ -263,15 +265,15 @@ def test_varint_zigzag_roundtrip():
     buf = bytearray(16)
     for v in (0, 1, -1, 63, -64, 64, 127, 128, 300, -300, 2 ** 31, -(2 ** 31), 2 ** 63 - 1, -(2 ** 63),
               2 ** 64 - 1):
-        z = st.zigzag(v)
+        z = sr.zigzag(v)
         assert z >= 0
-        end = st.put_uvarint(buf, 0, len(buf), z)
+        end = sr.put_uvarint(buf, 0, len(buf), z)
         got, off = sd.get_uvarint(buf, 0, end)
         assert off == end and sd.unzigzag(got) == v
-    assert st.put_uvarint(buf, 0, 16, 0) == 1
-    assert st.put_uvarint(buf, 0, 16, 16383) == 2
-    portable.raises(StoreError, st.put_uvarint, buf, 0, 16, 1 << 80)
-    portable.raises(StoreError, st.put_uvarint, buf, 0, 1, 300)
+    assert sr.put_uvarint(buf, 0, 16, 0) == 1
+    assert sr.put_uvarint(buf, 0, 16, 16383) == 2
+    portable.raises(StoreError, sr.put_uvarint, buf, 0, 16, 1 << 80)
+    portable.raises(StoreError, sr.put_uvarint, buf, 0, 1, 300)
     portable.raises(StoreError, sd.get_uvarint, b"\x80\x80", 0, 2)
     portable.raises(StoreError, sd.get_uvarint, b"\x80" * 11 + b"\x01", 0, 12)
 
@@ -281,7 +283,7 @@ def test_items_roundtrip():
     items = (None, 0, -5, 2 ** 64 - 1, "", "kWh \u00b0C", b"", b"\x00\x7e", 1.5, -0.25)
     off = 0
     for v in items:
-        off = st.put_item(buf, off, len(buf), v)
+        off = sr.put_item(buf, off, len(buf), v)
     got = sd.get_items(buf, 0, off, len(items))
     assert tuple(got) == items
     assert sd.get_items(buf, 0, 1, 1) == [None]
@@ -290,8 +292,8 @@ def test_items_roundtrip():
     portable.raises(StoreError, sd.get_item, b"\x09", 0, 1)  # unknown tag
     portable.raises(StoreError, sd.get_item, b"\x02\x05ab", 0, 4)  # string longer than record
     portable.raises(StoreError, sd.get_item, b"\x02\x02\xff\xfe", 0, 4)  # bad UTF-8
-    portable.raises(StoreError, st.put_item, buf, 0, len(buf), [1])  # unsupported type
-    portable.raises(StoreError, st.put_item, buf, 0, 3, "long text")
+    portable.raises(StoreError, sr.put_item, buf, 0, len(buf), [1])  # unsupported type
+    portable.raises(StoreError, sr.put_item, buf, 0, 3, "long text")
 
 
 def test_float_items_keep_inf_and_nan():
@@ -305,17 +307,17 @@ def test_float_items_keep_inf_and_nan():
         v, off = sd.get_item(bytes.fromhex(wire.replace(" ", "")), 0, 9)
         assert off == 9 and isinstance(v, float) and check(v), (wire, v)
     buf = bytearray(20)
-    n = st.put_item(buf, 0, 20, inf - inf)
+    n = sr.put_item(buf, 0, 20, inf - inf)
     v = sd.get_item(buf, 0, n)[0]
     assert v != v
 
 
 def test_record_roundtrip_and_every_corruption():
     buf = bytearray(64)
-    end = st.encode_record(buf, 0, st.T_VALUE, 9, ("1.8.0", 5, -1, 30))
+    end = sr.encode_record(buf, 0, sr.T_VALUE, 9, ("1.8.0", 5, -1, 30))
     rec = bytes(buf[:end])
     rtype, flags, seq, pay, nxt = sd.check_record(rec, 0, len(rec))
-    assert (rtype, flags, seq, nxt) == (st.T_VALUE, 0, 9, len(rec))
+    assert (rtype, flags, seq, nxt) == (sr.T_VALUE, 0, 9, len(rec))
     assert sd.decode_payload(rtype, rec, pay, nxt - 4) == ("value", ("1.8.0", 5, -1, 30))
     # Every truncation and every single-bit flip is detected.
     for n in range(len(rec)):
@@ -329,11 +331,11 @@ def test_record_roundtrip_and_every_corruption():
     big[8:10] = b"\xff\xff"
     e = portable.raises(StoreError, sd.parse_header, big, 0, len(big))
     assert e.field == "length"
-    portable.raises(StoreError, st.encode_record, bytearray(2000), 0, st.T_VALUE, 1, ("x" * 1100, 0, 0, 0))
+    portable.raises(StoreError, sr.encode_record, bytearray(2000), 0, sr.T_VALUE, 1, ("x" * 1100, 0, 0, 0))
 
 
 def test_row_codec_sizes_and_roundtrip():
-    enc = st.RowEncoder()
+    enc = sw.RowEncoder()
     enc.reset(1, 900, T0)
     for i in range(50):
         enc.add(T0 + i * 900, [10 ** 6 + i * 50])
@@ -343,7 +345,7 @@ def test_row_codec_sizes_and_roundtrip():
     dec.reset(1, 900, T0)
     out = []
     pay = bytearray(4) + enc.buf[:enc.off]
-    n = st.put_uvarint(pay, 0, 4, enc.rows)
+    n = sr.put_uvarint(pay, 0, 4, enc.rows)
     pay = pay[:n] + enc.buf[:enc.off]
     assert dec.block(pay, 0, len(pay), lambda c, v: out.append((c, v))) == 50
     assert out[0] == (T0, (10 ** 6,)) and out[-1] == (T0 + 49 * 900, (10 ** 6 + 49 * 50,))
@@ -559,7 +561,7 @@ def test_torn_tail_is_trimmed_at_every_cut():
         s.mount()
         s1, exp = write_sample(s, rows=120, ncols=2)
         whole = env.read_file(env.path(1))
-        head_len = st.HEADER_SIZE + sd.parse_header(whole, 0, len(whole))[3] + st.CRC_SIZE
+        head_len = sr.HEADER_SIZE + sd.parse_header(whole, 0, len(whole))[3] + sr.CRC_SIZE
         step = 1 if env.kind == "dir" else 7
         cuts = list(range(0, len(whole), step)) + [len(whole) - 1, len(whole)]
         for cut in cuts:
@@ -574,9 +576,9 @@ def test_torn_tail_is_trimmed_at_every_cut():
                 continue
             assert rep.torn == 1 and rep.sessions == 1
             x = s.session(1)
-            assert not x.complete and x.error == st.INTERRUPTED
+            assert not x.complete and x.error == sr.INTERRUPTED
             n = _expect_prefix(collect(s, 1), exp)
-            assert 0 <= rep.trimmed_bytes < st.HEADER_SIZE + st.MAX_PAYLOAD + st.CRC_SIZE
+            assert 0 <= rep.trimmed_bytes < sr.HEADER_SIZE + sr.MAX_PAYLOAD + sr.CRC_SIZE
             # sealed: a second mount finds nothing to repair and the same records
             s = env.store(reserve=0)
             rep2 = s.mount()
@@ -599,7 +601,7 @@ def test_interrupted_writer_and_garbage():
         assert rep.torn == 1 and rep.trimmed_bytes == 0
         got = collect(s, 1)
         assert got[1] == ("value", ("1.8.0", 1, 0, 30))
-        assert got[-1] == ("commit", ("incomplete", st.INTERRUPTED, 2, 0))  # a real, sealed COMMIT now
+        assert got[-1] == ("commit", ("incomplete", sr.INTERRUPTED, 2, 0))  # a real, sealed COMMIT now
         # garbage appended after a COMMIT is counted and ignored (committed bytes are never rewritten)
         s.begin("M", "p", T0).commit()
         data = env.read_file(env.path(2))
@@ -674,7 +676,7 @@ def test_flash_dump_decoder():
         sessions = flashdump.decode_flash(path, block_size=4096)
         assert [(d["seq"], d["meter"], d["complete"], d["downloaded"]) for d in sessions] == \
             [(1, "MTR-1", True, True), (2, "M-2", False, False), (3, "M-3", False, False)]
-        assert sessions[2]["error"] == st.INTERRUPTED
+        assert sessions[2]["error"] == sr.INTERRUPTED
         assert len(sessions[0]["profiles_list"][0]["rows"]) == 20
         out = io.StringIO()
         assert flashdump.run(path, 4096, as_json=True, out=out) == 0

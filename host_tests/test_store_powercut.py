@@ -22,6 +22,7 @@ if __name__ == "__main__":  # run as a script on the unix port: micropython host
 
 import portable  # noqa: E402
 from optoread.crc import crc32  # noqa: E402
+from optoread.store import records as sr  # noqa: E402
 from optoread.store import store as st  # noqa: E402
 
 PORTABLE = True
@@ -250,7 +251,7 @@ def check_cut(image, k, marks, deep, scratch=None, torn=None):
                         n = len(got[0]) - 1  # records before the (sealing) commit
                         assert n >= 1 and n < len(exp[0]), "cut %d: session %d too long" % (k, seq)
                         assert got[0][n - 1] == exp[0][n - 1], "cut %d: session %d not a prefix" % (k, seq)
-                        assert got[1][1][1] == st.INTERRUPTED
+                        assert got[1][1][1] == sr.INTERRUPTED
         assert acked_lo <= s.acked <= acked_hi, "cut %d: acked %d not in [%d, %d]" % (
             k, s.acked, acked_lo, acked_hi)
         if deep:

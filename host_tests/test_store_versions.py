@@ -11,6 +11,7 @@ import sys
 import portable
 from optoread.errors import StoreError
 from optoread.store import decode as sd
+from optoread.store import records as sr
 from optoread.store import store as st
 
 PORTABLE = True
@@ -45,13 +46,13 @@ def _check(store, repaired, seqs=(1, 2, 3)):
         assert s.complete == complete
         assert s.downloaded == (seq <= v1.ACKED)
         if seq == 3:  # torn: interrupted; sealed on disk only after a repairing mount
-            assert s.error == st.INTERRUPTED
+            assert s.error == sr.INTERRUPTED
             assert s.sealed == repaired
-            error = st.INTERRUPTED  # read() ends an unsealed session with this commit too
+            error = sr.INTERRUPTED  # read() ends an unsealed session with this commit too
         else:
             assert s.sealed and s.error == error
         assert len(commits) == 1
-        assert commits[0][:2] == (st.COMPLETE if complete else st.INCOMPLETE, error)
+        assert commits[0][:2] == (sr.COMPLETE if complete else sr.INCOMPLETE, error)
         assert commits[0][3] == s.rows == sum(1 for k, _ in exp if k == "row")
     s1 = store.session(1)
     assert (s1.meter, s1.plan, s1.device_time, s1.meter_time) == v1.HEAD1
@@ -61,7 +62,7 @@ def _check(store, repaired, seqs=(1, 2, 3)):
 def test_fixture_is_version_1():
     for name in _FILES:
         data = portable.read_bytes(_DATA + "/store_v1/" + name)
-        assert data[0] == st.MAGIC and data[1] == 1, name
+        assert data[0] == sr.MAGIC and data[1] == 1, name
 
 
 def test_current_firmware_reads_a_version_1_store():
@@ -90,7 +91,7 @@ def test_version_1_store_repaired_and_written_by_the_current_firmware():
         while off < len(data):
             versions.append(data[off + 1])
             off = sd.check_record(data, off, len(data))[4]
-        assert versions[:-1] == [1] * (len(versions) - 1) and versions[-1] == st.VERSION
+        assert versions[:-1] == [1] * (len(versions) - 1) and versions[-1] == sr.VERSION
         w = store.begin("KFM-0004", "is15959", v1.T0 + 2 * 86400)
         w.value("1.0.1.8.0.255", 7, 0, 30)
         w.commit()
@@ -107,8 +108,8 @@ def test_version_1_store_repaired_and_written_by_the_current_firmware():
 def test_version_1_is_still_written_byte_for_byte():
     # Keeping profile clocks as offsets (32-bit boards) did not change a byte on flash: the
     # current writer reproduces the fixture. A later format bumps store.VERSION instead.
-    if st.VERSION != 1:
-        portable.skip("the writer's format is version %d now" % st.VERSION)
+    if sr.VERSION != 1:
+        portable.skip("the writer's format is version %d now" % sr.VERSION)
     import test_store
 
     def run(env):
@@ -122,9 +123,9 @@ def test_version_1_is_still_written_byte_for_byte():
 
 def test_unknown_versions_are_refused():
     buf = bytearray(64)
-    n = st.encode_record(buf, 0, st.T_VALUE, 1, ("1.8.0", 1, 0, 30))
-    assert sd.check_record(buf, 0, n)[0] == st.T_VALUE
-    for ver in (0, st.VERSION + 1, 0xFF):
+    n = sr.encode_record(buf, 0, sr.T_VALUE, 1, ("1.8.0", 1, 0, 30))
+    assert sd.check_record(buf, 0, n)[0] == sr.T_VALUE
+    for ver in (0, sr.VERSION + 1, 0xFF):
         bad = bytearray(buf[:n])
         bad[1] = ver
         e = portable.raises(StoreError, sd.parse_header, bad, 0, n)

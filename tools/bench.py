@@ -37,9 +37,10 @@ def run(cmd, timeout=1800):
 def mpy_bytes(arch="armv6m"):
     total = 0
     base = os.path.join(ROOT, "build", "mpy", arch, "firmware", "optoread")
-    for name in sorted(os.listdir(base)):
-        if name.endswith(".mpy") and not name.endswith("_server.mpy"):  # not on a board
-            total += os.path.getsize(os.path.join(base, name))
+    for d, _dirs, names in os.walk(base):
+        for name in names:
+            if name.endswith(".mpy") and name != "server.mpy":  # the meter's side: not on a board
+                total += os.path.getsize(os.path.join(d, name))
     return total
 
 

@@ -4,8 +4,8 @@
 
 FRAMES_FILE holds the meter's HDLC frames of one 2880-row profile GET, back to back (written
 by tools/bench_decode.py). One decode = the firmware's receive path without the link state
-machine: ``hdlc.FrameReceiver`` (length-driven framing, HCS/FCS) -> ``hdlc.Reassembler``
-(segmented I frames) -> LLC -> ``xdlms.parse_get_response`` (datablocks) ->
+machine: ``hdlc_rx.FrameReceiver`` (length-driven framing, HCS/FCS) -> ``hdlc_rx.Reassembler``
+(segmented I frames) -> LLC -> ``xdlms_get.parse_get_response`` (datablocks) ->
 ``axdr.ArrayStream`` (rows, one at a time, to a counting sink). Prints
 ``rows=N repeat=R us=T`` (T for all R decodes). ``--load-only`` reads the file and imports
 the modules but decodes nothing: the baseline subtracted from instruction counts.
@@ -29,7 +29,9 @@ if "firmware" not in sys.path:
 
 from optoread.dlms.axdr import decode as axdr  # noqa: E402
 from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms import get as xdlms_get
 
 MAX_INFO = 2030  # the receiver is sized for the largest frame, whatever was recorded
 
@@ -61,8 +63,8 @@ def decode_chunks(chunks, reasm_cap=4096, element_max=512):
     def sink(row):
         rows[0] += 1
 
-    rx = hdlc.FrameReceiver(hdlc.frame_capacity(MAX_INFO))
-    ra = hdlc.Reassembler(reasm_cap)
+    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(MAX_INFO))
+    ra = hdlc_rx.Reassembler(reasm_cap)
     stream = axdr.ArrayStream(element_max)
     expect = 1
     done = False
@@ -80,7 +82,7 @@ def decode_chunks(chunks, reasm_cap=4096, element_max=512):
             apdu = ra.data()
             end = len(apdu)
             p = hdlc.strip_llc(apdu, 0, end, True)
-            r = xdlms.parse_get_response(apdu, p, end, False)
+            r = xdlms_get.parse_get_response(apdu, p, end, False)
             if r.kind == xdlms.NORMAL:
                 stream.feed(apdu[r.data_off:r.data_end], sink)
                 done = True

@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
-from optoread.dlms.hdlc import frame as hdlc  # noqa: E402
+from optoread.dlms.hdlc import receiver as hdlc_rx  # noqa: E402
 from optoread_tools import sim_dlms  # noqa: E402
 
 PROFILE = "1.0.99.1.0.255"
@@ -33,8 +33,8 @@ class CountingTransport(sim_dlms.ServerTransport):
         sim_dlms.ServerTransport.__init__(self, server, **kw)
         self.frames_tx = 0
         self.frames_rx = 0
-        self._ftx = hdlc.FrameReceiver(0x7FF)
-        self._frx = hdlc.FrameReceiver(0x7FF)
+        self._ftx = hdlc_rx.FrameReceiver(0x7FF)
+        self._frx = hdlc_rx.FrameReceiver(0x7FF)
 
     @staticmethod
     def _count(rx, data):

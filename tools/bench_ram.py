@@ -56,19 +56,30 @@ def merge_json(update):
     return path
 
 
+def firmware_sources(board_only=False):
+    """Paths below firmware/optoread (``dlms/hdlc/frame.py``) of every firmware module; with
+    ``board_only`` not the meter's side (``server.py``), which a board never gets."""
+    src = os.path.join(ROOT, "firmware", "optoread")
+    out = []
+    for d, dirs, names in os.walk(src):
+        dirs[:] = [x for x in dirs if not x.startswith((".", "__"))]
+        for n in names:
+            if n.endswith(".py") and not (board_only and n == "server.py"):
+                out.append(os.path.relpath(os.path.join(d, n), src).replace(os.sep, "/"))
+    return sorted(out)
+
+
 def compile_mpy(out_dir):
     """mpy-cross (bytecode) every firmware module into ``out_dir``/optoread; returns out_dir."""
     src = os.path.join(ROOT, "firmware", "optoread")
     dst = os.path.join(out_dir, "optoread")
-    os.makedirs(dst, exist_ok=True)
-    for name in sorted(os.listdir(src)):
-        if name.endswith(".py"):
-            out = os.path.join(dst, name[:-3] + ".mpy")
-            # -s: the source name tracebacks show is the module's own file (its __file__ when
-            # imported from here), as the deploy tool does for a board: one name, not two (RAM).
-            # MPY_FLAGS: no line-number tables, as the deploy tool compiles for a board.
-            subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", out, "-o", out, os.path.join(src, name)],
-                           check=True)
+    for rel in firmware_sources():
+        out = os.path.join(dst, rel[:-3] + ".mpy")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        # -s: the source name tracebacks show is the module's own file (its __file__ when
+        # imported from here), as the deploy tool does for a board: one name, not two (RAM).
+        # MPY_FLAGS: no line-number tables, as the deploy tool compiles for a board.
+        subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", out, "-o", out, os.path.join(src, rel)], check=True)
     # The entry script too, started by a one-line stub: a board runs main.py precompiled as well,
     # and a script run from source keeps its compiled code on the heap.
     entry = os.path.join(out_dir, "unix_read.mpy")
@@ -96,12 +107,12 @@ def build_romfs(mpy_dir):
     fw = os.path.join(ROOT, "firmware")
     # Compiled again with the source name each module has in the image (its __file__ there), as
     # `optoread deploy --romfs` does: one interned name per module, not two.
-    for name in sorted(os.listdir(os.path.join(fw, "optoread"))):
-        if name.endswith(".py") and not name.endswith("_server.py"):  # not on a board
-            mpy = name[:-3] + ".mpy"
-            subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", "/rom/optoread/" + mpy,
-                                                      "-o", os.path.join(src, "optoread", mpy),
-                                                      os.path.join(fw, "optoread", name)], check=True)
+    for rel in firmware_sources(board_only=True):
+        mpy = rel[:-3] + ".mpy"
+        out = os.path.join(src, "optoread", mpy)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", "/rom/optoread/" + mpy, "-o", out,
+                                                  os.path.join(fw, "optoread", rel)], check=True)
     subprocess.run([MPY_CROSS] + MPY_FLAGS + ["-s", "/rom/unix_read.mpy", "-o",
                                               os.path.join(src, "unix_read.mpy"),
                                               os.path.join(fw, "unix_read.py")], check=True)
@@ -145,7 +156,7 @@ PLANS = {"full_readout": "bench-full", "is15959_plan": "bench-is15959"}
 # The protocol stack and the store, bottom-up: what the 32-bit WASI build can import (it traps on
 # some later imports and in the profile decode, see docs/benchmarks.md), measured on both builds.
 STACK = ("compat", "errors", "crc", "obis", "driver", "iec62056_21.signon", "dlms.client.session",
-         "dlms.cosem.objects", "store.store")
+         "dlms.cosem.clock", "dlms.cosem.profile", "store.store")
 _IMPORTS_CODE = """import sys, gc
 sys.path.insert(0, %r)
 gc.collect()

@@ -18,7 +18,8 @@ sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
 from optoread.dlms.client.session import Session, Settings  # noqa: E402
 from optoread.dlms.cosem import association as cosem_association  # noqa: E402
-from optoread.dlms.cosem import objects as cosem  # noqa: E402
+from optoread.dlms.cosem import clock as cosem_clock  # noqa: E402
+from optoread.dlms.cosem import profile as cosem_profile  # noqa: E402
 from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread_tools import sim_dlms  # noqa: E402
 
@@ -41,8 +42,8 @@ def full_readout(max_info_meter, max_info_client, rows=2880):
         cache = {}
         for i in range(0, len(regs), 8):
             cosem_register.read_registers(sess, [(3, r) for r in regs[i:i + 8]], cache)
-        cosem.Clock().read(sess)
-        pg = cosem.ProfileGeneric(PROFILE)
+        cosem_clock.Clock().read(sess)
+        pg = cosem_profile.ProfileGeneric(PROFILE)
 
         def sink(row):
             counted[0] += 1

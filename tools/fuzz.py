@@ -37,6 +37,7 @@ for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")):
 from optoread import crc, obis  # noqa: E402
 from optoread.device import console as con  # noqa: E402
 from optoread.dlms import push, security, wrapper  # noqa: E402
+from optoread.dlms.acse import apdu as acse_apdu  # noqa: E402
 from optoread.dlms.acse import client as acse  # noqa: E402
 from optoread.dlms.acse import server as acse_server  # noqa: E402
 from optoread.dlms.axdr import compact as axdr_compact  # noqa: E402
@@ -45,7 +46,9 @@ from optoread.dlms.axdr import encode as axdr_encode  # noqa: E402
 from optoread.dlms.client.session import Session, Settings  # noqa: E402
 from optoread.dlms.hdlc import frame as hdlc  # noqa: E402
 from optoread.dlms.hdlc import parse as hdlc_parse  # noqa: E402
+from optoread.dlms.hdlc import receiver as hdlc_rx  # noqa: E402
 from optoread.dlms.xdlms import apdu as xdlms  # noqa: E402
+from optoread.dlms.xdlms import get as xdlms_get  # noqa: E402
 from optoread.dlms.xdlms import notification as xdlms_push  # noqa: E402
 from optoread.dlms.xdlms import server as xdlms_server  # noqa: E402
 from optoread.dlms.xdlms import service_errors as xdlms_errors  # noqa: E402
@@ -54,6 +57,7 @@ from optoread.dlms.xdlms import sn as xdlms_sn  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402
 from optoread.iec62056_21 import readout as iec_readout  # noqa: E402
 from optoread.iec62056_21 import signon as iec  # noqa: E402
+from optoread.store import records as sr  # noqa: E402
 from optoread.store import store  # noqa: E402
 
 HANG_S = 10.0  # one input taking longer than this is reported as a hang
@@ -122,8 +126,8 @@ def hdlc_capture_frames():
 
 def frames_to_apdus(data):
     """Information fields (LLC stripped) of the HDLC frames in ``data``, segments joined."""
-    rx = hdlc.FrameReceiver(2047)
-    ra = hdlc.Reassembler(8192)
+    rx = hdlc_rx.FrameReceiver(2047)
+    ra = hdlc_rx.Reassembler(8192)
     out = []
     off = 0
     while True:
@@ -271,10 +275,10 @@ def reseal_records(data):
     """Fix length fields and CRC-32s of the record chain in ``data`` so mutations reach the decoders."""
     d = bytearray(data)
     off = 0
-    hs, cs = store.HEADER_SIZE, store.CRC_SIZE
+    hs, cs = sr.HEADER_SIZE, sr.CRC_SIZE
     while off + hs + cs <= len(d):
         n = int.from_bytes(d[off + 8:off + 10], "little")
-        n = min(n, len(d) - off - hs - cs, store.MAX_PAYLOAD)
+        n = min(n, len(d) - off - hs - cs, sr.MAX_PAYLOAD)
         d[off + 8:off + 10] = n.to_bytes(2, "little")
         end = off + hs + n
         d[end:end + cs] = crc.crc32(bytes(d[off:end])).to_bytes(4, "little")
@@ -408,7 +412,7 @@ def _run_session(op_name, data, wrap_apdu):
     kw, replies, at = session_recordings()[op_name]
     if wrap_apdu:
         # Re-frame the hostile APDU as the recorded reply's I-frame (addresses, N(S)/N(R), LLC).
-        rx = hdlc.FrameReceiver(2047)
+        rx = hdlc_rx.FrameReceiver(2047)
         rep = replies[at]
         rx.feed(rep, 0, len(rep))
         f = rx.frame
@@ -530,8 +534,8 @@ def hdlc_seeds():
 @target("hdlc_receiver")
 def _t_hdlc_receiver():
     def run(data):
-        rx = hdlc.FrameReceiver(hdlc.frame_capacity(256))
-        ra = hdlc.Reassembler(1024)
+        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(256))
+        ra = hdlc_rx.Reassembler(1024)
         step = 1 + len(data) % 5
         for p in range(0, len(data), step):
             off, end = p, min(len(data), p + step)
@@ -579,7 +583,7 @@ def apdu_seeds():
     seeds.append(bytes(b[:acse_server.encode_aare(b, 0)]))
     seeds.append(bytes(b[:xdlms_server.encode_exception_response(b, 0, 1, 2)]))
     seeds.append(bytes(b[:xdlms_server.encode_confirmed_service_error(b, 0, 5, 6, 1)]))
-    seeds.append(bytes(b[:xdlms.encode_get_request(b, 0, 0xC1, 3, _BLOCK_LOAD, 2)]))
+    seeds.append(bytes(b[:xdlms_get.encode_get_request(b, 0, 0xC1, 3, _BLOCK_LOAD, 2)]))
     seeds.append(bytes(b[:xdlms_server.encode_gbt(b, 0, True, 1, 0, b"\x0f\x01\x02\x03")]))
     return [s for s in seeds if s]
 
@@ -605,8 +609,8 @@ def _touch(r):
 
 _APDU_PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
-    acse_server.parse_initiate_request, acse.parse_initiate_response,
-    xdlms_server.parse_get_request, xdlms.parse_get_response, xdlms_set.parse_set_response,
+    acse_server.parse_initiate_request, acse_apdu.parse_initiate_response,
+    xdlms_server.parse_get_request, xdlms_get.parse_get_response, xdlms_set.parse_set_response,
     xdlms_set.parse_action_response, xdlms_sn.parse_read_response, xdlms_sn.parse_write_response,
     xdlms_push.parse_data_notification, xdlms_push.parse_gbt, xdlms_errors.parse_exception_response,
     xdlms_errors.parse_confirmed_service_error, xdlms_errors.error_from_apdu,
@@ -627,7 +631,7 @@ def _t_apdu():
             if r is not None:
                 _touch(r)
         if n and data[0] in (0xC4, 0xC5, 0xC7):
-            for fn in (xdlms.parse_get_response, xdlms_set.parse_set_response,
+            for fn in (xdlms_get.parse_get_response, xdlms_set.parse_set_response,
                        xdlms_set.parse_action_response):
                 try:
                     _touch(fn(mv, 0, n, False))
@@ -668,7 +672,7 @@ def axdr_seeds():
             if a[i] in (0x01, 0x02) and i + 1 < len(a) and 0 < a[i + 1] < 0x80:
                 seeds.append(a[i:])
                 break
-    seeds.append(axdr.encode_to_bytes(axdr_encode.ARRAY, [(axdr_encode.STRUCTURE,
+    seeds.append(axdr_encode.encode_to_bytes(axdr_encode.ARRAY, [(axdr_encode.STRUCTURE,
             [(axdr_encode.DOUBLE_LONG_UNSIGNED, 5),
                                                                       (axdr_encode.OCTET_STRING, b"ab")])]))
     return seeds

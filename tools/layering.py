@@ -10,15 +10,21 @@ It reports, one line each:
 * an import cycle (lazy imports count: a cycle through a function-level import is one too);
 * a name starting with ``_`` imported from another firmware module (what two modules share
   lives in a lower module both import, under a public name);
-* a function-level import of a firmware module that its package does not declare in the
-  ``LAZY`` tuple of its ``__init__.py`` (the one place a package lists the whole features it loads
-  on first use), or a ``LAZY`` entry that names no module;
+* a function-level import of a firmware module that is not declared in the "## Loaded on first
+  use" block of ``docs/architecture.md`` (one line per package: the package, then the modules of
+  it that are loaded by the first call needing them: the one place a package lists the whole
+  features it loads on first use), or a declaration that names no module;
 * loading a firmware module by name (``__import__``, ``importlib``, ``sys.modules[...]``);
-  ``compat.unload``, which only *drops* modules from ``sys.modules``, is the one exception;
+  ``compat.unload``, which only *drops* modules from ``sys.modules``, and ``unix_read``'s list of
+  the loaded modules are the exceptions (an entry point may load the board file by name);
 * an import that goes upward in the layer table of ``docs/architecture.md`` (the fenced block
   after "## Layers": one line per layer, top first, ``name  pattern, pattern  ...`` where a
   pattern is a dotted module name below ``optoread`` or ``pkg.*``); every module must fall in
   a layer.
+
+Both tables live in the architecture page rather than in code: a tuple of names in a package's
+``__init__.py`` would intern those names on the board at boot (RAM), and the subpackages have
+no ``__init__.py`` at all (namespace packages: no module, no file name to keep on the heap).
 
 Exit status 0 when there is nothing to report. ``--graph`` prints the edges.
 """
@@ -31,7 +37,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = "optoread"
 ENTRY_POINTS = ("main", "unix_read")  # firmware/*.py: the top of the graph
-UNLOAD_ONLY = {"optoread.compat"}  # may touch sys.modules: it drops modules, never loads one
+# May touch sys.modules: compat.unload drops modules, never loads one; unix_read lists the loaded
+# modules (--modules).
+SYS_MODULES_OK = {"optoread.compat", "unix_read"}
 
 
 class Edge:
@@ -64,6 +72,18 @@ def modules(root=ROOT):
 
 def _is_package(name, mods):
     return mods.get(name, "").endswith("__init__.py")
+
+
+def _package_dirs(root=ROOT):
+    """Dotted names of the packages (``optoread``, ``optoread.dlms``, ...), with or without an
+    ``__init__.py``."""
+    base = os.path.join(root, "firmware", PKG)
+    out = set()
+    for d, dirs, _files in os.walk(base):
+        dirs[:] = [x for x in dirs if not x.startswith((".", "__"))]
+        rel = os.path.relpath(d, base)
+        out.add(PKG if rel == "." else PKG + "." + rel.replace(os.sep, "."))
+    return out
 
 
 def _resolve(src, level, module, mods):
@@ -129,31 +149,36 @@ def scan(name, path, mods):
             fname = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
             if fname in ("__import__", "import_module"):
                 arg = _const_str(node.args[0]) if node.args else None
-                if arg is None or arg.startswith(PKG):
+                # An entry point loads the board file by its computed name (boards/NAME.py).
+                if (arg is None and name not in ENTRY_POINTS) or (arg or "").startswith(PKG):
                     problems.append("%s line %d: loads a module by name (%s)"
                                     % (name, node.lineno, arg or "computed name"))
         elif isinstance(node, ast.Attribute) and node.attr == "modules" and \
-                isinstance(node.value, ast.Name) and node.value.id == "sys" and name not in UNLOAD_ONLY:
+                isinstance(node.value, ast.Name) and node.value.id == "sys" and name not in SYS_MODULES_OK:
             problems.append("%s line %d: reaches into sys.modules" % (name, node.lineno))
     return edges, problems
 
 
-def lazy_declarations(mods):
-    """``{package: set of dotted module names}`` from each package's ``LAZY`` tuple."""
+def _doc_block(root, head):
+    with open(os.path.join(root, "docs", "architecture.md")) as f:
+        text = f.read()
+    i = text.find(head)
+    if i < 0:
+        raise SystemExit("docs/architecture.md has no %r section" % head)
+    m = re.search(r"```[^\n]*\n(.*?)```", text[i:], re.S)
+    return [re.split(r"\s{2,}", ln.strip()) for ln in m.group(1).splitlines() if ln.strip()]
+
+
+_LAZY_HEAD = "## Loaded on first use"
+
+
+def lazy_declarations(root=ROOT):
+    """``{package: set of dotted module names}`` from docs/architecture.md's "Loaded on first use"
+    block: each line a package (``dlms.client``; ``optoread`` for the top) and its modules."""
     out = {}
-    for name, path in mods.items():
-        if not _is_package(name, mods):
-            continue
-        with open(path) as f:
-            tree = ast.parse(f.read(), path)
-        decl = set()
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "LAZY"
-                                                    for t in node.targets):
-                for elt in getattr(node.value, "elts", ()):
-                    if _const_str(elt):
-                        decl.add(name + "." + elt.value)
-        out[name] = decl
+    for cols in _doc_block(root, _LAZY_HEAD):
+        pkg = PKG if cols[0] == PKG else PKG + "." + cols[0]
+        out[pkg] = {pkg + "." + n.strip() for n in cols[1].split(",") if n.strip()}
     return out
 
 
@@ -201,19 +226,8 @@ _LAYER_HEAD = "## Layers"
 
 def layers(root=ROOT):
     """``[(layer name, [patterns])]`` from docs/architecture.md, top layer first."""
-    with open(os.path.join(root, "docs", "architecture.md")) as f:
-        text = f.read()
-    i = text.find(_LAYER_HEAD)
-    if i < 0:
-        raise SystemExit("docs/architecture.md has no %r section" % _LAYER_HEAD)
-    m = re.search(r"```[^\n]*\n(.*?)```", text[i:], re.S)
-    out = []
-    for line in m.group(1).splitlines():
-        if not line.strip():
-            continue
-        cols = re.split(r"\s{2,}", line.strip())
-        out.append((cols[0], [p.strip() for p in cols[1].split(",") if p.strip()]))
-    return out
+    return [(cols[0], [p.strip() for p in cols[1].split(",") if p.strip()])
+            for cols in _doc_block(root, _LAYER_HEAD)]
 
 
 def layer_of(name, table):
@@ -234,17 +248,20 @@ def check(root=ROOT):
         e, p = scan(name, mods[name], mods)
         edges += e
         problems += p
-    declared = lazy_declarations(mods)
+    declared = lazy_declarations(root)
+    packages = _package_dirs(root)
     for pkg, names in sorted(declared.items()):
+        if pkg not in packages:
+            problems.append("docs/architecture.md: %s (loaded on first use) is not a package" % pkg)
         for n in sorted(names):
             if n not in mods:
-                problems.append("%s: LAZY names %s, which is not a module" % (pkg, n))
+                problems.append("docs/architecture.md: %s (loaded on first use) is not a module" % n)
     for e in edges:
         if e.lazy and e.dst in mods and not _is_package(e.dst, mods):
             pkg = e.dst.rpartition(".")[0]
             if e.dst not in declared.get(pkg, ()):
-                problems.append("%s line %d: loads %s inside a function, but %s does not declare it in LAZY"
-                                % (e.src, e.line, e.dst, pkg))
+                problems.append("%s line %d: loads %s inside a function, but docs/architecture.md does not "
+                                "declare it loaded on first use" % (e.src, e.line, e.dst))
     for comp in cycles(edges):
         problems.append("import cycle: %s" % " <-> ".join(comp))
     table = layers(root)

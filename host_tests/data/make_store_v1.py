@@ -87,9 +87,10 @@ ACKED = 1
 def make(root, fs=None):
     """Write the fixture's sessions into a new store directory ``root`` (its parent exists) on
     ``fs`` (the store's file-system interface; default ``OsFs``)."""
+    from optoread.store import records as sr
     from optoread.store import store as st
 
-    assert st.VERSION == 1, "the fixture is the version 1 format"
+    assert sr.VERSION == 1, "the fixture is the version 1 format"
     fs = fs or st.OsFs()
     fs.mkdir(root)
     s = st.Store(fs, root, reserve=0)

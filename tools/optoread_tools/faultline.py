@@ -32,7 +32,7 @@ import sys
 import tempfile
 
 from optoread.dlms.axdr import decode as axdr
-from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.errors import OptoreadError
 
 PHASES = ("signon", "snrm", "aarq", "get", "block", "release")
@@ -51,7 +51,7 @@ def classify(data, current=None):
     data = bytes(data)
     if data.startswith(b"/") or data[:1] == b"\x06" or data[:1] == b"\x01":
         return "signon"
-    rx = hdlc.FrameReceiver(0x7FF)
+    rx = hdlc_rx.FrameReceiver(0x7FF)
     off = 0
     phase = current
     while True:

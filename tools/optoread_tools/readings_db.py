@@ -39,7 +39,7 @@ from optoread import units
 from optoread.crc import crc32
 from optoread.errors import StoreError
 from optoread.store import decode as sd
-from optoread.store import store as st
+from optoread.store import records as sr
 
 SCHEMA_VERSION = 1
 
@@ -169,14 +169,14 @@ def decode_session(data, seq=None):
             raise StoreError("record of session %d inside session %d" % (rseq, seq), "seq", off)
         if out.commit is not None:
             raise StoreError("record after the commit", "record", off)
-        if out.records == 0 and rtype != st.T_HEAD:
+        if out.records == 0 and rtype != sr.T_HEAD:
             raise StoreError("session does not start with a head record", "type", off)
-        if rtype == st.T_ROWS:
+        if rtype == sr.T_ROWS:
             if cur is None:
                 raise StoreError("rows outside a profile", "rows", off)
-            rows.block(mv, pay, nxt - st.CRC_SIZE, lambda clock, cols, r=cur[4]: r.append((clock, cols)))
+            rows.block(mv, pay, nxt - sr.CRC_SIZE, lambda clock, cols, r=cur[4]: r.append((clock, cols)))
         else:
-            kind, d = sd.decode_payload(rtype, mv, pay, nxt - st.CRC_SIZE)
+            kind, d = sd.decode_payload(rtype, mv, pay, nxt - sr.CRC_SIZE)
             if kind == "head":
                 if out.head is not None:
                     raise StoreError("second head record", "type", off)
@@ -199,7 +199,7 @@ def decode_session(data, seq=None):
         raise StoreError("empty session", "record", 0)
     if out.commit is None:
         # The device lists sealed sessions only; an unsealed one can only be an interrupted read.
-        out.commit = (st.INCOMPLETE, st.INTERRUPTED, out.records, sum(len(p[4]) for p in out.profiles))
+        out.commit = (sr.INCOMPLETE, sr.INTERRUPTED, out.records, sum(len(p[4]) for p in out.profiles))
     return out
 
 
@@ -285,7 +285,7 @@ def insert_session(db, device, seq, data, crc=None, now=None):
         if dec is not None:
             meter, plan, device_time, meter_time = dec.head
             outcome, error = dec.commit[0], dec.commit[1]
-            complete = 1 if outcome == st.COMPLETE else 0
+            complete = 1 if outcome == sr.COMPLETE else 0
         else:
             meter = plan = device_time = meter_time = None
             complete, error = 0, err

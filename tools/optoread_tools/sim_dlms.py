@@ -53,13 +53,17 @@ import threading
 import time
 
 from optoread.dlms import security, wrapper
+from optoread.dlms.acse import apdu as acse_apdu
 from optoread.dlms.acse import client as acse
 from optoread.dlms.acse import names as acse_names
 from optoread.dlms.acse import server as acse_server
+from optoread.dlms.axdr import data as axdr_data
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.axdr import types as axdr_types
+from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import server as xdlms_server
 from optoread.dlms.xdlms import set_action as xdlms_set
@@ -190,7 +194,7 @@ class DlmsServer:
         self.stats = {"frames_rx": 0, "frames_tx": 0, "apdus": 0, "bad_frames": 0, "ignored": 0,
                       "associations": 0, "releases": 0, "blocks_sent": 0, "resets": 0, "rejected": 0}
         self.log = []  # (direction, short text) of APDUs, for debugging tests
-        self._rx = hdlc.FrameReceiver(0x7FF)
+        self._rx = hdlc_rx.FrameReceiver(0x7FF)
         self._wrx = wrapper.WrapperReceiver(max(4096, max_pdu + 64))
         self.conn = None  # HdlcConnection of the current client
         self.conn_client = None
@@ -204,7 +208,7 @@ class DlmsServer:
     # ------------------------------------------------------------------ link layer
     @property
     def connected(self):
-        return self.conn is not None and self.conn.state == hdlc.CONNECTED
+        return self.conn is not None and self.conn.state == hdlc_conn.CONNECTED
 
     def receive(self, data):
         """Feed bytes from the reader; return the bytes the meter sends (possibly empty)."""
@@ -272,7 +276,7 @@ class DlmsServer:
         if f.kind == "SNRM":
             self._dead = False
             if self.conn is None or self.conn_client != client:
-                self.conn = hdlc.HdlcConnection(
+                self.conn = hdlc_conn.HdlcConnection(
                     self.server_address, hdlc.encode_client_address(client), server=True,
                     max_info_tx=self.max_info, max_info_rx=self.max_info, window_tx=self.window,
                     window_rx=self.window, rx_capacity=max(2048, self.max_pdu + 64))
@@ -283,7 +287,8 @@ class DlmsServer:
         if self._dead:
             return self._dm_to(f)
         conn = self.conn
-        if f.kind != "SNRM" and (conn is None or self.conn_client != client or conn.state != hdlc.CONNECTED):
+        if f.kind != "SNRM" and (conn is None or self.conn_client != client
+                                 or conn.state != hdlc_conn.CONNECTED):
             if f.kind == "DISC" or "dm_when_disconnected" in self.quirks:
                 return self._dm_to(f)
             self.stats["ignored"] += 1
@@ -300,10 +305,10 @@ class DlmsServer:
         out = bytearray()
         if conn.out_len:
             out += self._wire(conn.output())
-        if ev == hdlc.EV_DISCONNECTED:
+        if ev == hdlc_conn.EV_DISCONNECTED:
             self.assoc = None
             self._blocks = None
-        elif ev == hdlc.EV_DATA:
+        elif ev == hdlc_conn.EV_DATA:
             data = conn.data()
             try:
                 p = hdlc.strip_llc(data, 0, len(data), False)
@@ -374,7 +379,7 @@ class DlmsServer:
                 self.assoc = None
                 self._blocks = None
                 buf = bytearray(64)
-                return bytes(buf[:acse_server.encode_rlre(buf, 0, acse.RELEASE_NORMAL)])
+                return bytes(buf[:acse_server.encode_rlre(buf, 0, acse_apdu.RELEASE_NORMAL)])
             if a is None or a.client != client:
                 return self._exception(1, 1)
             if a.ciphered:
@@ -438,7 +443,7 @@ class DlmsServer:
         ln = r.ln
         ciphered = r.ciphered
 
-        def reject(diag, source=acse.SOURCE_USER, result=acse.RESULT_REJECTED_PERMANENT):
+        def reject(diag, source=acse_apdu.SOURCE_USER, result=acse.RESULT_REJECTED_PERMANENT):
             self.stats["rejected"] += 1
             buf = bytearray(256)
             n = acse_server.encode_aare(buf, 0, ln=bool(ln) if ln is not None else True, result=result,
@@ -487,7 +492,7 @@ class DlmsServer:
         a.conformance = initiate.conformance & ours
         a.max_pdu = initiate.max_pdu or 0xFFFF
         ui = None
-        vaa = acse.VAA_LN if ln else acse.VAA_SN
+        vaa = acse_server.VAA_LN if ln else acse_server.VAA_SN
         if ciphered:
             buf = bytearray(32)
             n = acse_server.encode_initiate_response(buf, 0, a.conformance, self.max_pdu, vaa_name=vaa)
@@ -543,7 +548,7 @@ class DlmsServer:
             v = m.get_attr(o, attr)
         if isinstance(v, int):
             return v
-        return A.encode_to_bytes(v[0], v[1], 16)
+        return T.encode_to_bytes(v[0], v[1], 16)
 
     def _assoc_attr(self, a, o, attr):
         m = self.model
@@ -663,7 +668,7 @@ class DlmsServer:
         n = max(0, hi - lo)
         head = bytearray(6)
         head[0] = T.ARRAY
-        k = A.encode_length(head, 1, n)
+        k = axdr_data.encode_length(head, 1, n)
         parts = [bytes(head[:k])]
         clock_col = p.sort_col if (self.compressed and p.period_s and p.sort_col is not None) else None
         for i in range(lo, hi):
@@ -673,7 +678,7 @@ class DlmsServer:
                     row.append((T.NULL, None))
                 else:
                     row.append(p.cell(i, c))
-            parts.append(A.encode_to_bytes(T.STRUCTURE, row))
+            parts.append(T.encode_to_bytes(T.STRUCTURE, row))
         return b"".join(parts)
 
     # -- GET (LN)
@@ -895,7 +900,7 @@ class DlmsServer:
                 return DAR_READ_WRITE_DENIED, None
             a.authenticated = True
             reply = security.hls_gmac(self.system_title, self._next_ic(), self.ek, self.ak, a.ctos)
-            return 0, A.encode_to_bytes(T.OCTET_STRING, reply)
+            return 0, T.encode_to_bytes(T.OCTET_STRING, reply)
         if not a.authenticated or not a.privileged:
             return DAR_READ_WRITE_DENIED, None
         if cls == 8:

@@ -2,7 +2,7 @@
 
 Every value is a deterministic function of its configuration and of the row
 index, so tests compare exactly. Attribute values are ``(axdr_tag, value)``
-pairs for :func:`optoread.axdr.encode`. The server (``sim_dlms.py``) owns the
+pairs for :func:`optoread.dlms.axdr.encode.encode`. The server (``sim_dlms.py``) owns the
 protocol; this module only says what the meter holds.
 
 Profile time base: row ``i`` of a load profile is stamped ``start + i *

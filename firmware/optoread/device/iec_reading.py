@@ -1,4 +1,4 @@
-"""A reading of an IEC 62056-21 meter (mode A-D readout) for :class:`optoread.reader.Reader`.
+"""A reading of an IEC 62056-21 meter (mode A-D readout) for :class:`optoread.device.reader.Reader`.
 
 Apart from the reader because most readings are DLMS ones: loaded when a meter answers the
 sign-on without offering mode E, or is known to be an IEC meter (RAM on a board).
@@ -27,5 +27,5 @@ def read(rd, prof, plan, drv, opts, ident):
     if ident is None and r.identification is not None:
         meter_id = r.identification.text
     rd.profiles.put(meter_id, prof)
-    rd._say("readout: %d data sets" % count[0])
+    rd.say("readout: %d data sets" % count[0])
     return w.commit()

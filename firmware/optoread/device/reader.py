@@ -27,7 +27,10 @@ from optoread import obis as obislib
 from optoread.compat import unload
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.client.session import Session, Settings
-from optoread.dlms.cosem import objects as cosem
+from optoread.dlms.cosem import base as cosem
+from optoread.dlms.cosem.base import value_text
+from optoread.dlms.cosem.clock import Clock
+from optoread.dlms.cosem.profile import ProfileGeneric
 from optoread.errors import DataAccessError, NoAnswerError, OptoreadError, SessionError
 
 SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
@@ -49,19 +52,6 @@ def _drop_iec():
     # earlier IEC reading) go too: they hold on to the sign-on module.
     for name in ("device.iec_reading", "iec62056_21.readout", "iec62056_21.signon"):
         unload(name)
-
-
-def _text(v):
-    if isinstance(v, axdr.DateTime):
-        return v.iso()
-    if isinstance(v, (bytes, bytearray)) and len(v) == 12 and v[0] != 0xFF:
-        # date-time cells of profiles (billing dates) arrive as octet-string(12)
-        return axdr.DateTime.from_bytes(bytes(v)).iso()
-    if isinstance(v, (bytes, bytearray)):
-        if v and all(0x20 <= b < 0x7F for b in v):
-            return bytes(v).decode()
-        return "".join("%02x" % b for b in v)
-    return str(v)
 
 
 class MeterProfiles:
@@ -185,7 +175,7 @@ class _RowWriter:
                 cols.append(int(c))
             else:
                 cols.append(None)
-                self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), _text(c))
+                self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), value_text(c))
         self.w.row(clock, cols)
         self.count += 1
 
@@ -207,7 +197,8 @@ class Reader:
         self.progress = progress
         self.dlms = dlms or {}  # defaults for Settings (client, server, auth, password, keys)
 
-    def _say(self, text):
+    def say(self, text):
+        """Tell the user what the reading is doing (the ``progress`` callback), if anyone listens."""
         if self.progress is not None:
             self.progress(text)
 
@@ -232,17 +223,17 @@ class Reader:
         tried = []
         try:
             if known is not None:
-                self._say("known meter %s: %s" % (meter_id, known.get("protocol")))
+                self.say("known meter %s: %s" % (meter_id, known.get("protocol")))
                 try:
                     return self._read_with(known, plan, tried)
                 except NoAnswerError as e:
                     tried.append("stored profile: %s" % e)
-                    self._say("stored profile did not answer; detecting")
+                    self.say("stored profile did not answer; detecting")
             return self._detect(plan, tried, meter_id)
         except OptoreadError as e:
             # Failed before the meter was identified (link refused, association rejected, ...):
             # the attempt is still recorded, as an incomplete session naming the cause.
-            self._say("failed: %s" % e)
+            self.say("failed: %s" % e)
             return self._failed(meter_id, plan, e)
 
     def _detect(self, plan, tried, meter_id):
@@ -250,7 +241,7 @@ class Reader:
         if signed is not None:
             drv, opts, ident = signed
             if ident.mode_e:
-                self._say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
+                self.say("mode E offered: HDLC at %s baud" % (ident.baud or 300))
                 drv.run(_iec().hand_over(opts, ident))
                 drv = signed = None
                 prof = {"protocol": "dlms", "mode_e": True}
@@ -261,7 +252,7 @@ class Reader:
             )
 
             return reader_iec.read(self, prof, plan, drv, opts, ident)
-        self._say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
+        self.say("no sign-on answer: trying direct HDLC at 9600 (client 16)")
         prof = {"protocol": "dlms", "mode_e": False}
         try:
             return self._read_dlms(prof, plan, tried)
@@ -276,7 +267,7 @@ class Reader:
         # None. Its own frame: without an answer its driver and buffers are garbage at once.
         drv = driver.Driver(self.transport, progress=self.progress)
         opts = self._iec_options({})
-        self._say("signing on (IEC 62056-21, 300 baud)")
+        self.say("signing on (IEC 62056-21, 300 baud)")
         try:
             ident = drv.run(_iec().sign_on(opts))
         except NoAnswerError:
@@ -323,7 +314,7 @@ class Reader:
         except SessionError as e:
             if "context" not in str(e) or "ln" in prof:
                 raise
-        self._say("LN association refused: trying short names (SN)")
+        self.say("LN association refused: trying short names (SN)")
         st = self._settings(prof, handed_over, ln=False)
         sess = Session(st, self.transport, progress=self.progress)
         sess.open()
@@ -335,7 +326,7 @@ class Reader:
         w = None
         try:
             meter_id = self._meter_id(sess)
-            meter_dt = cosem.Clock().read(sess)
+            meter_dt = Clock().read(sess)
             w = self.store.begin(meter_id, plan["name"], self.clock(), meter_dt.local_epoch())
             if ident is not None:
                 w.value("identification", ident.text)
@@ -357,7 +348,7 @@ class Reader:
     def _meter_id(self, sess):
         for code in (SERIAL_OBIS, LDN_OBIS):
             try:
-                return _text(sess.get(cosem.CLASS_DATA, code, 2))
+                return value_text(sess.get(cosem.CLASS_DATA, code, 2))
             except DataAccessError:  # not this object; link errors go up
                 pass
         return "dlms"
@@ -388,13 +379,13 @@ class Reader:
                 pg.read_entries(sess, max(1, used - int(step["entries"]) + 1), used, sink)
         else:
             pg.read_all(sess, sink)
-        self._say("profile %s: %d rows" % (sink.obis, sink.count))
+        self.say("profile %s: %d rows" % (sink.obis, sink.count))
 
     def _profile_begin(self, sess, w, step):
         code = obislib.parse(step["profile"])
         name = obislib.format(code)
-        self._say("profile %s" % name)
-        pg = cosem.ProfileGeneric(code, keep=False)  # read once: no capture objects while rows stream
+        self.say("profile %s" % name)
+        pg = ProfileGeneric(code, keep=False)  # read once: no capture objects while rows stream
         cos = pg.capture_objects(sess)
         scalers = None
         if step.get("scaler_profile"):

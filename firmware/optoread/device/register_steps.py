@@ -1,14 +1,14 @@
-"""The register steps of a plan (``registers`` and ``browse``) for :class:`optoread.reader.Reader`.
+"""The register steps of a plan (``registers`` and ``browse``) for :class:`optoread.device.reader.Reader`.
 
 Apart from the reader because profile plans (IS 15959) have none: loaded, with the register
 and association classes, by the first plan that reads registers (RAM on a board).
 """
 
 from optoread import obis as obislib
-from optoread.device.reader import _text
 from optoread.dlms.cosem import association as cosem_association
-from optoread.dlms.cosem import objects as cosem
+from optoread.dlms.cosem import base as cosem
 from optoread.dlms.cosem import register as cosem_register
+from optoread.dlms.cosem.base import value_text
 from optoread.errors import DataAccessError
 
 
@@ -20,14 +20,14 @@ def read(rd, sess, w, codes, classes=None):
     for code, v in zip(codes, results):
         name = obislib.format(code)
         if isinstance(v, cosem.Value):
-            w.value(name, v.raw if isinstance(v.raw, (int, float, str)) else _text(v.raw), v.scaler,
+            w.value(name, v.raw if isinstance(v.raw, (int, float, str)) else value_text(v.raw), v.scaler,
                     v.unit_code)
         else:
             try:
-                w.value(name, _text(cosem_register.read_data(sess, code)))
+                w.value(name, value_text(cosem_register.read_data(sess, code)))
             except DataAccessError as e:  # the meter refused this object; link errors go up
                 w.value(name, None, None, "error: %s" % e)
-    rd._say("%d registers" % len(codes))
+    rd.say("%d registers" % len(codes))
 
 
 def browse(rd, sess, w, ln):
@@ -41,6 +41,6 @@ def browse(rd, sess, w, ln):
             classes.append(o[0])
 
     n = cosem_association.browse(sess, sink, ln=ln)
-    rd._say("object list: %d objects, %d registers" % (n, len(regs)))
+    rd.say("object list: %d objects, %d registers" % (n, len(regs)))
     for i in range(0, len(regs), 8):
         read(rd, sess, w, regs[i:i + 8], classes[i:i + 8])

@@ -21,7 +21,7 @@ from array import array
 from struct import pack_into, unpack_from
 
 from optoread.compat import const
-from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr.data import encode_length, length_size
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.errors import SecurityError
 
@@ -504,13 +504,13 @@ def check_invocation_counter(received, last):
 # ---------------------------------------------------------------- APDU wrappers
 
 
-_len_size = axdr.length_size
+_len_size = length_size
 
 
 def _put_len(buf, off, n):
     if n >= 0x1000000:
         raise SecurityError("APDU too long", field="length")
-    return axdr.encode_length(buf, off, n)
+    return encode_length(buf, off, n)
 
 
 def _get_len(data, p, end, field):

@@ -1,8 +1,8 @@
 """IEC 62056-21 data readout (modes A, B, C and D), programming mode and their receivers.
 
-The half of :mod:`optoread.iec62056_21` that only IEC readings need (sign-on, identification
-and mode E live there). Sans-IO like it: receivers are fed bytes, procedures yield actions
-for :mod:`optoread.driver` (see that module's docstring).
+Only IEC readings load it (:data:`optoread.iec62056_21.LAZY`); its procedures start with the
+sign-on steps of :mod:`optoread.iec62056_21.signon`. Sans-IO like it: receivers are fed bytes,
+procedures yield actions for :mod:`optoread.driver` (see that module's docstring).
 
 Readout data sets go to a *sink* ``sink(address, values)`` as they are parsed
 (values = list of ``(value, unit)`` strings, unit None when absent). They are
@@ -27,13 +27,13 @@ from optoread.iec62056_21.signon import (
     STX,
     Identification,  # noqa: F401  (type comments)
     IdentReceiver,
-    _no_answer,
-    _plan_bauds,
-    _request,
-    _sign_on,
-    _text,
+    ascii_text,
     char_for_baud,
+    identify,
+    no_answer,
     option_select,
+    plan_bauds,
+    send_request,
 )
 
 _CR = const(0x0D)
@@ -147,7 +147,7 @@ class ReadoutReceiver:
             errs.append("further errors suppressed")
 
     def _emit(self):
-        addr = _text(self._addr[: self._na])
+        addr = ascii_text(self._addr[: self._na])
         values = self._values
         self._values = []
         self._na = 0
@@ -169,9 +169,9 @@ class ReadoutReceiver:
             if c == _STAR and star < 0:
                 star = i
         if star < 0:
-            self._values.append((_text(v[:n]), None))
+            self._values.append((ascii_text(v[:n]), None))
         else:
-            self._values.append((_text(v[:star]), _text(v[star + 1 : n])))
+            self._values.append((ascii_text(v[:star]), ascii_text(v[star + 1 : n])))
 
     # -- the state machine -------------------------------------------------------------------
     def feed(self, data):
@@ -201,7 +201,7 @@ class ReadoutReceiver:
                     st = self._bang()
                 elif b == _CR or b == _LF:
                     if self._na:
-                        self._error("data set without value: %s" % _text(self._addr[: self._na]))
+                        self._error("data set without value: %s" % ascii_text(self._addr[: self._na]))
                         self._na = 0
                     self._skip_addr = False
                 elif b == ETX:
@@ -210,7 +210,7 @@ class ReadoutReceiver:
                     st = _S_BCC
                 elif b < 0x20 or b >= 0x7F:
                     if self._na:
-                        self._error("noise in data set address after %r" % _text(self._addr[: self._na]))
+                        self._error("noise in data set address after %r" % ascii_text(self._addr[: self._na]))
                         self._na = 0
                     else:
                         self._error("noise byte 0x%02X at offset %d" % (b, self.offset - 1))
@@ -220,7 +220,7 @@ class ReadoutReceiver:
                     self._skip_addr = True
                 elif b == _BANG:
                     # '!' after garbage without a newline (ACE3000 capture): end of data.
-                    self._error("garbage before end marker: %r" % _text(self._addr[: self._na]))
+                    self._error("garbage before end marker: %r" % ascii_text(self._addr[: self._na]))
                     self._na = 0
                     st = self._bang()
                 else:
@@ -234,13 +234,13 @@ class ReadoutReceiver:
                         self._value_done()
                     st = _S_AFTER
                 elif b == _CR or b == _LF or b < 0x20 or b >= 0x7F:
-                    self._error("unterminated value in data set %s" % _text(self._addr[: self._na]))
+                    self._error("unterminated value in data set %s" % ascii_text(self._addr[: self._na]))
                     self._na = self._nv = 0
                     self._values = []
                     st = _S_ADDR
                 elif self._nv >= len(self._val):
                     self._error("value longer than %d characters in %s" % (len(self._val),
-                                                                          _text(self._addr[: self._na])))
+                                                                          ascii_text(self._addr[: self._na])))
                     self._skip_addr = True
                 else:
                     self._val[self._nv] = b
@@ -487,7 +487,7 @@ class MessageReceiver:
                 self.bcc_ok = b == self._bcc
                 msg = bytes(buf[: self._n])
                 if self._soh:
-                    self.command = _text(msg[:2]) if len(msg) >= 2 else ""
+                    self.command = ascii_text(msg[:2]) if len(msg) >= 2 else ""
                     msg = msg[2:]
                 stx = msg.find(b"\x02")
                 self.data = msg[stx + 1 :] if stx >= 0 else b""
@@ -505,7 +505,7 @@ def parse_data_line(text):
     rx.feed(b"\r\n")
     ds = rx.readout.datasets
     if len(ds) != 1:
-        raise Iec21Error("not a single data set: %r" % _text(bytes(text[:40])), field="data set")
+        raise Iec21Error("not a single data set: %r" % ascii_text(bytes(text[:40])), field="data set")
     return ds[0]
 
 def readout(opts, sink=None, ident=None):
@@ -528,14 +528,14 @@ def readout(opts, sink=None, ident=None):
             rx.readout.identification = ident
         elif opts.mode == "A":
             # The data message follows the identification at once: one receiver for both.
-            yield from _request(opts)
+            yield from send_request(opts)
             rx = ReadoutReceiver(sink, ident=True, max_value=opts.max_value)
             ok = yield (READ, rx, opts.ident_timeout_ms)
             ident = rx.readout.identification
             if ident is None:
-                raise _no_answer(opts, tried, label)
+                raise no_answer(opts, tried, label)
         else:
-            ident = yield from _sign_on(opts, tried, label)
+            ident = yield from identify(opts, tried, label)
             rx = ReadoutReceiver(sink, ident=False, max_value=opts.max_value)
             rx.readout.identification = ident
         if opts.mode == "A":
@@ -546,7 +546,7 @@ def readout(opts, sink=None, ident=None):
                 yield (SET_LINE, baud, 7, "E")
         else:
             if bauds is None:
-                bauds = _plan_bauds(opts, ident)
+                bauds = plan_bauds(opts, ident)
             baud = bauds[min(attempt, len(bauds) - 1)]
             yield (WAIT, opts.reaction_ms if opts.reaction_ms is not None else ident.reaction_ms)
             yield (SEND, option_select(PC_NORMAL, char_for_baud(baud), MODE_READOUT))
@@ -597,8 +597,8 @@ def read_registers(opts, addresses, password=None):
     EMH meters answer R1 with only an ACK; then the same address is read with R5.
     """
     tried = []
-    ident = yield from _sign_on(opts, tried, "")
-    baud = _plan_bauds(opts, ident)[0]
+    ident = yield from identify(opts, tried, "")
+    baud = plan_bauds(opts, ident)[0]
     yield (WAIT, opts.reaction_ms if opts.reaction_ms is not None else ident.reaction_ms)
     yield (SEND, option_select(PC_NORMAL, char_for_baud(baud), MODE_PROGRAMMING))
     yield (DRAIN,)
@@ -644,7 +644,7 @@ def read_registers(opts, addresses, password=None):
     return results
 
 def _register_values(addr, data):
-    text = _text(bytes(b for b in data if 0x20 <= b < 0x7F))
+    text = ascii_text(bytes(b for b in data if 0x20 <= b < 0x7F))
     if text.startswith("(ERROR") or text.startswith("(ER"):
         raise Iec21Error("meter reports an error for %s: %s" % (addr, text), field=addr)
     if not text.startswith("("):

@@ -1,18 +1,18 @@
-"""IEC 62056-21 (formerly IEC 1107): optical sign-on, readout modes A-E, programming mode.
+"""IEC 62056-21 (formerly IEC 1107) sign-on: the messages, identification, option select, options
+and the sign-on procedures, including the mode E hand-over to HDLC.
 
-Two modules: this one holds what every reading needs -- sign-on, identification, option
-select, options and the mode E hand-over to HDLC (protocol detection uses it) -- and
-:mod:`optoread.iec62056_21_readout` the data readout (modes A-D), programming mode and
-their receivers, loaded only when an IEC meter is read (a DLMS reading never pays for it).
-Its names are reachable from here too (``iec62056_21.readout``): they load on first use.
+What every reading needs for protocol detection. The data readout (modes A-D) and programming
+mode are :mod:`optoread.iec62056_21.readout`, which builds on this module: their procedures begin with this
+module's steps (``send_request``, ``identify``, ``plan_bauds``); a DLMS reading never loads them.
 
-Sans-IO. Two kinds of pieces live here:
+Sans-IO. Two kinds of pieces live in this package:
 
-* Codecs and receivers: ``sign_on_request``, ``option_select``, ``command``,
-  ``Identification``, and byte-fed receivers (``IdentReceiver``, ``ReadoutReceiver``,
-  ``MessageReceiver``) that never read a port: the driver feeds them bytes.
-* Procedures: generators (``readout``, ``listen``, ``read_registers``, ``mode_e``)
-  that *yield actions* for a driver and receive each action's outcome::
+* Codecs and receivers: ``sign_on_request``, ``option_select``, ``Identification`` and the
+  byte-fed ``IdentReceiver`` here, ``command``, ``ReadoutReceiver`` and ``MessageReceiver`` in
+  the readout module: they never read a port, the driver feeds them bytes.
+* Procedures: generators (``sign_on``, ``mode_e`` here; ``readout``, ``listen``,
+  ``read_registers`` in the readout module) that *yield actions* for a driver and receive each
+  action's outcome::
 
       (SEND, data)                 -> None      send bytes
       (DRAIN,)                     -> None      wait until TX has left the wire
@@ -112,8 +112,8 @@ def option_select(protocol_control, baud_char, mode):
     return bytes((ACK, 0x30 + protocol_control, ord(baud_char), 0x30 + mode, _CR, _LF))
 
 
-def _text(b):
-    # Receivers only keep printable ASCII, so this never fails.
+def ascii_text(b):
+    """``bytes`` of printable ASCII (what the receivers keep) as a ``str``; never fails."""
     return "".join(chr(c) for c in b)
 
 
@@ -142,7 +142,7 @@ class Identification:
             c = line[i]
             if not (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A):
                 raise Iec21Error("maker id must be three letters", field="maker", offset=i)
-        self.text = _text(line[:n])
+        self.text = ascii_text(line[:n])
         self.maker = self.text[1:4]
         z = line[4]
         self.baud_char = chr(z)
@@ -264,7 +264,9 @@ class Options:
             raise Iec21Error("mode must be A, B, C or D", field="mode")
 
 
-def _request(opts):
+def send_request(opts):
+    """Procedure step: the line at the initial baud (7E1), the wake-up train if asked for, the
+    request message. The first step of every IEC 62056-21 exchange (sign-on and readouts)."""
     yield (SET_LINE, opts.initial_baud, 7, "E")
     if opts.wakeup:
         yield (PROGRESS, "waking the meter (NUL train)")
@@ -275,7 +277,8 @@ def _request(opts):
     yield (SEND, sign_on_request(opts.address))
 
 
-def _no_answer(opts, tried, label):
+def no_answer(opts, tried, label):
+    """The NoAnswerError for a sign-on request nobody answered (noted in ``tried``)."""
     tried.append("sign-on at %d baud%s: no answer" % (opts.initial_baud, label))
     return NoAnswerError("no answer to the sign-on request at %d baud: check the probe is seated "
                          "on the optical port%s" % (opts.initial_baud,
@@ -283,21 +286,21 @@ def _no_answer(opts, tried, label):
                          tried=tried)
 
 
-def _sign_on(opts, tried, label):
-    """Wake-up, request, identification. Returns the Identification or raises."""
-    yield from _request(opts)
+def identify(opts, tried, label):
+    """Procedure step: wake-up, request, identification; returns the Identification or raises."""
+    yield from send_request(opts)
     rx = IdentReceiver()
     ok = yield (READ, rx, opts.ident_timeout_ms)
     if not ok:
-        raise _no_answer(opts, tried, label)
+        raise no_answer(opts, tried, label)
     if rx.identification is None:
         raise Iec21Error("bad identification %r: %s" % (rx.raw, rx.error), field="ident")
     yield (PROGRESS, "identification " + rx.identification.text)
     return rx.identification
 
 
-def _plan_bauds(opts, ident):
-    """Bauds to try after the ACK, in order."""
+def plan_bauds(opts, ident):
+    """Bauds to try after the ACK, in order (the option select's baud, then the retries')."""
     proposed = ident.baud or opts.initial_baud
     bs = opts.baud_switch
     if bs == "stay":
@@ -336,12 +339,12 @@ def sign_on(opts):
     The caller then continues with :func:`readout` (``ident=``) or :func:`hand_over`, e.g.
     to pick mode E when the identification offers it (protocol detection).
     """
-    return (yield from _sign_on(opts, [], ""))
+    return (yield from identify(opts, [], ""))
 
 
 def mode_e(opts):
     """Sign on and hand the line over to HDLC: ACK 2 Z 2, then switch to the proposed baud 8N1."""
-    ident = yield from _sign_on(opts, [], "")
+    ident = yield from identify(opts, [], "")
     return (yield from hand_over(opts, ident))
 
 

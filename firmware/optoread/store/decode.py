@@ -1,7 +1,7 @@
-"""The store's read side: decoding items, records and row blocks (see :mod:`store` for the format).
+"""The read side of the store's record format (:mod:`.records`): items, records, row blocks.
 
-Used by the mount (:mod:`store_mount`) and by reading sessions back (:mod:`store_query`); a
-reading that is being written never decodes anything, so it is not on the heap then (RAM).
+Used by the mount (:mod:`.mount`) and by reading sessions back (:mod:`.query`); a reading that
+is being written never decodes anything, so it is not on the heap then (RAM).
 """
 
 # decode_payload returns data whose shape depends on the record kind; pyright cannot follow it.
@@ -12,10 +12,10 @@ import struct
 from optoread.compat import const
 from optoread.crc import crc32
 from optoread.errors import StoreError
-from optoread.store.store import (
-    _HDR,
+from optoread.store.records import (
     COMPLETE,
     CRC_SIZE,
+    HDR,
     HEADER_SIZE,
     INCOMPLETE,
     MAGIC,
@@ -25,27 +25,26 @@ from optoread.store.store import (
     T_ROWS,
     T_VALUE,
     VERSION,
-    _err,
 )
 
-# The record and item codes store.py writes (its private consts are compiled away there).
-_T_EVENT = const(3)
-_T_PROFILE = const(4)
-_T_COMMIT = const(6)
-_TAG_NONE = const(0)
-_TAG_INT = const(1)
-_TAG_STR = const(2)
-_TAG_BYTES = const(3)
-_TAG_FLOAT = const(4)
-_MAX_VARINT = const(10)
-_MAX_COLUMNS = const(32)
-# Every record version from this one up to store.VERSION is read: sessions written by an
+_MAX_COLUMNS = const(32)  # as in records (private: compiled away)
+_MAX_VARINT = const(10)  # as in records (private: compiled away)
+_TAG_NONE = const(0)  # as in records (private: compiled away)
+_TAG_INT = const(1)  # as in records (private: compiled away)
+_TAG_STR = const(2)  # as in records (private: compiled away)
+_TAG_BYTES = const(3)  # as in records (private: compiled away)
+_TAG_FLOAT = const(4)  # as in records (private: compiled away)
+_T_COMMIT = const(6)  # as in records (private: compiled away)
+_T_EVENT = const(3)  # as in records (private: compiled away)
+_T_PROFILE = const(4)  # as in records (private: compiled away)
+
+# Every record version from this one up to records.VERSION is read: sessions written by an
 # older firmware and not yet downloaded survive an update (docs/architecture.md, "Store format").
 _OLDEST_VERSION = const(1)
 
 
 def unzigzag(z):
-    """Inverse of :func:`store.zigzag`."""
+    """Inverse of :func:`.records.zigzag`."""
     return z >> 1 if not z & 1 else -((z + 1) >> 1)
 
 
@@ -56,9 +55,9 @@ def get_uvarint(buf, off, end):
     start = off
     while True:
         if off >= end:
-            raise _err("truncated varint", "varint", start)
+            raise StoreError("truncated varint", "varint", start)
         if off - start >= _MAX_VARINT:
-            raise _err("varint too long", "varint", start)
+            raise StoreError("varint too long", "varint", start)
         b = buf[off]
         off += 1
         v |= (b & 0x7F) << shift
@@ -70,7 +69,7 @@ def get_uvarint(buf, off, end):
 def get_item(buf, off, end):
     """Read one tagged item from ``buf[off:end]``; return ``(value, new_off)``."""
     if off >= end:
-        raise _err("truncated item", "item", off)
+        raise StoreError("truncated item", "item", off)
     tag = buf[off]
     off += 1
     if tag == _TAG_NONE:
@@ -81,17 +80,17 @@ def get_item(buf, off, end):
     if tag == _TAG_STR or tag == _TAG_BYTES:
         n, off = get_uvarint(buf, off, end)
         if n > end - off:
-            raise _err("item longer than its record", "item", off)
+            raise StoreError("item longer than its record", "item", off)
         data = bytes(buf[off:off + n])
         if tag == _TAG_BYTES:
             return data, off + n
         try:
             return data.decode(), off + n
         except UnicodeError:
-            raise _err("bad UTF-8 text", "item", off)
+            raise StoreError("bad UTF-8 text", "item", off)
     if tag == _TAG_FLOAT:
         if off + 8 > end:
-            raise _err("truncated float", "item", off)
+            raise StoreError("truncated float", "item", off)
         v = struct.unpack_from("<d", buf, off)[0]
         if v - v != 0:  # inf or nan: the rp2 build's unpack turns every nan into inf
             frac = buf[off + 6] & 0x0F
@@ -100,7 +99,7 @@ def get_item(buf, off, end):
             if frac:
                 v = float("nan")
         return v, off + 8
-    raise _err("unknown item tag %d" % tag, "item", off - 1)
+    raise StoreError("unknown item tag %d" % tag, "item", off - 1)
 
 
 def get_items(buf, off, end, count):
@@ -110,7 +109,7 @@ def get_items(buf, off, end, count):
         v, off = get_item(buf, off, end)
         out.append(v)
     if off != end:
-        raise _err("bytes left over in record", "payload", off)
+        raise StoreError("bytes left over in record", "payload", off)
     return out
 
 
@@ -120,18 +119,18 @@ def parse_header(buf, off, end):
     Raises StoreError if the header is not a record header or the record runs past ``end``.
     """
     if end - off < HEADER_SIZE + CRC_SIZE:
-        raise _err("truncated record header", "header", off)
-    magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, off)
+        raise StoreError("truncated record header", "header", off)
+    magic, ver, rtype, flags, seq, n = struct.unpack_from(HDR, buf, off)
     if magic != MAGIC:
-        raise _err("bad magic 0x%02X" % magic, "magic", off)
+        raise StoreError("bad magic 0x%02X" % magic, "magic", off)
     if ver < _OLDEST_VERSION or ver > VERSION:
-        raise _err("unsupported record version %d" % ver, "version", off + 1)
+        raise StoreError("unsupported record version %d" % ver, "version", off + 1)
     if rtype < T_HEAD or rtype > T_ACK:
-        raise _err("unknown record type %d" % rtype, "type", off + 2)
+        raise StoreError("unknown record type %d" % rtype, "type", off + 2)
     if n > MAX_PAYLOAD:
-        raise _err("record length %d too large" % n, "length", off + 8)
+        raise StoreError("record length %d too large" % n, "length", off + 8)
     if n > end - off - HEADER_SIZE - CRC_SIZE:
-        raise _err("record longer than the data", "length", off + 8)
+        raise StoreError("record longer than the data", "length", off + 8)
     return rtype, flags, seq, n
 
 
@@ -141,7 +140,7 @@ def check_record(buf, off, end):
     pend = off + HEADER_SIZE + n
     want = struct.unpack_from("<I", buf, pend)[0]
     if crc32(memoryview(buf)[off:pend]) != want:
-        raise _err("record CRC mismatch", "crc", pend)
+        raise StoreError("record CRC mismatch", "crc", pend)
     return rtype, flags, seq, off + HEADER_SIZE, pend + CRC_SIZE
 
 
@@ -151,7 +150,7 @@ _ITEM_COUNTS = {T_HEAD: 4, T_VALUE: 4, _T_EVENT: 3, _T_COMMIT: 4, T_ACK: 1}
 def decode_payload(rtype, buf, off, end):
     """Decode a verified record payload into a tuple ``(kind, data)`` (see :meth:`Store.read`)."""
     if rtype == T_ROWS:
-        raise _err("row blocks need a RowDecoder", "type", off)
+        raise StoreError("row blocks need a RowDecoder", "type", off)
     if rtype == _T_PROFILE:
         head = []
         p = off
@@ -160,17 +159,17 @@ def decode_payload(rtype, buf, off, end):
             head.append(v)
         obis, period, first, ncols = head
         if not isinstance(ncols, int) or ncols < 0 or ncols > _MAX_COLUMNS:
-            raise _err("bad column count", "columns", off)
+            raise StoreError("bad column count", "columns", off)
         if period is not None and not isinstance(period, int):
-            raise _err("bad capture period", "period", off)
+            raise StoreError("bad capture period", "period", off)
         if first is not None and not isinstance(first, int):
-            raise _err("bad first time", "first_time", off)
+            raise StoreError("bad first time", "first_time", off)
         cols = get_items(buf, p, end, 3 * ncols)
         columns = tuple(tuple(cols[i:i + 3]) for i in range(0, 3 * ncols, 3))
         return "profile", (obis, period, first, columns)
     count = _ITEM_COUNTS.get(rtype)
     if count is None:
-        raise _err("unknown record type %d" % rtype, "type", off)
+        raise StoreError("unknown record type %d" % rtype, "type", off)
     items = get_items(buf, off, end, count)
     if rtype == T_HEAD:
         return "head", tuple(items)
@@ -180,16 +179,16 @@ def decode_payload(rtype, buf, off, end):
         return "event", tuple(items)
     if rtype == T_ACK:
         if not isinstance(items[0], int) or items[0] < 0:
-            raise _err("bad ack", "ack", off)
+            raise StoreError("bad ack", "ack", off)
         return "ack", items[0]
     outcome, error, nrec, nrows = items
     if outcome not in (0, 1) or not isinstance(nrec, int) or not isinstance(nrows, int):
-        raise _err("bad commit record", "commit", off)
+        raise StoreError("bad commit record", "commit", off)
     return "commit", (COMPLETE if outcome == 0 else INCOMPLETE, error, nrec, nrows)
 
 
 class RowDecoder:
-    """Inverse of :class:`store.RowEncoder`: feeds decoded rows ``(clock, cols)`` to a callback."""
+    """Inverse of :class:`.writer.RowEncoder`: feeds decoded rows ``(clock, cols)`` to a callback."""
 
     def __init__(self):
         self.prev = [0] * _MAX_COLUMNS
@@ -207,7 +206,7 @@ class RowDecoder:
         """Decode one ROWS payload; return the number of rows. ``emit(clock, cols)`` gets each row."""
         n, off = get_uvarint(buf, off, end)
         if n > end - off:  # every row takes at least one byte
-            raise _err("row count larger than the block", "rows", off)
+            raise StoreError("row count larger than the block", "rows", off)
         prev = self.prev
         ncols = self.ncols
         for _ in range(n):
@@ -232,7 +231,7 @@ class RowDecoder:
             if emit is not None:
                 emit(clock, tuple(cols))
         if off != end:
-            raise _err("bytes left over in row block", "rows", off)
+            raise StoreError("bytes left over in row block", "rows", off)
         return n
 
 
@@ -257,7 +256,7 @@ def read_record(f, buf):
         return 0, 0, 0, 0, 0
     if got < HEADER_SIZE:
         return got, -1, 0, 0, 0
-    magic, ver, rtype, flags, seq, n = struct.unpack_from(_HDR, buf, 0)
+    magic, ver, rtype, flags, seq, n = struct.unpack_from(HDR, buf, 0)
     if (magic != MAGIC or ver < _OLDEST_VERSION or ver > VERSION or n > MAX_PAYLOAD
             or rtype < T_HEAD or rtype > T_ACK):
         return got, -1, 0, 0, 0

@@ -1,7 +1,7 @@
 """Mounting the store: scan every session file, trim and seal the torn ones, load the acks.
 
-:meth:`store.Store.mount` runs this once (at boot on a board) and then drops it and
-:mod:`store_decode` again (``compat.unload``): a reading never needs the mount's code, so
+:meth:`.store.Store.mount` runs this once (at boot on a board) and then drops it and
+:mod:`.decode` again (``compat.unload``): a reading never needs the mount's code, so
 it is not on the heap while profile rows stream (RAM).
 """
 
@@ -13,46 +13,45 @@ it is not on the heap while profile rows stream (RAM).
 from optoread.compat import const
 from optoread.errors import StoreError
 from optoread.store.decode import RowDecoder, decode_payload, read_record
-from optoread.store.store import (
-    _ACKS,
-    _SUFFIX,
-    _TMP,
+from optoread.store.records import (
+    ACKS,
     COMPLETE,
     INTERRUPTED,
+    SUFFIX,
     T_ACK,
     T_HEAD,
     T_ROWS,
-    MountReport,
-    Session,
-    _err,
+    TMP,
     encode_record,
 )
+from optoread.store.writer import Session
 
-_T_COMMIT = const(6)  # store.py's private record code (compiled away there)
+_T_COMMIT = const(6)  # as in records (private: compiled away)
 
 
 def mount(store, repair):
-    """Scan ``store`` (see :meth:`store.Store.mount`); return a MountReport."""
+    """Scan ``store`` (see :meth:`.store.Store.mount`); return ``(sessions, trimmed_bytes, torn,
+    removed)`` for its MountReport (made there: a report the caller keeps holds none of this module)."""
     fs = store.fs
     root = store.root
     store._clear_index()
     if not store._exists_dir():
         if not repair:
             store.mounted = True
-            return MountReport(0, 0, 0, 0)
+            return 0, 0, 0, 0
         fs.mkdir(root)
     seqs = []
     trimmed = torn = removed = 0
     for name in fs.listdir(root):
-        if name.endswith(_TMP):
+        if name.endswith(TMP):
             if repair:
                 fs.remove(root + "/" + name)
                 removed += 1
             continue
-        if not name.endswith(_SUFFIX):
+        if not name.endswith(SUFFIX):
             continue
         try:
-            seqs.append(int(name[:-len(_SUFFIX)]))
+            seqs.append(int(name[:-len(SUFFIX)]))
         except ValueError:
             continue
     seqs.sort()
@@ -84,7 +83,7 @@ def mount(store, repair):
         top = seqs[-1]
     store._next = max(top, acked) + 1
     store.mounted = True
-    return MountReport(n, trimmed, torn, removed)
+    return n, trimmed, torn, removed
 
 
 def _scan(store, seq, rows):
@@ -165,7 +164,7 @@ def _seal(store, s, file_size):
     if file_size != s.size:
         # Torn bytes present: copy the whole records to a temporary file and rename it over.
         commit = bytes(buf[:n])
-        tmp = store._path(s.seq, _TMP)
+        tmp = store._path(s.seq, TMP)
         with fs.open(path, "rb") as src:
             with fs.open(tmp, "wb") as dst:
                 left = s.size
@@ -173,7 +172,7 @@ def _seal(store, s, file_size):
                 while left:
                     k = src.readinto(mv[:min(left, len(buf))])
                     if not k:
-                        raise _err("session file shrank while sealing", "file", s.size - left)
+                        raise StoreError("session file shrank while sealing", "file", s.size - left)
                     dst.write(mv[:k])
                     left -= k
                 dst.write(commit)
@@ -194,7 +193,7 @@ def _load_acks(store, repair):
     acked = 0
     torn = False
     try:
-        f = store.fs.open(store.root + "/" + _ACKS, "rb")
+        f = store.fs.open(store.root + "/" + ACKS, "rb")
     except OSError:
         return 0
     with f:

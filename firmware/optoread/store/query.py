@@ -1,10 +1,10 @@
 """The store's query and download side: reading sessions back, raw bytes, filtered lists, acks.
 
-Kept apart from :mod:`store` for RAM: on a board every imported module's bytecode, functions
+Kept apart from :mod:`.store` for RAM: on a board every imported module's bytecode, functions
 and names live in the heap, and a reading (``Store.mount``, ``Store.begin``, the ``Writer``)
 never needs this half. ``Store.read``, ``read_raw``, ``sessions``, ``ack`` and ``Session.as_dict``
 stay the public API as thin wrappers that import this module when they are first called (console
-commands, download, tools). ``Store.space`` and ``Store.reclaim`` stay in :mod:`store`: the boot
+commands, download, tools). ``Store.space`` and ``Store.reclaim`` stay in :mod:`.store`: the boot
 banner and ``Store.begin`` call them.
 """
 
@@ -12,17 +12,9 @@ banner and ``Store.begin`` call them.
 # pyright: reportIndexIssue=false, reportArgumentType=false
 
 from optoread.compat import const
+from optoread.errors import StoreError
 from optoread.store.decode import RowDecoder, decode_payload, read_record
-from optoread.store.store import (
-    _ACKS,
-    INCOMPLETE,
-    INTERRUPTED,
-    T_ACK,
-    T_ROWS,
-    _err,
-    _file_size,
-    encode_record,
-)
+from optoread.store.records import ACKS, INCOMPLETE, INTERRUPTED, T_ACK, T_ROWS, encode_record, file_size
 
 _ACKS_COMPACT = const(2048)  # the acks file is rewritten as one record once it is this long
 
@@ -67,7 +59,7 @@ def read(store, seq, sink):
         while pos < s.size:
             n, rtype, rseq, pay, pend = read_record(f, buf)
             if n == 0 or rtype < 0 or rseq != seq:
-                raise _err("session %d changed on flash" % seq, "record", pos)
+                raise StoreError("session %d changed on flash" % seq, "record", pos)
             if rtype == T_ROWS:
                 rows.block(buf, pay, pend, emit)
             else:
@@ -92,7 +84,7 @@ def read_raw(store, seq, sink):
         while left:
             k = f.readinto(mv[:min(left, len(mv))])
             if not k:
-                raise _err("session %d changed on flash" % seq, "file", s.size - left)
+                raise StoreError("session %d changed on flash" % seq, "file", s.size - left)
             sink(mv[:k])
             left -= k
     return s
@@ -103,17 +95,17 @@ def ack(store, up_to_seq):
     store._need_mount()
     store._idle()
     if not isinstance(up_to_seq, int) or up_to_seq < 0:
-        raise _err("bad sequence number", "seq")
+        raise StoreError("bad sequence number", "seq")
     n = store.count()
     top = store._seq_at(n - 1) if n else 0
     if up_to_seq > top:
         up_to_seq = top
     if up_to_seq <= store._acked:
         return store._acked
-    path = store.root + "/" + _ACKS
+    path = store.root + "/" + ACKS
     buf = store._buf
     try:
-        size = _file_size(store.fs, path)
+        size = file_size(store.fs, path)
     except OSError:
         size = 0
     if size >= _ACKS_COMPACT:

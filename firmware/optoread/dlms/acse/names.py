@@ -1,14 +1,16 @@
 """Names of ACSE and xDLMS-initiate codes (IEC 62056-5-3): conformance bits (the constants a
 client does not test, and the names of all), mechanisms, result-source-diagnostics.
 
-Apart from :mod:`optoread.acse` because a reading needs them only to explain a refusal or in
-the laptop tools' listings: the tables are loaded on first use (RAM on a board).
+Apart from :mod:`.client` because a reading needs them only to explain a refusal or in the
+laptop tools' listings: the tables are loaded on first use (``LAZY`` in the package: RAM on a
+board).
 """
 
 from optoread.compat import const
-from optoread.dlms.acse.client import SOURCE_USER
 
-# Conformance bits the client never tests (acse keeps the ones it does: block transfer for SET,
+_SOURCE_USER = const(1)  # acse-service-user, as apdu.SOURCE_USER (a result-source-diagnostic)
+
+# Conformance bits the client never tests (client.py keeps the ones it does: block transfer for SET,
 # multiple references), for the simulator and tests.
 CONF_GENERAL_BLOCK_TRANSFER = const(0x200000)
 CONF_READ = const(0x100000)
@@ -57,7 +59,7 @@ _PROVIDER_DIAG = ("null", "no-reason-given", "no-common-acse-version")
 
 def diagnostic_name(source, code):
     """Name of a result-source-diagnostic, e.g. ``(1, 13)`` -> ``authentication-failure``."""
-    table = _USER_DIAG if source == SOURCE_USER else _PROVIDER_DIAG
+    table = _USER_DIAG if source == _SOURCE_USER else _PROVIDER_DIAG
     if 0 <= code < len(table):
         return table[code]
     return "diagnostic-%d" % code

@@ -1,34 +1,34 @@
-"""A-XDR encoding of DLMS ``Data`` (IEC 62056-6-2, Blue Book 4.1.5): tags, lengths, values.
+"""The A-XDR decoder (IEC 62056-6-2): Data elements to Python values, checked as they are read.
 
-One element is ``tag`` (1 byte) + contents. Python mapping used by :func:`decode`:
+What a reading runs, so it is always loaded: :func:`decode`, :func:`skip`, :class:`ArrayStream`
+(a huge array arriving in blocks, one element at a time), :class:`DateTime` with the calendar
+and epoch helpers (clocks and profile timestamps). The rest loads on first use (``LAZY`` in
+the package): :mod:`.types` at the first bit-string, date, time, utf8-string or float64,
+:mod:`.compact` at the first compact-array; the encoder is :mod:`.encode`.
+
+One element is ``tag`` (1 byte) + contents. The Python values of each Data type, as
+:func:`decode` returns them and :func:`optoread.dlms.axdr.encode.encode` takes them:
 
 =====================  =====================================================
 null-data              ``None``
 boolean                ``bool``
 integer types, enum    ``int``
-float32 / float64      ``float`` (float64 on rp2/esp32: axdr_types.float64)
+float32 / float64      ``float`` (float64 on rp2/esp32: :func:`.types.float64`)
 octet-string           ``bytes``
 visible-string         ``str`` (one char per byte, 0..255; never fails)
 utf8-string            ``str`` (invalid UTF-8 -> AxdrError)
 bcd                    ``int`` 0..99 (one octet, two decimal digits)
-bit-string             ``axdr_types.BitString``
+bit-string             :class:`.types.BitString`
 array                  ``list``
 structure              ``tuple``
-compact-array          ``list`` of row values (tuples for a structure type)
-date-time / date/time  :class:`DateTime` / ``axdr_types.Date`` / ``axdr_types.Time``
+compact-array          ``list`` of row values (tuples for a structure type; :mod:`.compact`)
+date-time / date/time  :class:`DateTime` / :class:`.types.Date` / :class:`.types.Time`
 dont-care              :data:`DONT_CARE_VALUE` (``DONT_CARE`` is the tag 255)
 =====================  =====================================================
 
-Compact-array type descriptions (``encode(..., COMPACT_ARRAY, (td, rows))``) are
-written as: a simple type is its tag int (``LONG_UNSIGNED``); a structure is
-``(STRUCTURE, (td, td, ...))``; an array is ``(ARRAY, count, td)``. Rows carry
-plain values (no tags): a structure row is a sequence of values, an array row a
-sequence of ``count`` values. The compact-array code is in :mod:`optoread.axdr_compact`, loaded
-at the first compact-array (RAM); its ``decode_type_description`` reads one.
-
 Decoders take ``buf`` (bytes, bytearray or memoryview), ``off`` and ``end`` and
 check every length against the bytes present before using it. Data that ends too
-early raises :class:`AxdrTruncated` (a subclass of AxdrError) so a streaming
+early raises :class:`~.data.AxdrTruncated` (a subclass of AxdrError) so a streaming
 caller can tell "wait for more" from "malformed"; :class:`ArrayStream` relies on it.
 Nesting is bounded by ``max_depth`` (containers: array, structure, compact-array).
 """
@@ -36,10 +36,26 @@ Nesting is bounded by ``max_depth`` (containers: array, structure, compact-array
 from struct import pack_into, unpack_from
 
 from optoread.compat import buffer, const
+from optoread.dlms.axdr.data import (
+    FORMATS,
+    NOT_SPECIFIED,
+    SIZES,
+    AxdrTruncated,
+    FixedOctets,
+    check_byte,
+    check_year,
+    decode_length,
+    need_in,
+    need_out,
+    raw_length,
+    two_digits,
+)
 from optoread.errors import AxdrError
 
+_VARIABLE = const(0xFE)  # as in data (private: compiled away)
+
 # The Data tags (Blue Book 4.1.5): private here (compiled away, no interned names);
-# axdr_encode has them public for callers that build values.
+# optoread.dlms.axdr.encode has them public for callers that build values.
 _NULL = const(0)
 _ARRAY = const(1)
 _STRUCTURE = const(2)
@@ -74,52 +90,6 @@ _STATUS_DOUBTFUL = const(0x02)
 _STATUS_DIFFERENT_BASE = const(0x04)
 _STATUS_INVALID_STATUS = const(0x08)
 _STATUS_DST_ACTIVE = const(0x80)
-
-NOT_SPECIFIED = const(0xFF)  # byte fields of date/time
-YEAR_NOT_SPECIFIED = const(0xFFFF)
-
-# The Blue Book names of the Data tags (error messages), one string indexed by tag, "-" where
-# no tag is: a table of them would put ~25 short interned names and a dict on the heap.
-_TAG_NAMES = ("null-data array structure boolean bit-string double-long double-long-unsigned - - "
-              "octet-string visible-string - utf8-string bcd - integer long unsigned long-unsigned "
-              "compact-array long64 long64-unsigned enum float32 float64 date-time date time dont-care")
-
-
-def tag_name(t):
-    """The name of Data tag ``t`` ("octet-string", ...); None if ``t`` is no Data tag."""
-    if not isinstance(t, int):
-        return None
-    names = _TAG_NAMES.split()
-    if t == _DONT_CARE:
-        t = len(names) - 1
-    return names[t] if 0 <= t < len(names) and names[t] != "-" else None
-
-_VAR = const(0xFE)  # size-table marker: length-prefixed or container
-_BAD = const(0xFF)  # size-table marker: not a Data tag
-
-# Contents size per tag (one byte each, indexed by tag) so the hot path is one lookup.
-_SIZES = bytearray(b"\xff" * 256)
-for _t, _n in (
-    (_NULL, 0), (_ARRAY, _VAR), (_STRUCTURE, _VAR), (_BOOLEAN, 1), (_BIT_STRING, _VAR),
-    (_DOUBLE_LONG, 4), (_DOUBLE_LONG_UNSIGNED, 4), (_OCTET_STRING, _VAR), (_VISIBLE_STRING, _VAR),
-    (_UTF8_STRING, _VAR), (_BCD, 1), (_INTEGER, 1), (_LONG, 2), (_UNSIGNED, 1), (_LONG_UNSIGNED, 2),
-    (_COMPACT_ARRAY, _VAR), (_LONG64, 8), (_LONG64_UNSIGNED, 8), (_ENUM, 1), (_FLOAT32, 4),
-    (_FLOAT64, 8), (_DATE_TIME, 12), (_DATE, 5), (_TIME, 4), (_DONT_CARE, 0),
-):
-    _SIZES[_t] = _n
-_SIZES = bytes(_SIZES)
-del _t, _n
-
-# struct formats of the fixed-size numbers
-_FMT = {
-    _DOUBLE_LONG: ">i", _DOUBLE_LONG_UNSIGNED: ">I", _INTEGER: ">b", _LONG: ">h", _UNSIGNED: ">B",
-    _LONG_UNSIGNED: ">H", _LONG64: ">q", _LONG64_UNSIGNED: ">Q", _ENUM: ">B", _FLOAT32: ">f",
-    _FLOAT64: ">d",
-}
-
-
-class AxdrTruncated(AxdrError):
-    """The data ended inside an element: more bytes may complete it (streaming callers wait)."""
 
 
 class _DontCare:
@@ -199,59 +169,7 @@ def weekday(y, m, d):
     return (_days_from_civil(y, m, d) + 3) % 7 + 1
 
 
-def _f2(v):
-    return "**" if v == 0xFF else "%02d" % v
-
-
-def _check_byte(v, field):
-    if not isinstance(v, int) or v < 0 or v > 0xFF:
-        raise AxdrError("value does not fit one octet", field)
-
-
-def _check_year(v):
-    if not isinstance(v, int) or v < 0 or v > 0xFFFF:
-        raise AxdrError("year does not fit 16 bits", "year")
-
-
-def _need_out(buf, off, n):
-    if off < 0 or off + n > len(buf):
-        raise AxdrError("output buffer too small", "buffer", off)
-
-
-def _need_in(buf, off, end, n, field):
-    # field: a name, or a Data tag (named only when the data is short: no lookup per value)
-    if off + n > end:
-        if not isinstance(field, str):
-            field = tag_name(field) or "tag"
-        raise AxdrTruncated("data ends inside " + field, field, off)
-
-
-class _Octets:
-    """Shared behaviour of the fixed-size COSEM date/time values: encoding and equality by
-    their fields (``SIZE``, ``write`` and ``_key`` come from the subclass)."""
-
-    SIZE = 0
-
-    def to_bytes(self):
-        """The encoding (``SIZE`` octets)."""
-        b = bytearray(self.SIZE)
-        self.write(b, 0)  # pyright: ignore[reportAttributeAccessIssue]
-        return bytes(b)
-
-    def _key(self):
-        return ()
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self._key() == other._key()
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash(self._key())
-
-
-class DateTime(_Octets):
+class DateTime(FixedOctets):
     """COSEM date-time (12 octets): local date and time, ``deviation`` and clock ``status``.
 
     ``deviation`` is minutes with the Blue Book sign: UTC = local + deviation (CET: -60);
@@ -282,7 +200,7 @@ class DateTime(_Octets):
     @classmethod
     def from_bytes(cls, b, off=0):
         """Read 12 octets at ``off`` (ranges are not judged: any 12 octets are a DateTime)."""
-        _need_in(b, off, len(b), 12, "date-time")
+        need_in(b, off, len(b), 12, "date-time")
         year, month, day, wd, h, mi, s, hs, dev, st = unpack_from(">HBBBBBBBHB", b, off)
         if dev != 0x8000 and dev & 0x8000:
             dev -= 0x10000
@@ -298,19 +216,19 @@ class DateTime(_Octets):
 
     def write(self, buf, off):
         """Write the 12 octets at ``off``; returns the next offset. AxdrError if a field does not fit."""
-        _check_year(self.year)
+        check_year(self.year)
         for v, name in (
             (self.month, "month"), (self.day, "day"), (self.weekday, "weekday"), (self.hour, "hour"),
             (self.minute, "minute"), (self.second, "second"), (self.hundredths, "hundredths"),
             (self.status, "status"),
         ):
-            _check_byte(v, name)
+            check_byte(v, name)
         dev = self.deviation
         if dev == DEVIATION_UNSPECIFIED or dev == -0x8000:
             dev = 0x8000
         elif not isinstance(dev, int) or dev < -0x7FFF or dev > 0x7FFF:
             raise AxdrError("deviation does not fit int16", "deviation")
-        _need_out(buf, off, 12)
+        need_out(buf, off, 12)
         pack_into(
             ">HBBBBBBBHB", buf, off, self.year, self.month, self.day, self.weekday, self.hour,
             self.minute, self.second, self.hundredths, dev & 0xFFFF, self.status,
@@ -347,7 +265,8 @@ class DateTime(_Octets):
         given and ``+01:00`` when the deviation is (offset = -deviation); wildcards as ``*``."""
         y = "****" if self.year == 0xFFFF else "%04d" % self.year
         s = "%s-%s-%sT%s:%s:%s" % (
-            y, _f2(self.month), _f2(self.day), _f2(self.hour), _f2(self.minute), _f2(self.second),
+            y, two_digits(self.month), two_digits(self.day),
+            two_digits(self.hour), two_digits(self.minute), two_digits(self.second),
         )
         if self.hundredths != 0xFF:
             s += ".%02d" % self.hundredths
@@ -369,70 +288,6 @@ class DateTime(_Octets):
             self.year, self.month, self.day, self.hour, self.minute, self.second, self.hundredths,
             self.deviation, self.status, self.weekday,
         )
-
-
-# ---------------------------------------------------------------- lengths
-
-
-def _raw_length(buf, off, end):
-    # Length octets without judging the value: returns (n, off after the length).
-    if off >= end:
-        raise AxdrTruncated("data ends before a length", "length", off)
-    b = buf[off]
-    if b < 0x80:
-        return b, off + 1
-    k = b & 0x7F
-    if k == 0 or k > 4:
-        raise AxdrError("unsupported length form 0x%02X" % b, "length", off)
-    if off + 1 + k > end:
-        raise AxdrTruncated("data ends inside a length", "length", off)
-    n = 0
-    for i in range(off + 1, off + 1 + k):
-        n = (n << 8) | buf[i]
-    return n, off + 1 + k
-
-
-def decode_length(buf, off, end):
-    """Read an A-XDR length (``<0x80`` one octet; ``0x81..0x84`` + 1..4 octets big-endian).
-
-    Returns ``(n, next_off)``. Raises AxdrTruncated if ``n`` is larger than the bytes present
-    after the length (``end - next_off``), AxdrError for 0x80 or 0x85.. forms.
-    """
-    if end is None or end > len(buf):
-        end = len(buf)
-    n, off2 = _raw_length(buf, off, end)
-    if n > end - off2:
-        raise AxdrTruncated("length %d exceeds the %d bytes present" % (n, end - off2), "length", off)
-    return n, off2
-
-
-def length_size(n):
-    """Octets :func:`encode_length` uses for ``n``."""
-    if n < 0x80:
-        return 1
-    if n < 0x100:
-        return 2
-    if n < 0x10000:
-        return 3
-    if n < 0x1000000:
-        return 4
-    return 5
-
-
-def encode_length(buf, off, n):
-    """Write length ``n`` in the shortest form; returns the next offset."""
-    if not isinstance(n, int) or n < 0 or n > 0xFFFFFFFF:
-        raise AxdrError("length out of range", "length", off)
-    k = length_size(n)
-    _need_out(buf, off, k)
-    if k == 1:
-        buf[off] = n
-        return off + 1
-    buf[off] = 0x7F + k
-    for i in range(k - 1, 0, -1):
-        buf[off + i] = n & 0xFF
-        n >>= 8
-    return off + k
 
 
 # ---------------------------------------------------------------- content checks shared by skip/decode
@@ -460,16 +315,17 @@ def _visible(buf, off, end):
 
 def _skip_simple(t, buf, off, end):
     # Contents of a non-container tag at off (tag already consumed); returns next offset.
-    size = _SIZES[t]
-    if size < _VAR:
-        _need_in(buf, off, end, size, t)
+    # Compact-array cells are checked with it too (handed to compact.skip).
+    size = SIZES[t]
+    if size < _VARIABLE:
+        need_in(buf, off, end, size, t)
         if t == _BCD:
             _check_bcd(buf[off], off)
         return off + size
     if t == _BIT_STRING:
-        nbits, off2 = _raw_length(buf, off, end)
+        nbits, off2 = raw_length(buf, off, end)
         nbytes = (nbits + 7) >> 3
-        _need_in(buf, off2, end, nbytes, "bit-string")
+        need_in(buf, off2, end, nbytes, "bit-string")
         return off2 + nbytes
     if t == _OCTET_STRING or t == _VISIBLE_STRING or t == _UTF8_STRING:
         n, off2 = decode_length(buf, off, end)
@@ -496,7 +352,7 @@ def _skip(buf, off, end, depth):
     if t == _COMPACT_ARRAY:
         from optoread.dlms.axdr import compact as axdr_compact  # loaded by the first compact-array (RAM)
 
-        return axdr_compact.read(buf, off, end, depth, False)[1]
+        return axdr_compact.skip(buf, off, end, depth, _skip_simple)
     return _skip_simple(t, buf, off, end)
 
 
@@ -515,10 +371,11 @@ def skip(buf, off=0, end=None, max_depth=8):
 
 def _simple(t, buf, off, end):
     # Value of a non-container tag whose contents start at off; returns (value, next_off).
-    size = _SIZES[t]
-    if size < _VAR:
-        _need_in(buf, off, end, size, t)
-        fmt = _FMT.get(t)
+    # Compact-array cells are read with it too (handed to compact.read).
+    size = SIZES[t]
+    if size < _VARIABLE:
+        need_in(buf, off, end, size, t)
+        fmt = FORMATS.get(t)
         if fmt is not None:
             if t != _FLOAT64:
                 return unpack_from(fmt, buf, off)[0], off + size
@@ -542,7 +399,7 @@ def _simple(t, buf, off, end):
                 types as axdr_types,  # dates and times alone are rare on meters (RAM)
             )
 
-            return (axdr_types.Date if t == _DATE else axdr_types.Time).from_bytes(buf, off), off + _SIZES[t]
+            return (axdr_types.Date if t == _DATE else axdr_types.Time).from_bytes(buf, off), off + SIZES[t]
         return DONT_CARE_VALUE, off  # DONT_CARE
     if t == _OCTET_STRING:
         n, off = decode_length(buf, off, end)
@@ -560,9 +417,9 @@ def _simple(t, buf, off, end):
         except UnicodeError:  # not expected after the check; keep the error contract regardless
             raise AxdrError("invalid UTF-8", "utf8-string", off) from None
     if t == _BIT_STRING:
-        nbits, off = _raw_length(buf, off, end)
+        nbits, off = raw_length(buf, off, end)
         nbytes = (nbits + 7) >> 3
-        _need_in(buf, off, end, nbytes, "bit-string")
+        need_in(buf, off, end, nbytes, "bit-string")
         from optoread.dlms.axdr import types as axdr_types
 
         return axdr_types.BitString(buf[off:off + nbytes], nbits), off + nbytes
@@ -652,7 +509,7 @@ def _decode(buf, off, end, depth):
     if t == _COMPACT_ARRAY:
         from optoread.dlms.axdr import compact as axdr_compact
 
-        return axdr_compact.read(buf, off, end, depth, True)
+        return axdr_compact.read(buf, off, end, depth, _simple)
     return _simple(t, buf, off, end)
 
 
@@ -665,38 +522,6 @@ def decode(buf, off=0, end=None, max_depth=8):
     if end is None or end > len(buf):
         end = len(buf)
     return _decode(buf, off, end, max_depth)
-
-
-# ---------------------------------------------------------------- encode
-# The encoder lives in axdr_encode, loaded by the first encode: a reading only decodes (RAM).
-
-
-def encode(buf, off, tag, value, max_depth=8):
-    """Write one Data element (``tag`` + contents) into ``buf`` at ``off``; returns the next offset.
-
-    ARRAY/STRUCTURE take a sequence of ``(tag, value)`` pairs; COMPACT_ARRAY takes
-    ``(type_description, rows)`` (module doc); DATE_TIME/DATE/TIME take the class or raw
-    octets; OCTET_STRING takes bytes-like or a DateTime/Date/Time (written as its octets).
-    The whole value is checked first; AxdrError (nothing written) if a value does not fit
-    its type or the element does not fit ``buf`` from ``off``.
-    """
-    from optoread.dlms.axdr import encode as axdr_encode
-
-    return axdr_encode.encode(buf, off, tag, value, max_depth)
-
-
-def encoded_len(tag, value, max_depth=8):
-    """Number of octets :func:`encode` writes for ``(tag, value)`` (same checks, no output)."""
-    from optoread.dlms.axdr import encode as axdr_encode
-
-    return axdr_encode.encoded_len(tag, value, max_depth)
-
-
-def encode_to_bytes(tag, value, max_depth=8):
-    """Convenience (allocates): the encoding of one element as ``bytes``."""
-    from optoread.dlms.axdr import encode as axdr_encode
-
-    return axdr_encode.encode_to_bytes(tag, value, max_depth)
 
 
 # ---------------------------------------------------------------- streaming
@@ -733,7 +558,7 @@ class ArrayStream:
             if buf[off] != _ARRAY:
                 raise AxdrError("stream does not start with an array", "tag", self.consumed)
             try:
-                n, nxt = _raw_length(buf, off + 1, end)
+                n, nxt = raw_length(buf, off + 1, end)
             except AxdrTruncated:
                 return off
             self.expected = n

@@ -1,28 +1,24 @@
-"""A-XDR encoder (IEC 62056-6-2): Python values to Data elements, checked before writing.
+"""The A-XDR encoder (IEC 62056-6-2): Python values to Data elements, checked before writing.
 
-:func:`optoread.axdr.encode`, ``encoded_len`` and ``encode_to_bytes`` call into this module;
-it is apart from :mod:`optoread.axdr` because a reading only decodes: the encoder is loaded
-by the first SET, ACTION or selective access with a (tag, value) parameter (RAM on a board).
-The value conventions are in axdr's module docstring.
+One optional feature (``LAZY`` in the package): a reading only decodes, so the encoder is
+loaded by the first SET, ACTION or selective access with a ``(tag, value)`` parameter (RAM
+on a board). The Python value each tag takes is the one the decoder returns (the table in
+:mod:`optoread.dlms.axdr.decode`); the Data tags are public here for callers that build values.
 """
 
 from struct import pack_into, unpack_from
 
 from optoread import compat
 from optoread.compat import const
-from optoread.dlms.axdr.decode import (  # tables and the date/time classes
-    _FMT,
-    _SIZES,
-    DateTime,
-    _need_out,
-    encode_length,
-    length_size,
-    tag_name,
-)
+from optoread.dlms.axdr.data import FORMATS, SIZES, encode_length, length_size, need_out, tag_name
+from optoread.dlms.axdr.decode import DateTime
 from optoread.dlms.axdr.types import BitString, Date, Time, check_utf8
 from optoread.errors import AxdrError
 
-# The Data tags (Blue Book 4.1.5), for callers that build values (axdr keeps them private).
+_NOT_A_TAG = const(0xFF)  # as in data (private: compiled away)
+_VARIABLE = const(0xFE)  # as in data (private: compiled away)
+
+# The Data tags (Blue Book 4.1.5), for callers that build values (the other modules keep them private).
 NULL = const(0)
 ARRAY = const(1)
 STRUCTURE = const(2)
@@ -49,9 +45,6 @@ DATE = const(26)
 TIME = const(27)
 DONT_CARE = const(255)
 
-_VAR = const(0xFE)  # as in axdr: length-prefixed or container
-_BAD = const(0xFF)  # as in axdr: not a Data tag
-
 # inclusive ranges of the integer types, checked before packing
 _RANGE = {
     DOUBLE_LONG: (-0x80000000, 0x7FFFFFFF), DOUBLE_LONG_UNSIGNED: (0, 0xFFFFFFFF),
@@ -71,7 +64,7 @@ def _bad(t, what, off=None):
 
 
 def _check_tag(t):
-    if not isinstance(t, int) or t < 0 or t > 255 or _SIZES[t] == _BAD:
+    if not isinstance(t, int) or t < 0 or t > 255 or SIZES[t] == _NOT_A_TAG:
         raise AxdrError("unknown tag %r" % (t,), "tag")
 
 
@@ -111,8 +104,9 @@ def _bytes_of(t, v):
 
 def _simple_len(t, v):
     # Contents size (no tag) of a non-container value, after checking the value fits.
-    size = _SIZES[t]
-    if size < _VAR:
+    # Compact-array cells are sized with it too (handed to compact.encoded_len and write).
+    size = SIZES[t]
+    if size < _VARIABLE:
         if t in _RANGE:
             if not isinstance(v, int):
                 raise _bad(t, "%s needs an int" % tag_name(t))
@@ -152,10 +146,11 @@ def _simple_len(t, v):
 
 def _write_simple(buf, off, t, v):
     # Contents (no tag) of a non-container value whose size was checked by _simple_len.
-    size = _SIZES[t]
-    if size < _VAR:
-        _need_out(buf, off, size)
-        fmt = _FMT.get(t)
+    # Compact-array cells are written with it too (handed to compact.write).
+    size = SIZES[t]
+    if size < _VARIABLE:
+        need_out(buf, off, size)
+        fmt = FORMATS.get(t)
         if fmt is not None:
             if t == FLOAT64 and compat.SINGLE_FLOAT and isinstance(v, int):
                 _pack_f64_int(buf, off, v)  # float(v) would keep only 24 bits of it
@@ -178,7 +173,7 @@ def _write_simple(buf, off, t, v):
         data = _bytes_of(t, v)
         off = encode_length(buf, off, len(data))
     n = len(data)
-    _need_out(buf, off, n)
+    need_out(buf, off, n)
     buf[off:off + n] = data
     return off + n
 
@@ -245,13 +240,13 @@ def _len(t, v, depth):
     if t == COMPACT_ARRAY:
         from optoread.dlms.axdr import compact as axdr_compact
 
-        return axdr_compact.encoded_len(v, depth)
+        return axdr_compact.encoded_len(v, depth, _simple_len)
     return 1 + _simple_len(t, v)
 
 
 def _enc(buf, off, t, v, depth):
     # Values were checked by _len before the first octet is written.
-    _need_out(buf, off, 1)
+    need_out(buf, off, 1)
     buf[off] = t
     off += 1
     if t == ARRAY or t == STRUCTURE:
@@ -263,14 +258,21 @@ def _enc(buf, off, t, v, depth):
     if t == COMPACT_ARRAY:
         from optoread.dlms.axdr import compact as axdr_compact
 
-        return axdr_compact.write(buf, off, v)
+        return axdr_compact.write(buf, off, v, _simple_len, _write_simple)
     return _write_simple(buf, off, t, v)
 
 
 def encode(buf, off, tag, value, max_depth=8):
-    """:func:`optoread.axdr.encode` (the values each tag takes are described there)."""
+    """Write one Data element (``tag`` + contents) into ``buf`` at ``off``; returns the next offset.
+
+    ARRAY/STRUCTURE take a sequence of ``(tag, value)`` pairs; COMPACT_ARRAY takes
+    ``(type_description, rows)`` (:mod:`optoread.dlms.axdr.compact`); DATE_TIME/DATE/TIME take
+    the class or raw octets; OCTET_STRING takes bytes-like or a DateTime/Date/Time (written as
+    its octets). The whole value is checked first; AxdrError (nothing written) if a value does
+    not fit its type or the element does not fit ``buf`` from ``off``.
+    """
     n = _len(tag, value, max_depth)
-    _need_out(buf, off, n)
+    need_out(buf, off, n)
     end = _enc(buf, off, tag, value, max_depth)
     if end != off + n:  # a value changed under us (e.g. a mutable sequence); never expected
         raise AxdrError("encoded size differs from the computed size", "encode", off)

@@ -1,23 +1,24 @@
-"""A-XDR bit-string, date and time values (IEC 62056-6-2): :class:`BitString`, :class:`Date`,
+"""The Data types meters rarely send (IEC 62056-6-2): :class:`BitString`, :class:`Date`,
 :class:`Time`, the strict UTF-8 check of utf8-strings and the float64 rule of single-precision
 boards (:func:`float64`).
 
-Apart from :mod:`optoread.axdr` (which keeps :class:`~optoread.axdr.DateTime`, the clock and
-profile timestamps) because meters rarely send them alone: the decoder loads this module at the
-first one (RAM on a board).
+One optional feature, loaded by the decoder at the first of them (``LAZY`` in the package)
+and by the encoder: a reading of ordinary registers and profiles never holds it (RAM on a
+board). :class:`~optoread.dlms.axdr.decode.DateTime`, which clocks and profile timestamps
+use, stays with the decoder; both build on :class:`~optoread.dlms.axdr.data.FixedOctets`.
 """
 
 from struct import pack, pack_into, unpack_from
 
 from optoread import compat
-from optoread.dlms.axdr.decode import (
+from optoread.dlms.axdr.data import (
     NOT_SPECIFIED,
-    _check_byte,
-    _check_year,
-    _f2,
-    _need_in,
-    _need_out,
-    _Octets,
+    FixedOctets,
+    check_byte,
+    check_year,
+    need_in,
+    need_out,
+    two_digits,
 )
 from optoread.errors import AxdrError
 
@@ -71,7 +72,7 @@ class BitString:
         return hash((self.data, self.nbits))
 
 
-class Date(_Octets):
+class Date(FixedOctets):
     """COSEM date (5 octets): year (0xFFFF = not specified), month, day, weekday (0xFF = not specified).
 
     Month 0xFD/0xFE mean DST end/begin and day 0xFD/0xFE second-last/last day of month; kept raw.
@@ -88,16 +89,16 @@ class Date(_Octets):
     @classmethod
     def from_bytes(cls, b, off=0):
         """Read 5 octets at ``off`` (ranges are not judged: any octets are a Date)."""
-        _need_in(b, off, len(b), 5, "date")
+        need_in(b, off, len(b), 5, "date")
         return cls((b[off] << 8) | b[off + 1], b[off + 2], b[off + 3], b[off + 4])
 
     def write(self, buf, off):
         """Write the 5 octets at ``off``; returns the next offset."""
-        _check_year(self.year)
-        _check_byte(self.month, "month")
-        _check_byte(self.day, "day")
-        _check_byte(self.weekday, "weekday")
-        _need_out(buf, off, 5)
+        check_year(self.year)
+        check_byte(self.month, "month")
+        check_byte(self.day, "day")
+        check_byte(self.weekday, "weekday")
+        need_out(buf, off, 5)
         pack_into(">HBBB", buf, off, self.year, self.month, self.day, self.weekday)
         return off + 5
 
@@ -108,7 +109,7 @@ class Date(_Octets):
     def iso(self):
         """``YYYY-MM-DD``; unspecified fields as ``*``."""
         y = "****" if self.year == 0xFFFF else "%04d" % self.year
-        return "%s-%s-%s" % (y, _f2(self.month), _f2(self.day))
+        return "%s-%s-%s" % (y, two_digits(self.month), two_digits(self.day))
 
     def _key(self):
         return (self.year, self.month, self.day, self.weekday)
@@ -117,7 +118,7 @@ class Date(_Octets):
         return "Date(%d, %d, %d, weekday=%d)" % (self.year, self.month, self.day, self.weekday)
 
 
-class Time(_Octets):
+class Time(FixedOctets):
     """COSEM time (4 octets): hour, minute, second, hundredths (0xFF = not specified)."""
 
     SIZE = 4
@@ -131,16 +132,16 @@ class Time(_Octets):
     @classmethod
     def from_bytes(cls, b, off=0):
         """Read 4 octets at ``off``."""
-        _need_in(b, off, len(b), 4, "time")
+        need_in(b, off, len(b), 4, "time")
         return cls(b[off], b[off + 1], b[off + 2], b[off + 3])
 
     def write(self, buf, off):
         """Write the 4 octets at ``off``; returns the next offset."""
-        _check_byte(self.hour, "hour")
-        _check_byte(self.minute, "minute")
-        _check_byte(self.second, "second")
-        _check_byte(self.hundredths, "hundredths")
-        _need_out(buf, off, 4)
+        check_byte(self.hour, "hour")
+        check_byte(self.minute, "minute")
+        check_byte(self.second, "second")
+        check_byte(self.hundredths, "hundredths")
+        need_out(buf, off, 4)
         pack_into(">BBBB", buf, off, self.hour, self.minute, self.second, self.hundredths)
         return off + 4
 
@@ -150,7 +151,7 @@ class Time(_Octets):
 
     def iso(self):
         """``hh:mm:ss`` (``.hh`` added when hundredths are given); unspecified fields as ``*``."""
-        s = "%s:%s:%s" % (_f2(self.hour), _f2(self.minute), _f2(self.second))
+        s = "%s:%s:%s" % (two_digits(self.hour), two_digits(self.minute), two_digits(self.second))
         if self.hundredths != 0xFF:
             s += ".%02d" % self.hundredths
         return s

@@ -1,14 +1,15 @@
 """GET-with-list (LN) and ReadRequest with several names (SN): :meth:`Session.get_many`.
 
-Procedures of :class:`optoread.session.Session` (generators run by its driver, taking the
+Procedures of :class:`optoread.dlms.client.session.Session` (generators run by its driver, taking the
 session as ``s``), apart from it because a reading GETs one attribute at a time: this module
 is loaded by the first ``get_many``, not on every reading's heap.
 """
 
 from optoread.dlms.acse import client as acse
 from optoread.dlms.axdr import decode as axdr
-from optoread.dlms.client.session import obis_bytes
+from optoread.dlms.client.requests import obis_bytes
 from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms.get import encode_get_request_list, encode_get_request_next
 from optoread.errors import ApduError, DataAccessError, SessionError
 
 
@@ -33,7 +34,7 @@ def get_many_proc(s, items):
         if not multi or len(items) - i == 1:
             it = items[i]
             try:
-                v = yield from s._get_proc(it[0], it[1], it[2], it[3] if len(it) > 3 else 0,
+                v = yield from s.get_proc(it[0], it[1], it[2], it[3] if len(it) > 3 else 0,
                                            it[4] if len(it) > 3 else None, None)
             except DataAccessError as e:
                 v = e
@@ -47,7 +48,7 @@ def get_many_proc(s, items):
             it = items[j]
             need = 10 if len(it) <= 3 else 12 + (len(it[4]) if isinstance(it[4], (bytes, bytearray))
                                                 else 64)
-            if j > i and size + need > s._tx_limit:
+            if j > i and size + need > s.tx_limit:
                 break
             size += need
             j += 1
@@ -63,10 +64,10 @@ def get_many_proc(s, items):
 
 def _get_list(s, chunk):
     """One GET-Request-With-List; the answer may come in blocks."""
-    invoke = s._next_invoke()
-    end = xdlms.encode_get_request_list(s._tx, s._apo, invoke, chunk)
-    mv, off, e = yield from s._transact(end, "GET with list")
-    r = s._get_response(mv, off, e, invoke)
+    invoke = s.next_invoke()
+    end = encode_get_request_list(s.tx, s.apo, invoke, chunk)
+    mv, off, e = yield from s.transact(end, "GET with list")
+    r = s.get_response(mv, off, e, invoke)
     if r.kind == xdlms.WITH_LIST:
         items = r.items or []
         if len(items) != len(chunk):
@@ -79,16 +80,16 @@ def _get_list(s, chunk):
     expect = 1
     while True:
         if r.dar is not None:
-            raise s._access_error(chunk[0][1], chunk[0][2], r.dar)
+            raise s.access_error(chunk[0][1], chunk[0][2], r.dar)
         if r.block != expect:
             raise SessionError("GET with list: block %r received, %d expected" % (r.block, expect),
                                "block-number")
-        s._accumulate(acc, memoryview(mv)[r.data_off:r.data_end])
+        s.accumulate(acc, memoryview(mv)[r.data_off:r.data_end])
         if r.last:
             break
-        end = xdlms.encode_get_request_next(s._tx, s._apo, invoke, r.block)
-        mv, off, e = yield from s._transact(end, "GET next block")
-        r = s._get_response(mv, off, e, invoke)
+        end = encode_get_request_next(s.tx, s.apo, invoke, r.block)
+        mv, off, e = yield from s.transact(end, "GET next block")
+        r = s.get_response(mv, off, e, invoke)
         if r.kind != xdlms.WITH_DATABLOCK:
             raise SessionError("block transfer interrupted", "get-response")
         expect += 1
@@ -109,7 +110,7 @@ def _result_list(s, buf, chunk):
             out.append(v)
         elif choice == 1:
             dar, off = xdlms.u8(buf, off, len(buf), "data-access-result")
-            out.append(s._access_error(it[1], it[2], dar))
+            out.append(s.access_error(it[1], it[2], dar))
         else:
             raise ApduError("bad Get-Data-Result choice %d" % choice, "result", off - 1)
     if off != len(buf):
@@ -120,7 +121,7 @@ def _result_list(s, buf, chunk):
 def item_value(s, mv, res, it):
     """The value of one list result, or its DataAccessError."""
     if res.kind == xdlms.ITEM_ERROR:
-        return s._access_error(it[1], it[2], res.dar)
+        return s.access_error(it[1], it[2], res.dar)
     if res.kind != xdlms.ITEM_DATA:
         raise SessionError("unexpected result kind %d" % res.kind, "result")
     return axdr.decode(mv, res.off, res.end)[0]
@@ -134,8 +135,8 @@ def sn_read_list(s, chunk):
     for it in chunk:
         sn = yield from session_sn.short_name_proc(s, it[0], it[1], it[2])
         names.append((sn, it[3], it[4]) if len(it) > 3 else sn)
-    end = session_sn.xdlms_sn.encode_read_request(s._tx, s._apo, names)
-    mv, off, e = yield from s._transact(end, "READ list")
+    end = session_sn.xdlms_sn.encode_read_request(s.tx, s.apo, names)
+    mv, off, e = yield from s.transact(end, "READ list")
     r = session_sn.xdlms_sn.parse_read_response(mv, off, e)
     if len(r.items) != len(chunk):
         raise SessionError("READ: %d results for %d names" % (len(r.items), len(chunk)), "read-response")

@@ -24,12 +24,22 @@ close() releases the association (RLRQ) and the link (DISC) on every exit path;
 :meth:`Session.open` closes by itself when it fails half-way.
 """
 
-from optoread import obis
 from optoread.compat import buffer, const
 from optoread.dlms.acse import client as acse
+from optoread.dlms.acse.apdu import (
+    DEFAULT_CONFORMANCE,
+    DEFAULT_CONFORMANCE_SN,
+    RELEASE_NORMAL,
+    SOURCE_USER,
+    parse_initiate_response,
+)
 from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.client.requests import block_progress, obis_bytes, stream_done
 from optoread.dlms.hdlc import frame as hdlc
+from optoread.dlms.hdlc.connection import CONNECTED, EV_CONNECTED, EV_DATA, EV_DISCONNECTED, HdlcConnection
+from optoread.dlms.hdlc.receiver import FrameReceiver
 from optoread.dlms.xdlms import apdu as xdlms
+from optoread.dlms.xdlms.get import encode_get_request, encode_get_request_next, parse_get_response
 from optoread.driver import PROGRESS, READ, SEND, SET_LINE, Driver
 from optoread.errors import (
     DataAccessError,
@@ -49,7 +59,6 @@ _TX_PDU = const(1024)  # largest request APDU we build (SET values beyond it go 
 _READ_CHUNK = const(128)  # driver read buffer (and the bytes kept after a frame): ~13 ms of 9600 baud
 _PROGRESS_BLOCKS = const(16)
 
-ASSOCIATION_LN = b"\x00\x00\x28\x00\x00\xff"  # 0.0.40.0.0.255
 
 
 
@@ -179,29 +188,6 @@ class Stats:
         self.bytes_rx = 0
 
 
-def obis_bytes(code):
-    """6-byte OBIS code from bytes or text (any form :func:`optoread.obis.parse` accepts)."""
-    if isinstance(code, str):
-        return obis.parse(code)
-    if len(code) != 6:
-        raise SessionError("OBIS code must be 6 bytes", "obis")
-    return bytes(code)
-
-
-def stream_done(stream, what):
-    """The element count of a streamed array; SessionError if it ended before its count."""
-    if not stream.done or stream.pending():
-        raise SessionError("%s: array ended after %d of %r elements" % (what, stream.received,
-                                                                        stream.expected), "array")
-    return stream.received
-
-
-def block_progress(what, n, stream):
-    """Progress text after block ``n`` of a long value (with the entries so far when streaming)."""
-    more = "" if stream is None else ", %d entries" % stream.received
-    return "%s: block %d%s" % (what, n, more)
-
-
 def _obis_text(code):
     return "%d.%d.%d.%d.%d.%d" % tuple(code)
 
@@ -266,23 +252,28 @@ class Session:
         self.driver = Driver(transport, echo=st.echo and st.link == "hdlc", progress=progress,
                              bufsize=_READ_CHUNK, buf=bufs.read if bufs is not None else None)
         self.negotiated = Negotiated()
-        self._stats = Stats()
+        self.counts = Stats()
         self.invocation_counter = st.invocation_counter
         self.server_invocation_counter = None
         self.handover = None
         self.sn_map = None  # obis bytes -> (base_name, class_id) for SN referencing
         self.is_open = False
         self._conn = None
-        self._reader = None
+        # What the procedure modules of this package (get_list, set_action, sn, tcp) work with:
+        # the frame reader, the request buffer ``tx`` with the APDU at ``apo`` and at most
+        # ``tx_limit`` bytes, the server's system title, ``counts`` (frames), and the methods
+        # transact, next_invoke, check_invoke, check_open, what, access_error, get_proc,
+        # get_response, stream, take_block, accumulate. Not for callers of the session.
+        self.reader = None
         self._linked = False  # an SNRM went out: DISC is owed
         self._associated = False  # an AARQ was accepted: RLRQ is owed
-        self._tx = bytearray(0)
+        self.tx = bytearray(0)
         self._tx_cap = 0
-        self._apo = _AP
-        self._tx_limit = 0
+        self.apo = _AP
+        self.tx_limit = 0
         self._ciphering = False
         self._invoke = 0
-        self._server_st = None
+        self.server_st = None
         size = st.address_size
         if size is None:
             size = 1 if st.physical is None else 2
@@ -292,7 +283,7 @@ class Session:
 
     @property
     def stats(self):
-        s = self._stats
+        s = self.counts
         s.bytes_tx = self.driver.bytes_out
         s.bytes_rx = self.driver.bytes_in
         return s
@@ -347,8 +338,8 @@ class Session:
         ``sink(element)`` is called per element as the blocks arrive.
         """
         code = obis_bytes(obis_code)
-        self._check_open()
-        return self.driver.run(self._get_proc(class_id, code, attr, selector, params, sink))
+        self.check_open()
+        return self.driver.run(self.get_proc(class_id, code, attr, selector, params, sink))
 
     def get_many(self, items):
         """Read several attributes ((class_id, obis, attr) each, optionally + (selector, params)).
@@ -357,13 +348,13 @@ class Session:
         in chunks that fit its PDU size. Returns one entry per item: the value or a
         :class:`DataAccessError` instance.
         """
-        self._check_open()
+        self.check_open()
         from optoread.dlms.client import get_list as session_list  # loaded by the first list read (RAM)
 
         return session_list.get_many(self, items)
 
     def set(self, class_id, obis_code, attr, tag, value):
-        """Write one attribute: ``tag``/``value`` as for ``axdr.encode``, or tag None and
+        """Write one attribute: ``tag``/``value`` as the A-XDR encoder takes them, or tag None and
         ``value`` pre-encoded A-XDR bytes. Large values go in blocks."""
         from optoread.dlms.client import set_action as session_set  # loaded by the first write (RAM)
 
@@ -378,31 +369,31 @@ class Session:
     def short_name(self, class_id, obis_code, attr):
         """SN address of an attribute: base_name + (attr - 1) * 8 (reads the SN object list once)."""
         code = obis_bytes(obis_code)
-        self._check_open()
+        self.check_open()
         from optoread.dlms.client import sn as session_sn  # SN meters only (RAM)
 
         return self.driver.run(session_sn.short_name_proc(self, class_id, code, attr))
 
     # ------------------------------------------------------------ helpers
 
-    def _check_open(self):
+    def check_open(self):
         if not self.is_open:
             raise SessionError("session is not open", "state")
 
-    def _next_invoke(self):
+    def next_invoke(self):
         self._invoke = (self._invoke + 1) & 0x0F
         return xdlms.invoke_id_and_priority(self._invoke)
 
-    def _check_invoke(self, got, sent):
+    def check_invoke(self, got, sent):
         if (got & 0x0F) != (sent & 0x0F):
             raise SessionError("response invoke-id %d does not match the request's %d"
                                % (got & 0x0F, sent & 0x0F), "invoke-id")
 
-    def _what(self, code, attr, method=False):
+    def what(self, code, attr, method=False):
         return "object %s %s %d" % (_obis_text(code), "method" if method else "attr", attr)
 
-    def _access_error(self, code, attr, dar, method=False):
-        return DataAccessError("%s: %s" % (self._what(code, attr, method), xdlms.dar_name(dar, method)),
+    def access_error(self, code, attr, dar, method=False):
+        return DataAccessError("%s: %s" % (self.what(code, attr, method), xdlms.dar_name(dar, method)),
                                result=dar)
 
     def _say(self, text):
@@ -415,13 +406,13 @@ class Session:
         bufs = st.buffers
         if st.ciphered:
             # plain APDU built behind the room the ciphered one needs, then protected to _AP
-            self._tx = bytearray(_AP + 2 * (cap + _CIPHER_ROOM))
-            self._apo = _AP + cap + _CIPHER_ROOM
+            self.tx = bytearray(_AP + 2 * (cap + _CIPHER_ROOM))
+            self.apo = _AP + cap + _CIPHER_ROOM
         else:
-            self._tx = buffer(_AP + cap, bufs.tx if bufs is not None else None)
-            self._apo = _AP
+            self.tx = buffer(_AP + cap, bufs.tx if bufs is not None else None)
+            self.apo = _AP
         self._tx_cap = cap
-        self._tx_limit = cap
+        self.tx_limit = cap
 
     # ------------------------------------------------------------ link: HDLC
 
@@ -440,33 +431,33 @@ class Session:
         st = self.settings
         local, remote = self._addresses()
         b = st.buffers
-        conn = hdlc.HdlcConnection(local, remote, max_info_tx=max_info, max_info_rx=max_info,
-                                   window_tx=window, window_rx=window, retries=st.retries,
-                                   rx_capacity=_rx_capacity(st.max_pdu),
-                                   tx_info=len(self._tx),  # no request is longer than the tx buffer
-                                   bufs=(b.out, b.reassembly) if b is not None else None)
+        conn = HdlcConnection(local, remote, max_info_tx=max_info, max_info_rx=max_info,
+                                        window_tx=window, window_rx=window, retries=st.retries,
+                                        rx_capacity=_rx_capacity(st.max_pdu),
+                                        tx_info=len(self.tx),  # no request is longer than the tx buffer
+                                        bufs=(b.out, b.reassembly) if b is not None else None)
         self._conn = conn
-        self._reader = _Reader(hdlc.FrameReceiver(hdlc.frame_capacity(max_info), b.frame if b else None),
+        self.reader = _Reader(FrameReceiver(hdlc.frame_capacity(max_info), b.frame if b else None),
                                _READ_CHUNK, b.keep if b is not None else None)
         return conn
 
     def _send_out(self, conn):
         # conn.output() stays valid until the next conn call: the driver writes it at once.
-        self._stats.frames_tx += 1
+        self.counts.frames_tx += 1
         yield (SEND, conn.output())
 
     def _next_frame(self):
         """Generator: the next good frame, or None after timeout_ms of silence."""
-        r = self._reader
+        r = self.reader
         if r is None:
             raise SessionError("link not set up", "state")
         if r.step():
-            self._stats.frames_rx += 1
+            self.counts.frames_rx += 1
             return r.rx.frame
         ok = yield (READ, r, self.settings.timeout_ms)
         if not ok:
             return None
-        self._stats.frames_rx += 1
+        self.counts.frames_rx += 1
         return r.rx.frame
 
     def _silent(self, what):
@@ -497,7 +488,7 @@ class Session:
             ev = conn.receive_frame(f)
             if conn.out_len:
                 yield from self._send_out(conn)
-            if ev == hdlc.EV_CONNECTED:
+            if ev == EV_CONNECTED:
                 break
         n = self.negotiated
         n.max_info_tx = conn.max_info_tx
@@ -510,8 +501,8 @@ class Session:
         conn = self._conn
         if conn is None:
             raise SessionError("HDLC link not set up", "state")
-        hdlc.add_llc(self._tx, start - _LLC)
-        conn.send(self._tx, start - _LLC, end - start + _LLC)
+        hdlc.add_llc(self.tx, start - _LLC)
+        conn.send(self.tx, start - _LLC, end - start + _LLC)
         yield from self._send_out(conn)
         while True:
             f = yield from self._next_frame()
@@ -525,7 +516,7 @@ class Session:
             ev = conn.receive_frame(f)
             if conn.out_len:
                 yield from self._send_out(conn)
-            if ev == hdlc.EV_DATA:
+            if ev == EV_DATA:
                 mv = conn.data()
                 off = hdlc.strip_llc(mv, 0, len(mv))
                 if off < len(mv) and mv[off] == xdlms.DATA_NOTIFICATION:
@@ -536,12 +527,12 @@ class Session:
 
     # ------------------------------------------------------------ APDU exchange
 
-    def _transact(self, end, what, protect=True):
+    def transact(self, end, what, protect=True):
         """Generator: send the APDU built at tx[_apo:end] (ciphered when the session is) and return
         ``(mv, off, end)`` of the plain response."""
         st = self.settings
-        start = self._apo
-        tx = self._tx
+        start = self.apo
+        tx = self.tx
         if self._ciphering and protect:
             from optoread.dlms import security  # imported only by ciphered sessions (RAM)
 
@@ -571,11 +562,11 @@ class Session:
 
             mv, off, e = yield from session_wrapper.exchange(self, start, end, what)
         if off < e and xdlms.is_ciphered(mv[off]):
-            if not self._ciphering and self._server_st is None:
+            if not self._ciphering and self.server_st is None:
                 raise SecurityError("ciphered response but no ciphering configured", "cipher", off)
             from optoread.dlms import security
 
-            plain, info = security.unwrap(mv, st.ek, st.ak, self._server_st, off, e)
+            plain, info = security.unwrap(mv, st.ek, st.ak, self.server_st, off, e)
             self.server_invocation_counter = security.check_invocation_counter(
                 info["ic"], self.server_invocation_counter)
             return plain, 0, len(plain)
@@ -605,16 +596,16 @@ class Session:
         else:
             from optoread.dlms.client import tcp as session_wrapper
 
-            self._reader = _Reader(session_wrapper.receiver(st.max_pdu + _CIPHER_ROOM), _READ_CHUNK)
+            self.reader = _Reader(session_wrapper.receiver(st.max_pdu + _CIPHER_ROOM), _READ_CHUNK)
             self._linked = False
         yield from self._associate()
 
     def _associate(self):
         st = self.settings
-        tx = self._tx
+        tx = self.tx
         conformance = st.conformance
         if conformance is None:
-            conformance = acse.DEFAULT_CONFORMANCE if st.ln else acse.DEFAULT_CONFORMANCE_SN
+            conformance = DEFAULT_CONFORMANCE if st.ln else DEFAULT_CONFORMANCE_SN
         mech = None
         auth_value = None
         ctos = None
@@ -635,10 +626,10 @@ class Session:
                                        st.system_title)
             self.invocation_counter += 1
         title = st.system_title if (st.ciphered or st.auth == "hls") else None
-        end = acse.encode_aarq(tx, self._apo, ln=st.ln, ciphered=st.ciphered, mechanism=mech,
+        end = acse.encode_aarq(tx, self.apo, ln=st.ln, ciphered=st.ciphered, mechanism=mech,
                                calling_ap_title=title, auth_value=auth_value, conformance=conformance,
                                max_pdu=st.max_pdu, user_information=ui)
-        mv, off, e = yield from self._transact(end, "AARQ", protect=False)
+        mv, off, e = yield from self.transact(end, "AARQ", protect=False)
         if off < e and mv[off] != xdlms.AARE:
             from optoread.dlms.xdlms import service_errors as xdlms_errors
 
@@ -653,26 +644,26 @@ class Session:
             raise SessionError("association refused: confirmed-service-error "
                                + xdlms_errors.confirmed_service_error_text(*aare.service_error), "aare")
         if not aare.accepted:
-            if (aare.diagnostic_source == acse.SOURCE_USER
+            if (aare.diagnostic_source == SOURCE_USER
                     and aare.diagnostic == acse.DIAG_AUTHENTICATION_FAILURE):
                 raise SessionError("association rejected: authentication failure (check the password / "
                                    "keys for client %d)" % st.client, "aare")
             raise SessionError("association rejected: %s (%s)" % (aare.diagnostic_name, aare.result_name),
                                "aare")
         self._associated = True
-        self._server_st = aare.ap_title
+        self.server_st = aare.ap_title
         n = self.negotiated
         n.server_system_title = aare.ap_title
         ini = aare.initiate
         if aare.ciphered_user_info:
-            if self._server_st is None or st.ek is None:
+            if self.server_st is None or st.ek is None:
                 raise SecurityError("ciphered AARE but no keys or server system title", "aare")
             from optoread.dlms import security
 
-            plain, info = security.unwrap(aare.user_info(mv), st.ek, st.ak, self._server_st)
+            plain, info = security.unwrap(aare.user_info(mv), st.ek, st.ak, self.server_st)
             self.server_invocation_counter = security.check_invocation_counter(
                 info["ic"], self.server_invocation_counter)
-            ini = acse.parse_initiate_response(plain)
+            ini = parse_initiate_response(plain)
         if ini is None:
             raise SessionError("AARE carries no InitiateResponse", "aare")
         n.conformance = ini.conformance
@@ -684,7 +675,7 @@ class Session:
             limit = n.max_pdu
         if st.ciphered:
             limit -= _CIPHER_ROOM
-        self._tx_limit = limit
+        self.tx_limit = limit
         self._ciphering = st.ciphered
         if st.auth == "hls":
             from optoread.dlms.client import set_action as session_set  # HLS pass 3/4 is an ACTION
@@ -694,26 +685,26 @@ class Session:
     def _close_proc(self):
         st = self.settings
         conn = self._conn
-        link_up = st.link == "wrapper" or (conn is not None and conn.state == hdlc.CONNECTED)
+        link_up = st.link == "wrapper" or (conn is not None and conn.state == CONNECTED)
         if self._associated and link_up:
             self._associated = False
             self._ciphering = False
-            if not self._tx:
+            if not self.tx:
                 self._alloc_tx()
-            end = acse.encode_rlrq(self._tx, self._apo, acse.RELEASE_NORMAL)
+            end = acse.encode_rlrq(self.tx, self.apo, RELEASE_NORMAL)
             if conn is not None:
                 conn.retries = 1
             try:
-                yield from self._transact(end, "RLRQ", protect=False)
+                yield from self.transact(end, "RLRQ", protect=False)
             except OptoreadError:
                 pass  # the DISC below releases the link anyway
         self._associated = False
         if st.link == "hdlc" and self._linked and conn is not None:
             self._linked = False
             conn.retries = 1
-            if conn.state != hdlc.CONNECTED:
+            if conn.state != CONNECTED:
                 # After a timeout or a DM the connection forgot the link; the meter may not have.
-                conn.state = hdlc.CONNECTED
+                conn.state = CONNECTED
             conn.disconnect()
             yield from self._send_out(conn)
             while True:
@@ -729,50 +720,50 @@ class Session:
                     ev = conn.receive_frame(f)
                 except LinkError:
                     return  # FRMR / DM: the link is down either way
-                if ev == hdlc.EV_DISCONNECTED:
+                if ev == EV_DISCONNECTED:
                     return
 
     # ------------------------------------------------------------ GET
 
-    def _get_proc(self, class_id, code, attr, selector, params, sink):
+    def get_proc(self, class_id, code, attr, selector, params, sink):
         if not self.settings.ln:
             from optoread.dlms.client import sn as session_sn  # SN meters only (RAM)
 
             return (yield from session_sn.sn_get(self, class_id, code, attr, selector, params, sink))
-        invoke = self._next_invoke()
-        end = xdlms.encode_get_request(self._tx, self._apo, invoke, class_id, code, attr, selector, params)
-        if end - self._apo > self._tx_limit:
+        invoke = self.next_invoke()
+        end = encode_get_request(self.tx, self.apo, invoke, class_id, code, attr, selector, params)
+        if end - self.apo > self.tx_limit:
             raise SessionError("GET request of %d bytes exceeds the meter's PDU size %d"
-                               % (end - self._apo, self._tx_limit), "pdu")
-        mv, off, e = yield from self._transact(end, "GET")
-        r = self._get_response(mv, off, e, invoke)
+                               % (end - self.apo, self.tx_limit), "pdu")
+        mv, off, e = yield from self.transact(end, "GET")
+        r = self.get_response(mv, off, e, invoke)
         if r.kind == xdlms.NORMAL:
             if r.dar is not None:
-                raise self._access_error(code, attr, r.dar)
+                raise self.access_error(code, attr, r.dar)
             if sink is None:
                 return axdr.decode(mv, r.data_off or 0, r.data_end)[0]
-            stream = self._stream()
+            stream = self.stream()
             stream.feed(memoryview(mv)[r.data_off:r.data_end], sink)
             return self._stream_done(stream, code, attr)
         if r.kind != xdlms.WITH_DATABLOCK:
             raise SessionError("unexpected GET response type %d" % r.kind, "get-response")
-        stream = self._stream() if sink is not None else None
+        stream = self.stream() if sink is not None else None
         acc = bytearray()
         expect = 1
         while True:
             if r.dar is not None:
-                raise self._access_error(code, attr, r.dar)
+                raise self.access_error(code, attr, r.dar)
             if r.block != expect:
-                raise SessionError("%s: block %r received, %d expected" % (self._what(code, attr), r.block,
+                raise SessionError("%s: block %r received, %d expected" % (self.what(code, attr), r.block,
                                                                           expect), "block-number")
-            self._take_block(memoryview(mv)[r.data_off:r.data_end], stream, sink, acc)
+            self.take_block(memoryview(mv)[r.data_off:r.data_end], stream, sink, acc)
             if r.last:
                 break
             if expect % _PROGRESS_BLOCKS == 0:
-                yield (PROGRESS, block_progress(self._what(code, attr), expect, stream))
-            end = xdlms.encode_get_request_next(self._tx, self._apo, invoke, r.block)
-            mv, off, e = yield from self._transact(end, "GET next block")
-            r = self._get_response(mv, off, e, invoke)
+                yield (PROGRESS, block_progress(self.what(code, attr), expect, stream))
+            end = encode_get_request_next(self.tx, self.apo, invoke, r.block)
+            mv, off, e = yield from self.transact(end, "GET next block")
+            r = self.get_response(mv, off, e, invoke)
             if r.kind != xdlms.WITH_DATABLOCK:
                 raise SessionError("block transfer interrupted by a GET response of type %d" % r.kind,
                                    "get-response")
@@ -781,29 +772,29 @@ class Session:
             return self._stream_done(stream, code, attr)
         return axdr.decode(acc, 0, len(acc))[0]
 
-    def _stream(self):
+    def stream(self):
         # The array stream for a GET with a sink, in the lent element buffer when there is one.
         st = self.settings
         b = st.buffers
         return axdr.ArrayStream(st.element_max, buf=b.element if b is not None else None)
 
-    def _get_response(self, mv, off, e, invoke):
-        r = xdlms.parse_get_response(mv, off, e, strict=False)
-        self._check_invoke(r.invoke, invoke)
+    def get_response(self, mv, off, e, invoke):
+        r = parse_get_response(mv, off, e, strict=False)
+        self.check_invoke(r.invoke, invoke)
         return r
 
-    def _take_block(self, chunk, stream, sink, acc):
+    def take_block(self, chunk, stream, sink, acc):
         # One block's data of a long value: into the array stream (sink) or onto ``acc``.
         if stream is not None:
             stream.feed(chunk, sink)
         else:
-            self._accumulate(acc, chunk)
+            self.accumulate(acc, chunk)
 
-    def _accumulate(self, acc, chunk):
+    def accumulate(self, acc, chunk):
         if len(acc) + len(chunk) > self.settings.value_max:
             raise SessionError("value larger than %d bytes: read it with a sink" % self.settings.value_max,
                                "value_max")
         acc.extend(chunk)
 
     def _stream_done(self, stream, code, attr):
-        return stream_done(stream, self._what(code, attr))
+        return stream_done(stream, self.what(code, attr))

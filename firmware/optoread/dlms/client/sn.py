@@ -1,6 +1,6 @@
 """Short-name (SN) referencing: GET and SET of SN-only meters through READ and WRITE.
 
-Procedures of :class:`optoread.session.Session` (generators run by its driver, taking the
+Procedures of :class:`optoread.dlms.client.session.Session` (generators run by its driver, taking the
 session as ``s``): the association's SN object list maps a logical name to its base name
 once per session (``s.sn_map``). Apart from the session because most meters take logical
 names: this module is loaded only when a session talks to an SN-only meter.
@@ -8,7 +8,7 @@ names: this module is loaded only when a session talks to an SN-only meter.
 
 from optoread.compat import const
 from optoread.dlms.axdr import decode as axdr
-from optoread.dlms.client.session import block_progress, stream_done
+from optoread.dlms.client.requests import block_progress, stream_done
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import sn as xdlms_sn
 from optoread.driver import PROGRESS
@@ -33,10 +33,10 @@ def short_name_proc(s, class_id, code, attr):
         s.sn_map = m
     ent = s.sn_map.get(code)
     if ent is None:
-        raise DataAccessError("%s: not in the meter's SN object list" % s._what(code, attr), result=4)
+        raise DataAccessError("%s: not in the meter's SN object list" % s.what(code, attr), result=4)
     if ent[1] != class_id:
         raise DataAccessError("%s: the meter lists it as class %d, not %d" % (
-            s._what(code, attr), ent[1], class_id), result=9)
+            s.what(code, attr), ent[1], class_id), result=9)
     return (ent[0] + (attr - 1) * 8) & 0xFFFF
 
 
@@ -45,22 +45,22 @@ def sn_get(s, class_id, code, attr, selector, params, sink):
     sn = yield from short_name_proc(s, class_id, code, attr)
     name = (sn, selector, params) if selector else sn
     try:
-        return (yield from sn_read(s, [name], sink, s._what(code, attr)))
+        return (yield from sn_read(s, [name], sink, s.what(code, attr)))
     except DataAccessError as e:
-        raise s._access_error(code, attr, e.result)
+        raise s.access_error(code, attr, e.result)
 
 
 def sn_read(s, names, sink, what):
     """ReadRequest for one name (with blocks); value, or element count with ``sink``."""
-    end = xdlms_sn.encode_read_request(s._tx, s._apo, names)
-    mv, off, e = yield from s._transact(end, "READ")
+    end = xdlms_sn.encode_read_request(s.tx, s.apo, names)
+    mv, off, e = yield from s.transact(end, "READ")
     r = xdlms_sn.parse_read_response(mv, off, e)
     it = r.items[0] if len(r.items) == 1 else None
     if it is None:
         raise SessionError("READ: %d results for 1 name" % len(r.items), "read-response")
     if it.kind == xdlms.ITEM_ERROR:
         raise DataAccessError("%s: %s" % (what, xdlms.dar_name(it.dar)), result=it.dar)
-    stream = s._stream() if sink is not None else None
+    stream = s.stream() if sink is not None else None
     if it.kind == xdlms.ITEM_DATA:
         if stream is None:
             return axdr.decode(mv, it.off, it.end)[0]
@@ -77,13 +77,13 @@ def sn_read(s, names, sink, what):
         if it.block != expect:
             raise SessionError("READ: block %r received, %d expected" % (it.block, expect),
                                "block-number")
-        s._take_block(memoryview(mv)[it.off:it.end], stream, sink, acc)
+        s.take_block(memoryview(mv)[it.off:it.end], stream, sink, acc)
         if it.last:
             break
         if expect % _PROGRESS_BLOCKS == 0:
             yield (PROGRESS, block_progress(what, expect, stream))
-        end = xdlms_sn.encode_read_request_block(s._tx, s._apo, it.block)
-        mv, off, e = yield from s._transact(end, "READ next block")
+        end = xdlms_sn.encode_read_request_block(s.tx, s.apo, it.block)
+        mv, off, e = yield from s.transact(end, "READ next block")
         r = xdlms_sn.parse_read_response(mv, off, e)
         if len(r.items) != 1:
             raise SessionError("READ block: %d results" % len(r.items), "read-response")
@@ -97,15 +97,15 @@ def sn_read(s, names, sink, what):
 def sn_write(s, class_id, code, attr, data):
     """SET of an SN meter: a WriteRequest of the attribute's short name (no blocks)."""
     sn = yield from short_name_proc(s, class_id, code, attr)
-    if len(data) + 12 > s._tx_limit:
+    if len(data) + 12 > s.tx_limit:
         raise SessionError("%s: value of %d bytes exceeds the meter's PDU size (SN block write is "
-                           "not supported)" % (s._what(code, attr), len(data)), "pdu")
-    end = xdlms_sn.encode_write_request(s._tx, s._apo, [sn], [data])
-    mv, off, e = yield from s._transact(end, "WRITE")
+                           "not supported)" % (s.what(code, attr), len(data)), "pdu")
+    end = xdlms_sn.encode_write_request(s.tx, s.apo, [sn], [data])
+    mv, off, e = yield from s.transact(end, "WRITE")
     r = xdlms_sn.parse_write_response(mv, off, e)
     if len(r.items) != 1:
         raise SessionError("WRITE: %d results for 1 name" % len(r.items), "write-response")
     it = r.items[0]
     if it.kind == xdlms.ITEM_ERROR:
-        raise s._access_error(code, attr, it.dar)
+        raise s.access_error(code, attr, it.dar)
     return None

@@ -1,6 +1,6 @@
 """The DLMS session over the IEC 62056-47 wrapper (TCP): one request out, its APDU back.
 
-A procedure of :class:`optoread.session.Session` (a generator run by its driver, taking the
+A procedure of :class:`optoread.dlms.client.session.Session` (a generator run by its driver, taking the
 session as ``s``), apart from it because an optical reading runs over HDLC: loaded by TCP
 sessions only (RAM on a board).
 """
@@ -19,10 +19,10 @@ def receiver(capacity):
 def exchange(s, start, end, what):
     """One request out and its answer in, as ``(mv, off, end)`` of the APDU (pushes skipped)."""
     st = s.settings
-    wrapper.encode_header(s._tx, start - wrapper.HEADER_LEN, st.client, st.server, end - start)
-    s._stats.frames_tx += 1
-    yield (SEND, memoryview(s._tx)[start - wrapper.HEADER_LEN:end])
-    r = s._reader
+    wrapper.encode_header(s.tx, start - wrapper.HEADER_LEN, st.client, st.server, end - start)
+    s.counts.frames_tx += 1
+    yield (SEND, memoryview(s.tx)[start - wrapper.HEADER_LEN:end])
+    r = s.reader
     if r is None:
         raise SessionError("wrapper link not set up", "state")
     while True:
@@ -31,7 +31,7 @@ def exchange(s, start, end, what):
             got = yield (READ, r, st.timeout_ms)
             if not got:
                 raise s._silent(what)
-        s._stats.frames_rx += 1
+        s.counts.frames_rx += 1
         rx = r.rx
         if rx.source != st.server or rx.destination != st.client:
             continue  # another association's traffic on the same socket

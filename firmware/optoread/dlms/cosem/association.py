@@ -1,15 +1,11 @@
 """COSEM Association LN (15) / SN (12): the object_list, streamed. Sans-IO.
 
-Apart from :mod:`optoread.cosem` because only browsing readings (the generic plan) list the
-meter's objects: loaded on first use (RAM).
+A module of its own because only browsing readings (the generic plan) list the meter's
+objects: only the browse step loads it (RAM).
 """
 
 from optoread.compat import const
-from optoread.dlms.cosem.objects import (
-    CosemError,
-    _is_int,
-    obis6,
-)
+from optoread.dlms.cosem.base import CosemError, is_int, obis6
 
 # Used by this module (and the tests and the simulator), not by a reading: kept off its heap.
 CLASS_ASSOCIATION_SN = const(12)
@@ -25,7 +21,7 @@ def _selectors(v, index):
     if not isinstance(v, (list, tuple)):
         raise CosemError("access_selectors is not an array", "access_rights", index)
     for s in v:
-        if not _is_int(s):
+        if not is_int(s):
             raise CosemError("access selector is not an integer", "access_rights", index)
     return tuple(v)
 
@@ -41,16 +37,16 @@ def parse_access_rights(v, index=None):
     if not isinstance(v[0], (list, tuple)) or not isinstance(v[1], (list, tuple)):
         raise CosemError("access_rights lists are not arrays", "access_rights", index)
     for a in v[0]:
-        if not isinstance(a, (tuple, list)) or len(a) < 2 or not _is_int(a[0]) or not _is_int(a[1]):
+        if not isinstance(a, (tuple, list)) or len(a) < 2 or not is_int(a[0]) or not is_int(a[1]):
             raise CosemError("bad attribute_access_item", "access_rights", index)
         attrs.append((a[0], a[1], _selectors(a[2], index) if len(a) > 2 else None))
     for m in v[1]:
-        if not isinstance(m, (tuple, list)) or len(m) < 2 or not _is_int(m[0]):
+        if not isinstance(m, (tuple, list)) or len(m) < 2 or not is_int(m[0]):
             raise CosemError("bad method_access_item", "access_rights", index)
         mode = m[1]
         if isinstance(mode, bool):
             mode = 1 if mode else 0
-        elif not _is_int(mode):
+        elif not is_int(mode):
             raise CosemError("bad method access_mode", "access_rights", index)
         methods.append((m[0], mode))
     return tuple(attrs), tuple(methods)
@@ -73,10 +69,10 @@ class _ObjectSink:
         else:
             # {base_name, class_id, version, logical_name}
             ar, cls, ver, ln = e
-            if not _is_int(ar):
+            if not is_int(ar):
                 raise CosemError("base_name is not a number", "object_list", i)
             ar &= 0xFFFF  # sent as a signed long
-        if not _is_int(cls) or not _is_int(ver) or not isinstance(ln, (bytes, bytearray)) or len(ln) != 6:
+        if not is_int(cls) or not is_int(ver) or not isinstance(ln, (bytes, bytearray)) or len(ln) != 6:
             raise CosemError("object_list element fields have wrong types", "object_list", i)
         self.count += 1
         self.sink((cls, ver, bytes(ln), ar))

@@ -1,19 +1,19 @@
 """COSEM Data (1), Register (3), Extended Register (4) and Demand Register (5). Sans-IO.
 
 :func:`read_data`, :func:`read_register` and :func:`read_registers` give
-:class:`optoread.cosem.Value` (raw x 10^scaler in a DLMS unit). scaler_unit is read once per
-OBIS and kept in a small dict the caller may pass (``cache``). Apart from :mod:`optoread.cosem`
-because profile readings (IS 15959 plans) never read a register: loaded on first use (RAM).
+:class:`.base.Value` (raw x 10^scaler in a DLMS unit). scaler_unit is read once per
+OBIS and kept in a small dict the caller may pass (``cache``). A module of its own because
+profile readings (IS 15959 plans) never read a register: only the register steps load it (RAM).
 """
 
 from optoread.compat import const
-from optoread.dlms.cosem.objects import (
-    _REGISTER_ATTRS,
+from optoread.dlms.cosem.base import (
     CLASS_DATA,
     CLASS_REGISTER,
+    REGISTER_ATTRS,
     CosemError,
     Value,
-    _check_answers,
+    get_attributes,
     obis6,
     parse_scaler_unit,
     to_datetime,
@@ -23,7 +23,7 @@ _ATTR_VALUE = const(2)
 
 
 def _register_attrs(class_id):
-    a = _REGISTER_ATTRS.get(class_id)
+    a = REGISTER_ATTRS.get(class_id)
     if a is None:
         raise CosemError("class %r has no scaler_unit" % (class_id,), "class_id")
     return a
@@ -80,8 +80,7 @@ def read_register(sess, obis, class_id=CLASS_REGISTER, cache=None, value_attr=_A
     if len(reqs) == 1:
         answers = [sess.get(class_id, code, value_attr)]
     else:
-        answers = sess.get_many(reqs)
-        _check_answers(answers, reqs)
+        answers = get_attributes(sess, reqs)
     v = _register_value(class_id, code, answers, code not in cache, cache)
     if isinstance(v, Exception):
         raise v
@@ -111,8 +110,7 @@ def read_registers(sess, items, cache=None):
         r = _register_requests(class_id, code, need_su, _ATTR_VALUE)
         plan.append((class_id, code, len(reqs), len(r), need_su))
         reqs.extend(r)
-    answers = sess.get_many(reqs) if reqs else []
-    _check_answers(answers, reqs)
+    answers = get_attributes(sess, reqs) if reqs else []
     out = []
     for class_id, code, start, n, need_su in plan:
         part = answers[start:start + n]

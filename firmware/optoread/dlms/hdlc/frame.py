@@ -1,4 +1,4 @@
-"""HDLC link layer for DLMS/COSEM (IEC 62056-46, frame format type 3). Sans-IO.
+"""HDLC frame format for DLMS/COSEM (IEC 62056-46, frame format type 3), both directions. Sans-IO.
 
 Wire format (no byte stuffing: 0x7E/0x7D are literal inside a frame)::
 
@@ -10,52 +10,23 @@ Both are CRC-16/X.25, low byte first. Address fields end at the first byte whose
 LSB is 1. Client addresses are 1 byte; server addresses 1, 2 or 4 bytes (upper =
 logical device, lower = physical device).
 
-Codecs (both directions, client and server side):
+Here (client and server side alike):
 
+* addresses: ``encode_client_address``, ``encode_server_address``, ``server_address_from_serial``;
+* the control field: ``encode_control``, ``control_kind``;
+* :class:`Frame` (one decoded frame) and the checks every decoder makes: ``header_len``, ``crc_ok``;
 * ``encode_frame(buf, off, dst, src, control, info=None, info_off=0, info_len=None,
   segmented=False) -> off`` and the shortcuts ``encode_snrm/ua/disc/dm/rr/i/ui``;
   ``frame_begin``/``frame_end`` let a caller build the info field in place.
-  Addresses are passed already encoded (``encode_server_address``,
-  ``encode_client_address``).
-* ``hdlc_parse.parse_frame(mv, off=0, end=None, strict=True, frame=None) -> Frame`` (captures,
-  tools: its own module, like ``decode_address``/``decode_control``/``describe_frmr``).
-* ``encode_params`` / ``parse_params``: the SNRM/UA negotiation field.
-* ``FrameReceiver(capacity)``: framing by the length field with re-hunting.
-* ``Reassembler(capacity)``: joins segmented information fields;
-  ``strip_llc`` / ``add_llc`` handle the 3-byte LLC header of the first segment.
+  Addresses are passed already encoded;
+* ``encode_params`` / ``parse_params``: the SNRM/UA negotiation field;
+* ``strip_llc`` / ``add_llc``: the 3-byte LLC header in front of an APDU.
 
-Connection (``HdlcConnection``), driven by the session layer from an I/O pump::
-
-    conn = HdlcConnection(local=encode_client_address(16),
-                          remote=encode_server_address(1, 17, 2))
-    rx = FrameReceiver(frame_capacity(conn.max_info_rx))
-    n = conn.connect()                      # SNRM is in conn.out[:n]
-    write(conn.output())
-    loop:
-        got = transport.readinto(chunk, timeout_ms)
-        if got == 0:                        # the pump owns the clock
-            conn.timeout()                  # retransmits; LinkError after `retries`
-        off = 0
-        while True:
-            off = rx.feed(chunk, off, got)
-            if not rx.ready:
-                break
-            ev = conn.receive_frame(rx.frame)
-            if conn.out_len: write(conn.output())   # RR, next segments, UA...
-            if ev == EV_CONNECTED: ...  # conn.max_info_tx etc. are negotiated
-            if ev == EV_DATA: apdu = conn.data()      # LLC still in front
-    conn.send(apdu_with_llc)  # -> bytes in conn.output(), segmented to max_info_tx
-    conn.disconnect()         # DISC; EV_DISCONNECTED on UA/DM
-
-``receive_frame`` and ``timeout`` return one of ``EV_NONE``, ``EV_CONNECTED``,
-``EV_DATA``, ``EV_DISCONNECTED``, ``EV_ECHO`` (the frame was the optical echo of
-what we sent, u9n/dlms-cosem #62) and set ``out_len`` (0 = nothing to send). DM
-and FRMR raise :class:`LinkError` naming them (field ``"DM"`` / ``"FRMR"``), except a
-DM answering our DISC. ``server=True`` gives the meter side (answers SNRM with UA,
-DISC with UA/DM) for the simulator.
+Frames out of a byte stream: :mod:`.receiver`; the connection state machine: :mod:`.connection`;
+one frame of a capture, FRMR reasons: :mod:`.parse`.
 """
 
-from optoread.compat import buffer, const, viper
+from optoread.compat import const
 from optoread.crc import crc16_x25
 from optoread.errors import LinkError
 
@@ -97,20 +68,7 @@ _P_WIN_RX = const(0x08)
 LLC_REQUEST = b"\xe6\xe6\x00"  # client -> server
 LLC_RESPONSE = b"\xe6\xe7\x00"  # server -> client (also pushes)
 
-# Connection events
-EV_NONE = const(0)
-EV_CONNECTED = const(1)
-EV_DATA = const(2)
-EV_DISCONNECTED = const(3)
-EV_ECHO = const(4)
-
-# Connection states
-DISCONNECTED = const(0)
-CONNECTING = const(1)
-CONNECTED = const(2)
-DISCONNECTING = const(3)
-
-# _header_len error codes -> receiver error names
+# header_len's error codes (receiver.py and parse.py read them: as there)
 _E_ADDRESS = const(-1)
 _E_CONTROL = const(-2)
 _E_LENGTH = const(-3)
@@ -179,31 +137,6 @@ def server_address_from_serial(serial_number, offset=1000):
     return lower
 
 
-def _addr_value(b, s, size):
-    # 7 bits per byte, packed: size 2 -> upper << 7 | lower, size 4 -> upper << 14 | lower
-    if size == 1:
-        return b[s] >> 1
-    if size == 2:
-        return ((b[s] >> 1) << 7) | (b[s + 1] >> 1)
-    return ((b[s] >> 1) << 21) | ((b[s + 1] >> 1) << 14) | ((b[s + 2] >> 1) << 7) | (b[s + 3] >> 1)
-
-
-def _addr_upper(v, size):
-    if size == 1:
-        return v
-    if size == 2:
-        return v >> 7
-    return v >> 14
-
-
-def _addr_lower(v, size):
-    if size == 1:
-        return None
-    if size == 2:
-        return v & 0x7F
-    return v & 0x3FFF
-
-
 # ---------------------------------------------------------------- control field
 
 
@@ -222,7 +155,7 @@ def encode_control(kind, ns=0, nr=0, pf=1):
     return c | p
 
 
-def _kind(c):
+def control_kind(c):
     # Frame kind of a control byte, or None when DLMS HDLC does not use it.
     if not c & 1:
         return "I"
@@ -248,7 +181,6 @@ def _kind(c):
         return "UI"
     return None
 
-
 # ---------------------------------------------------------------- frame decoding
 
 
@@ -256,7 +188,7 @@ class Frame:
     """One decoded frame; a receiver reuses one instance (fields updated in place).
 
     ``buf`` is the buffer the frame lives in; ``start`` the offset of its format
-    byte, ``end`` the offset after it (after the closing flag when hdlc_parse.parse_frame
+    byte, ``end`` the offset after it (after the closing flag when :func:`.parse.parse_frame`
     consumed one). ``dst``/``src`` are the address bits packed (1 byte: the
     address; 2 bytes: upper << 7 | lower; 4 bytes: upper << 14 | lower) with
     ``*_size`` the wire size and ``*_upper``/``*_lower`` split out (lower None for
@@ -296,15 +228,15 @@ class Frame:
         """Bytes from format byte to FCS (a copy)."""
         return bytes(self.buf[self.start : self.start + self.length])
 
-    def _fill(self, b, p, ln, h, hcs_ok, fcs_ok, end):
+    def fill(self, b, p, ln, h, hcs_ok, fcs_ok, end):
         # Decode the fields of an already length/address/control-checked frame.
         f = self
         f.buf = b
         f.start = p
         f.length = ln
         f.segmented = (b[p] & _SEG_BIT) != 0
-        # Addresses of 1, 2 or 4 bytes (_header_len checked them), each byte's upper 7 bits
-        # packed as _addr_value does; inline, as is the I frame's kind: every received frame
+        # Addresses of 1, 2 or 4 bytes (header_len checked them), each byte's upper 7 bits
+        # packed as parse.decode_address does; inline, as is the I frame's kind: every received frame
         # passes here, and a call costs as much as a dozen bytecodes on a board.
         i = p + 2
         v = 0
@@ -332,7 +264,7 @@ class Frame:
         f.src_lower = None if size == 1 else v & 0x7F if size == 2 else v & 0x3FFF
         c = b[i]
         f.control = c
-        k = "I" if not c & 1 else _kind(c)
+        k = "I" if not c & 1 else control_kind(c)
         f.kind = k
         f.pf = (c >> 4) & 1
         if k == "I":
@@ -360,7 +292,7 @@ class Frame:
             self.info_len, " seg" if self.segmented else "")
 
 
-def _header_len(b, p, n, ln):
+def header_len(b, p, n, ln):
     """Bytes from the format byte to after the control byte, checked against ``ln``.
 
     0 = more bytes needed (only ``b[p:n]`` is present), < 0 = an _E_* error code.
@@ -388,7 +320,7 @@ def _header_len(b, p, n, ln):
         return _E_LENGTH
     if i >= n:
         return 0
-    if _kind(b[i]) is None:
+    if control_kind(b[i]) is None:
         return _E_CONTROL
     h = i + 1 - p
     # Either no info field (FCS right after control) or HCS + info + FCS.
@@ -397,10 +329,9 @@ def _header_len(b, p, n, ln):
     return h
 
 
-def _crc_ok(b, start, end):
+def crc_ok(b, start, end):
     # CRC over b[start:end] equals the two bytes at end (low byte first)
     return crc16_x25(b, start, end) == (b[end] | (b[end + 1] << 8))
-
 
 # ---------------------------------------------------------------- frame encoding
 
@@ -611,7 +542,7 @@ def encode_ui(buf, off, dst, src, info, info_off=0, info_len=None, segmented=Fal
     return encode_frame(buf, off, dst, src, _C_UI | (_PF if pf else 0), info, info_off, info_len, segmented)
 
 
-# ---------------------------------------------------------------- LLC and reassembly
+# ---------------------------------------------------------------- LLC
 
 
 def strip_llc(mv, off, end, response=None):
@@ -634,620 +565,3 @@ def add_llc(buf, off, response=False):
     buf[off + 2] = 0
     return off + 3
 
-
-def _copy_py(dst, d, src, s, n):
-    for j in range(n):
-        dst[d + j] = src[s + j]
-
-
-# dst[d:d + n] = src[s:s + n] without allocating (a memoryview slice is an object, and the
-# receiver runs under heap_lock): every received byte is copied twice (frame, reassembly), so
-# machine code where the port has a native emitter (compat.viper). Forward, byte by byte: also
-# right within one buffer when d <= s.
-_copy = viper(_copy_py, "@micropython.viper\n"
-              "def f(t:ptr8,d:int,r:ptr8,s:int,n:int):\n"
-              " n+=s\n"
-              " while s<n:\n"
-              "  t[d]=r[s]\n"
-              "  d+=1\n"
-              "  s+=1")
-
-
-class Reassembler:
-    """Joins the information fields of segmented I/UI frames into one fixed buffer.
-
-    ``add(frame)`` copies the info field and returns True when the frame closed
-    the sequence (S bit clear); the result is ``buf[:length]`` (LLC, if any, is
-    still in front: see :func:`strip_llc`). The next ``add`` after a complete
-    result starts a new one.
-    """
-
-    def __init__(self, capacity, buf=None):
-        self.buf = buffer(capacity, buf)  # buf: the caller's, if large enough
-        self.length = 0
-        self.segments = 0
-        self.complete = False
-
-    def reset(self):
-        self.length = 0
-        self.segments = 0
-        self.complete = False
-
-    def add(self, frame):
-        """Append ``frame``'s info field; True when the reassembled field is complete."""
-        return self.add_bytes(frame.buf, frame.info_off, frame.info_len, not frame.segmented)
-
-    def add_bytes(self, data, off, n, last):
-        """Append ``data[off:off+n]``; ``last`` closes the sequence."""
-        if self.complete:
-            self.reset()
-        b = self.buf
-        o = self.length
-        if o + n > len(b):
-            self.reset()
-            raise LinkError("reassembled information exceeds %d bytes" % len(b), "info")
-        if off < 0 or off + n > len(data):
-            _copy_py(b, o, data, off, n)  # as before (IndexError...): _copy checks nothing
-        else:
-            _copy(b, o, data, off, n)
-        self.length = o + n
-        self.segments += 1
-        self.complete = bool(last)
-        return self.complete
-
-    def data(self):
-        """memoryview of the reassembled bytes."""
-        return memoryview(self.buf)[: self.length]
-
-
-# ---------------------------------------------------------------- receiver
-
-
-class FrameReceiver:
-    """Bytes in, frames out; framing by the length field, never by scanning for 0x7E.
-
-    ``capacity`` is the largest accepted length field (see :func:`frame_capacity`);
-    the buffer is allocated once here. ``feed(data, off=0, end=None)`` consumes
-    bytes until one frame is complete (``ready`` True, fields in ``frame``, valid
-    until the next feed) and returns the offset it reached. Call it again (same
-    data, returned offset) until ``ready`` is False: only then is everything,
-    including bytes replayed from a rejected candidate, consumed::
-
-        while True:
-            off = rx.feed(chunk, off, n)
-            if not rx.ready:
-                break
-            handle(rx.frame)
-
-    Garbage, impossible lengths, bad headers and bad HCS/FCS are counted in
-    ``errors`` (reason in ``last_error``) and the discarded bytes in
-    ``dropped_bytes``; the receiver then re-hunts for a flag from the byte after
-    the bad frame's start. Chunking never changes the result. No allocation per
-    byte or per frame.
-    """
-
-    def __init__(self, capacity, buf=None):
-        if not _MIN_LENGTH <= capacity <= _MAX_LENGTH:
-            raise LinkError("receiver capacity %d outside %d..%d" % (capacity, _MIN_LENGTH, _MAX_LENGTH),
-                            "capacity")
-        self.capacity = capacity
-        self.buf = buffer(capacity, buf)  # buf: the caller's (session.LinkBuffers), if large enough
-        self.frame = Frame()
-        self.frame.buf = self.buf
-        self.ready = False
-        self.frames = 0
-        self.errors = 0
-        self.dropped_bytes = 0
-        self.last_error = None
-        self.reset()
-
-    def reset(self):
-        """Forget any partial frame and hunt for a flag again (counters kept)."""
-        # Candidate frame (format byte onwards) in buf[0:_n]; bytes to replay after
-        # a bad candidate in buf[_ps:_pe], always with _n <= _ps.
-        self._n = 0
-        self._need = 2
-        self._chk = 0
-        self._len = 0
-        self._hdr = 0
-        self._ps = 0
-        self._pe = 0
-        self._hunting = True
-        self._want_flag = False
-        self.ready = False
-
-    @property
-    def pending(self):
-        """Bytes held in the buffer: a partial frame plus bytes waiting to be re-hunted."""
-        return self._n + self._pe - self._ps
-
-    def feed(self, data, off=0, end=None):
-        """Consume ``data[off:end]`` up to the end of one frame; return the offset reached."""
-        if end is None or end > len(data):
-            end = len(data)  # as the A-XDR decoders do; it also bounds what _copy reads
-        if off < 0:
-            raise LinkError("negative offset %d" % off, "offset")
-        self.ready = False
-        b = self.buf
-        while True:
-            if self._ps < self._pe:  # replay bytes of a rejected candidate first
-                src = b
-                i = self._ps
-                e = self._pe
-                replay = True
-            elif off < end:
-                src = data
-                i = off
-                e = end
-                replay = False
-            else:
-                return off
-            c = src[i]
-            if self._want_flag:
-                # The closing flag of the frame just delivered (it may also open the next).
-                self._want_flag = False
-                if c == _FLAG:
-                    i += 1
-                    while i < e and src[i] == _FLAG:  # back-to-back flags, as below, at once
-                        i += 1
-                else:
-                    self.errors += 1
-                    self.last_error = "flag"
-                    self._hunting = True
-                k = 0
-            elif self._hunting:
-                if c == _FLAG:
-                    self._hunting = False
-                else:
-                    self.dropped_bytes += 1
-                i += 1
-                k = 0
-            elif self._n == 0 and c == _FLAG:  # back-to-back flags
-                i += 1
-                k = 0
-            else:
-                n = self._n
-                k = self._need - n
-                if k > e - i:
-                    k = e - i
-                _copy(b, n, src, i, k)  # n + k <= _need <= capacity; i + k <= e <= len(src)
-                i += k
-                self._n = n + k
-            if replay:
-                self._ps = i
-            else:
-                off = i
-            if k:
-                r = self._check()
-                if r > 0:
-                    self.ready = True
-                    self.frames += 1
-                    self._want_flag = True
-                    return off
-                if r < 0:
-                    self._reject()
-
-    def _reject(self):
-        # Drop the candidate's first byte and replay the rest: the next frame may
-        # start at any later flag, even one inside the rejected bytes.
-        self.errors += 1
-        self.dropped_bytes += 1
-        b = self.buf
-        m = self._n - 1
-        if self._ps < self._pe:
-            ps = self._ps - m
-            for j in range(m - 1, -1, -1):  # backwards: the regions may overlap, ps >= 1
-                b[ps + j] = b[1 + j]
-            self._ps = ps
-        else:
-            self._ps = 1
-            self._pe = 1 + m
-        self._n = 0
-        self._chk = 0
-        self._need = 2
-        self._hunting = True
-
-    def _bad(self, reason):
-        self.last_error = reason
-        return -1
-
-    def _check(self):
-        # 1 = frame complete and good, 0 = need more bytes, -1 = bad candidate.
-        b = self.buf
-        n = self._n
-        if self._chk == 0:
-            if n < 2:
-                self._need = 2
-                return 0
-            fmt = b[0]
-            if fmt & 0xF0 != _FMT_TYPE3:
-                return self._bad("format")
-            ln = ((fmt & 7) << 8) | b[1]
-            if ln < _MIN_LENGTH or ln > self.capacity:
-                return self._bad("length")
-            self._len = ln
-            self._need = ln
-            self._chk = 1
-            if n == 2:
-                return 0  # _need was 2: _header_len needs a byte more (it would answer 0)
-        ln = self._len
-        if self._chk == 1:
-            h = _header_len(b, 0, n, ln)
-            if h == 0:
-                return 0
-            if h < 0:
-                return self._bad("address" if h == _E_ADDRESS else "control" if h == _E_CONTROL else "length")
-            self._hdr = h
-            self._chk = 2
-        h = self._hdr
-        if self._chk == 2:
-            if ln > h + 2:
-                if n < h + 2:
-                    return 0
-                if not _crc_ok(b, 0, h):
-                    return self._bad("HCS")
-            self._chk = 3
-        if n < ln:
-            return 0
-        if not _crc_ok(b, 0, ln - 2):
-            return self._bad("FCS")
-        self.frame._fill(b, 0, ln, h, True if ln > h + 2 else None, True, ln)
-        self._n = 0
-        self._chk = 0
-        self._need = 2
-        return 1
-
-
-# ---------------------------------------------------------------- connection
-
-def _same(b, off, addr):
-    for j in range(len(addr)):
-        if b[off + j] != addr[j]:
-            return False
-    return True
-
-
-class HdlcConnection:
-    """Sans-IO HDLC connection (client by default, ``server=True`` for the meter side).
-
-    ``local``/``remote`` are encoded address bytes. The constructor allocates the
-    transmit buffer (room for ``window_tx`` frames of ``max_info_tx``) and the
-    reassembly buffer (``rx_capacity``); nothing grows later. The proposed
-    ``max_info_*``/``window_*`` become the negotiated values on EV_CONNECTED
-    (never larger than proposed). Outgoing bytes: ``out[:out_len]`` (or
-    ``output()``); ``out_len`` is 0 when there is nothing to send. ``send()`` keeps
-    a reference to the data: leave it unchanged until the reply arrives.
-    ``retries`` is how many times ``timeout()`` retransmits before raising. ``tx_info``
-    (default ``max_info_tx``) bounds the information field of the frames this side sends,
-    and so the transmit buffer. ``bufs``: (transmit, reassembly) buffers of the caller's to use
-    instead of new ones where they are large enough (a board's, allocated once at boot).
-    """
-
-    def __init__(self, local, remote, server=False, max_info_tx=DEFAULT_MAX_INFO,
-                 max_info_rx=DEFAULT_MAX_INFO, window_tx=_DEFAULT_WINDOW, window_rx=_DEFAULT_WINDOW,
-                 retries=3, rx_capacity=2048, negotiate=True, check_addresses=True, tx_info=None,
-                 bufs=None):
-        for w in (window_tx, window_rx):
-            if not 1 <= w <= 7:
-                raise LinkError("window size %d outside 1..7" % w, "params")
-        for m in (max_info_tx, max_info_rx):
-            if not 1 <= m <= _MAX_LENGTH - _FRAME_OVERHEAD:
-                raise LinkError("max info length %d out of range" % m, "params")
-        encode_frame(bytearray(16), 0, local, remote, 0x13)  # validates both addresses
-        self.local = bytes(local)
-        self.remote = bytes(remote)
-        self.server = server
-        self.retries = retries
-        self.negotiate = negotiate
-        self.check_addresses = check_addresses
-        self._prop = (max_info_tx, max_info_rx, window_tx, window_rx)
-        self.max_info_tx = max_info_tx
-        self.max_info_rx = max_info_rx
-        self.window_tx = window_tx
-        self.window_rx = window_rx
-        # tx_info: the longest information field this side ever sends (a client's largest
-        # request): frames are cut to it too, so the buffer holds a window of those, not of
-        # max_info_tx (a client that receives 512-byte frames sends ~260-byte ones).
-        self._tx_info = tx_info or max_info_tx
-        seg = min(max_info_tx, self._tx_info)
-        out, rx = bufs if bufs is not None else (None, None)
-        self.out = buffer(tx_buffer_size(seg, window_tx), out)
-        self.out_mv = memoryview(self.out)
-        self.out_len = 0
-        self.rx = Reassembler(rx_capacity, rx)
-        self.state = DISCONNECTED
-        self.echoes = 0
-        self.ignored = 0
-        self._last_len = 0  # bytes of our last transmission (for echo and retransmission)
-        self._awaiting = False
-        self._tries = 0
-        self._reset_seq()
-
-    def _reset_seq(self):
-        self.vs = 0
-        self.vr = 0
-        self._src = None
-        self._pos = 0
-        self._end = 0
-        self._win_pos = 0
-        self._win_vs = 0
-        self._inflight = 0
-        self.rx.reset()
-
-    # -- output helpers
-
-    def _seg(self):
-        # Information bytes per I-frame: the negotiated limit, or less when we never send more.
-        m = self.max_info_tx
-        return m if m < self._tx_info else self._tx_info
-
-    def output(self):
-        """memoryview of the bytes to send now."""
-        return self.out_mv[: self.out_len]
-
-    def _emit(self, n, awaiting=True, fresh=True):
-        self.out_len = n
-        self._last_len = n
-        self._awaiting = awaiting
-        if fresh:  # a new transmission restarts the retry count; a repeated answer does not
-            self._tries = 0
-        return n
-
-    def _emit_window(self):
-        o = 0
-        count = 0
-        mx = self._seg()
-        self._win_pos = self._pos
-        self._win_vs = self.vs
-        while count < self.window_tx and self._pos < self._end:
-            k = self._end - self._pos
-            if k > mx:
-                k = mx
-            last = self._pos + k >= self._end
-            pf = 1 if (last or count + 1 == self.window_tx) else 0
-            o = encode_frame(self.out, o, self.remote, self.local, encode_control("I", self.vs, self.vr, pf),
-                             self._src, self._pos, k, not last)
-            self.vs = (self.vs + 1) & 7
-            self._pos += k
-            count += 1
-        self._inflight = count
-        return self._emit(o)
-
-    # -- commands
-
-    def connect(self):
-        """Start a connection (client): SNRM into ``out``; returns the byte count."""
-        if self.server:
-            raise LinkError("a server does not send SNRM", "state")
-        self.max_info_tx, self.max_info_rx, self.window_tx, self.window_rx = self._prop
-        self._reset_seq()
-        self.state = CONNECTING
-        params = self._prop if self.negotiate else None
-        return self._emit(encode_snrm(self.out, 0, self.remote, self.local, params))
-
-    def disconnect(self):
-        """DISC into ``out`` (client); returns the byte count (0 when already disconnected)."""
-        if self.state == DISCONNECTED:
-            self.out_len = 0
-            return 0
-        self.state = DISCONNECTING
-        return self._emit(encode_disc(self.out, 0, self.remote, self.local))
-
-    def send(self, data, off=0, length=None):
-        """Send an information field (LLC included by the caller), segmented to ``max_info_tx``.
-
-        Returns the byte count of the first window of I-frames in ``out``; later
-        segments go out as the peer acknowledges (RR) in ``receive_frame``.
-        """
-        if self.state != CONNECTED:
-            raise LinkError("send while not connected", "state")
-        if self._pos < self._end:
-            raise LinkError("send while a previous information field is still going out", "state")
-        if length is None:
-            length = len(data) - off
-        if length <= 0 or off < 0 or off + length > len(data):
-            raise LinkError("nothing to send / slice outside the data", "info")
-        self._src = data
-        self._pos = off
-        self._end = off + length
-        return self._emit_window()
-
-    def timeout(self):
-        """The reply timer expired: retransmit our last frame(s), LinkError after ``retries``."""
-        if not self._awaiting or self._last_len == 0:
-            self.out_len = 0
-            return EV_NONE
-        if self._tries >= self.retries:
-            st = self.state
-            what = "SNRM" if st == CONNECTING else "DISC" if st == DISCONNECTING else "the last frame"
-            self.state = DISCONNECTED
-            self._awaiting = False
-            self.out_len = 0
-            raise LinkError("no answer to %s after %d retransmissions" % (what, self.retries), "timeout")
-        self._tries += 1
-        if not self.server and self.state == CONNECTED and self._inflight == 0:
-            # Our frames were acknowledged but the answer is missing: poll (RR, P=1) so the
-            # meter repeats its unacknowledged I-frames, instead of repeating a request it has.
-            self._emit(encode_rr(self.out, 0, self.remote, self.local, self.vr), True, False)
-            return EV_NONE
-        self.out_len = self._last_len
-        return EV_NONE
-
-    def data(self):
-        """The information field delivered with the last EV_DATA (memoryview)."""
-        return self.rx.data()
-
-    # -- input
-
-    def _is_echo(self, f):
-        b = self.out
-        last = self._last_len
-        o = 0
-        ln = f.length
-        fb = f.buf
-        s = f.start
-        while o + 3 <= last:
-            tl = ((b[o + 1] & 7) << 8) | b[o + 2]
-            if tl == ln and o + 1 + ln <= last:
-                i = 0
-                while i < ln and fb[s + i] == b[o + 1 + i]:
-                    i += 1
-                if i == ln:
-                    return True
-            o += tl + 2
-        return False
-
-    def receive_frame(self, f):
-        """Process one received :class:`Frame` (good FCS); return an EV_* and set ``out_len``."""
-        self.out_len = 0
-        if self._last_len and self._is_echo(f):
-            self.echoes += 1
-            return EV_ECHO
-        if self.check_addresses and not (
-            f.dst_size == len(self.local) and _same(f.buf, f.start + 2, self.local)
-            and f.src_size == len(self.remote) and _same(f.buf, f.start + 2 + f.dst_size, self.remote)
-        ):
-            self.ignored += 1
-            return EV_NONE
-        k = f.kind
-        if k == "UI":
-            self._tries = 0
-            return EV_DATA if self.rx.add(f) else EV_NONE
-        if self.server and k == "SNRM":
-            return self._on_snrm(f)
-        if k == "DISC":
-            return self._on_disc()
-        if k == "UA":
-            return self._on_ua(f)
-        if k == "DM":
-            if self.state == DISCONNECTING:
-                self.state = DISCONNECTED
-                self._awaiting = False
-                return EV_DISCONNECTED
-            was = self.state
-            self.state = DISCONNECTED
-            self._awaiting = False
-            if was == CONNECTING:
-                raise LinkError("meter answered SNRM with DM (disconnected mode): connection refused", "DM")
-            raise LinkError("meter sent DM (disconnected mode): link lost", "DM")
-        if k == "FRMR":
-            self.state = DISCONNECTED
-            self._awaiting = False
-            from optoread.dlms.hdlc import parse as hdlc_parse  # the meter rejected a frame: say why
-
-            raise LinkError(hdlc_parse.describe_frmr(f.buf, f.info_off, f.info_len), "FRMR")
-        if self.state != CONNECTED:
-            if self.server and f.pf and self.state == DISCONNECTED:
-                # a disconnected server answers a poll with DM
-                self._emit(encode_dm(self.out, 0, self.remote, self.local), False)
-            self.ignored += 1
-            return EV_NONE
-        if k == "I":
-            return self._on_i(f)
-        if k == "RR" or k == "RNR":  # acknowledgement of our I-frames
-            return self._on_ack(f.nr, k == "RR", f.pf)
-        self.ignored += 1  # e.g. SNRM seen by a client
-        return EV_NONE
-
-    def _ack_ok(self, nr):
-        d = (nr - self._win_vs) & 7
-        if d > self._inflight:
-            self.state = DISCONNECTED
-            raise LinkError("N(R)=%d acknowledges frames never sent (V(S)=%d)" % (nr, self.vs), "nr")
-        return d
-
-    def _on_ack(self, nr, ready, pf):
-        d = self._ack_ok(nr)
-        if d:
-            self._tries = 0  # progress: the peer acknowledged new frames
-        if self._src is not None:
-            # Go-back-N: continue at the first segment the peer has not acknowledged
-            # (after a fully acknowledged window that is simply the next segment).
-            pos = self._win_pos + d * self._seg()
-            if pos > self._end:
-                pos = self._end
-            self._pos = pos
-            self.vs = nr
-            if pos < self._end:
-                if ready:  # RNR: the peer is busy; our retransmission timer polls again
-                    self._emit_window()
-                return EV_NONE
-            self._win_pos = pos
-            self._win_vs = nr
-            self._inflight = 0
-        elif self.server and pf:
-            # a client polling an idle server gets RR back
-            self._emit(encode_rr(self.out, 0, self.remote, self.local, self.vr), False)
-        return EV_NONE
-
-    def _on_i(self, f):
-        if f.ns != self.vr:
-            # A duplicate (its N(R) may be stale: a repeated request, or an answer that arrived
-            # late and again). A server whose answer the N(R) shows lost sends it again (go back
-            # to the first unacknowledged segment); otherwise tell the peer what we expect.
-            d = (f.nr - self._win_vs) & 7
-            if self.server and self._src is not None and d < self._inflight:
-                self._pos = self._win_pos + d * self._seg()
-                self.vs = f.nr
-                self._emit_window()
-                return EV_NONE
-            self._emit(encode_rr(self.out, 0, self.remote, self.local, self.vr), True, False)
-            return EV_NONE
-        self._ack_ok(f.nr)
-        self._inflight = 0
-        self._win_vs = f.nr
-        if self._pos >= self._end:
-            self._src = None
-        self._tries = 0
-        self.vr = (self.vr + 1) & 7
-        if self.rx.add(f):
-            self._awaiting = False
-            return EV_DATA
-        if f.pf:
-            self._emit(encode_rr(self.out, 0, self.remote, self.local, self.vr), True)
-        return EV_NONE
-
-    def _on_ua(self, f):
-        if self.state == CONNECTING:
-            mtx, mrx, wtx, wrx = parse_params(f.buf, f.info_off, f.info_off + f.info_len)
-            ptx, prx, pwtx, pwrx = self._prop
-            # UA values are the server's view: its receive limit is our transmit limit.
-            self.max_info_tx = max(1, min(ptx, mrx))
-            self.max_info_rx = max(1, min(prx, mtx))
-            self.window_tx = max(1, min(pwtx, wrx, 7))
-            self.window_rx = max(1, min(pwrx, wtx, 7))
-            self._reset_seq()
-            self.state = CONNECTED
-            self._awaiting = False
-            return EV_CONNECTED
-        if self.state == DISCONNECTING:
-            self.state = DISCONNECTED
-            self._awaiting = False
-            return EV_DISCONNECTED
-        self.ignored += 1
-        return EV_NONE
-
-    def _on_snrm(self, f):
-        ctx, crx, cwtx, cwrx = parse_params(f.buf, f.info_off, f.info_off + f.info_len)
-        ptx, prx, pwtx, pwrx = self._prop
-        self.max_info_tx = max(1, min(ptx, crx))
-        self.max_info_rx = max(1, min(prx, ctx))
-        self.window_tx = max(1, min(pwtx, cwrx, 7))
-        self.window_rx = max(1, min(pwrx, cwtx, 7))
-        self._reset_seq()
-        self.state = CONNECTED
-        params = (self.max_info_tx, self.max_info_rx, self.window_tx, self.window_rx)
-        self._emit(encode_ua(self.out, 0, self.remote, self.local, params), False)
-        return EV_CONNECTED
-
-    def _on_disc(self):
-        if not self.server:
-            self.ignored += 1
-            return EV_NONE
-        if self.state == DISCONNECTED:
-            self._emit(encode_dm(self.out, 0, self.remote, self.local), False)
-            return EV_NONE
-        self.state = DISCONNECTED
-        self._reset_seq()
-        self._emit(encode_ua(self.out, 0, self.remote, self.local), False)
-        return EV_DISCONNECTED

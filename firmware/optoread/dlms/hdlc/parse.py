@@ -1,23 +1,48 @@
 """Stand-alone HDLC decoding (IEC 62056-46): one frame from a capture, address and control
 fields, FRMR reasons.
 
-A reading never needs these: its :class:`optoread.hdlc.FrameReceiver` checks frames as the
-bytes arrive. They serve the laptop tools (captures), the tests and diagnostics, and are
-loaded on first use (RAM on a board); the connection loads this module to name the reasons
-of an FRMR.
+A reading never needs these: its :class:`~optoread.dlms.hdlc.receiver.FrameReceiver` checks
+frames as the bytes arrive. They serve the laptop tools (captures), the tests and diagnostics,
+and are loaded on first use (``LAZY`` in the package: RAM on a board); the connection loads this
+module to name the reasons of an FRMR.
 """
 
 from optoread.compat import const
 from optoread.crc import crc16_x25
-from optoread.dlms.hdlc.frame import Frame, _addr_lower, _addr_upper, _addr_value, _crc_ok, _header_len, _kind
+from optoread.dlms.hdlc.frame import Frame, control_kind, crc_ok, header_len
 from optoread.errors import LinkError
 
-_FLAG = const(0x7E)  # as in hdlc
+_FLAG = const(0x7E)  # as in frame.py
 _FMT_TYPE3 = const(0xA0)
 _MIN_LENGTH = const(7)
-_E_ADDRESS = const(-1)  # _header_len's error codes, as in hdlc
+_E_ADDRESS = const(-1)  # header_len's error codes, as in frame.py
 _E_CONTROL = const(-2)
 _E_LENGTH = const(-3)
+
+
+def _addr_value(b, s, size):
+    # 7 bits per byte, packed: size 2 -> upper << 7 | lower, size 4 -> upper << 14 | lower
+    if size == 1:
+        return b[s] >> 1
+    if size == 2:
+        return ((b[s] >> 1) << 7) | (b[s + 1] >> 1)
+    return ((b[s] >> 1) << 21) | ((b[s + 1] >> 1) << 14) | ((b[s + 2] >> 1) << 7) | (b[s + 3] >> 1)
+
+
+def _addr_upper(v, size):
+    if size == 1:
+        return v
+    if size == 2:
+        return v >> 7
+    return v >> 14
+
+
+def _addr_lower(v, size):
+    if size == 1:
+        return None
+    if size == 2:
+        return v & 0x7F
+    return v & 0x3FFF
 
 
 def decode_address(data, off=0, end=None):
@@ -43,7 +68,7 @@ def decode_address(data, off=0, end=None):
 
 def decode_control(c):
     """``(kind, ns, nr, pf)`` of a control byte; ns/nr are None where the kind has none."""
-    kind = _kind(c)
+    kind = control_kind(c)
     if kind is None:
         raise LinkError("control field 0x%02X is not a DLMS HDLC frame" % c, "control")
     pf = (c >> 4) & 1
@@ -88,16 +113,16 @@ def parse_frame(mv, off=0, end=None, strict=True, frame=None):
         raise LinkError("length %d shorter than the minimal frame" % ln, "length", p)
     if p + ln > end:
         raise LinkError("length field says %d bytes, %d present" % (ln, end - p), "length", p)
-    h = _header_len(mv, p, p + ln, ln)
+    h = header_len(mv, p, p + ln, ln)
     if h <= 0:
         msg, field = _HDR_ERRORS.get(h, ("truncated header", "length"))
         raise LinkError(msg, field, p)
     hcs_ok = None
     if ln > h + 2:
-        hcs_ok = _crc_ok(mv, p, p + h)
+        hcs_ok = crc_ok(mv, p, p + h)
         if strict and not hcs_ok:
             raise LinkError("HCS mismatch (header check sequence)", "HCS", p + h)
-    fcs_ok = _crc_ok(mv, p, p + ln - 2)
+    fcs_ok = crc_ok(mv, p, p + ln - 2)
     if strict and not fcs_ok:
         raise LinkError(
             "FCS mismatch: computed %04X, frame has %02X%02X (low byte first)"
@@ -108,7 +133,7 @@ def parse_frame(mv, off=0, end=None, strict=True, frame=None):
             raise LinkError("closing flag missing after the FCS", "flag", q)
         q += 1
     f = frame if frame is not None else Frame()
-    f._fill(mv, p, ln, h, hcs_ok, fcs_ok, q)
+    f.fill(mv, p, ln, h, hcs_ok, fcs_ok, q)
     return f
 
 

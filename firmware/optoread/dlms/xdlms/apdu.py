@@ -1,8 +1,11 @@
-"""xDLMS service APDUs (IEC 62056-5-3): tags, primitives, descriptors, GET, errors from the meter.
+"""The xDLMS APDU vocabulary (IEC 62056-5-3) every service module builds on: APDU tags and
+sub-types, data-access-result names, ciphered tags, invoke-id, the encoding and decoding
+primitives (lengths, integers, octet strings, A-XDR Data in an APDU), attribute descriptors with
+selective access, and result items.
 
-What a reading does not need lives beside it, loaded only when used (RAM on a board):
-SET and ACTION in :mod:`optoread.xdlms_set`, short-name READ/WRITE in :mod:`optoread.xdlms_sn`,
-data-notification and general-block-transfer in :mod:`optoread.xdlms_push`.
+The services are beside it: GET in :mod:`.get`; SET and ACTION (:mod:`.set_action`), short-name
+READ/WRITE (:mod:`.sn`) and data-notification / general-block-transfer (:mod:`.notification`) are
+loaded only when used (RAM on a board); the meter's side is :mod:`.server`.
 
 Encoders write into a caller-provided ``bytearray`` at ``off`` and return the new
 offset. Decoders take ``(mv, off=0, end=None)`` and return small objects holding
@@ -20,6 +23,7 @@ import struct
 
 from optoread.compat import const
 from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr.data import encode_length, length_size
 from optoread.errors import ApduError, DataAccessError
 
 # ---------------------------------------------------------------- APDU tags
@@ -93,7 +97,7 @@ ITEM_BLOCK = const(2)  # SN data-block-result
 # Selective access selectors for profile-generic buffers.
 SELECT_BY_RANGE = const(1)
 SELECT_BY_ENTRY = const(2)
-# exception-response and confirmed-service-error: decoded and named in xdlms_errors
+# exception-response and confirmed-service-error: decoded and named in service_errors.py
 
 # Data-Access-Result (and Action-Result; 15/16 read "long-action-..." there).
 _SUCCESS = const(0)
@@ -133,10 +137,6 @@ def check_result(code, what="get", action=False):
     """Raise :class:`DataAccessError` unless ``code`` is success (0)."""
     if code:
         raise DataAccessError("%s: %s (%d)" % (what, dar_name(code, action), code), result=code)
-
-
-def _name(table, i):
-    return table[i] if 0 <= i < len(table) else str(i)
 
 
 # ---------------------------------------------------------------- tags
@@ -259,14 +259,11 @@ def read_length(mv, off, end, field="length"):
     return n, off + k
 
 
-# Lengths are written by the A-XDR codec (one BER definite-length encoder for the whole stack).
-length_size = axdr.length_size
-
-
 def write_length(buf, off, n):
-    """Encode a definite length (short or long form) at ``off``; returns the new offset."""
-    room(buf, off, axdr.length_size(n))
-    return axdr.encode_length(buf, off, n)
+    """Encode a definite length (short or long form) at ``off``; returns the new offset. Lengths
+    are written by the A-XDR codec: one BER definite-length encoder for the whole stack."""
+    room(buf, off, length_size(n))
+    return encode_length(buf, off, n)
 
 
 def octets(mv, off, end, field):
@@ -290,7 +287,8 @@ def put_octets(buf, off, data):
     return put(buf, off, data)
 
 
-def _put_bytes(buf, off, *values):
+def put_bytes(buf, off, *values):
+    """Bytes (ints, each taken mod 256) at ``off``; returns the new offset."""
     room(buf, off, len(values))
     for v in values:
         buf[off] = v & 0xFF
@@ -298,57 +296,49 @@ def _put_bytes(buf, off, *values):
     return off
 
 
-def _put_u16(buf, off, v):
+def put_u16(buf, off, v):
+    """A big-endian u16; returns the new offset."""
     room(buf, off, 2)
     struct.pack_into(_U16, buf, off, v & 0xFFFF)
     return off + 2
 
 
-def _put_u32(buf, off, v):
+def put_u32(buf, off, v):
+    """A big-endian u32; returns the new offset."""
     room(buf, off, 4)
     struct.pack_into(_U32, buf, off, v & 0xFFFFFFFF)
     return off + 4
 
 
-def _put_data(buf, off, data):
-    # A Data element: pre-encoded A-XDR bytes, or a (tag, value) pair for axdr.encode.
+def put_data(buf, off, data):
+    """A Data element: pre-encoded A-XDR bytes, or a (tag, value) pair for the A-XDR encoder."""
     if isinstance(data, tuple):
+        from optoread.dlms.axdr import encode as axdr_encode  # loaded by the first (tag, value) (RAM)
+
         try:
-            return axdr.encode(buf, off, data[0], data[1])
+            return axdr_encode.encode(buf, off, data[0], data[1])
         except (IndexError, ValueError, TypeError):
             raise ApduError("cannot encode data", "data", off)
     return put(buf, off, data)
 
 
-def _skip_data(mv, off, end, field):
+def skip_data(mv, off, end, field):
+    """The offset after the A-XDR Data element at ``off``."""
     if off >= end:
         raise ApduError("truncated", field, off)
     return axdr.skip(mv, off, end)
 
 
-def _expect(mv, off, end, tag, field):
-    end = bounds(mv, off, end)
+def expect_tag(mv, off, end, tag, field):
+    """The offset after the tag byte at ``off``, which must be ``tag`` (``end`` already bounded).
+
+    Decoders of what a meter answers use :func:`.service.expect`, which also raises the meter's
+    error answer (exception-response, confirmed-service-error) in place of the expected APDU.
+    """
     t, off2 = u8(mv, off, end, field)
     if t != tag:
-        if t == EXCEPTION_RESPONSE or t == CONFIRMED_SERVICE_ERROR:
-            from optoread.dlms.xdlms import (
-                service_errors as xdlms_errors,  # the meter refused the request: name why
-            )
-
-            err = xdlms_errors.error_from_apdu(mv, off, end)
-            if err is not None:
-                raise err
         raise ApduError("expected tag 0x%02X, got 0x%02X" % (tag, t), field, off)
-    return off2, end
-
-
-def _service_head(mv, off, end, tag, field):
-    # tag, then the ``field``-type choice and the invoke-id byte of a GET/SET/ACTION APDU:
-    # (kind, invoke, offset after them, end)
-    off, end = _expect(mv, off, end, tag, field)
-    kind, off = u8(mv, off, end, field + "-type")
-    invoke, off = u8(mv, off, end, "invoke-id")
-    return kind, invoke, off, end
+    return off2
 
 
 def _obis(obis, off):
@@ -360,34 +350,34 @@ def _obis(obis, off):
 # ---------------------------------------------------------------- descriptors
 def encode_descriptor(buf, off, class_id, obis, attr):
     """Cosem-Attribute- (or Method-) Descriptor: class id u16, 6-byte OBIS, attribute/method int8."""
-    off = _put_u16(buf, off, class_id)
+    off = put_u16(buf, off, class_id)
     off = put(buf, off, _obis(obis, off))
-    return _put_bytes(buf, off, attr)
+    return put_bytes(buf, off, attr)
 
 
-def _put_access(buf, off, selector, params):
-    # access-selection OPTIONAL: 00 absent, or 01 selector parameters
+def put_access(buf, off, selector, params):
+    """access-selection OPTIONAL: 00 absent, or 01 selector parameters (see :func:`put_data`)."""
     if not selector:
-        return _put_bytes(buf, off, 0)
-    off = _put_bytes(buf, off, 1, selector)
+        return put_bytes(buf, off, 0)
+    off = put_bytes(buf, off, 1, selector)
     if params is not None:
-        off = _put_data(buf, off, params)
+        off = put_data(buf, off, params)
     return off
 
 
 def _put_capture_object(buf, off, obj):
     # capture_object_definition: {class-id long-unsigned, logical-name, attribute integer, data-index}
     cls, obis, attr, idx = obj
-    off = _put_bytes(buf, off, 0x02, 0x04, 0x12)
-    off = _put_u16(buf, off, cls)
-    off = _put_bytes(buf, off, 0x09, 0x06)
+    off = put_bytes(buf, off, 0x02, 0x04, 0x12)
+    off = put_u16(buf, off, cls)
+    off = put_bytes(buf, off, 0x09, 0x06)
     off = put(buf, off, _obis(obis, off))
-    off = _put_bytes(buf, off, 0x0F, attr, 0x12)
-    return _put_u16(buf, off, idx)
+    off = put_bytes(buf, off, 0x0F, attr, 0x12)
+    return put_u16(buf, off, idx)
 
 
 def _put_datetime(buf, off, dt, no_deviation):
-    off = _put_bytes(buf, off, 0x09, 0x0C)
+    off = put_bytes(buf, off, 0x09, 0x0C)
     start = off
     if hasattr(dt, "write"):
         room(buf, off, 12)
@@ -410,12 +400,12 @@ def encode_range_descriptor(buf, off, restricting, from_dt, to_dt, columns=None,
     the clock), ``from_dt``/``to_dt`` = axdr.DateTime or 12 raw bytes, written as
     octet-string(12); ``columns`` = list of capture objects or None for all.
     """
-    off = _put_bytes(buf, off, 0x02, 0x04)
+    off = put_bytes(buf, off, 0x02, 0x04)
     off = _put_capture_object(buf, off, restricting)
     off = _put_datetime(buf, off, from_dt, no_deviation)
     off = _put_datetime(buf, off, to_dt, no_deviation)
     cols = columns or ()
-    off = _put_bytes(buf, off, 0x01)
+    off = put_bytes(buf, off, 0x01)
     off = write_length(buf, off, len(cols))
     for c in cols:
         off = _put_capture_object(buf, off, c)
@@ -424,33 +414,14 @@ def encode_range_descriptor(buf, off, restricting, from_dt, to_dt, columns=None,
 
 def encode_entry_descriptor(buf, off, from_entry, to_entry=0, from_col=1, to_col=0):
     """entry_descriptor parameters (selector 2): entries and columns 1-based, 0 = to the last."""
-    off = _put_bytes(buf, off, 0x02, 0x04, 0x06)
-    off = _put_u32(buf, off, from_entry)
-    off = _put_bytes(buf, off, 0x06)
-    off = _put_u32(buf, off, to_entry)
-    off = _put_bytes(buf, off, 0x12)
-    off = _put_u16(buf, off, from_col)
-    off = _put_bytes(buf, off, 0x12)
-    return _put_u16(buf, off, to_col)
-
-
-# ---------------------------------------------------------------- GET
-def encode_get_request(buf, off, invoke, class_id, obis, attr, selector=0, params=None):
-    """GET-Request-Normal. ``invoke`` is the Invoke-Id-And-Priority byte.
-
-    With ``selector`` (1 range, 2 entry) the access-selection is written; ``params`` is
-    the pre-encoded parameter (bytes or (tag, value)). With ``params=None`` the caller
-    writes it at the returned offset, e.g. with :func:`encode_range_descriptor`.
-    """
-    off = _put_bytes(buf, off, GET_REQUEST, NORMAL, invoke)
-    off = encode_descriptor(buf, off, class_id, obis, attr)
-    return _put_access(buf, off, selector, params)
-
-
-def encode_get_request_next(buf, off, invoke, block_number):
-    """GET-Request-Next: ask for the block after ``block_number`` (the last one received)."""
-    off = _put_bytes(buf, off, GET_REQUEST, NEXT, invoke)
-    return _put_u32(buf, off, block_number)
+    off = put_bytes(buf, off, 0x02, 0x04, 0x06)
+    off = put_u32(buf, off, from_entry)
+    off = put_bytes(buf, off, 0x06)
+    off = put_u32(buf, off, to_entry)
+    off = put_bytes(buf, off, 0x12)
+    off = put_u16(buf, off, from_col)
+    off = put_bytes(buf, off, 0x12)
+    return put_u16(buf, off, to_col)
 
 
 def put_descriptor_list(buf, off, items):
@@ -460,18 +431,13 @@ def put_descriptor_list(buf, off, items):
     for it in items:
         off = encode_descriptor(buf, off, it[0], it[1], it[2])
         if len(it) > 3:
-            off = _put_access(buf, off, it[3], it[4])
+            off = put_access(buf, off, it[3], it[4])
         else:
-            off = _put_bytes(buf, off, 0)
+            off = put_bytes(buf, off, 0)
     return off
 
 
-def encode_get_request_list(buf, off, invoke, items):
-    """GET-Request-With-List; items as for :func:`put_descriptor_list`."""
-    off = _put_bytes(buf, off, GET_REQUEST, WITH_LIST, invoke)
-    return put_descriptor_list(buf, off, items)
-
-
+# ---------------------------------------------------------------- result items
 class Result:
     """One result item: ``kind`` (ITEM_*), ``dar`` (error code or None), data ``off``/``end``,
     and for blocks ``last``/``block``."""
@@ -487,96 +453,3 @@ class Result:
     def __repr__(self):
         return "Result(kind=%d, dar=%r, off=%r, end=%r, last=%r, block=%r)" % (
             self.kind, self.dar, self.off, self.end, self.last, self.block)
-
-
-class GetResponse:
-    """A decoded GET-Response.
-
-    ``kind``: NORMAL, WITH_DATABLOCK or WITH_LIST; ``invoke``: the invoke-id byte.
-    Normal: ``data_off``/``data_end`` (one A-XDR Data element) or ``dar``.
-    Datablock: ``last``, ``block`` (verify the sequence!), raw-data at ``data_off``/``data_end``
-    (a slice of the A-XDR encoding, to be concatenated with the other blocks) or ``dar``.
-    With-list: ``items`` = list of :class:`Result`.
-    """
-
-    def __init__(self, mv, kind, invoke):
-        self.mv = mv
-        self.kind = kind
-        self.invoke = invoke
-        self.dar = None  # type: int | None
-        self.data_off = None  # type: int | None
-        self.data_end = None  # type: int | None
-        self.last = True
-        self.block = None  # type: int | None
-        self.items = None  # type: list | None
-
-    def value(self, max_depth=8):
-        """The decoded Data of a normal response (A-XDR)."""
-        if self.data_off is None:
-            raise ApduError("response carries no data", "get-response")
-        return axdr.decode(self.mv, self.data_off, self.data_end, max_depth)[0]
-
-    def data(self):
-        """A memoryview of the data (normal) or raw block data (datablock)."""
-        if self.data_off is None:
-            raise ApduError("response carries no data", "get-response")
-        return memoryview(self.mv)[self.data_off:self.data_end]
-
-
-def _get_data_result(mv, off, end, field):
-    # Get-Data-Result: 00 Data | 01 Data-Access-Result
-    choice, off = u8(mv, off, end, field)
-    if choice == 0:
-        d_end = _skip_data(mv, off, end, field)
-        return Result(ITEM_DATA, None, off, d_end), d_end
-    if choice == 1:
-        dar, off = u8(mv, off, end, "data-access-result")
-        return Result(ITEM_ERROR, dar), off
-    raise ApduError("bad Get-Data-Result choice %d" % choice, field, off - 1)
-
-
-def parse_get_response(mv, off=0, end=None, strict=True):
-    """Decode a GET-Response into a :class:`GetResponse`.
-
-    With ``strict`` (default) a normal or datablock response carrying a
-    data-access-result raises :class:`DataAccessError`; with-list items never raise
-    (check each with :func:`check_result`). An exception-response or
-    confirmed-service-error raises :class:`ApduError`.
-    """
-    kind, invoke, off, end = _service_head(mv, off, end, GET_RESPONSE, "get-response")
-    r = GetResponse(mv, kind, invoke)
-    if kind == NORMAL:
-        choice, off = u8(mv, off, end, "result")
-        if choice == 0:
-            # The Data element is the rest of the APDU; the caller decodes or streams it.
-            if off >= end:
-                raise ApduError("truncated", "data", off)
-            r.data_off, r.data_end = off, end
-        elif choice == 1:
-            r.dar, off = u8(mv, off, end, "data-access-result")
-        else:
-            raise ApduError("bad Get-Data-Result choice %d" % choice, "result", off - 1)
-    elif kind == WITH_DATABLOCK:
-        last, off = u8(mv, off, end, "last-block")
-        r.last = last != 0
-        r.block, off = u32(mv, off, end, "block-number")
-        choice, off = u8(mv, off, end, "result")
-        if choice == 0:
-            r.data_off, r.data_end = octets(mv, off, end, "raw-data")
-        elif choice == 1:
-            r.dar, off = u8(mv, off, end, "data-access-result")
-        else:
-            raise ApduError("bad DataBlock-G result choice %d" % choice, "result", off - 1)
-    elif kind == WITH_LIST:
-        n, off = read_length(mv, off, end, "list-count")
-        need(mv, off, end, n * 2, "list")  # each result takes at least 2 bytes
-        items = []
-        for _ in range(n):
-            item, off = _get_data_result(mv, off, end, "result")
-            items.append(item)
-        r.items = items
-    else:
-        raise ApduError("unknown get-response type %d" % kind, "get-response-type", off - 2)
-    if strict and r.dar is not None:
-        check_result(r.dar, "get")
-    return r

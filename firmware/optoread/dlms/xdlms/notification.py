@@ -1,21 +1,13 @@
 """xDLMS push APDUs (IEC 62056-5-3): data-notification and general-block-transfer.
 
-Apart from :mod:`optoread.xdlms` because the reader asks and the meter answers: pushes are
-decoded by the laptop tools (captures of P1/HAN ports) and by code that listens to a push
-port, never on a reading's heap. Conventions as in :mod:`optoread.xdlms`.
+Apart from :mod:`.get` because the reader asks and the meter answers: pushes are decoded by the
+laptop tools (captures of P1/HAN ports) and by code that listens to a push port, never on a
+reading's heap. Conventions as in :mod:`.apdu`.
 """
 
 from optoread.dlms.axdr import decode as axdr
-from optoread.dlms.xdlms.apdu import (
-    DATA_NOTIFICATION,
-    GENERAL_BLOCK_TRANSFER,
-    _expect,
-    need,
-    octets,
-    u8,
-    u16,
-    u32,
-)
+from optoread.dlms.xdlms.apdu import DATA_NOTIFICATION, GENERAL_BLOCK_TRANSFER, need, octets, u8, u16, u32
+from optoread.dlms.xdlms.service import expect
 from optoread.errors import ApduError
 
 
@@ -26,7 +18,7 @@ def parse_data_notification(mv, off=0, end=None):
     The date-time may be absent (00), ``0C`` + 12 bytes, or Kaifa's ``09 0C`` + 12 bytes; it is
     returned as an ``axdr.DateTime``. The body is one A-XDR Data element.
     """
-    off, end = _expect(mv, off, end, DATA_NOTIFICATION, "data-notification")
+    off, end = expect(mv, off, end, DATA_NOTIFICATION, "data-notification")
     inv, off = u32(mv, off, end, "long-invoke-id")
     n, off = u8(mv, off, end, "date-time")
     dt = None
@@ -66,7 +58,7 @@ class Gbt:
 
 def parse_gbt(mv, off=0, end=None):
     """Decode a general-block-transfer APDU (0xE0) into a :class:`Gbt`."""
-    off, end = _expect(mv, off, end, GENERAL_BLOCK_TRANSFER, "general-block-transfer")
+    off, end = expect(mv, off, end, GENERAL_BLOCK_TRANSFER, "general-block-transfer")
     control, off = u8(mv, off, end, "block-control")
     block, off = u16(mv, off, end, "block-number")
     ack, off = u16(mv, off, end, "block-number-ack")

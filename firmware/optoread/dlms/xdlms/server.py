@@ -1,10 +1,10 @@
 """The server side of xDLMS (IEC 62056-5-3): parse requests, encode responses.
 
-The meter's half of :mod:`optoread.xdlms` -- GET/SET/ACTION responses (normal, with-list,
-datablocks), exception and confirmed-service-error responses, data-notification and
-general-block-transfer encoders, and the GET request parser. The simulated meter
-(``tools/optoread_tools/sim_dlms.py``), the laptop's capture decoder and the tests use it;
-the reader never does, so it is not deployed to a board and costs a reading no RAM.
+The meter's half of xDLMS (the client's is :mod:`.get`, :mod:`.set_action`, :mod:`.sn`) --
+GET/SET/ACTION responses (normal, with-list, datablocks), exception and confirmed-service-error
+responses, data-notification and general-block-transfer encoders, and the GET request parser.
+The simulated meter (``tools/optoread_tools/sim_dlms.py``), the laptop's capture decoder and the
+tests use it; the reader never does, so it is not deployed to a board and costs a reading no RAM.
 """
 
 from optoread.dlms.xdlms.apdu import (
@@ -18,21 +18,21 @@ from optoread.dlms.xdlms.apdu import (
     NORMAL,
     WITH_DATABLOCK,
     WITH_LIST,
-    _put_bytes,
-    _put_data,
-    _put_u16,
-    _put_u32,
-    _service_head,
-    _skip_data,
     need,
     put,
+    put_bytes,
+    put_data,
     put_octets,
+    put_u16,
+    put_u32,
     read_length,
     room,
+    skip_data,
     u8,
     u32,
     write_length,
 )
+from optoread.dlms.xdlms.service import service_head
 from optoread.dlms.xdlms.set_action import ACTION_RESPONSE, SET_RESPONSE
 from optoread.errors import ApduError
 
@@ -47,15 +47,15 @@ def parse_descriptor(mv, off, end):
 
 def encode_exception_response(buf, off, state_error, service_error, invocation_counter=None):
     """exception-response (server side, for the simulated meter)."""
-    off = _put_bytes(buf, off, EXCEPTION_RESPONSE, state_error, service_error)
+    off = put_bytes(buf, off, EXCEPTION_RESPONSE, state_error, service_error)
     if service_error == 6:
-        off = _put_u32(buf, off, invocation_counter or 0)
+        off = put_u32(buf, off, invocation_counter or 0)
     return off
 
 
 def encode_confirmed_service_error(buf, off, service, error_type, code):
     """confirmed-service-error (server side), e.g. (1, 6, 1) = initiate / dlms-version-too-low."""
-    return _put_bytes(buf, off, CONFIRMED_SERVICE_ERROR, service, error_type, code)
+    return put_bytes(buf, off, CONFIRMED_SERVICE_ERROR, service, error_type, code)
 
 
 class GetRequest:
@@ -76,13 +76,13 @@ def _parse_selection(mv, off, end):
     if flag != 1:
         raise ApduError("bad access-selection flag", "access-selection", off - 1)
     sel, off = u8(mv, off, end, "access-selector")
-    p_end = _skip_data(mv, off, end, "access-parameters")
+    p_end = skip_data(mv, off, end, "access-parameters")
     return sel, off, p_end, p_end
 
 
 def parse_get_request(mv, off=0, end=None):
     """Decode a GET-Request (normal, next, with-list) into a :class:`GetRequest`."""
-    kind, invoke, off, end = _service_head(mv, off, end, GET_REQUEST, "get-request")
+    kind, invoke, off, end = service_head(mv, off, end, GET_REQUEST, "get-request")
     r = GetRequest(kind, invoke)
     if kind == NEXT:
         r.block, off = u32(mv, off, end, "block-number")
@@ -103,72 +103,72 @@ def parse_get_request(mv, off=0, end=None):
 
 def encode_get_response(buf, off, invoke, data=None, dar=None):
     """GET-Response-Normal (server side): ``data`` (bytes or (tag, value)) or ``dar`` code."""
-    off = _put_bytes(buf, off, GET_RESPONSE, NORMAL, invoke)
+    off = put_bytes(buf, off, GET_RESPONSE, NORMAL, invoke)
     if data is None:
-        return _put_bytes(buf, off, 1, dar or 0)
-    off = _put_bytes(buf, off, 0)
-    return _put_data(buf, off, data)
+        return put_bytes(buf, off, 1, dar or 0)
+    off = put_bytes(buf, off, 0)
+    return put_data(buf, off, data)
 
 
 def encode_get_response_block(buf, off, invoke, last, block_number, raw=None, dar=None):
     """GET-Response-With-Datablock (server side): ``raw`` block bytes or ``dar``."""
-    off = _put_bytes(buf, off, GET_RESPONSE, WITH_DATABLOCK, invoke, 1 if last else 0)
-    off = _put_u32(buf, off, block_number)
+    off = put_bytes(buf, off, GET_RESPONSE, WITH_DATABLOCK, invoke, 1 if last else 0)
+    off = put_u32(buf, off, block_number)
     if raw is None:
-        return _put_bytes(buf, off, 1, dar or 0)
-    off = _put_bytes(buf, off, 0)
+        return put_bytes(buf, off, 1, dar or 0)
+    off = put_bytes(buf, off, 0)
     return put_octets(buf, off, raw)
 
 
 def encode_get_response_list(buf, off, invoke, results):
     """GET-Response-With-List (server side): results are data (bytes or (tag, value)) or int dar."""
-    off = _put_bytes(buf, off, GET_RESPONSE, WITH_LIST, invoke)
+    off = put_bytes(buf, off, GET_RESPONSE, WITH_LIST, invoke)
     off = write_length(buf, off, len(results))
     for x in results:
         if isinstance(x, int):
-            off = _put_bytes(buf, off, 1, x)
+            off = put_bytes(buf, off, 1, x)
         else:
-            off = _put_bytes(buf, off, 0)
-            off = _put_data(buf, off, x)
+            off = put_bytes(buf, off, 0)
+            off = put_data(buf, off, x)
     return off
 
 
 def encode_set_response(buf, off, invoke, dar=0):
     """SET-Response-Normal (server side)."""
-    return _put_bytes(buf, off, SET_RESPONSE, NORMAL, invoke, dar)
+    return put_bytes(buf, off, SET_RESPONSE, NORMAL, invoke, dar)
 
 
 def encode_action_response(buf, off, invoke, result=0, data=None, dar=None):
     """ACTION-Response-Normal (server side) with optional return data or dar."""
-    off = _put_bytes(buf, off, ACTION_RESPONSE, NORMAL, invoke, result)
+    off = put_bytes(buf, off, ACTION_RESPONSE, NORMAL, invoke, result)
     if data is None and dar is None:
-        return _put_bytes(buf, off, 0)
+        return put_bytes(buf, off, 0)
     if data is None:
-        return _put_bytes(buf, off, 1, 1, dar)
-    off = _put_bytes(buf, off, 1, 0)
-    return _put_data(buf, off, data)
+        return put_bytes(buf, off, 1, 1, dar)
+    off = put_bytes(buf, off, 1, 0)
+    return put_data(buf, off, data)
 
 
 def encode_data_notification(buf, off, long_invoke, dt=None, body=None):
     """data-notification (server side): ``dt`` = axdr.DateTime, 12 bytes or None; ``body`` = Data."""
-    off = _put_bytes(buf, off, DATA_NOTIFICATION)
-    off = _put_u32(buf, off, long_invoke)
+    off = put_bytes(buf, off, DATA_NOTIFICATION)
+    off = put_u32(buf, off, long_invoke)
     if dt is None:
-        off = _put_bytes(buf, off, 0)
+        off = put_bytes(buf, off, 0)
     else:
-        off = _put_bytes(buf, off, 12)
+        off = put_bytes(buf, off, 12)
         if hasattr(dt, "write"):
             room(buf, off, 12)
             off = dt.write(buf, off)
         else:
             off = put(buf, off, dt)
-    return _put_data(buf, off, body if body is not None else b"\x00")
+    return put_data(buf, off, body if body is not None else b"\x00")
 
 
 def encode_gbt(buf, off, last, block, ack, data, streaming=False, window=1):
     """general-block-transfer APDU (also used empty, as the client's acknowledgement)."""
     control = (0x80 if last else 0) | (0x40 if streaming else 0) | (window & 0x3F)
-    off = _put_bytes(buf, off, GENERAL_BLOCK_TRANSFER, control)
-    off = _put_u16(buf, off, block)
-    off = _put_u16(buf, off, ack)
+    off = put_bytes(buf, off, GENERAL_BLOCK_TRANSFER, control)
+    off = put_u16(buf, off, block)
+    off = put_u16(buf, off, ack)
     return put_octets(buf, off, data)

@@ -1,19 +1,12 @@
 """xDLMS errors from the meter (IEC 62056-5-3): exception-response (0xD8) and
 confirmed-service-error (0x0E), decoded and named.
 
-Apart from :mod:`optoread.xdlms` because a meter that answers normally never sends them:
-the decoders and their name tables are loaded at the first such answer (RAM on a board).
+Apart from :mod:`.apdu` because a meter that answers normally never sends them: the decoders
+and their name tables are loaded at the first such answer (:func:`.service.expect`; ``LAZY`` in
+the package: RAM on a board).
 """
 
-from optoread.dlms.xdlms.apdu import (
-    CONFIRMED_SERVICE_ERROR,
-    EXCEPTION_RESPONSE,
-    _expect,
-    _name,
-    bounds,
-    u8,
-    u32,
-)
+from optoread.dlms.xdlms.apdu import CONFIRMED_SERVICE_ERROR, EXCEPTION_RESPONSE, bounds, expect_tag, u8, u32
 from optoread.errors import ApduError
 
 _STATE_ERRORS = ("?", "service-not-allowed", "service-unknown")
@@ -37,6 +30,20 @@ _CSE_CODES = {
     6: ("other", "dlms-version-too-low", "incompatible-conformance", "pdu-size-too-short",
         "refused-by-the-vde-handler"),
 }
+
+
+def _name(table, i):
+    return table[i] if 0 <= i < len(table) else str(i)
+
+
+def _expect(mv, off, end, tag, field):
+    # apdu.expect_tag, and the other error answer in its place raises its error (as service.expect)
+    end = bounds(mv, off, end)
+    if off < end and mv[off] != tag:
+        err = error_from_apdu(mv, off, end)
+        if err is not None:
+            raise err
+    return expect_tag(mv, off, end, tag, field), end
 
 
 def parse_exception_response(mv, off=0, end=None):

@@ -1,31 +1,31 @@
 """xDLMS SET and ACTION APDUs (IEC 62056-5-3, LN referencing): requests and responses.
 
-Apart from :mod:`optoread.xdlms` because a reading only GETs: the SET and ACTION codecs are
-loaded when a session first writes (e.g. sets the meter clock), not on every board's heap.
-Conventions as in :mod:`optoread.xdlms` (encoders write into the caller's buffer and return
-the new offset; decoders return offsets into the caller's buffer).
+Apart from :mod:`.get` because a reading only GETs: the SET and ACTION codecs are loaded when
+a session first writes (e.g. sets the meter clock), not on every board's heap. Conventions as
+in :mod:`.apdu` (encoders write into the caller's buffer and return the new offset; decoders
+return offsets into the caller's buffer); ACTION's return parameters are GET's Get-Data-Result.
 """
 
 from optoread.compat import const
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.xdlms.apdu import (
     NORMAL,
-    _get_data_result,
-    _put_access,
-    _put_bytes,
-    _put_data,
-    _put_u32,
-    _service_head,
     check_result,
     encode_descriptor,
     need,
+    put_access,
+    put_bytes,
+    put_data,
     put_descriptor_list,
     put_octets,
+    put_u32,
     read_length,
     u8,
     u32,
     write_length,
 )
+from optoread.dlms.xdlms.get import get_data_result
+from optoread.dlms.xdlms.service import service_head
 from optoread.errors import ApduError
 
 # Used by this module (and the tests and the simulator), not by a reading: kept off its heap.
@@ -43,34 +43,34 @@ SET_RESPONSE_WITH_LIST = const(5)
 
 def encode_set_request(buf, off, invoke, class_id, obis, attr, data, selector=0, params=None):
     """SET-Request-Normal: ``data`` = pre-encoded A-XDR bytes or (tag, value)."""
-    off = _put_bytes(buf, off, SET_REQUEST, NORMAL, invoke)
+    off = put_bytes(buf, off, SET_REQUEST, NORMAL, invoke)
     off = encode_descriptor(buf, off, class_id, obis, attr)
     if selector and params is None:
         raise ApduError("selective set needs params", "access-selection", off)
-    off = _put_access(buf, off, selector, params)
-    return _put_data(buf, off, data)
+    off = put_access(buf, off, selector, params)
+    return put_data(buf, off, data)
 
 
 def _put_datablock_sa(buf, off, last, block_number, raw):
-    off = _put_bytes(buf, off, 1 if last else 0)
-    off = _put_u32(buf, off, block_number)
+    off = put_bytes(buf, off, 1 if last else 0)
+    off = put_u32(buf, off, block_number)
     return put_octets(buf, off, raw)
 
 
 def encode_set_request_first_block(buf, off, invoke, class_id, obis, attr, last, block_number, raw,
                                    selector=0, params=None):
     """SET-Request-With-First-Datablock: ``raw`` = first slice of the value's A-XDR encoding."""
-    off = _put_bytes(buf, off, SET_REQUEST, SET_FIRST_DATABLOCK, invoke)
+    off = put_bytes(buf, off, SET_REQUEST, SET_FIRST_DATABLOCK, invoke)
     off = encode_descriptor(buf, off, class_id, obis, attr)
     if selector and params is None:
         raise ApduError("selective set needs params", "access-selection", off)
-    off = _put_access(buf, off, selector, params)
+    off = put_access(buf, off, selector, params)
     return _put_datablock_sa(buf, off, last, block_number, raw)
 
 
 def encode_set_request_block(buf, off, invoke, last, block_number, raw):
     """SET-Request-With-Datablock: the following slices."""
-    off = _put_bytes(buf, off, SET_REQUEST, SET_WITH_DATABLOCK, invoke)
+    off = put_bytes(buf, off, SET_REQUEST, SET_WITH_DATABLOCK, invoke)
     return _put_datablock_sa(buf, off, last, block_number, raw)
 
 
@@ -78,11 +78,11 @@ def encode_set_request_list(buf, off, invoke, items, values):
     """SET-Request-With-List: items as for :func:`encode_get_request_list`, one value per item."""
     if len(items) != len(values):
         raise ApduError("one value per item", "set-request", off)
-    off = _put_bytes(buf, off, SET_REQUEST, SET_WITH_LIST, invoke)
+    off = put_bytes(buf, off, SET_REQUEST, SET_WITH_LIST, invoke)
     off = put_descriptor_list(buf, off, items)
     off = write_length(buf, off, len(values))
     for v in values:
-        off = _put_data(buf, off, v)
+        off = put_data(buf, off, v)
     return off
 
 
@@ -107,7 +107,7 @@ def _dar_list(mv, off, end):
 
 def parse_set_response(mv, off=0, end=None, strict=True):
     """Decode a SET-Response; with ``strict`` a non-success single result raises DataAccessError."""
-    kind, invoke, off, end = _service_head(mv, off, end, SET_RESPONSE, "set-response")
+    kind, invoke, off, end = service_head(mv, off, end, SET_RESPONSE, "set-response")
     r = SetResponse(kind, invoke)
     if kind == NORMAL:
         r.dar, off = u8(mv, off, end, "data-access-result")
@@ -131,12 +131,12 @@ def parse_set_response(mv, off=0, end=None, strict=True):
 # ---------------------------------------------------------------- ACTION
 def encode_action_request(buf, off, invoke, class_id, obis, method, params=None):
     """ACTION-Request-Normal; ``params`` = method-invocation-parameters (bytes or (tag, value)) or None."""
-    off = _put_bytes(buf, off, ACTION_REQUEST, NORMAL, invoke)
+    off = put_bytes(buf, off, ACTION_REQUEST, NORMAL, invoke)
     off = encode_descriptor(buf, off, class_id, obis, method)
     if params is None:
-        return _put_bytes(buf, off, 0)
-    off = _put_bytes(buf, off, 1)
-    return _put_data(buf, off, params)
+        return put_bytes(buf, off, 0)
+    off = put_bytes(buf, off, 1)
+    return put_data(buf, off, params)
 
 
 class ActionResponse:
@@ -160,7 +160,7 @@ class ActionResponse:
 
 def parse_action_response(mv, off=0, end=None, strict=True):
     """Decode an ACTION-Response-Normal; with ``strict`` a failure result raises DataAccessError."""
-    kind, invoke, off, end = _service_head(mv, off, end, ACTION_RESPONSE, "action-response")
+    kind, invoke, off, end = service_head(mv, off, end, ACTION_RESPONSE, "action-response")
     if kind != NORMAL:
         raise ApduError("unsupported action-response type %d" % kind, "action-response-type", off - 2)
     result, off = u8(mv, off, end, "action-result")
@@ -168,7 +168,7 @@ def parse_action_response(mv, off=0, end=None, strict=True):
     if off < end:
         flag, off = u8(mv, off, end, "return-parameters")
         if flag == 1:
-            item, off = _get_data_result(mv, off, end, "return-parameters")
+            item, off = get_data_result(mv, off, end, "return-parameters")
             r.dar = item.dar
             r.data_off, r.data_end = item.off, item.end
         elif flag != 0:

@@ -1,8 +1,7 @@
 """xDLMS short-name (SN) APDUs (IEC 62056-5-3): ReadRequest/ReadResponse, WriteRequest/WriteResponse.
 
-Apart from :mod:`optoread.xdlms` because most meters are read with logical names: the SN
-codecs are loaded only when a session talks to an SN-only meter. Conventions as in
-:mod:`optoread.xdlms`.
+Apart from :mod:`.get` because most meters are read with logical names: the SN codecs are
+loaded only when a session talks to an SN-only meter. Conventions as in :mod:`.apdu`.
 """
 
 from optoread.compat import const
@@ -12,19 +11,19 @@ from optoread.dlms.xdlms.apdu import (
     ITEM_DATA,
     ITEM_ERROR,
     Result,
-    _expect,
-    _put_bytes,
-    _put_data,
-    _put_u16,
-    _skip_data,
     check_result,
     need,
     octets,
+    put_bytes,
+    put_data,
+    put_u16,
     read_length,
+    skip_data,
     u8,
     u16,
     write_length,
 )
+from optoread.dlms.xdlms.service import expect
 from optoread.errors import ApduError
 
 # Used by this module (and the tests and the simulator), not by a reading: kept off its heap.
@@ -37,17 +36,17 @@ ITEM_BLOCK_NUMBER = const(3)  # SN block-number (read) / write block-number
 def _put_variable_access(buf, off, name):
     # Variable-Access-Specification: [2] variable-name | [4] parameterized-access
     if isinstance(name, int):
-        off = _put_bytes(buf, off, 2)
-        return _put_u16(buf, off, name)
-    off = _put_bytes(buf, off, 4)
-    off = _put_u16(buf, off, name[0])
-    off = _put_bytes(buf, off, name[1])
-    return _put_data(buf, off, name[2])
+        off = put_bytes(buf, off, 2)
+        return put_u16(buf, off, name)
+    off = put_bytes(buf, off, 4)
+    off = put_u16(buf, off, name[0])
+    off = put_bytes(buf, off, name[1])
+    return put_data(buf, off, name[2])
 
 
 def encode_read_request(buf, off, names):
     """ReadRequest (SN): names are short names (int) or (short_name, selector, params) tuples."""
-    off = _put_bytes(buf, off, READ_REQUEST)
+    off = put_bytes(buf, off, READ_REQUEST)
     off = write_length(buf, off, len(names))
     for n in names:
         off = _put_variable_access(buf, off, n)
@@ -56,21 +55,21 @@ def encode_read_request(buf, off, names):
 
 def encode_read_request_block(buf, off, block_number):
     """ReadRequest with block-number-access: ask for the next block of a long read."""
-    off = _put_bytes(buf, off, READ_REQUEST, 1, 5)
-    return _put_u16(buf, off, block_number)
+    off = put_bytes(buf, off, READ_REQUEST, 1, 5)
+    return put_u16(buf, off, block_number)
 
 
 def encode_write_request(buf, off, names, values):
     """WriteRequest (SN): one value (bytes or (tag, value)) per name."""
     if len(names) != len(values):
         raise ApduError("one value per name", "write-request", off)
-    off = _put_bytes(buf, off, WRITE_REQUEST)
+    off = put_bytes(buf, off, WRITE_REQUEST)
     off = write_length(buf, off, len(names))
     for n in names:
         off = _put_variable_access(buf, off, n)
     off = write_length(buf, off, len(values))
     for v in values:
-        off = _put_data(buf, off, v)
+        off = put_data(buf, off, v)
     return off
 
 
@@ -98,14 +97,14 @@ class SnResponse:
 
 def parse_read_response(mv, off=0, end=None):
     """Decode a ReadResponse (0x0C): items are data, data-access-error, data-block-result, block-number."""
-    off, end = _expect(mv, off, end, READ_RESPONSE, "read-response")
+    off, end = expect(mv, off, end, READ_RESPONSE, "read-response")
     n, off = read_length(mv, off, end, "list-count")
     need(mv, off, end, n * 2, "list")
     items = []
     for _ in range(n):
         choice, off = u8(mv, off, end, "read-result")
         if choice == 0:
-            d_end = _skip_data(mv, off, end, "data")
+            d_end = skip_data(mv, off, end, "data")
             items.append(Result(ITEM_DATA, None, off, d_end))
             off = d_end
         elif choice == 1:
@@ -127,7 +126,7 @@ def parse_read_response(mv, off=0, end=None):
 
 def parse_write_response(mv, off=0, end=None):
     """Decode a WriteResponse (0x0D): items are success (ITEM_DATA with no data), errors, block numbers."""
-    off, end = _expect(mv, off, end, WRITE_RESPONSE, "write-response")
+    off, end = expect(mv, off, end, WRITE_RESPONSE, "write-response")
     n, off = read_length(mv, off, end, "list-count")
     need(mv, off, end, n, "list")
     items = []

@@ -1,46 +1,33 @@
-"""COSEM interface classes on top of a DLMS session (IEC 62056-6-2, Blue Book). Sans-IO.
+"""COSEM Profile Generic (class 7): :class:`ProfileGeneric`. Sans-IO.
 
-Everything here talks to the meter only through the session API
-(``sess.get(class_id, obis, attr, selector=0, params=None, sink=None)``, ``sess.get_many``,
-``sess.set``, ``sess.action``), so it runs unchanged against the real session, the
-simulator or a test double. It turns attribute values into meaning:
-
-* Data (1), Register (3), Extended Register (4), Demand Register (5): in
-  :mod:`optoread.cosem_register`, whose ``read_data``, ``read_register`` and ``read_registers``
-  give :class:`Value` (raw x 10^scaler in a DLMS unit, exact text via
-  :func:`optoread.units.scaled_text`).
-* Profile Generic (7): :class:`ProfileGeneric` reads the buffer by range, by entry or
-  whole, delivering rows one at a time to a sink (never the buffer in RAM). Clock cells
-  become :class:`optoread.axdr.DateTime`; null clock cells of compressed buffers are rebuilt
-  from the previous row + capture_period. Register columns may be scaled from the
-  registers' scaler_unit or from an IS 15959 scaler profile.
-* Clock (8): :class:`Clock` read / set / shift_time / time_zone / status.
-* Association LN (15) / SN (12): ``browse`` in :mod:`optoread.cosem_association` streams
-  the object_list.
-
-The register and association modules are loaded only by readings that use them (RAM: an
-IS 15959 plan reads profiles, never loads either).
-* Any class: :func:`get_attribute`, :func:`set_attribute`, :func:`invoke`.
-
-Values a meter sends in an unexpected shape raise :class:`CosemError` (field and index named).
+Reads the buffer by range, by entry or whole, delivering rows one at a time to a sink (never the
+buffer in RAM). Clock cells become :class:`optoread.dlms.axdr.decode.DateTime`; null clock cells
+of compressed buffers are rebuilt from the previous row + capture_period. Register columns may
+be scaled from the registers' scaler_unit or from an IS 15959 scaler profile.
 """
 
-from optoread import obis as _obis
-from optoread.compat import const, hexstr
+from optoread.compat import const
 from optoread.dlms.axdr import decode as axdr
+from optoread.dlms.axdr.data import NOT_SPECIFIED, YEAR_NOT_SPECIFIED
+from optoread.dlms.cosem.base import (
+    CLASS_CLOCK,
+    CLASS_DEMAND_REGISTER,
+    REGISTER_ATTRS,
+    CosemError,
+    Value,
+    as_datetime_arg,
+    get_attributes,
+    is_int,
+    obis6,
+    parse_scaler_unit,
+    to_datetime,
+)
 from optoread.dlms.xdlms import apdu as xdlms
-from optoread.errors import ApduError, DataAccessError
+from optoread.errors import DataAccessError
 
-CLASS_DATA = const(1)
-CLASS_REGISTER = const(3)
-CLASS_EXTENDED_REGISTER = const(4)
-CLASS_DEMAND_REGISTER = const(5)
+_CLOCK_TIME = const(2)  # as in base (private: compiled away)
+
 _CLASS_PROFILE_GENERIC = const(7)
-CLASS_CLOCK = const(8)
-
-CLOCK_OBIS = b"\x00\x00\x01\x00\x00\xff"  # 0.0.1.0.0.255
-
-_ATTR_VALUE = const(2)
 _ATTR_BUFFER = const(2)
 _ATTR_CAPTURE_OBJECTS = const(3)
 _ATTR_CAPTURE_PERIOD = const(4)
@@ -48,190 +35,22 @@ _ATTR_SORT_METHOD = const(5)
 _ATTR_SORT_OBJECT = const(6)
 _ATTR_ENTRIES_IN_USE = const(7)
 _ATTR_PROFILE_ENTRIES = const(8)
-_ATTR_TIME = const(2)
-_ATTR_TIME_ZONE = const(3)
-_ATTR_STATUS = const(4)
-_ATTR_OBJECT_LIST = const(2)
-_METHOD_SHIFT_TIME = const(6)
-_MAX_SHIFT = const(900)  # shift_time takes -900..900 s (Blue Book class 8, method 6)
-_CAPTURE_OBJECT_SIZE = const(18)  # encoded capture_object_definition (xdlms._put_capture_object)
-_OCTET_STRING = const(9)  # Data tags (axdr keeps them private, axdr_encode has them public)
-_INTEGER = const(15)
-_LONG = const(16)
-
-
-class CosemError(ApduError):
-    """A COSEM attribute value has a shape its interface class does not allow."""
-
-    layer = "cosem"
-
-
-# ---------------------------------------------------------------- small helpers
-
-
-def obis6(code):
-    """The 6-byte form of an OBIS code given as 6 bytes, text (any :func:`obis.parse` form) or a
-    6-tuple of ints."""
-    if isinstance(code, (bytes, bytearray, memoryview)):
-        if len(code) != 6:
-            raise CosemError("an OBIS code is 6 bytes", "obis")
-        return bytes(code)
-    if isinstance(code, str):
-        return _obis.parse(code)
-    if isinstance(code, tuple) and len(code) == 6:
-        return _obis.make(*code)
-    raise CosemError("not an OBIS code: %r" % (code,), "obis")
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v):
-    return (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, float)
-
-
-def parse_scaler_unit(v, field="scaler_unit", index=None):
-    """``(scaler, unit_code)`` of a decoded scaler_unit structure ``{integer, enum}``; CosemError
-    if ``v`` is not one."""
-    if not isinstance(v, (tuple, list)) or len(v) != 2:
-        raise CosemError("scaler_unit is not a structure of two", field, index)
-    s = v[0]
-    u = v[1]
-    if not _is_int(s) or s < -128 or s > 127 or not _is_int(u) or u < 0 or u > 255:
-        raise CosemError("scaler_unit values out of range: %r" % (v,), field, index)
-    return s, u
-
-
-def to_datetime(v):
-    """A clock value as :class:`axdr.DateTime`: octet-string(12) is converted, a DateTime is
-    returned as is, anything else (None, other types) unchanged."""
-    if isinstance(v, (bytes, bytearray, memoryview)) and len(v) == 12:
-        return axdr.DateTime.from_bytes(v)
-    return v
+_CAPTURE_OBJECT_SIZE = const(18)  # an encoded capture_object_definition (selective access)
+_INTEGER = const(15)  # A-XDR tag of a method's integer parameter
 
 
 def add_seconds(dt, secs):
     """``dt`` moved by ``secs`` seconds, keeping its deviation, status, hundredths and (when not
     specified) weekday; None when ``dt`` is not a real calendar instant (wildcards)."""
     t = dt.local_epoch()
-    if t is None or dt.year == axdr.YEAR_NOT_SPECIFIED:  # local_epoch() accepts year 0xFFFF
+    if t is None or dt.year == YEAR_NOT_SPECIFIED:  # local_epoch() accepts year 0xFFFF
         return None
     # Same deviation before and after, so local arithmetic equals UTC arithmetic.
     n = axdr.DateTime.from_epoch(t + secs, axdr.DEVIATION_UNSPECIFIED, dt.status, dt.hundredths)
     n.deviation = dt.deviation
-    if dt.weekday == axdr.NOT_SPECIFIED:
-        n.weekday = axdr.NOT_SPECIFIED
+    if dt.weekday == NOT_SPECIFIED:
+        n.weekday = NOT_SPECIFIED
     return n
-
-
-def _as_datetime_arg(v, field):
-    # Range bounds: DateTime, 12 raw octets, or (y, m, d, h, mi, s[, ...]) tuple.
-    if isinstance(v, axdr.DateTime):
-        return v
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        if len(v) != 12:
-            raise CosemError("a date-time is 12 octets", field)
-        return bytes(v)
-    if isinstance(v, tuple) and 6 <= len(v) <= 10:
-        return axdr.DateTime(*v)
-    raise CosemError("not a date-time: %r" % (v,), field)
-
-
-# ---------------------------------------------------------------- values
-
-
-class Value:
-    """A register value: ``raw`` as read, ``scaler`` (0 when the object has none), ``unit_code``
-    (DLMS unit enum or None), ``unit`` (symbol), ``scaled`` (raw x 10^scaler), ``text`` (exact
-    decimal text), plus ``status`` and ``capture_time`` (DateTime) for classes 4 and 5."""
-
-    def __init__(self, raw, scaler=0, unit_code=None, status=None, capture_time=None, obis=None,
-                 class_id=None):
-        self.raw = raw
-        self.scaler = scaler
-        self.unit_code = unit_code
-        self.status = status
-        self.capture_time = capture_time
-        self.obis = obis
-        self.class_id = class_id
-
-    @property
-    def unit(self):
-        """Unit symbol (``"Wh"``) or None."""
-        from optoread import units  # the unit tables are loaded only when a symbol is asked for (RAM)
-
-        return units.unit_name(self.unit_code)
-
-    @property
-    def scaled(self):
-        """``raw * 10**scaler`` for numbers (int for scaler >= 0, else float); other raw values
-        unchanged."""
-        if not _is_number(self.raw) or not self.scaler:
-            return self.raw
-        from optoread import units
-
-        return units.apply_scaler(self.raw, self.scaler)
-
-    @property
-    def text(self):
-        """Exact decimal text of the scaled value (no float rounding); str() of other values."""
-        if _is_number(self.raw):
-            from optoread import units
-
-            return units.scaled_text(self.raw, self.scaler or 0)
-        if isinstance(self.raw, (bytes, bytearray)):
-            return hexstr(self.raw)
-        return str(self.raw)
-
-    def __eq__(self, other):
-        return (isinstance(other, Value) and self.raw == other.raw and self.scaler == other.scaler
-                and self.unit_code == other.unit_code and self.status == other.status
-                and self.capture_time == other.capture_time)
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __repr__(self):
-        u = self.unit
-        return "Value(%s%s)" % (self.text, " " + u if u else "")
-
-
-# ---------------------------------------------------------------- generic access
-
-
-def get_attribute(sess, class_id, obis, attr, selector=0, params=None, sink=None):
-    """Any attribute of any class, as the session decodes it (``sink`` streams an array)."""
-    return sess.get(class_id, obis6(obis), attr, selector=selector, params=params, sink=sink)
-
-
-def set_attribute(sess, class_id, obis, attr, tag, value):
-    """Write any attribute: ``tag`` is the A-XDR tag, ``value`` as :func:`axdr.encode` takes it."""
-    return sess.set(class_id, obis6(obis), attr, tag, value)
-
-
-def invoke(sess, class_id, obis, method, tag=None, value=None):
-    """Call any method (ACTION); returns the method's return value or None."""
-    return sess.action(class_id, obis6(obis), method, tag, value)
-
-
-# ---------------------------------------------------------------- Register (cosem_register)
-
-# class_id -> (scaler_unit attr, status attr, capture_time attr); value is attribute 2.
-_REGISTER_ATTRS = {
-    CLASS_REGISTER: (3, 0, 0),
-    CLASS_EXTENDED_REGISTER: (3, 4, 5),
-    CLASS_DEMAND_REGISTER: (4, 5, 6),
-}
-
-
-def _check_answers(answers, reqs):
-    if not isinstance(answers, (list, tuple)) or len(answers) != len(reqs):
-        raise CosemError("get_many gave %d answers to %d requests" % (len(answers), len(reqs)),
-                         "get_many")
-
-
-# ---------------------------------------------------------------- Profile Generic
 
 
 def _capture_object(v, index):
@@ -239,19 +58,19 @@ def _capture_object(v, index):
     if not isinstance(v, (tuple, list)) or len(v) != 4:
         raise CosemError("capture object is not a structure of four", "capture_objects", index)
     cls, ln, attr, idx = v
-    if (not _is_int(cls) or not isinstance(ln, (bytes, bytearray)) or len(ln) != 6
-            or not _is_int(attr) or not _is_int(idx)):
+    if (not is_int(cls) or not isinstance(ln, (bytes, bytearray)) or len(ln) != 6
+            or not is_int(attr) or not is_int(idx)):
         raise CosemError("capture object fields have wrong types", "capture_objects", index)
     return (cls, bytes(ln), attr, idx)
 
 
 def _is_clock(co):
-    return co[0] == CLASS_CLOCK and co[2] == _ATTR_TIME
+    return co[0] == CLASS_CLOCK and co[2] == _CLOCK_TIME
 
 
 def _is_register_value(co):
     # Register-like value attribute: 3/4 attr 2, 5 attr 2 or 3 (current/last average).
-    return co[0] in _REGISTER_ATTRS and (co[2] == 2 or (co[0] == CLASS_DEMAND_REGISTER and co[2] == 3))
+    return co[0] in REGISTER_ATTRS and (co[2] == 2 or (co[0] == CLASS_DEMAND_REGISTER and co[2] == 3))
 
 
 class _RowSink:
@@ -326,7 +145,7 @@ class ProfileGeneric:
         """Seconds between captures (attribute 4, cached); 0 = asynchronous capture."""
         if self._period is None or refresh:
             v = sess.get(_CLASS_PROFILE_GENERIC, self.obis, _ATTR_CAPTURE_PERIOD)
-            if not _is_int(v) or v < 0:
+            if not is_int(v) or v < 0:
                 raise CosemError("capture_period is not an unsigned number", "capture_period")
             self._period = v
         return self._period
@@ -363,7 +182,7 @@ class ProfileGeneric:
         with capture_objects; pass it as ``scalers=`` to the read methods.
 
         Without ``scaler_profile`` the registers' scaler_unit attributes are read (one
-        ``get_many``; ``cache`` as in :func:`read_register`). With ``scaler_profile`` (an OBIS,
+        ``get_many``; ``cache`` as in :func:`.register.read_register`). With ``scaler_profile`` (an OBIS,
         e.g. IS 15959 1.0.94.91.4.255) that profile's single row of scaler_unit structures is
         read and matched to these columns by OBIS.
         """
@@ -398,11 +217,10 @@ class ProfileGeneric:
                 if co[1] in cache:
                     out[i] = cache[co[1]]
                 else:
-                    reqs.append((co[0], co[1], _REGISTER_ATTRS[co[0]][0]))
+                    reqs.append((co[0], co[1], REGISTER_ATTRS[co[0]][0]))
                     where.append(i)
         if reqs:
-            answers = sess.get_many(reqs)
-            _check_answers(answers, reqs)
+            answers = get_attributes(sess, reqs)
             for k in range(len(reqs)):
                 a = answers[k]
                 if isinstance(a, Exception):
@@ -437,7 +255,7 @@ class ProfileGeneric:
         return rs.count
 
     def _column(self, cos, c, field):
-        if _is_int(c):
+        if is_int(c):
             if c < 0 or c >= len(cos):
                 raise CosemError("no column %d (profile has %d)" % (c, len(cos)), field)
             return c, cos[c]
@@ -483,8 +301,8 @@ class ProfileGeneric:
         else:
             sort_co = self._column(cos, sort_column, "sort_column")[1]
         self._check_scalers(cos, scalers)
-        f = _as_datetime_arg(from_dt, "from")
-        t = _as_datetime_arg(to_dt, "to")
+        f = as_datetime_arg(from_dt, "from")
+        t = as_datetime_arg(to_dt, "to")
         sel = []
         if columns:
             for c in columns:
@@ -508,7 +326,7 @@ class ProfileGeneric:
         to_col`` (1-based, 0 = to the last) with selector 2; returns the row count."""
         cos = self.capture_objects(sess)
         for v in (from_entry, to_entry, from_col, to_col):
-            if not _is_int(v):
+            if not is_int(v):
                 raise CosemError("entry and column numbers are integers", "entries")
         if from_entry < 1 or to_entry < 0 or (to_entry and to_entry < from_entry):
             raise CosemError("bad entry range %d..%d" % (from_entry, to_entry), "entries")
@@ -541,47 +359,3 @@ class ProfileGeneric:
     def capture(self, sess):
         """Method 2: capture one row now."""
         return sess.action(_CLASS_PROFILE_GENERIC, self.obis, 2, _INTEGER, 0)
-
-
-# ---------------------------------------------------------------- Clock
-
-
-class Clock:
-    """The Clock object (class 8), by default 0.0.1.0.0.255."""
-
-    def __init__(self, obis=CLOCK_OBIS):
-        self.obis = obis6(obis)
-
-    def read(self, sess):
-        """Attribute 2 (time) as :class:`axdr.DateTime`."""
-        v = to_datetime(sess.get(CLASS_CLOCK, self.obis, _ATTR_TIME))
-        if not isinstance(v, axdr.DateTime):
-            raise CosemError("clock time is not a date-time: %r" % (v,), "time")
-        return v
-
-    def time_zone(self, sess):
-        """Attribute 3: deviation of local standard time from UTC in minutes (Blue Book sign)."""
-        return sess.get(CLASS_CLOCK, self.obis, _ATTR_TIME_ZONE)
-
-    def status(self, sess):
-        """Attribute 4: clock status bits (axdr.STATUS_*)."""
-        return sess.get(CLASS_CLOCK, self.obis, _ATTR_STATUS)
-
-    def set(self, sess, dt):
-        """Write attribute 2 (needs a privileged association: LLS/HLS)."""
-        dt = _as_datetime_arg(dt, "time")
-        raw = dt.to_bytes() if isinstance(dt, axdr.DateTime) else dt
-        try:
-            sess.set(CLASS_CLOCK, self.obis, _ATTR_TIME, _OCTET_STRING, raw)
-        except DataAccessError as e:
-            if e.result == 3:  # read-write-denied: say what the user can change
-                raise DataAccessError(
-                    "setting the clock was denied (%s): it needs a privileged association "
-                    "(a client with LLS or HLS authentication)" % e.message, result=e.result)
-            raise
-
-    def shift_time(self, sess, seconds):
-        """Method 6: move the clock by ``seconds`` (-900..900)."""
-        if not _is_int(seconds) or seconds < -_MAX_SHIFT or seconds > _MAX_SHIFT:
-            raise CosemError("shift_time takes -900..900 seconds", "shift_time")
-        return sess.action(CLASS_CLOCK, self.obis, _METHOD_SHIFT_TIME, _LONG, seconds)

@@ -1,1 +1,0 @@
-"""The DLMS client session: link, association, services, release."""

@@ -1,1 +1,0 @@
-"""HDLC for DLMS/COSEM (IEC 62056-46)."""

@@ -1,1 +1,0 @@
-"""The append-only reading store on a flash filesystem (LittleFS)."""

@@ -1,0 +1,384 @@
+"""Writing one session: :class:`Writer` (from ``Store.begin``), the delta encoder of its profile
+rows (:class:`RowEncoder`) and the :class:`Session` summary it keeps (the mount rebuilds the same
+summary from a file, the store's index keeps it).
+
+Load-profile rows are stored compactly: per column the zig-zag varint of the difference to the
+previous row (+1; 0 = null); the first column's varint is shifted left by one and its low bit
+says whether an explicit clock follows (zig-zag difference to the implied clock = previous clock
++ capture period). A regular 15-minute profile with one energy column costs about 2.3 bytes per
+row. A ROWS record's payload is the row count (varint) and the rows.
+"""
+
+# A Writer's file is None once finished; pyright cannot follow it.
+# pyright: reportOptionalOperand=false, reportOptionalMemberAccess=false, reportIndexIssue=false
+# pyright: reportArgumentType=false, reportOperatorIssue=false, reportAttributeAccessIssue=false
+# pyright: reportGeneralTypeIssues=false, reportCallIssue=false
+
+from optoread.compat import IS_MICROPYTHON, const
+from optoread.errors import StoreError
+from optoread.store.records import (
+    COMPLETE,
+    CRC_SIZE,
+    HEADER_SIZE,
+    INCOMPLETE,
+    MAX_PAYLOAD,
+    T_HEAD,
+    T_ROWS,
+    T_VALUE,
+    begin_record,
+    encode_record,
+    end_record,
+    file_size,
+    put_uvarint,
+    zigzag,
+)
+
+_MAX_COLUMNS = const(32)  # as in records (private: compiled away)
+_MAX_VARINT = const(10)  # as in records (private: compiled away)
+_T_COMMIT = const(6)  # as in records (private: compiled away)
+_T_EVENT = const(3)  # as in records (private: compiled away)
+_T_PROFILE = const(4)  # as in records (private: compiled away)
+
+_ROW_BLOCK = const(512)  # profile rows are flushed to the file in records of at most this payload
+_ROWS_AT = const(12)  # where a writer encodes rows in the record buffer: HEADER_SIZE + 2-byte count
+_SYNC_BYTES = const(4096)  # flush (LittleFS: commit) at least this often while writing a session
+
+
+# ---------------------------------------------------------------- load-profile rows
+
+
+class RowEncoder:
+    """Delta + varint encoder of profile rows into a fixed bytearray (no allocation per row).
+
+    The rows go to ``buf[start:start + capacity]``: a buffer of its own by default, or (the
+    session writer) the payload area of the store's record buffer, so a profile costs no
+    second block buffer.
+
+    Clocks are tracked as offsets from a base (the profile's first time, else the first clock
+    a row gives): epoch seconds exceed 2**30, where a 32-bit board's small ints end, and a
+    sum of two of them would allocate a long int for every row. The encoded bytes are the
+    same as with absolute clocks (a row's clock is always relative to the implied one).
+    """
+
+    def __init__(self, capacity=_ROW_BLOCK, buf=None, start=0):
+        self.buf = bytearray(capacity) if buf is None else buf
+        self.start = start
+        self.end = start + capacity
+        self.prev = [0] * _MAX_COLUMNS
+        self.reset(0, None, None)
+
+    def reset(self, ncols, period, first_time):
+        """Start a new profile: ``ncols`` integer columns, capture period (s) and expected first clock."""
+        self.ncols = ncols
+        self.period = period or 0
+        self.base = first_time  # epoch seconds (may be a long int) or None until a row gives one
+        self.rel = None  # the last row's clock - base; None while no row had a clock
+        for i in range(_MAX_COLUMNS):
+            self.prev[i] = 0
+        self.clear()
+
+    def clear(self):
+        """Empty the block buffer (after it was written out); the delta state carries on."""
+        self.off = self.start
+        self.rows = 0
+
+    def room(self):
+        """True if a worst-case row still fits in the block."""
+        return self.end - self.off >= (self.ncols + 1) * _MAX_VARINT
+
+    def add(self, clock, cols):
+        """Encode one row; ``clock`` is epoch seconds or None (implied), ``cols`` ints or None."""
+        ncols = self.ncols
+        if len(cols) != ncols:
+            raise StoreError("row has %d columns, profile has %d" % (len(cols), ncols), "row")
+        # Check first: a row that fails must leave no trace in the delta state.
+        for i in range(ncols):
+            v = cols[i]
+            if v is not None and not isinstance(v, int):
+                raise StoreError("profile column %d must be an int" % i, "row")
+        # pred: the implied clock as an offset from base (None: no clock known yet)
+        rel = self.rel
+        base = self.base
+        if rel is not None:
+            pred = rel + self.period
+        else:
+            pred = None if base is None else 0
+        if clock is None:
+            explicit = 0
+            delta = 0
+            rel = pred
+        else:
+            if not isinstance(clock, int):
+                raise StoreError("row clock must be an int", "clock")
+            if base is None:  # the first clock of a profile without first_time: the base
+                delta = clock  # relative to 0, as the decoder expects
+                explicit = 1
+                rel = 0
+                base = clock
+            else:
+                rel = clock - base  # a long int's subtraction: only for rows that carry a clock
+                explicit = 0 if rel == pred else 1
+                delta = rel - pred
+        buf = self.buf
+        end = self.end
+        off = self.off
+        prev = self.prev
+        # The lead varint carries the first column's code and, in its low bit, whether an
+        # explicit clock follows: a regular row costs no byte for its timestamp.
+        for i in range(ncols):
+            v = cols[i]
+            code = 0 if v is None else zigzag(v - prev[i]) + 1
+            if i == 0:
+                off = put_uvarint(buf, off, end, (code << 1) | explicit)
+                if explicit:
+                    off = put_uvarint(buf, off, end, zigzag(delta))
+            else:
+                off = put_uvarint(buf, off, end, code)
+        if ncols == 0:
+            off = put_uvarint(buf, off, end, explicit)
+            if explicit:
+                off = put_uvarint(buf, off, end, zigzag(delta))
+        for i in range(ncols):  # the row is written: now it is the reference of the next one
+            v = cols[i]
+            if v is not None:
+                prev[i] = v
+        self.base = base
+        self.rel = rel
+        self.off = off
+        self.rows += 1
+
+
+# ---------------------------------------------------------------- the session summary
+
+
+class Session:
+    """Summary of one stored session (no values: use :meth:`Store.read`)."""
+
+    def __init__(self, seq):
+        self.seq = seq
+        self.meter = None
+        self.plan = None
+        self.device_time = None
+        self.meter_time = None
+        self.complete = False
+        self.sealed = False  # a valid COMMIT record is present
+        self.error = None
+        self.values = 0
+        self.events = 0
+        self.profiles = 0
+        self.rows = 0
+        self.records = 0
+        self.size = 0  # bytes of valid records
+        self.downloaded = False
+
+    def as_dict(self):
+        """The summary as a plain dict (JSON, listings)."""
+        from optoread.store import query as store_query  # the query side makes it (RAM: loaded on first use)
+
+        return store_query.as_dict(self)
+
+    def __repr__(self):
+        return "Session(%d, %r, %s)" % (self.seq, self.meter, COMPLETE if self.complete else INCOMPLETE)
+
+
+# ---------------------------------------------------------------- the writer
+
+
+class Writer:
+    """Records one session; obtained from :meth:`Store.begin`. Finish with commit() or abort()."""
+
+    def __init__(self, store, seq):
+        self.store = store
+        self.seq = seq
+        # Room for one record of the largest size: records are written out as the next one
+        # needs the room (LittleFS's file cache gathers the small ones into program chunks).
+        self._out = store._buf  # the store's record buffer: it is idle while we write (Store._idle)
+        self._n = 0  # bytes pending in _out
+        self._unsynced = 0
+        # Rows are encoded straight into the record buffer, after room for a record header and
+        # a 2-byte row count (a block holds at most _ROW_BLOCK rows): no buffer of their own.
+        self._rows = RowEncoder(_ROW_BLOCK, self._out, _ROWS_AT)
+        self._in_profile = False
+        self._f = None
+        self._s = Session(seq)
+
+    def _start(self, meter_id, plan, device_time, meter_time):
+        s = self._s
+        s.meter, s.plan, s.device_time, s.meter_time = meter_id, plan, device_time, meter_time
+        try:
+            self._f = self.store.fs.open(self.store._path(self.seq), "wb")
+        except OSError as e:
+            raise StoreError("cannot create session file (%s)" % e, "file")
+        try:
+            self._record(T_HEAD, (meter_id, plan, device_time, meter_time))
+            self._sync()  # the session is visible (and will be sealed after a cut) from here on
+        except StoreError:
+            self.discard()
+            raise
+
+    def _check_open(self):
+        if self._f is None:
+            raise StoreError("session already finished", "writer")
+
+    def _room(self, need):
+        if len(self._out) - self._n < need:
+            self._write_out()
+
+    def _record(self, rtype, items):
+        self._room(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
+        self._n = encode_record(self._out, self._n, rtype, self.seq, items)
+        self._s.records += 1
+
+    def _write_out(self, start=0):
+        if self._n <= start:
+            self._n = 0
+            return
+        try:
+            if IS_MICROPYTHON:  # stream write(buf, off, len): no slice object
+                self._f.write(self._out, start, self._n - start)
+            else:
+                self._f.write(memoryview(self._out)[start:self._n])
+        except OSError as e:
+            raise StoreError("write failed (%s): store full? download first" % e, "write")
+        self._unsynced += self._n - start
+        self._n = 0
+        if self._unsynced >= _SYNC_BYTES:
+            self._sync()
+
+    def _sync(self):
+        self._write_out()
+        try:
+            self._f.flush()
+        except OSError as e:
+            raise StoreError("flush failed (%s): store full? download first" % e, "write")
+        self._unsynced = 0
+
+    def _flush_rows(self):
+        # The rows sit in place at _ROWS_AT (the buffer holds nothing else during a profile):
+        # the count varint goes right before them and the record header before that, so the
+        # record starts at 0 or 1 and is written out from there at once.
+        r = self._rows
+        if not r.rows:
+            return
+        out = self._out
+        p = _ROWS_AT - (1 if r.rows < 0x80 else 2)
+        start = p - HEADER_SIZE
+        begin_record(out, start, T_ROWS, self.seq)
+        put_uvarint(out, p, _ROWS_AT, r.rows)
+        self._n = end_record(out, start, r.off)
+        self._s.records += 1
+        self._s.rows += r.rows
+        r.clear()
+        self._write_out(start)
+        if self.store.watch is not None:
+            self.store.watch()
+
+    def value(self, obis, value, scaler=None, unit=None):
+        """Store a register value: OBIS text, value (int/str/bytes/float/None), scaler, unit code or text."""
+        self._check_open()
+        self._end_profile()
+        self._record(T_VALUE, (obis, value, scaler, unit))
+        self._s.values += 1
+
+    def event(self, time, code, text=None):
+        """Store a meter event: time (epoch s or None), event code, optional text."""
+        self._check_open()
+        self._end_profile()
+        self._record(_T_EVENT, (time, code, text))
+        self._s.events += 1
+
+    def profile_begin(self, obis, columns, capture_period_s=None, first_time=None):
+        """Start a profile: ``columns`` = sequence of OBIS texts or (obis, scaler, unit) tuples.
+
+        Rows then follow with :meth:`row`. The clock column is not among ``columns``.
+        """
+        self._check_open()
+        self._end_profile()
+        cols = []
+        for c in columns:
+            if isinstance(c, str):
+                cols.extend((c, None, None))
+            else:
+                if len(c) != 3:
+                    raise StoreError("a column is obis or (obis, scaler, unit)", "columns")
+                cols.extend(c)
+        ncols = len(cols) // 3
+        if ncols > _MAX_COLUMNS:
+            raise StoreError("more than %d columns" % _MAX_COLUMNS, "columns")
+        if capture_period_s is not None and (not isinstance(capture_period_s, int) or capture_period_s < 0):
+            raise StoreError("bad capture period", "period")
+        if first_time is not None and not isinstance(first_time, int):
+            raise StoreError("bad first time", "first_time")
+        self._record(_T_PROFILE, [obis, capture_period_s, first_time, ncols] + cols)
+        self._write_out()  # the rows are encoded into the (now empty) record buffer
+        self._rows.reset(ncols, capture_period_s, first_time)
+        self._in_profile = True
+        self._s.profiles += 1
+
+    def row(self, clock, cols):
+        """Append one profile row: clock (epoch s, or None = previous + capture period), int columns."""
+        self._check_open()
+        if not self._in_profile:
+            raise StoreError("row outside a profile", "row")
+        if self._n:  # a record staged since the last row: out of the way of the rows
+            self._write_out()
+        r = self._rows
+        if not r.room():
+            self._flush_rows()
+        r.add(clock, cols)
+
+    def _end_profile(self):
+        if self._in_profile:
+            self._flush_rows()
+
+    def commit(self, outcome=COMPLETE, error=None):
+        """Finish the session with a COMMIT record (``complete`` or ``incomplete``); return its summary."""
+        self._check_open()
+        if outcome not in (COMPLETE, INCOMPLETE):
+            raise StoreError("outcome is complete or incomplete", "outcome")
+        self._end_profile()
+        s = self._s
+        self._room(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
+        self._n = encode_record(self._out, self._n, _T_COMMIT, self.seq,
+                                (0 if outcome == COMPLETE else 1, error, s.records, s.rows))
+        try:
+            self._sync()
+            self._close()
+        except (StoreError, OSError) as e:
+            # Not committed: the file is left for the next mount to seal as interrupted.
+            self.discard()
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError("commit failed (%s)" % e, "write")
+        s.records += 1
+        s.size = self._written
+        s.sealed = True
+        s.complete = outcome == COMPLETE
+        s.error = error
+        s.downloaded = False
+        self.store._committed(self, s)
+        return s
+
+    def abort(self, error):
+        """Finish the session as *incomplete* with ``error`` text (the attempt stays visible)."""
+        return self.commit(INCOMPLETE, str(error))
+
+    def _close(self):
+        f = self._f
+        self._f = None
+        try:
+            self._written = f.tell()
+        except (OSError, AttributeError):
+            self._written = file_size(self.store.fs, self.store._path(self.seq))
+        f.close()
+
+    def discard(self):
+        """Close the file without a COMMIT (tests; the next mount seals it as interrupted)."""
+        f = self._f
+        self._f = None
+        self.store._committed(self, None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
