@@ -92,7 +92,7 @@ def _seen(used, before):
 
 def _watch_unload(used):
     """Make ``compat.unload`` note the firmware modules it drops in ``used`` (and drop them): a
-    module loaded and dropped within one call (store_mount and store_decode in Store.mount) is
+    module loaded and dropped within one call (store.mount and store.decode in Store.mount) is
     gone before :func:`_seen` looks. Only for the file's run: compat is forgotten with it."""
     try:
         from optoread import compat

@@ -16,8 +16,8 @@ and 30 days) measures the working set of the reading: its peak live heap up to t
 (sampled after a collection at every progress message and every 32 profile rows,
 ``OPTOREAD_MEM=1``; ``OPTOREAD_MEM=2`` in the environment makes the reading print every sample)
 minus the heap right after the imports. The printing afterwards (which loads the store's read
-side: store_query, store_decode, units) is reported next to it. Prints a table and merges ``min_heap_kb`` and
-``working_set_kb`` (the larger of the two lengths) into ``docs/benchmarks.json``.
+side: store.query, store.decode, units) is reported next to it. Prints a table and merges
+``min_heap_kb`` and ``working_set_kb`` (the larger of the two lengths) into ``docs/benchmarks.json``.
 64-bit unix port figures; a 32-bit board needs about 72 % (stack_imports: bytecode does not
 shrink with the pointer size).
 """
@@ -394,9 +394,9 @@ def main(argv):
         print("(+printing: the peak above the imports while the tool prints the committed session "
               "back from flash,\n which loads the store's read side; in the smallest heap, not in the "
               "working set)")
-        print("(full_readout browses and reads registers: the modules for that (reader_registers, "
-              "cosem_association,\n cosem_register, session_list) load during the reading, so its working "
-              "set includes them; the IS 15959 plan never loads them)")
+        print("(full_readout browses and reads registers: the modules for that (device.register_steps, "
+              "dlms.cosem.association,\n dlms.cosem.register, dlms.client.get_list) load during the reading, "
+              "so its working set includes them; the IS 15959 plan never loads them)")
         if per_phase:
             print("\npeak live heap above the imports per phase (is15959_plan, %d days of block load):"
                   % lengths[-1])
