@@ -38,6 +38,7 @@ deploy: setup
 
 lint: setup
 	$(BIN)/ruff check firmware host_tests tools boards
+	$(PY) tools/layering.py
 
 # Every firmware module must compile for MicroPython: bytecode, RP2040 (armv6m) and ESP32 (xtensawin).
 mpy: setup

@@ -16,6 +16,7 @@ from optoread.dlms.acse.apdu import (
     RELEASE_NORMAL,
     SOURCE_USER,
     Association,
+    InitiateResponse,  # noqa: F401  (the type of Aare.initiate)
     auth_size,
     ber_int,
     components,

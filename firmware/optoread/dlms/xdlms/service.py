@@ -21,7 +21,9 @@ def expect(mv, off, end, tag, field):
         if t != tag and (t == EXCEPTION_RESPONSE or t == CONFIRMED_SERVICE_ERROR):
             from optoread.dlms.xdlms import service_errors  # the meter refused the request: name why
 
-            raise service_errors.error_from_apdu(mv, off, end)
+            err = service_errors.error_from_apdu(mv, off, end)
+            if err is not None:
+                raise err
     return expect_tag(mv, off, end, tag, field), end
 
 
