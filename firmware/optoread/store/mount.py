@@ -34,8 +34,8 @@ def mount(store, repair):
     removed)`` for its MountReport (made there: a report the caller keeps holds none of this module)."""
     fs = store.fs
     root = store.root
-    store._clear_index()
-    if not store._exists_dir():
+    store.clear_index()
+    if not store.exists_dir():
         if not repair:
             store.mounted = True
             return 0, 0, 0, 0
@@ -59,29 +59,29 @@ def mount(store, repair):
     for seq in seqs:
         s, file_size = _scan(store, seq, rows)
         if s.sealed and s.size == file_size:
-            store._add(s)
+            store.index_add(s)
             continue
         trimmed += file_size - s.size
         if s.sealed:  # bytes after a COMMIT: ignored, never rewritten
-            store._add(s)
+            store.index_add(s)
             continue
         torn += 1
         if s.records == 0:  # not even the HEAD record made it
             if repair:
-                fs.remove(store._path(seq))
+                fs.remove(store.session_path(seq))
                 removed += 1
             continue
         if repair:
             _seal(store, s, file_size)
         s.complete = False
         s.error = INTERRUPTED
-        store._add(s)
-    store._acked = acked = _load_acks(store, repair)
+        store.index_add(s)
+    store.acked_up_to = acked = _load_acks(store, repair)
     n = store.count()
-    top = store._seq_at(n - 1) if n else 0
+    top = store.seq_at(n - 1) if n else 0
     if seqs and seqs[-1] > top:
         top = seqs[-1]
-    store._next = max(top, acked) + 1
+    store.next_seq = max(top, acked) + 1
     store.mounted = True
     return n, trimmed, torn, removed
 
@@ -90,9 +90,9 @@ def _scan(store, seq, rows):
     # Validate one session file (``rows``: a RowDecoder); return (Session with counts up to the
     # last whole record, file size).
     s = Session(seq)
-    buf = store._buf
+    buf = store.record_buf
     pos = 0
-    with store.fs.open(store._path(seq), "rb") as f:
+    with store.fs.open(store.session_path(seq), "rb") as f:
         while True:
             n, rtype, rseq, pay, pend = read_record(f, buf)
             if n == 0:
@@ -158,13 +158,13 @@ def _apply(s, rtype, buf, pay, pend, rows):
 def _seal(store, s, file_size):
     # Make a torn session permanent as *incomplete*: trim the torn tail, append a COMMIT.
     fs = store.fs
-    buf = store._buf
-    path = store._path(s.seq)
+    buf = store.record_buf
+    path = store.session_path(s.seq)
     n = encode_record(buf, 0, _T_COMMIT, s.seq, (1, INTERRUPTED, s.records, s.rows))
     if file_size != s.size:
         # Torn bytes present: copy the whole records to a temporary file and rename it over.
         commit = bytes(buf[:n])
-        tmp = store._path(s.seq, TMP)
+        tmp = store.session_path(s.seq, TMP)
         with fs.open(path, "rb") as src:
             with fs.open(tmp, "wb") as dst:
                 left = s.size
@@ -189,7 +189,7 @@ def _seal(store, s, file_size):
 
 def _load_acks(store, repair):
     # The highest acknowledged sequence in the acks file; a torn file is rewritten (repair).
-    buf = store._buf
+    buf = store.record_buf
     acked = 0
     torn = False
     try:
@@ -212,5 +212,5 @@ def _load_acks(store, repair):
             if v > acked:
                 acked = v
     if torn and repair:
-        store._write_acks(acked)
+        store.write_acks(acked)
     return acked

@@ -21,7 +21,7 @@ _ACKS_COMPACT = const(2048)  # the acks file is rewritten as one record once it 
 
 def sessions(store, meter=None, downloaded=None, since=None, until=None):
     """Iterate over ``store``'s session summaries, oldest first, filtered (see ``Store.sessions``)."""
-    store._need_mount()
+    store.need_mount()
     for i in range(store.count()):
         s = store.summary(i)  # made from the index: a listing holds one summary at a time
         if meter is not None and s.meter != meter:
@@ -48,14 +48,14 @@ def as_dict(s):
 
 def read(store, seq, sink):
     """Stream session ``seq`` of ``store`` to ``sink(kind, data)``; return its summary (``Store.read``)."""
-    store._need_mount()
-    store._idle()
+    store.need_mount()
+    store.check_idle()
     s = store.session(seq)
-    buf = store._buf
+    buf = store.record_buf
     rows = RowDecoder()
     pos = 0
     emit = lambda clock, cols: sink("row", (clock, cols))
-    with store.fs.open(store._path(seq), "rb") as f:
+    with store.fs.open(store.session_path(seq), "rb") as f:
         while pos < s.size:
             n, rtype, rseq, pay, pend = read_record(f, buf)
             if n == 0 or rtype < 0 or rseq != seq:
@@ -75,12 +75,12 @@ def read(store, seq, sink):
 
 def read_raw(store, seq, sink):
     """Stream the stored bytes of session ``seq`` (whole records only) as memoryview chunks."""
-    store._need_mount()
-    store._idle()
+    store.need_mount()
+    store.check_idle()
     s = store.session(seq)
-    mv = memoryview(store._buf)
+    mv = memoryview(store.record_buf)
     left = s.size
-    with store.fs.open(store._path(seq), "rb") as f:
+    with store.fs.open(store.session_path(seq), "rb") as f:
         while left:
             k = f.readinto(mv[:min(left, len(mv))])
             if not k:
@@ -92,28 +92,28 @@ def read_raw(store, seq, sink):
 
 def ack(store, up_to_seq):
     """Mark sessions up to ``up_to_seq`` as downloaded (persistent); return the acked sequence."""
-    store._need_mount()
-    store._idle()
+    store.need_mount()
+    store.check_idle()
     if not isinstance(up_to_seq, int) or up_to_seq < 0:
         raise StoreError("bad sequence number", "seq")
     n = store.count()
-    top = store._seq_at(n - 1) if n else 0
+    top = store.seq_at(n - 1) if n else 0
     if up_to_seq > top:
         up_to_seq = top
-    if up_to_seq <= store._acked:
-        return store._acked
+    if up_to_seq <= store.acked_up_to:
+        return store.acked_up_to
     path = store.root + "/" + ACKS
-    buf = store._buf
+    buf = store.record_buf
     try:
         size = file_size(store.fs, path)
     except OSError:
         size = 0
     if size >= _ACKS_COMPACT:
-        store._write_acks(up_to_seq)
+        store.write_acks(up_to_seq)
     else:
         n = encode_record(buf, 0, T_ACK, 0, (up_to_seq,))
         with store.fs.open(path, "ab") as f:
             f.write(memoryview(buf)[:n])
             f.flush()
-    store._acked = up_to_seq  # summaries say downloaded from here on (seq <= acked)
+    store.acked_up_to = up_to_seq  # summaries say downloaded from here on (seq <= acked)
     return up_to_seq

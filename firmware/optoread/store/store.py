@@ -113,20 +113,23 @@ class Store:
         self.watch = None
         # _index: one _ENTRY per committed session, ascending seq; _table: the distinct meter ids,
         # plans, errors (and times that are not ints) the entries refer to
-        self._clear_index()
-        self._acked = 0
-        self._next = 1
+        self.clear_index()
+        self.acked_up_to = 0
+        self.next_seq = 1
         self._writer = None
         # The one record buffer: mount, queries and acks use it, and the Writer stages its records
-        # in it (the store is idle while a session is being written: see _idle).
-        self._buf = bytearray(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
+        # in it (the store is idle while a session is being written: see check_idle).
+        self.record_buf = bytearray(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
         self.mounted = False
+        # What the modules below this one (mount, query, writer) work with besides the public API:
+        # record_buf, acked_up_to, next_seq, session_path, exists_dir, need_mount, check_idle,
+        # clear_index, index_add, seq_at, write_acks, on_committed. Not for callers of the store.
 
     # -- paths
-    def _path(self, seq, suffix=SUFFIX):
+    def session_path(self, seq, suffix=SUFFIX):
         return "%s/%08d%s" % (self.root, seq, suffix)
 
-    def _exists_dir(self):
+    def exists_dir(self):
         try:
             self.fs.listdir(self.root)
             return True
@@ -140,7 +143,7 @@ class Store:
         With ``repair=False`` nothing is written (for decoding a flash dump); torn
         sessions are then listed as incomplete, unsealed.
         """
-        self._idle()
+        self.check_idle()
         from optoread.store import mount as store_mount  # once per boot: dropped again below (RAM)
 
         try:
@@ -151,9 +154,9 @@ class Store:
             unload("store.mount")
             unload("store.decode")
 
-    def _write_acks(self, acked):
+    def write_acks(self, acked):
         """Rewrite the acks file as one record (atomically via rename)."""
-        buf = self._buf
+        buf = self.record_buf
         n = encode_record(buf, 0, T_ACK, 0, (acked,))
         tmp = self.root + "/" + ACKS + TMP
         with self.fs.open(tmp, "wb") as f:
@@ -161,11 +164,11 @@ class Store:
             f.flush()
         self.fs.rename(tmp, self.root + "/" + ACKS)
 
-    def _need_mount(self):
+    def need_mount(self):
         if not self.mounted:
             raise StoreError("store not mounted", "store")
 
-    def _idle(self):
+    def check_idle(self):
         # The record buffer is the open Writer's while a session is being written.
         if self._writer is not None:
             raise StoreError("a session is being written: finish it first", "writer")
@@ -184,7 +187,7 @@ class Store:
     def session(self, seq):
         """The summary of session ``seq`` (a new :class:`Session`); StoreError if there is none."""
         for i in range(self.count()):
-            if self._seq_at(i) == seq:
+            if self.seq_at(i) == seq:
                 return self.summary(i)
         raise StoreError("no session %d" % seq, "seq")
 
@@ -209,14 +212,14 @@ class Store:
         s.meter = None if meter == _NO_ID else table[meter]
         s.plan = None if plan == _NO_ID else table[plan]
         s.error = None if error == _NO_ID else table[error]
-        s.downloaded = seq <= self._acked
+        s.downloaded = seq <= self.acked_up_to
         return s
 
-    def _clear_index(self):
+    def clear_index(self):
         self._index = bytearray()
         self._table = []
 
-    def _seq_at(self, i):
+    def seq_at(self, i):
         return struct.unpack_from("<I", self._index, i * _ENTRY_SIZE)[0]
 
     def _id(self, v):
@@ -246,7 +249,7 @@ class Store:
             return v, present
         return self._id(v), present | as_id
 
-    def _add(self, s):
+    def index_add(self, s):
         """Append the summary ``s`` of a session newer than every indexed one to the index."""
         dt, f1 = self._time(s.device_time, _F_DT, _F_DT_ID)
         mt, f2 = self._time(s.meter_time, _F_MT, _F_MT_ID)
@@ -259,10 +262,10 @@ class Store:
         # Drop the i-th entry and rebuild the table from the entries left: errors are often
         # unique, and a device that runs for months must not collect them.
         index, table = self._index, self._table
-        self._clear_index()
+        self.clear_index()
         for j in range(len(index) // _ENTRY_SIZE):
             if j != i:
-                self._add(self._unpack(index, table, j))
+                self.index_add(self._unpack(index, table, j))
 
     def read(self, seq, sink):
         """Stream session ``seq`` back: ``sink(kind, data)`` for each record, in order.
@@ -293,7 +296,7 @@ class Store:
     @property
     def acked(self):
         """Highest acknowledged sequence number (0 = none)."""
-        return self._acked
+        return self.acked_up_to
 
     def free_space(self):
         """Free bytes on the file system."""
@@ -303,14 +306,14 @@ class Store:
     # begin() call them, and moving them would load the query module on every boot or full store.
     def space(self):
         """Space accounting: dict of free bytes, stored/unacknowledged/reclaimable bytes, counts."""
-        self._need_mount()
+        self.need_mount()
         stored = unacked = reclaimable = 0
         n_unacked = 0
         n = self.count()
         for i in range(n):
             seq, size = struct.unpack_from("<II", self._index, i * _ENTRY_SIZE)
             stored += size
-            if seq <= self._acked:
+            if seq <= self.acked_up_to:
                 reclaimable += size
             else:
                 unacked += size
@@ -323,15 +326,15 @@ class Store:
 
         Never deletes an unacknowledged session. Returns the number of sessions deleted.
         """
-        self._need_mount()
+        self.need_mount()
         n = 0
         while True:
             if need is not None and self.free_space() >= need:
                 break
             # the oldest session is the first one acknowledged, if any is (acks cover a prefix)
-            if not self.count() or self._seq_at(0) > self._acked:
+            if not self.count() or self.seq_at(0) > self.acked_up_to:
                 break
-            self.fs.remove(self._path(self._seq_at(0)))
+            self.fs.remove(self.session_path(self.seq_at(0)))
             self._remove(0)
             n += 1
         return n
@@ -343,17 +346,17 @@ class Store:
         Reclaims acknowledged sessions if less than ``reserve`` bytes are free;
         raises StoreError "store full: download first" if that is not enough.
         """
-        self._need_mount()
+        self.need_mount()
         if self._writer is not None:
             raise StoreError("a session is already being written", "writer")
         if self.free_space() < self.reserve:
             self.reclaim(self.reserve)
             if self.free_space() < self.reserve:
                 raise StoreError("store full: download first", "space")
-        seq = self._next
+        seq = self.next_seq
         w = Writer(self, seq)
-        w._start(meter_id, plan, device_time, meter_time)
-        self._next = seq + 1
+        w.begin_session(meter_id, plan, device_time, meter_time)
+        self.next_seq = seq + 1
         self._writer = w
         return w
 
@@ -369,7 +372,7 @@ class Store:
             w.discard()  # the next mount seals it as interrupted
             return None
 
-    def _committed(self, w, s):
+    def on_committed(self, w, s):
         self._writer = None
         if s is not None:
-            self._add(s)
+            self.index_add(s)

@@ -192,7 +192,7 @@ class Writer:
         self.seq = seq
         # Room for one record of the largest size: records are written out as the next one
         # needs the room (LittleFS's file cache gathers the small ones into program chunks).
-        self._out = store._buf  # the store's record buffer: it is idle while we write (Store._idle)
+        self._out = store.record_buf  # the store's record buffer: it is idle while we write (Store._idle)
         self._n = 0  # bytes pending in _out
         self._unsynced = 0
         # Rows are encoded straight into the record buffer, after room for a record header and
@@ -202,11 +202,11 @@ class Writer:
         self._f = None
         self._s = Session(seq)
 
-    def _start(self, meter_id, plan, device_time, meter_time):
+    def begin_session(self, meter_id, plan, device_time, meter_time):
         s = self._s
         s.meter, s.plan, s.device_time, s.meter_time = meter_id, plan, device_time, meter_time
         try:
-            self._f = self.store.fs.open(self.store._path(self.seq), "wb")
+            self._f = self.store.fs.open(self.store.session_path(self.seq), "wb")
         except OSError as e:
             raise StoreError("cannot create session file (%s)" % e, "file")
         try:
@@ -356,7 +356,7 @@ class Writer:
         s.complete = outcome == COMPLETE
         s.error = error
         s.downloaded = False
-        self.store._committed(self, s)
+        self.store.on_committed(self, s)
         return s
 
     def abort(self, error):
@@ -369,14 +369,14 @@ class Writer:
         try:
             self._written = f.tell()
         except (OSError, AttributeError):
-            self._written = file_size(self.store.fs, self.store._path(self.seq))
+            self._written = file_size(self.store.fs, self.store.session_path(self.seq))
         f.close()
 
     def discard(self):
         """Close the file without a COMMIT (tests; the next mount seals it as interrupted)."""
         f = self._f
         self._f = None
-        self.store._committed(self, None)
+        self.store.on_committed(self, None)
         if f is not None:
             try:
                 f.close()

@@ -8,6 +8,9 @@ association fields, conformance block, InitiateResponse, release) is in :mod:`.a
 conventions as there.
 """
 
+# Aare.initiate starts as None and takes an apdu.InitiateResponse (not imported here: RAM).
+# pyright: reportAttributeAccessIssue=false
+
 import struct
 
 from optoread.compat import const
@@ -16,7 +19,6 @@ from optoread.dlms.acse.apdu import (
     RELEASE_NORMAL,
     SOURCE_USER,
     Association,
-    InitiateResponse,  # noqa: F401  (the type of Aare.initiate)
     auth_size,
     ber_int,
     components,
@@ -137,7 +139,7 @@ class Aare(Association):
         self.result = None  # type: int | None
         self.diagnostic_source = None  # type: int | None
         self.diagnostic = None  # type: int | None
-        self.initiate = None  # type: InitiateResponse | None
+        self.initiate = None  # an apdu.InitiateResponse once parsed
         self.service_error = None  # type: tuple | None
 
     @property

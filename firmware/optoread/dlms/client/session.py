@@ -262,7 +262,7 @@ class Session:
         # What the procedure modules of this package (get_list, set_action, sn, tcp) work with:
         # the frame reader, the request buffer ``tx`` with the APDU at ``apo`` and at most
         # ``tx_limit`` bytes, the server's system title, ``counts`` (frames), and the methods
-        # transact, next_invoke, check_invoke, check_open, what, access_error, get_proc,
+        # transact, silent, next_invoke, check_invoke, check_open, what, access_error, get_proc,
         # get_response, stream, take_block, accumulate. Not for callers of the session.
         self.reader = None
         self._linked = False  # an SNRM went out: DISC is owed
@@ -460,7 +460,7 @@ class Session:
         self.counts.frames_rx += 1
         return r.rx.frame
 
-    def _silent(self, what):
+    def silent(self, what):
         st = self.settings
         line = "" if st.link == "wrapper" else " at %d baud" % (
             self.handover.baud if self.handover is not None else st.baud)
@@ -482,7 +482,7 @@ class Session:
                 try:
                     conn.timeout()
                 except LinkError:
-                    raise self._silent("SNRM")
+                    raise self.silent("SNRM")
                 yield from self._send_out(conn)
                 continue
             ev = conn.receive_frame(f)
@@ -510,7 +510,7 @@ class Session:
                 try:
                     conn.timeout()
                 except LinkError:
-                    raise self._silent(what)
+                    raise self.silent(what)
                 yield from self._send_out(conn)
                 continue
             ev = conn.receive_frame(f)

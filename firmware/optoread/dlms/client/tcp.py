@@ -30,7 +30,7 @@ def exchange(s, start, end, what):
         if not got:
             got = yield (READ, r, st.timeout_ms)
             if not got:
-                raise s._silent(what)
+                raise s.silent(what)
         s.counts.frames_rx += 1
         rx = r.rx
         if rx.source != st.server or rx.destination != st.client:
