@@ -18,7 +18,7 @@ import binascii  # noqa: E402
 from optoread.device.unixport import TcpTransport  # noqa: E402
 from optoread.dlms.client.session import Session, Settings  # noqa: E402
 from optoread.dlms.cosem import association as cosem_association  # noqa: E402
-from optoread.dlms.cosem import clock as cosem_clock  # noqa: E402
+from optoread.dlms.cosem import base as cosem_clock  # noqa: E402
 from optoread.dlms.cosem import profile as cosem_profile  # noqa: E402
 from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread.errors import OptoreadError  # noqa: E402

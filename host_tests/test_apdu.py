@@ -4,8 +4,7 @@ import json
 from binascii import unhexlify
 
 import portable
-from optoread.dlms.acse import apdu as acse_apdu
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.acse import names as acse_names
 from optoread.dlms.acse import server as acse_server
 from optoread.dlms.axdr import decode as axdr
@@ -119,7 +118,7 @@ def test_aarq_from_captures_parses():
         assert d == "C>" and apdu[0] == 0x60
         exp = [x for x in meta["decoded"] if "aarq" in x][0]["aarq"]
         q = acse_server.parse_aarq(apdu)
-        assert q.context_id == acse_apdu.CONTEXT_LN and q.ln and not q.ciphered
+        assert q.context_id == acse.CONTEXT_LN and q.ln and not q.ciphered
         ini = exp["user_information"]["initiate_request"]
         assert q.initiate.dlms_version == ini["proposed_dlms_version"]
         assert q.initiate.conformance == int(ini["proposed_conformance_hex"], 16)
@@ -127,7 +126,7 @@ def test_aarq_from_captures_parses():
         assert q.initiate.max_pdu == ini["client_max_receive_pdu_size"]
         if "calling_ap_title_hex" in exp:
             assert q.ap_title == h(exp["calling_ap_title_hex"])
-            assert q.mechanism == acse_apdu.MECHANISM_LLS and q.acse_requirements
+            assert q.mechanism == acse.MECHANISM_LLS and q.acse_requirements
             assert q.auth_value == b"12345678"
         else:
             assert q.mechanism is None and q.auth_value is None and q.ap_title is None
@@ -139,13 +138,13 @@ def test_aarq_hls_gmac_ciphered_with_prebuilt_user_information():
     apdu = enc(acse.encode_aarq, ciphered=True, mechanism="hls-gmac", calling_ap_title=title,
                auth_value=b"ABCDEFGHIJKLMNOP", user_information=ui)
     q = acse_server.parse_aarq(apdu)
-    assert q.context_id == acse_apdu.CONTEXT_LN_CIPHERED and q.ciphered and q.ln
+    assert q.context_id == acse.CONTEXT_LN_CIPHERED and q.ciphered and q.ln
     assert q.mechanism == 5 and q.ap_title == title and q.auth_value == b"ABCDEFGHIJKLMNOP"
     assert q.user_info_tag == 0x21 and q.ciphered_user_info and q.initiate is None
     assert bytes(q.user_info(apdu)) == ui
     sn = acse_server.parse_aarq(enc(acse.encode_aarq, ln=False, mechanism=2, auth_value=b"x" * 200,
                              user_information=b"\x21" + bytes(150)))
-    assert sn.context_id == acse_apdu.CONTEXT_SN and sn.ln is False and sn.mechanism == 2
+    assert sn.context_id == acse.CONTEXT_SN and sn.ln is False and sn.mechanism == 2
     assert sn.auth_value == b"x" * 200  # long-form lengths in the encoder too
 
 
@@ -161,7 +160,7 @@ def test_aare_from_capture_matches_sidecar():
     exp = [x for x in meta["decoded"] if "aare" in x][0]["aare"]
     a = acse.parse_aare(apdu)
     assert a.accepted and a.result == 0 and a.result_name == "accepted"
-    assert a.diagnostic_source == acse_apdu.SOURCE_USER and a.diagnostic == 0 and a.diagnostic_name == "null"
+    assert a.diagnostic_source == acse.SOURCE_USER and a.diagnostic == 0 and a.diagnostic_name == "null"
     assert a.context_id == 1 and not a.ciphered and not a.ciphered_user_info
     ir = exp["user_information"]["initiate_response"]
     assert a.initiate.dlms_version == ir["negotiated_dlms_version"]
@@ -193,16 +192,16 @@ def test_aare_hls_with_ber_long_form_and_unknown_tags():
     )
     apdu = h("61 81") + bytes([len(body)]) + body
     a = acse.parse_aare(apdu)
-    assert a.accepted and a.context_id == acse_apdu.CONTEXT_LN_CIPHERED and a.ciphered
+    assert a.accepted and a.context_id == acse.CONTEXT_LN_CIPHERED and a.ciphered
     assert a.diagnostic == acse.DIAG_AUTHENTICATION_REQUIRED
     assert a.diagnostic_name == "authentication-required"
-    assert a.ap_title == b"KAM12345" and a.mechanism == acse_apdu.MECHANISM_HLS_GMAC and a.acse_requirements
+    assert a.ap_title == b"KAM12345" and a.mechanism == acse.MECHANISM_HLS_GMAC and a.acse_requirements
     assert a.auth_value == stoc
     assert a.user_info_tag == xdlms.GLO_INITIATE_RESPONSE and a.ciphered_user_info
     assert bytes(a.user_info(apdu)) == h("280100") and a.initiate is None
     # What the security layer does after decrypting: parse the plain InitiateResponse.
     plain = enc(acse_server.encode_initiate_response, 0x00501F, 0x01F4)
-    ir = acse_apdu.parse_initiate_response(memoryview(plain), 0, len(plain))
+    ir = acse.parse_initiate_response(memoryview(plain), 0, len(plain))
     assert ir.conformance == 0x00501F and ir.max_pdu == 500 and ir.dlms_version == 6
 
 
@@ -233,7 +232,7 @@ def test_aare_rejections_are_reported_and_check_raises():
     assert a.service_error == (1, 6, 1) and a.diagnostic_name == "no-reason-given"
     e = portable.raises(ApduError, a.check)
     assert "dlms-version-too-low" in str(e)
-    e = portable.raises(ApduError, acse_apdu.parse_initiate_response, cse)
+    e = portable.raises(ApduError, acse.parse_initiate_response, cse)
     assert "initiate" in str(e)
 
 
@@ -272,7 +271,7 @@ def test_conformance_names_and_constants():
     n = acse_names
     assert n.conformance_names(n.CONF_GENERAL_BLOCK_TRANSFER | n.CONF_ATTRIBUTE0_WITH_GET) == [
         "general-block-transfer", "attribute0-supported-with-get"]
-    assert acse_apdu.DEFAULT_CONFORMANCE == (n.CONF_GET | n.CONF_SET | n.CONF_ACTION | n.CONF_SELECTIVE_ACCESS
+    assert acse.DEFAULT_CONFORMANCE == (n.CONF_GET | n.CONF_SET | n.CONF_ACTION | n.CONF_SELECTIVE_ACCESS
                                         | n.CONF_BLOCK_TRANSFER_GET | acse.CONF_BLOCK_TRANSFER_SET
                                         | n.CONF_BLOCK_TRANSFER_ACTION | acse.CONF_MULTIPLE_REFERENCES)
     assert len(acse_names.conformance_names(0xFFFFFF)) == 24
@@ -632,7 +631,7 @@ def test_data_notification_forms_and_encoder():
 _PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
     acse_server.parse_initiate_request,
-    acse_apdu.parse_initiate_response, xdlms_server.parse_get_request, xdlms_get.parse_get_response,
+    acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms_get.parse_get_response,
     xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
     xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
     xdlms_errors.parse_exception_response, xdlms_errors.parse_confirmed_service_error,

@@ -24,8 +24,7 @@ from gurux_dlms.objects import (  # noqa: E402
 )
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from optoread.dlms.acse import apdu as acse_apdu  # noqa: E402
-from optoread.dlms.acse import client as acse  # noqa: E402
+from optoread.dlms.acse import apdu as acse  # noqa: E402
 from optoread.dlms.acse import names as acse_names  # noqa: E402
 from optoread.dlms.acse import server as acse_server  # noqa: E402
 from optoread.dlms.axdr import decode as axdr  # noqa: E402
@@ -105,9 +104,9 @@ def test_gurux_decodes_our_aarq_plain_and_lls():
     assert val(root, "InitiateRequest/ProposedDlmsVersionNumber") == "06"
     assert val(root, "InitiateRequest/ProposedMaxPduSize") == "FFFF"
     got = [GURUX_CONF[b] for b in conf_bits(root, "InitiateRequest/ProposedConformance")]
-    assert got == acse_names.conformance_names(acse_apdu.DEFAULT_CONFORMANCE)
+    assert got == acse_names.conformance_names(acse.DEFAULT_CONFORMANCE)
     root = xml(enc(acse.encode_aarq, ln=False, mechanism="lls", auth_value=b"12345678",
-                   calling_ap_title=b"ABCDEFGH", conformance=acse_apdu.DEFAULT_CONFORMANCE_SN, max_pdu=512))
+                   calling_ap_title=b"ABCDEFGH", conformance=acse.DEFAULT_CONFORMANCE_SN, max_pdu=512))
     assert val(root, "ApplicationContextName") == "SN"
     assert val(root, "MechanismName") == "Low"
     assert val(root, "CallingAPTitle") == b"ABCDEFGH".hex().upper()
@@ -193,15 +192,15 @@ def test_gurux_decodes_our_set_action_and_sn_requests():
 # ---------------------------------------------------------------- Gurux PDUs, decoded by us
 def test_our_parsers_read_gurux_aarq():
     q = acse_server.parse_aarq(pdus(client().aarqRequest())[0])
-    assert q.context_id == acse_apdu.CONTEXT_LN and q.mechanism is None
+    assert q.context_id == acse.CONTEXT_LN and q.mechanism is None
     assert q.initiate.dlms_version == 6 and q.initiate.max_pdu == 0xFFFF
     q = acse_server.parse_aarq(pdus(client(Authentication.LOW, "12345678").aarqRequest())[0])
-    assert q.mechanism == acse_apdu.MECHANISM_LLS and q.auth_value == b"12345678" and q.acse_requirements
+    assert q.mechanism == acse.MECHANISM_LLS and q.auth_value == b"12345678" and q.acse_requirements
     c = client(Authentication.HIGH, "0123456789ABCDEF")
     q = acse_server.parse_aarq(pdus(c.aarqRequest())[0])
-    assert q.mechanism == acse_apdu.MECHANISM_HLS and q.auth_value == bytes(c.ctoSChallenge)
+    assert q.mechanism == acse.MECHANISM_HLS and q.auth_value == bytes(c.ctoSChallenge)
     q = acse_server.parse_aarq(pdus(client(ln=False).aarqRequest())[0])
-    assert q.context_id == acse_apdu.CONTEXT_SN and q.ln is False
+    assert q.context_id == acse.CONTEXT_SN and q.ln is False
 
 
 def test_our_parsers_read_gurux_get_requests():
@@ -250,7 +249,7 @@ def test_our_encoders_match_gurux_write_and_method():
 _PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
     acse_server.parse_initiate_request,
-    acse_apdu.parse_initiate_response, xdlms_server.parse_get_request, xdlms_get.parse_get_response,
+    acse.parse_initiate_response, xdlms_server.parse_get_request, xdlms_get.parse_get_response,
     xdlms_set.parse_set_response, xdlms_set.parse_action_response, xdlms_sn.parse_read_response,
     xdlms_sn.parse_write_response, xdlms_push.parse_data_notification, xdlms_push.parse_gbt,
     xdlms_errors.parse_exception_response, xdlms_errors.parse_confirmed_service_error,

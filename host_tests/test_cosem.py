@@ -7,7 +7,6 @@ from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.axdr import types as axdr_types
 from optoread.dlms.cosem import association as cosem_association
 from optoread.dlms.cosem import base as cosem
-from optoread.dlms.cosem import clock as cosem_clock
 from optoread.dlms.cosem import profile as cosem_profile
 from optoread.dlms.cosem import register as cosem_register
 from optoread.dlms.xdlms import apdu as xdlms
@@ -555,7 +554,7 @@ def test_streaming_memory_does_not_grow_with_rows():
 def test_clock_read_set_shift():
     now = dt(2026, 5, 4, 10, 20, 30, -120, 0x80)
     s = FakeSession({(8, CLOCK, 2): now.to_bytes(), (8, CLOCK, 3): -60, (8, CLOCK, 4): 0x80})
-    c = cosem_clock.Clock()
+    c = cosem.Clock()
     assert c.read(s) == now and c.time_zone(s) == -60 and c.status(s) == 0x80
     s.attrs[(8, CLOCK, 2)] = now  # a date-time (tag 25) answer is accepted too
     assert c.read(s) == now
@@ -647,7 +646,7 @@ def _hostile_calls(s, g):
         lambda: cosem_register.read_register(s, ENERGY).text,
         lambda: cosem_register.read_register(s, ENERGY, 4),
         lambda: cosem_register.read_registers(s, [ENERGY, (4, ENERGY)]),
-        lambda: cosem_clock.Clock().read(s),
+        lambda: cosem.Clock().read(s),
         lambda: cosem_association.browse(s, _drop),
         lambda: cosem_association.browse(s, _drop, False),
         lambda: cosem_profile.ProfileGeneric(BLOCK_LOAD).sort_object(s),

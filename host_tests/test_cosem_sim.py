@@ -13,7 +13,6 @@ sim = pytest.importorskip("optoread_tools.sim_dlms",
 from optoread.dlms.axdr import decode as axdr  # noqa: E402
 from optoread.dlms.cosem import association as cosem_association  # noqa: E402
 from optoread.dlms.cosem import base as cosem  # noqa: E402
-from optoread.dlms.cosem import clock as cosem_clock  # noqa: E402
 from optoread.dlms.cosem import profile as cosem_profile  # noqa: E402
 from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread.errors import DataAccessError  # noqa: E402
@@ -82,7 +81,7 @@ def test_full_readout(name):
         md = cosem_register.read_register(sess, "1.0.1.6.0.255", cosem.CLASS_EXTENDED_REGISTER, cache)
         assert isinstance(md.capture_time, axdr.DateTime) and md.status == 0
         # clock
-        now = cosem_clock.Clock().read(sess)
+        now = cosem.Clock().read(sess)
         assert now.to_bytes() == model.clock_bytes()
         # the profile by range and by entry
         pg = cosem_profile.ProfileGeneric(BLOCK_LOAD)
@@ -187,12 +186,12 @@ def test_clock_set_needs_privileged_association_and_shift():
     new = axdr.DateTime(2026, 6, 1, 12, 0, 0, 0, IST, 0, axdr.weekday(2026, 6, 1))
     with sess:
         with pytest.raises(DataAccessError) as e:
-            cosem_clock.Clock().set(sess, new)
+            cosem.Clock().set(sess, new)
         assert "privileged" in str(e.value)
     sess, srv2, tr = open_session(model, {"client": 32, "auth": "low", "password": b"12345678"},
                                   client=32, auth="low", password=b"12345678")
     with sess:
-        c = cosem_clock.Clock()
+        c = cosem.Clock()
         c.set(sess, new)
         assert c.read(sess).as_tuple() == new.as_tuple()
         c.shift_time(sess, 30)

@@ -32,7 +32,7 @@ _TOOLS = portable.project_root() + "/tools"
 if _TOOLS not in sys.path:
     sys.path.append(_TOOLS)
 
-from optoread.dlms.hdlc import receiver as hdlc_rx  # noqa: E402
+from optoread.dlms.hdlc import frame as hdlc_rx  # noqa: E402
 from optoread_tools import dlmsparse  # noqa: E402
 
 _VSE_SELF = "(this push_object_list array itself)"

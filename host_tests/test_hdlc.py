@@ -8,7 +8,6 @@ from optoread.crc import crc16_x25
 from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
 from optoread.dlms.hdlc import parse as hdlc_parse
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.errors import LinkError, OptoreadError
 
 PORTABLE = True
@@ -245,7 +244,7 @@ def test_llc_helpers():
 
 
 def test_reassembler():
-    r = hdlc_rx.Reassembler(10)
+    r = hdlc.Reassembler(10)
     parts = [_frame(CLIENT, SERVER, 0x03, b"abcd", True), _frame(CLIENT, SERVER, 0x03, b"efg", True),
              _frame(CLIENT, SERVER, 0x13, b"hi")]
     done = [r.add(hdlc_parse.parse_frame(p)) for p in parts]
@@ -281,7 +280,7 @@ def test_receiver_frames_whole_bytewise_and_shared_flags():
     data = b"".join(frames) + b"\x7e\x7e" + frames[0][1:] + frames[1][1:]  # shared flags too
     expected = [f[1:-1] for f in frames] + [frames[0][1:-1], frames[1][1:-1]]
     for chunks in ([data], _bytewise(data), [data[i : i + 7] for i in range(0, len(data), 7)]):
-        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(600))
+        rx = hdlc.FrameReceiver(hdlc.frame_capacity(600))
         got = _feed_all(rx, chunks)
         assert got == expected
         assert (rx.frames, rx.errors, rx.dropped_bytes) == (len(expected), 0, 0)
@@ -295,14 +294,14 @@ def test_receiver_garbage_bad_crc_and_impossible_length():
     too_long = _frame(CLIENT, SERVER, 0x30, bytes(300))
     data = b"\x00\x11garbage" + good + bytes(bad) + too_long + b"\x7e\xa0" + good + b"\x7e\xa7\xff\x7e" + good
     for chunks in ([data], _bytewise(data)):
-        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(128))
+        rx = hdlc.FrameReceiver(hdlc.frame_capacity(128))
         got = _feed_all(rx, chunks)
         assert got == [good[1:-1]] * 3, len(got)
         assert rx.errors >= 4 and rx.dropped_bytes > 300
         assert len(rx.buf) == hdlc.frame_capacity(128)
     results = []
     for chunks in ([data], _bytewise(data)):
-        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(128))
+        rx = hdlc.FrameReceiver(hdlc.frame_capacity(128))
         _feed_all(rx, chunks)
         results.append((rx.frames, rx.errors, rx.dropped_bytes, rx.last_error))
     assert results[0] == results[1]
@@ -313,7 +312,7 @@ def test_receiver_rehunts_inside_a_rejected_candidate():
     good = _frame(CLIENT, SERVER, 0x73)
     data = b"\x7e\xa0" + good + good
     for chunks in ([data], _bytewise(data)):
-        rx = hdlc_rx.FrameReceiver(200)
+        rx = hdlc.FrameReceiver(200)
         assert _feed_all(rx, chunks) == [good[1:-1]] * 2
         assert rx.errors == 1 and rx.last_error in ("address", "length", "HCS", "FCS")
 
@@ -321,7 +320,7 @@ def test_receiver_rehunts_inside_a_rejected_candidate():
 def test_receiver_missing_closing_flag_is_counted():
     good = _frame(CLIENT, SERVER, 0x73)
     data = good[:-1] + b"\x55" + good
-    rx = hdlc_rx.FrameReceiver(64)
+    rx = hdlc.FrameReceiver(64)
     assert _feed_all(rx, [data]) == [good[1:-1]] * 2
     assert rx.errors == 1 and rx.last_error == "flag" and rx.dropped_bytes == 1
 
@@ -330,7 +329,7 @@ def test_receiver_steady_state_allocates_nothing():
     frames = _stream()
     data = bytearray(b"".join(frames))
     single = bytearray(frames[1])
-    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(600))
+    rx = hdlc.FrameReceiver(hdlc.frame_capacity(600))
     f = rx.frame
     counts = [0, 0, 0]
     mv = memoryview(data)
@@ -374,8 +373,8 @@ class _Pipe:
     def __init__(self, cmax=(128, 128, 1, 1), smax=(128, 128, 1, 1), **kw):
         self.c = hdlc_conn.HdlcConnection(CLIENT, SERVER, False, *cmax, **kw)
         self.s = hdlc_conn.HdlcConnection(SERVER, CLIENT, True, *smax, **kw)
-        self.crx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(cmax[1]))
-        self.srx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(smax[1]))
+        self.crx = hdlc.FrameReceiver(hdlc.frame_capacity(cmax[1]))
+        self.srx = hdlc.FrameReceiver(hdlc.frame_capacity(smax[1]))
         self.events = []
 
     def deliver(self, data, conn, rx, name):
@@ -469,7 +468,7 @@ def test_window_larger_than_one():
     p.events = []
     p.c.send(msg)
     first = bytes(p.c.output())
-    rx = hdlc_rx.FrameReceiver(64)
+    rx = hdlc.FrameReceiver(64)
     assert len(_feed_all(rx, [first])) == 3  # a whole window goes out at once
     p.run(first)
     assert p.events == [("s", hdlc_conn.EV_DATA)] and bytes(p.s.data()) == msg
@@ -484,7 +483,7 @@ def test_echo_of_own_frame_is_dropped():
     c = hdlc_conn.HdlcConnection(CLIENT, SERVER)
     c.connect()
     snrm = bytes(c.output())
-    rx = hdlc_rx.FrameReceiver(64)
+    rx = hdlc.FrameReceiver(64)
     rx.feed(snrm)  # the optical head hears our own SNRM
     assert rx.ready
     assert c.receive_frame(rx.frame) == hdlc_conn.EV_ECHO and c.echoes == 1 and c.out_len == 0
@@ -634,7 +633,7 @@ def test_captures_bytewise_equals_whole():
         stream = b"".join(raw for _d, raw in frames)
         results = []
         for chunks in ([stream], _bytewise(stream)):
-            rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(700))
+            rx = hdlc.FrameReceiver(hdlc.frame_capacity(700))
             got = _feed_all(rx, chunks)
             results.append((got, rx.frames, rx.errors, rx.dropped_bytes, rx.last_error))
         assert results[0] == results[1], name
@@ -650,15 +649,15 @@ def test_zmf100_fcs_mismatch():
     f = hdlc_parse.parse_frame(raw, strict=False)
     assert f.hcs_ok is True and f.fcs_ok is False and f.length == 394
     for chunks in ([raw], _bytewise(raw)):
-        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(400))
+        rx = hdlc.FrameReceiver(hdlc.frame_capacity(400))
         assert _feed_all(rx, chunks) == []
         assert (rx.frames, rx.errors, rx.last_error) == (0, 1, "FCS")
         assert rx.dropped_bytes == len(raw) - 2  # everything between the flags
 
 
 def _reassemble(frames):
-    r = hdlc_rx.Reassembler(2048)
-    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(600))
+    r = hdlc.Reassembler(2048)
+    rx = hdlc.FrameReceiver(hdlc.frame_capacity(600))
     results = []
     for _d, raw in frames:
         for chunk in _bytewise(raw):

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
 from optoread.dlms.hdlc import parse as hdlc_parse
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.errors import LinkError, OptoreadError
 
 EXAMPLES = int(os.getenv("FUZZ_EXAMPLES", "300"))
@@ -98,11 +97,11 @@ def _check_parse(data):
 
 def _check_receiver(data, cut):
     cap = hdlc.frame_capacity(600)
-    whole = hdlc_rx.FrameReceiver(cap)
+    whole = hdlc.FrameReceiver(cap)
     a = _run(whole, [data])
-    single = hdlc_rx.FrameReceiver(cap)
+    single = hdlc.FrameReceiver(cap)
     b = _run(single, [data[i : i + 1] for i in range(len(data))])
-    split = hdlc_rx.FrameReceiver(cap)
+    split = hdlc.FrameReceiver(cap)
     c = _run(split, [data[:cut], data[cut:]])
     assert a == b == c
     stats = [(r.frames, r.errors, r.dropped_bytes, r.last_error) for r in (whole, single, split)]
@@ -180,7 +179,7 @@ def test_only_optoread_errors_escape_bad_arguments():
         (hdlc.encode_frame, (buf, -1, CLIENT, SERVER, 0x10)),
         (hdlc_parse.parse_frame, (b"\x7e\xa0\x07", 0, 10)),
         (hdlc.parse_params, (b"\x81\x80\xff",)),
-        (hdlc_rx.FrameReceiver, (5000,)),
+        (hdlc.FrameReceiver, (5000,)),
     ):
         with pytest.raises(OptoreadError):
             fn(*args)

@@ -4,7 +4,6 @@ versions, are the ones in use on MicroPython, and are never handed a range beyon
 import portable
 from optoread import compat, crc
 from optoread.dlms.hdlc import frame as hdlc
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.errors import LinkError
 
 PORTABLE = True
@@ -22,11 +21,11 @@ def _bytes(n, seed):
 
 def test_machine_code_is_in_use_on_micropython():
     if not portable.IS_MICROPYTHON:
-        assert crc._x25_run is crc._x25_py and hdlc_rx._copy is hdlc_rx._copy_py
+        assert crc._x25_run is crc._x25_py and hdlc._copy is hdlc._copy_py
         return
     # a source that stopped compiling would fall back silently (correct, but 40x slower on a board)
     assert crc._x25_run is not crc._x25_py
-    assert hdlc_rx._copy is not hdlc_rx._copy_py
+    assert hdlc._copy is not hdlc._copy_py
 
 
 def test_viper_falls_back_when_the_source_does_not_compile():
@@ -62,11 +61,11 @@ def test_copy_agrees_with_slices():
             dst = bytearray(len(s) + 16)
             want = bytearray(dst)
             want[d:d + n] = bytes(s[o:o + n])
-            hdlc_rx._copy(dst, d, s, o, n)
+            hdlc._copy(dst, d, s, o, n)
             assert dst == want
     # within one buffer, forward (the receiver's replay: destination before source)
     b = bytearray(b"0123456789")
-    hdlc_rx._copy(b, 1, b, 4, 6)
+    hdlc._copy(b, 1, b, 4, 6)
     assert b == bytearray(b"0456789789")
 
 
@@ -74,12 +73,12 @@ def test_receiver_clamps_end_and_refuses_a_negative_offset():
     buf = bytearray(40)
     end = hdlc.encode_frame(buf, 0, hdlc.encode_client_address(16), hdlc.encode_server_address(1, 17, 2),
                             0x93)
-    rx = hdlc_rx.FrameReceiver(64)
+    rx = hdlc.FrameReceiver(64)
     assert rx.feed(buf, 0, end + 100) == end - 1 and rx.ready  # the closing flag is left for next
     portable.raises(LinkError, rx.feed, buf, -1, end)
 
 
 def test_reassembler_never_copies_beyond_its_source():
-    ra = hdlc_rx.Reassembler(64)
+    ra = hdlc.Reassembler(64)
     portable.raises(IndexError, ra.add_bytes, b"abc", 1, 5, True)
     assert ra.add_bytes(b"abcdef", 1, 4, True) and bytes(ra.data()) == b"bcde"

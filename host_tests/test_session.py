@@ -6,8 +6,7 @@ ACTION, HLS-GMAC pass 3/4 and glo-ciphering. It runs in process on a virtual clo
 """
 
 from optoread.dlms import security, wrapper
-from optoread.dlms.acse import apdu as acse_apdu
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.acse import server as acse_server
 from optoread.dlms.axdr import data as axdr_data
 from optoread.dlms.axdr import decode as axdr
@@ -15,7 +14,6 @@ from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.client.session import Session, Settings
 from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import server as xdlms_server
 from optoread.dlms.xdlms import set_action as xdlms_set
@@ -61,7 +59,7 @@ class MiniServer:
 
     def __init__(self, client=16, server=1, physical=None, size=1, link="hdlc", max_info=128,
                  window=1, auth="none", password=b"secret", ciphered=False, rows=300,
-                 block=200, max_pdu=512, conformance=acse_apdu.DEFAULT_CONFORMANCE, silent=False,
+                 block=200, max_pdu=512, conformance=acse.DEFAULT_CONFORMANCE, silent=False,
                  silent_after=None, sn=False):
         self.client = client
         self.server = server
@@ -95,7 +93,7 @@ class MiniServer:
             self.conn = hdlc_conn.HdlcConnection(local, hdlc.encode_client_address(client), server=True,
                                                  max_info_tx=max_info, max_info_rx=max_info, window_tx=window,
                                                  window_rx=window, rx_capacity=4096)
-            self.rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(2030))
+            self.rx = hdlc.FrameReceiver(hdlc.frame_capacity(2030))
         else:
             self.rx = wrapper.WrapperReceiver(4096)
         self.out = bytearray(8192)
@@ -379,7 +377,7 @@ def test_open_get_close_negotiates_and_releases():
         assert s.get(1, "0.0.96.1.0.255", 2) == b"SN0001"
         n = s.negotiated
         assert n.max_info_tx == 128 and n.max_info_rx == 128 and n.window_tx == 1
-        assert n.max_pdu == 512 and n.conformance == acse_apdu.DEFAULT_CONFORMANCE
+        assert n.max_pdu == 512 and n.conformance == acse.DEFAULT_CONFORMANCE
     assert srv.log[:2] == ["SNRM", "AARQ"]
     assert srv.log[-2:] == ["RLRQ", "DISC"]
     assert srv.conn.state == hdlc_conn.DISCONNECTED
@@ -442,7 +440,7 @@ def test_get_many_chunks_and_reassembles_list_blocks():
 
 
 def test_get_many_without_multiple_references_reads_one_by_one():
-    conf = acse_apdu.DEFAULT_CONFORMANCE & ~acse.CONF_MULTIPLE_REFERENCES
+    conf = acse.DEFAULT_CONFORMANCE & ~acse.CONF_MULTIPLE_REFERENCES
     srv, t, s = _pair({"conformance": conf})
     with s:
         vals = s.get_many([(3, ENERGY, 2), (7, DENIED, 2)])

@@ -11,13 +11,11 @@ import socket
 
 import pytest
 from optoread.dlms import security, wrapper
-from optoread.dlms.acse import apdu as acse_apdu
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import get as xdlms_get
 from optoread.dlms.xdlms import set_action as xdlms_set
@@ -45,7 +43,7 @@ class Client:
         self.conn = hdlc_conn.HdlcConnection(hdlc.encode_client_address(client), self.addr,
                                              max_info_tx=max_info, max_info_rx=max_info,
                                              window_tx=window, window_rx=window, rx_capacity=70000)
-        self.rx = hdlc_rx.FrameReceiver(0x7FF)
+        self.rx = hdlc.FrameReceiver(0x7FF)
         self.auth = auth
         self.password = password
         self.ln = ln
@@ -106,7 +104,7 @@ class Client:
         buf = bytearray(512)
         mech = {None: None, "low": "lls", "hls": "hls-gmac"}[self.auth]
         ui = None
-        conf = acse_apdu.DEFAULT_CONFORMANCE if self.ln else acse_apdu.DEFAULT_CONFORMANCE_SN
+        conf = acse.DEFAULT_CONFORMANCE if self.ln else acse.DEFAULT_CONFORMANCE_SN
         if self.ciphered:
             b = bytearray(32)
             k = acse.encode_initiate_request(b, 0, conf, self.max_pdu)
@@ -618,7 +616,7 @@ def _snrm(server_addr, client=16):
 
 
 def _frames(data):
-    rx = hdlc_rx.FrameReceiver(0x7FF)
+    rx = hdlc.FrameReceiver(0x7FF)
     out = []
     off = 0
     while True:
@@ -784,7 +782,7 @@ def _raw_session(transport, server, max_info=128):
     """Associate and read the energy register through a transport (SNRM, AARQ, GET, RLRQ, DISC)."""
     conn = hdlc_conn.HdlcConnection(hdlc.encode_client_address(16), server.server_address,
                                     max_info_tx=max_info, max_info_rx=max_info)
-    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(max_info))
+    rx = hdlc.FrameReceiver(hdlc.frame_capacity(max_info))
     chunk = bytearray(512)
 
     def wait(want):

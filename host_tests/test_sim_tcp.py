@@ -18,7 +18,6 @@ from optoread import driver
 from optoread.crc import bcc
 from optoread.device import reader
 from optoread.dlms.hdlc import frame as hdlc
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.iec62056_21 import readout as iec_readout
 from optoread.iec62056_21 import signon as iec
 from optoread.store import store
@@ -106,7 +105,7 @@ def _snrm(server_address, client=16):
 
 
 def _frames(data):
-    rx = hdlc_rx.FrameReceiver(0x7FF)
+    rx = hdlc.FrameReceiver(0x7FF)
     out = []
     off = 0
     while True:

@@ -4,7 +4,7 @@
 
 FRAMES_FILE holds the meter's HDLC frames of one 2880-row profile GET, back to back (written
 by tools/bench_decode.py). One decode = the firmware's receive path without the link state
-machine: ``hdlc_rx.FrameReceiver`` (length-driven framing, HCS/FCS) -> ``hdlc_rx.Reassembler``
+machine: ``hdlc.FrameReceiver`` (length-driven framing, HCS/FCS) -> ``hdlc.Reassembler``
 (segmented I frames) -> LLC -> ``xdlms_get.parse_get_response`` (datablocks) ->
 ``axdr.ArrayStream`` (rows, one at a time, to a counting sink). Prints
 ``rows=N repeat=R us=T`` (T for all R decodes). ``--load-only`` reads the file and imports
@@ -29,7 +29,6 @@ if "firmware" not in sys.path:
 
 from optoread.dlms.axdr import decode as axdr  # noqa: E402
 from optoread.dlms.hdlc import frame as hdlc
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import get as xdlms_get
 
@@ -63,8 +62,8 @@ def decode_chunks(chunks, reasm_cap=4096, element_max=512):
     def sink(row):
         rows[0] += 1
 
-    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(MAX_INFO))
-    ra = hdlc_rx.Reassembler(reasm_cap)
+    rx = hdlc.FrameReceiver(hdlc.frame_capacity(MAX_INFO))
+    ra = hdlc.Reassembler(reasm_cap)
     stream = axdr.ArrayStream(element_max)
     expect = 1
     done = False

@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
-from optoread.dlms.hdlc import receiver as hdlc_rx  # noqa: E402
+from optoread.dlms.hdlc import frame as hdlc_rx  # noqa: E402
 from optoread_tools import sim_dlms  # noqa: E402
 
 PROFILE = "1.0.99.1.0.255"

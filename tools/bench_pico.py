@@ -195,9 +195,8 @@ print('@store', %(rows)d, dt)
 
 def _count_frames(data):
     from optoread.dlms.hdlc import frame as hdlc
-    from optoread.dlms.hdlc import receiver as hdlc_rx
 
-    rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(2030))
+    rx = hdlc.FrameReceiver(hdlc.frame_capacity(2030))
     mv = memoryview(data)
     off = n = 0
     while True:

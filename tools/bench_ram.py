@@ -223,9 +223,10 @@ def phases(out):
     return res
 
 
-def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False):
+def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False, micropython=None):
     """One reading at ``heap_kb``: returns (completed, after_imports, the reading's peak live heap
     (up to its commit), output); :func:`run_peak` gives the whole run's peak from the output.
+    ``micropython``: the binary (default :data:`MICROPYTHON`; e.g. the 32-bit unix port).
 
     ``romfs``: the modules run in place from the ROMFS image; ``heap_kb`` is then the heap
     besides the image (the process gets ``heap_kb`` + the image), and the figures exclude it.
@@ -248,7 +249,8 @@ def run(mpy_dir, plan_dir, plan, heap_kb, rows, timeout=600, romfs=False):
             image = romfs_bytes(mpy_dir)
             entry = os.path.join(mpy_dir, "run_romfs.py")
         try:
-            p = subprocess.run([MICROPYTHON, "-X", "heapsize=%dk" % (heap_kb + (image + 1023) // 1024),
+            heap = "heapsize=%dk" % (heap_kb + (image + 1023) // 1024)
+            p = subprocess.run([micropython or MICROPYTHON, "-X", heap,
                                 entry, "--probe", path,
                                 "--flash", img, "--plans", plan_dir, "--read", plan],
                                capture_output=True, text=True, timeout=timeout, env=env)

@@ -18,7 +18,7 @@ sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
 from optoread.dlms.client.session import Session, Settings  # noqa: E402
 from optoread.dlms.cosem import association as cosem_association  # noqa: E402
-from optoread.dlms.cosem import clock as cosem_clock  # noqa: E402
+from optoread.dlms.cosem import base as cosem_clock  # noqa: E402
 from optoread.dlms.cosem import profile as cosem_profile  # noqa: E402
 from optoread.dlms.cosem import register as cosem_register  # noqa: E402
 from optoread_tools import sim_dlms  # noqa: E402

@@ -37,8 +37,7 @@ for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")):
 from optoread import crc, obis  # noqa: E402
 from optoread.device import console as con  # noqa: E402
 from optoread.dlms import push, security, wrapper  # noqa: E402
-from optoread.dlms.acse import apdu as acse_apdu  # noqa: E402
-from optoread.dlms.acse import client as acse  # noqa: E402
+from optoread.dlms.acse import apdu as acse  # noqa: E402
 from optoread.dlms.acse import server as acse_server  # noqa: E402
 from optoread.dlms.axdr import compact as axdr_compact  # noqa: E402
 from optoread.dlms.axdr import decode as axdr  # noqa: E402
@@ -46,7 +45,6 @@ from optoread.dlms.axdr import encode as axdr_encode  # noqa: E402
 from optoread.dlms.client.session import Session, Settings  # noqa: E402
 from optoread.dlms.hdlc import frame as hdlc  # noqa: E402
 from optoread.dlms.hdlc import parse as hdlc_parse  # noqa: E402
-from optoread.dlms.hdlc import receiver as hdlc_rx  # noqa: E402
 from optoread.dlms.xdlms import apdu as xdlms  # noqa: E402
 from optoread.dlms.xdlms import get as xdlms_get  # noqa: E402
 from optoread.dlms.xdlms import notification as xdlms_push  # noqa: E402
@@ -126,8 +124,8 @@ def hdlc_capture_frames():
 
 def frames_to_apdus(data):
     """Information fields (LLC stripped) of the HDLC frames in ``data``, segments joined."""
-    rx = hdlc_rx.FrameReceiver(2047)
-    ra = hdlc_rx.Reassembler(8192)
+    rx = hdlc.FrameReceiver(2047)
+    ra = hdlc.Reassembler(8192)
     out = []
     off = 0
     while True:
@@ -412,7 +410,7 @@ def _run_session(op_name, data, wrap_apdu):
     kw, replies, at = session_recordings()[op_name]
     if wrap_apdu:
         # Re-frame the hostile APDU as the recorded reply's I-frame (addresses, N(S)/N(R), LLC).
-        rx = hdlc_rx.FrameReceiver(2047)
+        rx = hdlc.FrameReceiver(2047)
         rep = replies[at]
         rx.feed(rep, 0, len(rep))
         f = rx.frame
@@ -534,8 +532,8 @@ def hdlc_seeds():
 @target("hdlc_receiver")
 def _t_hdlc_receiver():
     def run(data):
-        rx = hdlc_rx.FrameReceiver(hdlc.frame_capacity(256))
-        ra = hdlc_rx.Reassembler(1024)
+        rx = hdlc.FrameReceiver(hdlc.frame_capacity(256))
+        ra = hdlc.Reassembler(1024)
         step = 1 + len(data) % 5
         for p in range(0, len(data), step):
             off, end = p, min(len(data), p + step)
@@ -609,7 +607,7 @@ def _touch(r):
 
 _APDU_PARSERS = (
     acse_server.parse_aarq, acse.parse_aare, acse_server.parse_rlrq, acse.parse_rlre,
-    acse_server.parse_initiate_request, acse_apdu.parse_initiate_response,
+    acse_server.parse_initiate_request, acse.parse_initiate_response,
     xdlms_server.parse_get_request, xdlms_get.parse_get_response, xdlms_set.parse_set_response,
     xdlms_set.parse_action_response, xdlms_sn.parse_read_response, xdlms_sn.parse_write_response,
     xdlms_push.parse_data_notification, xdlms_push.parse_gbt, xdlms_errors.parse_exception_response,

@@ -6,7 +6,7 @@ starting with 0x7E holds HDLC frame(s), any other line one bare APDU (no LLC).
 Blank lines and lines starting with ``#`` are skipped.
 
 The chain is the firmware's own codecs: ``hdlc_parse.parse_frame`` (non-strict, so a frame
-with a bad FCS is reported *and* still decoded), ``hdlc_rx.Reassembler`` and
+with a bad FCS is reported *and* still decoded), ``hdlc.Reassembler`` and
 ``strip_llc`` for segments, ``xdlms_push.GbtAssembler`` for general-block-transfer,
 ``security.unwrap`` for ciphered APDUs (with ``key``/``auth_key``), ``xdlms``/``acse``
 parsers for the APDUs, ``axdr.decode`` and ``push.flatten`` for the values.
@@ -33,15 +33,13 @@ import json
 from optoread import obis as obislib
 from optoread import units
 from optoread.dlms import push, security
-from optoread.dlms.acse import apdu as acse_apdu
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.acse import names as acse_names
 from optoread.dlms.acse import server as acse_server
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import types as axdr_types
 from optoread.dlms.hdlc import frame as hdlc
 from optoread.dlms.hdlc import parse as hdlc_parse
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import get as xdlms_get
 from optoread.dlms.xdlms import notification as xdlms_push
@@ -215,7 +213,7 @@ def parse_lines(text):
 class _Dir:
     # Per-direction reassembly state (segments, GBT, GET blocks).
     def __init__(self):
-        self.reasm = hdlc_rx.Reassembler(_CAPACITY)
+        self.reasm = hdlc.Reassembler(_CAPACITY)
         self.seg_frames = []
         self.gbt = xdlms_push.GbtAssembler(bytearray(_CAPACITY))
         self.gbt_apdus = []
@@ -386,7 +384,7 @@ class Decoder:
             r = acse.parse_aare(mv)
             f["result"] = r.result
             f["result_name"] = r.result_name
-            f["diagnostic_source"] = ("acse-service-user" if r.diagnostic_source == acse_apdu.SOURCE_USER
+            f["diagnostic_source"] = ("acse-service-user" if r.diagnostic_source == acse.SOURCE_USER
                                       else "acse-service-provider" if r.diagnostic_source else None)
             f["diagnostic"] = r.diagnostic
             f["diagnostic_name"] = r.diagnostic_name

@@ -15,7 +15,6 @@ from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import types as axdr_types
 from optoread.dlms.cosem import association as cosem_association
 from optoread.dlms.cosem import base as cosem
-from optoread.dlms.cosem import clock as cosem_clock
 from optoread.dlms.cosem import profile as cosem_profile
 from optoread.dlms.cosem import register as cosem_register
 from optoread.errors import DataAccessError, OptoreadError
@@ -116,8 +115,8 @@ class Printer:
 def _read_obis(sess, spec, pr, cache):
     cls, code, attr = parse_spec(spec)
     name = obislib.format(code)
-    if code == cosem_clock.CLOCK_OBIS and cls in (None, cosem.CLASS_CLOCK) and attr in (None, 2):
-        dt = cosem_clock.Clock().read(sess)
+    if code == cosem.CLOCK_OBIS and cls in (None, cosem.CLASS_CLOCK) and attr in (None, 2):
+        dt = cosem.Clock().read(sess)
         pr.emit({"obis": name, "class": cosem.CLASS_CLOCK, "attr": 2, "value": dt.iso(), "unit": None},
                 "%-18s %s" % (name, dt.iso()))
         return
@@ -181,7 +180,7 @@ def run(args):
                 dev = -(time.altzone if lt.tm_isdst > 0 else time.timezone) // 60
                 dt = axdr.DateTime(lt.tm_year, lt.tm_mon, lt.tm_mday, lt.tm_hour, lt.tm_min, lt.tm_sec,
                                    0, -dev, 0x80 if lt.tm_isdst > 0 else 0)
-                cosem_clock.Clock().set(sess, dt)
+                cosem.Clock().set(sess, dt)
                 pr.emit({"obis": "0.0.1.0.0.255", "class": 8, "attr": 2, "value": dt.iso(), "unit": None,
                          "set": True}, "clock set to %s" % dt.iso())
             if args.browse:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 
 from optoread.dlms.axdr import decode as axdr
-from optoread.dlms.hdlc import receiver as hdlc_rx
+from optoread.dlms.hdlc import frame as hdlc_rx
 from optoread.errors import OptoreadError
 
 PHASES = ("signon", "snrm", "aarq", "get", "block", "release")

@@ -53,8 +53,7 @@ import threading
 import time
 
 from optoread.dlms import security, wrapper
-from optoread.dlms.acse import apdu as acse_apdu
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.acse import names as acse_names
 from optoread.dlms.acse import server as acse_server
 from optoread.dlms.axdr import data as axdr_data
@@ -63,7 +62,6 @@ from optoread.dlms.axdr import encode as axdr_encode
 from optoread.dlms.axdr import types as axdr_types
 from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
-from optoread.dlms.hdlc import receiver as hdlc_rx
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import server as xdlms_server
 from optoread.dlms.xdlms import set_action as xdlms_set
@@ -194,7 +192,7 @@ class DlmsServer:
         self.stats = {"frames_rx": 0, "frames_tx": 0, "apdus": 0, "bad_frames": 0, "ignored": 0,
                       "associations": 0, "releases": 0, "blocks_sent": 0, "resets": 0, "rejected": 0}
         self.log = []  # (direction, short text) of APDUs, for debugging tests
-        self._rx = hdlc_rx.FrameReceiver(0x7FF)
+        self._rx = hdlc.FrameReceiver(0x7FF)
         self._wrx = wrapper.WrapperReceiver(max(4096, max_pdu + 64))
         self.conn = None  # HdlcConnection of the current client
         self.conn_client = None
@@ -379,7 +377,7 @@ class DlmsServer:
                 self.assoc = None
                 self._blocks = None
                 buf = bytearray(64)
-                return bytes(buf[:acse_server.encode_rlre(buf, 0, acse_apdu.RELEASE_NORMAL)])
+                return bytes(buf[:acse_server.encode_rlre(buf, 0, acse.RELEASE_NORMAL)])
             if a is None or a.client != client:
                 return self._exception(1, 1)
             if a.ciphered:
@@ -443,7 +441,7 @@ class DlmsServer:
         ln = r.ln
         ciphered = r.ciphered
 
-        def reject(diag, source=acse_apdu.SOURCE_USER, result=acse.RESULT_REJECTED_PERMANENT):
+        def reject(diag, source=acse.SOURCE_USER, result=acse.RESULT_REJECTED_PERMANENT):
             self.stats["rejected"] += 1
             buf = bytearray(256)
             n = acse_server.encode_aare(buf, 0, ln=bool(ln) if ln is not None else True, result=result,

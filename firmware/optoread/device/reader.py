@@ -28,8 +28,7 @@ from optoread.compat import unload
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.client.session import Session, Settings
 from optoread.dlms.cosem import base as cosem
-from optoread.dlms.cosem.base import value_text
-from optoread.dlms.cosem.clock import Clock
+from optoread.dlms.cosem.base import Clock, value_text
 from optoread.dlms.cosem.profile import ProfileGeneric
 from optoread.errors import DataAccessError, NoAnswerError, OptoreadError, SessionError
 

@@ -1,7 +1,7 @@
 """Names of ACSE and xDLMS-initiate codes (IEC 62056-5-3): conformance bits (the constants a
 client does not test, and the names of all), mechanisms, result-source-diagnostics.
 
-Apart from :mod:`.client` because a reading needs them only to explain a refusal or in the
+Apart from :mod:`.apdu` because a reading needs them only to explain a refusal or in the
 laptop tools' listings: the tables are loaded on first use (``LAZY`` in the package: RAM on a
 board).
 """

@@ -1,7 +1,7 @@
 """The server side of ACSE (IEC 62056-5-3 / ISO 8650): parse AARQ and RLRQ, encode AARE and
 RLRE, and the xDLMS InitiateRequest parser / InitiateResponse encoder inside them.
 
-The meter's half of ACSE (the client's is :mod:`.client`; what both share, :mod:`.apdu`): the
+The meter's half of ACSE (the client's is :mod:`.apdu`; what both share, :mod:`.apdu`): the
 simulated meter, the laptop's capture decoder and the tests use it; the reader never does (not
 deployed to a board, no RAM in a reading).
 """

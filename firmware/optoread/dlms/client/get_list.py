@@ -5,7 +5,7 @@ session as ``s``), apart from it because a reading GETs one attribute at a time:
 is loaded by the first ``get_many``, not on every reading's heap.
 """
 
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.client.requests import obis_bytes
 from optoread.dlms.xdlms import apdu as xdlms

@@ -25,7 +25,7 @@ close() releases the association (RLRQ) and the link (DISC) on every exit path;
 """
 
 from optoread.compat import buffer, const
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.acse.apdu import (
     DEFAULT_CONFORMANCE,
     DEFAULT_CONFORMANCE_SN,
@@ -37,7 +37,7 @@ from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.client.requests import block_progress, obis_bytes, stream_done
 from optoread.dlms.hdlc import frame as hdlc
 from optoread.dlms.hdlc.connection import CONNECTED, EV_CONNECTED, EV_DATA, EV_DISCONNECTED, HdlcConnection
-from optoread.dlms.hdlc.receiver import FrameReceiver
+from optoread.dlms.hdlc.frame import FrameReceiver
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms.get import encode_get_request, encode_get_request_next, parse_get_response
 from optoread.driver import PROGRESS, READ, SEND, SET_LINE, Driver

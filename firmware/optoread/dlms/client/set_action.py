@@ -7,7 +7,7 @@ session first writes (e.g. sets the meter clock), not on every reading's heap.
 """
 
 from optoread.compat import const
-from optoread.dlms.acse import client as acse
+from optoread.dlms.acse import apdu as acse
 from optoread.dlms.client.requests import obis_bytes
 from optoread.dlms.xdlms import set_action as xdlms_set
 from optoread.errors import DataAccessError, SecurityError, SessionError

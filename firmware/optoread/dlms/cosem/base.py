@@ -1,8 +1,10 @@
-"""What the COSEM interface class modules share (IEC 62056-6-2, Blue Book). Sans-IO.
+"""What every reading needs of the COSEM interface classes (IEC 62056-6-2, Blue Book), and what
+the class modules share. Sans-IO.
 
-Class ids, :class:`CosemError`, the shapes of attribute values (OBIS code, integer,
-scaler_unit, date-time), the register :class:`Value` (raw x 10^scaler in a DLMS unit, exact
-text via :func:`optoread.units.scaled_text`) and access to any attribute or method of any class
+The Clock (class 8: read, set, shift_time, time_zone, status); class ids, :class:`CosemError`,
+the shapes of attribute values (OBIS code, integer, scaler_unit, date-time), the register
+:class:`Value` (raw x 10^scaler in a DLMS unit, exact text via
+:func:`optoread.units.scaled_text`), access to any attribute or method of any class
 (:func:`get_attribute`, :func:`get_attributes`, :func:`set_attribute`, :func:`invoke`), and
 any value as the text the store keeps (:func:`value_text`: dates in ISO form, printable octet
 strings as text, others in hex).
@@ -16,7 +18,7 @@ simulator or a test double.
 from optoread import obis as _obis
 from optoread.compat import const, hexstr
 from optoread.dlms.axdr import decode as axdr
-from optoread.errors import ApduError
+from optoread.errors import ApduError, DataAccessError
 
 CLASS_DATA = const(1)
 CLASS_REGISTER = const(3)
@@ -201,3 +203,54 @@ def value_text(v):
             return bytes(v).decode()
         return "".join("%02x" % b for b in v)
     return str(v)
+
+
+CLOCK_OBIS = b"\x00\x00\x01\x00\x00\xff"  # 0.0.1.0.0.255
+
+_ATTR_TIME_ZONE = const(3)
+_ATTR_STATUS = const(4)
+_METHOD_SHIFT_TIME = const(6)
+_MAX_SHIFT = const(900)  # shift_time takes -900..900 s (Blue Book class 8, method 6)
+_OCTET_STRING = const(9)  # the A-XDR tags of the time set and of the shift
+_LONG = const(16)
+
+
+class Clock:
+    """The Clock object (class 8), by default 0.0.1.0.0.255."""
+
+    def __init__(self, obis=CLOCK_OBIS):
+        self.obis = obis6(obis)
+
+    def read(self, sess):
+        """Attribute 2 (time) as :class:`axdr.DateTime`."""
+        v = to_datetime(sess.get(CLASS_CLOCK, self.obis, _CLOCK_TIME))
+        if not isinstance(v, axdr.DateTime):
+            raise CosemError("clock time is not a date-time: %r" % (v,), "time")
+        return v
+
+    def time_zone(self, sess):
+        """Attribute 3: deviation of local standard time from UTC in minutes (Blue Book sign)."""
+        return sess.get(CLASS_CLOCK, self.obis, _ATTR_TIME_ZONE)
+
+    def status(self, sess):
+        """Attribute 4: clock status bits (axdr.STATUS_*)."""
+        return sess.get(CLASS_CLOCK, self.obis, _ATTR_STATUS)
+
+    def set(self, sess, dt):
+        """Write attribute 2 (needs a privileged association: LLS/HLS)."""
+        dt = as_datetime_arg(dt, "time")
+        raw = dt.to_bytes() if isinstance(dt, axdr.DateTime) else dt
+        try:
+            sess.set(CLASS_CLOCK, self.obis, _CLOCK_TIME, _OCTET_STRING, raw)
+        except DataAccessError as e:
+            if e.result == 3:  # read-write-denied: say what the user can change
+                raise DataAccessError(
+                    "setting the clock was denied (%s): it needs a privileged association "
+                    "(a client with LLS or HLS authentication)" % e.message, result=e.result)
+            raise
+
+    def shift_time(self, sess, seconds):
+        """Method 6: move the clock by ``seconds`` (-900..900)."""
+        if not is_int(seconds) or seconds < -_MAX_SHIFT or seconds > _MAX_SHIFT:
+            raise CosemError("shift_time takes -900..900 seconds", "shift_time")
+        return sess.action(CLASS_CLOCK, self.obis, _METHOD_SHIFT_TIME, _LONG, seconds)

@@ -1,6 +1,6 @@
 """The HDLC connection (IEC 62056-46): :class:`HdlcConnection`, a sans-IO state machine: SNRM/UA
 with parameter negotiation, I-frames segmented and acknowledged in windows, retransmission,
-DISC/DM. Frames in come from a :class:`~optoread.dlms.hdlc.receiver.FrameReceiver`; frames out
+DISC/DM. Frames in come from a :class:`~optoread.dlms.hdlc.frame.FrameReceiver`; frames out
 are encoded with :mod:`.frame`.
 
 Driven by the session layer from an I/O pump::
@@ -37,6 +37,7 @@ DISC with UA/DM) for the simulator.
 from optoread.compat import buffer, const
 from optoread.dlms.hdlc.frame import (
     DEFAULT_MAX_INFO,
+    Reassembler,
     encode_control,
     encode_disc,
     encode_dm,
@@ -47,7 +48,6 @@ from optoread.dlms.hdlc.frame import (
     parse_params,
     tx_buffer_size,
 )
-from optoread.dlms.hdlc.receiver import Reassembler
 from optoread.errors import LinkError
 
 # Connection events
