@@ -1,6 +1,6 @@
 """IEC 62056-21 data readout (modes A, B, C and D), programming mode and their receivers.
 
-Only IEC readings load it (:data:`optoread.iec62056_21.LAZY`); its procedures start with the
+Only IEC readings load it (docs/architecture.md, "Loaded on first use"); its procedures start with the
 sign-on steps of :mod:`optoread.iec62056_21.signon`. Sans-IO like it: receivers are fed bytes,
 procedures yield actions for :mod:`optoread.driver` (see that module's docstring).
 

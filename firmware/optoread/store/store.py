@@ -14,9 +14,9 @@ acknowledged sessions oldest first and never an unacknowledged one.
 
 This module holds the index of committed sessions, space and reclaim, and starts a
 :class:`~.writer.Writer` (:mod:`.writer`). The mount (:mod:`.mount`, with :mod:`.decode`) is
-loaded by :meth:`Store.mount` and dropped after it: a reading only writes. Reading sessions
-back, listings and acks (:mod:`.query`) are loaded when first asked for (``LAZY`` in the
-package): a reading and the mount never load them (RAM).
+loaded by :meth:`Store.mount` and dropped after it: a reading only writes. Reading sessions back,
+listings and acks (:mod:`.query`) are loaded when first asked for ("loaded on first use" in
+docs/architecture.md): a reading and the mount never load them (RAM).
 
 The file system is reached through a tiny interface (see :class:`OsFs`):
 ``open(path, mode)``, ``listdir(path)``, ``mkdir(path)``, ``remove(path)``,

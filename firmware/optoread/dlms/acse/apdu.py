@@ -41,7 +41,7 @@ from optoread.dlms.xdlms.apdu import (
 )
 from optoread.errors import ApduError
 
-# Conformance blocks a client proposes (bits: client.py, names.py).
+# Conformance blocks a client proposes (bits: below, names.py).
 # get, set, action, selective access, block transfer for all three, multiple references.
 DEFAULT_CONFORMANCE = const(0x001E1D)
 # SN: read, write, unconfirmed-write, block read/write, multiple references, parameterized access.
@@ -240,7 +240,7 @@ def parse_initiate_response(mv, off=0, end=None):
 
 # ---------------------------------------------------------------- AARQ / AARE common parts
 class Association:
-    """Fields shared by the decoded AARQ (server.py) and AARE (client.py)."""
+    """Fields shared by the decoded AARQ (server.py) and AARE (below)."""
 
     def __init__(self):
         self.context_id = None  # 1..4 (CONTEXT_*), None if not a DLMS context name

@@ -1,16 +1,16 @@
 """Names of ACSE and xDLMS-initiate codes (IEC 62056-5-3): conformance bits (the constants a
 client does not test, and the names of all), mechanisms, result-source-diagnostics.
 
-Apart from :mod:`.apdu` because a reading needs them only to explain a refusal or in the
-laptop tools' listings: the tables are loaded on first use (``LAZY`` in the package: RAM on a
-board).
+Apart from :mod:`.apdu` because a reading needs them only to explain a refusal or in the laptop
+tools' listings: the tables are loaded on first use ("loaded on first use" in
+docs/architecture.md: RAM on a board).
 """
 
 from optoread.compat import const
 
 _SOURCE_USER = const(1)  # acse-service-user, as apdu.SOURCE_USER (a result-source-diagnostic)
 
-# Conformance bits the client never tests (client.py keeps the ones it does: block transfer for SET,
+# Conformance bits the client never tests (apdu.py keeps the ones it does: block transfer for SET,
 # multiple references), for the simulator and tests.
 CONF_GENERAL_BLOCK_TRANSFER = const(0x200000)
 CONF_READ = const(0x100000)

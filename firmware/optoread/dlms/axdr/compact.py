@@ -1,10 +1,10 @@
 """A-XDR compact-array (tag 19, IEC 62056-6-2): type descriptions and rows, decode and encode.
 
-One optional feature (``LAZY`` in the package): few meters send compact arrays, so the decoder
-and the encoder load this module at the first one they meet and a reading of ordinary arrays
-never holds it (RAM on a board). The cells of a row are simple values without their tags,
-each coded as that tag's contents: the decoder and the encoder hand in their own function for
-one cell, so this module sits below both and imports neither.
+One optional feature ("loaded on first use" in docs/architecture.md): few meters send compact
+arrays, so the decoder and the encoder load this module at the first one they meet and a reading
+of ordinary arrays never holds it (RAM on a board). The cells of a row are simple values without
+their tags, each coded as that tag's contents: the decoder and the encoder hand in their own
+function for one cell, so this module sits below both and imports neither.
 
 Type descriptions (``encode(..., COMPACT_ARRAY, (td, rows))``, :func:`decode_type_description`)
 are written as: a simple type is its tag int (``LONG_UNSIGNED``); a structure is

@@ -2,8 +2,8 @@
 
 What a reading runs, so it is always loaded: :func:`decode`, :func:`skip`, :class:`ArrayStream`
 (a huge array arriving in blocks, one element at a time), :class:`DateTime` with the calendar
-and epoch helpers (clocks and profile timestamps). The rest loads on first use (``LAZY`` in
-the package): :mod:`.types` at the first bit-string, date, time, utf8-string or float64,
+and epoch helpers (clocks and profile timestamps). The rest loads on first use ("loaded on first use" in
+docs/architecture.md): :mod:`.types` at the first bit-string, date, time, utf8-string or float64,
 :mod:`.compact` at the first compact-array; the encoder is :mod:`.encode`.
 
 One element is ``tag`` (1 byte) + contents. The Python values of each Data type, as

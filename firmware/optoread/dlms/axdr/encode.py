@@ -1,9 +1,10 @@
 """The A-XDR encoder (IEC 62056-6-2): Python values to Data elements, checked before writing.
 
-One optional feature (``LAZY`` in the package): a reading only decodes, so the encoder is
-loaded by the first SET, ACTION or selective access with a ``(tag, value)`` parameter (RAM
-on a board). The Python value each tag takes is the one the decoder returns (the table in
-:mod:`optoread.dlms.axdr.decode`); the Data tags are public here for callers that build values.
+One optional feature ("loaded on first use" in docs/architecture.md): a reading only decodes, so
+the encoder is loaded by the first SET, ACTION or selective access with a ``(tag, value)``
+parameter (RAM on a board). The Python value each tag takes is the one the decoder returns (the
+table in :mod:`optoread.dlms.axdr.decode`); the Data tags are public here for callers that build
+values.
 """
 
 from struct import pack_into, unpack_from

@@ -2,10 +2,11 @@
 :class:`Time`, the strict UTF-8 check of utf8-strings and the float64 rule of single-precision
 boards (:func:`float64`).
 
-One optional feature, loaded by the decoder at the first of them (``LAZY`` in the package)
-and by the encoder: a reading of ordinary registers and profiles never holds it (RAM on a
-board). :class:`~optoread.dlms.axdr.decode.DateTime`, which clocks and profile timestamps
-use, stays with the decoder; both build on :class:`~optoread.dlms.axdr.data.FixedOctets`.
+One optional feature, loaded by the decoder at the first of them ("loaded on first use" in
+docs/architecture.md) and by the encoder: a reading of ordinary registers and profiles never holds
+it (RAM on a board). :class:`~optoread.dlms.axdr.decode.DateTime`, which clocks and profile
+timestamps use, stays with the decoder; both build on
+:class:`~optoread.dlms.axdr.data.FixedOctets`.
 """
 
 from struct import pack, pack_into, unpack_from

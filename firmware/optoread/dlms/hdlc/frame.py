@@ -72,7 +72,7 @@ _P_WIN_RX = const(0x08)
 LLC_REQUEST = b"\xe6\xe6\x00"  # client -> server
 LLC_RESPONSE = b"\xe6\xe7\x00"  # server -> client (also pushes)
 
-# header_len's error codes (receiver.py and parse.py read them: as there)
+# header_len's error codes (FrameReceiver and parse.py read them: as there)
 _E_ADDRESS = const(-1)
 _E_CONTROL = const(-2)
 _E_LENGTH = const(-3)

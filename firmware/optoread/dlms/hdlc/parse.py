@@ -1,10 +1,10 @@
 """Stand-alone HDLC decoding (IEC 62056-46): one frame from a capture, address and control
 fields, FRMR reasons.
 
-A reading never needs these: its :class:`~optoread.dlms.hdlc.frame.FrameReceiver` checks
-frames as the bytes arrive. They serve the laptop tools (captures), the tests and diagnostics,
-and are loaded on first use (``LAZY`` in the package: RAM on a board); the connection loads this
-module to name the reasons of an FRMR.
+A reading never needs these: its :class:`~optoread.dlms.hdlc.frame.FrameReceiver` checks frames as
+the bytes arrive. They serve the laptop tools (captures), the tests and diagnostics, and are
+loaded on first use ("loaded on first use" in docs/architecture.md: RAM on a board); the
+connection loads this module to name the reasons of an FRMR.
 """
 
 from optoread.compat import const

@@ -4,7 +4,7 @@ in its place) and :func:`service_head` (tag, service type and invoke-id of a GET
 APDU).
 
 The error answers are decoded and named by :mod:`.service_errors`, loaded at the first one
-(``LAZY`` in the package: a meter that answers normally never sends them).
+("loaded on first use" in docs/architecture.md: a meter that answers normally never sends them).
 """
 
 from optoread.dlms.xdlms.apdu import CONFIRMED_SERVICE_ERROR, EXCEPTION_RESPONSE, bounds, expect_tag, u8

@@ -2,8 +2,8 @@
 confirmed-service-error (0x0E), decoded and named.
 
 Apart from :mod:`.apdu` because a meter that answers normally never sends them: the decoders
-and their name tables are loaded at the first such answer (:func:`.service.expect`; ``LAZY`` in
-the package: RAM on a board).
+and their name tables are loaded at the first such answer (:func:`.service.expect`; "loaded on first use" in
+docs/architecture.md: RAM on a board).
 """
 
 from optoread.dlms.xdlms.apdu import CONFIRMED_SERVICE_ERROR, EXCEPTION_RESPONSE, bounds, expect_tag, u8, u32
