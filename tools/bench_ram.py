@@ -156,7 +156,7 @@ PLANS = {"full_readout": "bench-full", "is15959_plan": "bench-is15959"}
 # The protocol stack and the store, bottom-up: what the 32-bit WASI build can import (it traps on
 # some later imports and in the profile decode, see docs/benchmarks.md), measured on both builds.
 STACK = ("compat", "errors", "crc", "obis", "driver", "iec62056_21.signon", "dlms.client.session",
-         "dlms.cosem.clock", "dlms.cosem.profile", "store.store")
+         "dlms.cosem.base", "dlms.cosem.profile", "store.store")
 _IMPORTS_CODE = """import sys, gc
 sys.path.insert(0, %r)
 gc.collect()
