@@ -11,21 +11,11 @@ from optoread.dlms.acse import server as acse_server
 from optoread.dlms.axdr import data as axdr_data
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
-
-# The session's optional services, loaded here once instead of by whichever test first needs
-# them: on a board (tools/emu_portable.py, one boot for this file) modules loaded half-way
-# through the file land between the tests' buffers and fragment the heap until an 8 KB
-# buffer no longer fits.
-from optoread.dlms.client import get_list as _get_list  # noqa: F401
-from optoread.dlms.client import set_action as _set_action  # noqa: F401
-from optoread.dlms.client import sn as _sn  # noqa: F401
-from optoread.dlms.client import tcp as _tcp  # noqa: F401
 from optoread.dlms.client.session import Session, Settings
 from optoread.dlms.hdlc import connection as hdlc_conn
 from optoread.dlms.hdlc import frame as hdlc
 from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import server as xdlms_server
-from optoread.dlms.xdlms import service_errors as _service_errors  # noqa: F401
 from optoread.dlms.xdlms import set_action as xdlms_set
 from optoread.errors import (
     DataAccessError,
