@@ -695,7 +695,7 @@ def test_mounted_on_the_unix_port_through_os():
     """On the unix port the store works through ``os`` on a VfsLfs2 mounted in the VFS."""
     if not IS_MP:
         portable.skip("unix port only")
-    env = Env("vfs", blocks=16 if small_heap() else 64)
+    env = Env("vfs", blocks=12 if small_heap() else 64)
     try:
         s = env.store()
         s.mount()

@@ -54,8 +54,9 @@ def _store():
 
         import vfs  # pyright: ignore[reportMissingImports]
 
-        # 16 blocks (64 KB) where the heap is a board's (~240 KB), 64 elsewhere
-        bd = _QuietBdev(n=16 if gc.mem_free() + gc.mem_alloc() < (1 << 20) else 64)
+        # 12 blocks (48 KB) where the heap is a board's (~240 KB; a 64 KB block no longer fits
+        # after the imports), 64 elsewhere
+        bd = _QuietBdev(n=12 if gc.mem_free() + gc.mem_alloc() < (1 << 20) else 64)
         vfs.VfsLfs2.mkfs(bd)
         vfs.mount(vfs.VfsLfs2(bd), "/heaplock")
         os.mkdir("/heaplock/s")
