@@ -7,6 +7,7 @@ file system is the host's, so every deploy goes into a temp folder given as ``--
 
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -66,9 +67,8 @@ def test_package_json_matches_tree():
         assert os.path.exists(os.path.join(ROOT, src)), src
         assert not dest.startswith("/") and ".." not in dest
     mods = {d for d in dests if d.startswith("lib/optoread/")}
-    tree = {"lib/optoread/" + os.path.relpath(os.path.join(d, n), base).replace(os.sep, "/")
-            for base in [os.path.join(ROOT, "firmware", "optoread")] for d, _s, fs in os.walk(base)
-            for n in fs if n.endswith(".py") and n != "server.py"}  # the meter's side stays home
+    tree = {"lib/optoread/" + p for p in _tree(os.path.join(ROOT, "firmware", "optoread"))
+            if p.endswith(".py") and posixpath.basename(p) != "server.py"}  # the meter's side stays home
     assert mods == tree and "lib/optoread/dlms/hdlc/frame.py" in mods
     assert "main.py" in dests and any(d.startswith("plans/") for d in dests)
 
@@ -172,8 +172,7 @@ def test_deploy_to_unix_port(repl, tmp_path):
     mods = sorted(deploy.module_path(p)[:-3] + ".mpy" for p in deploy.firmware_modules(ROOT))
     assert "dlms/xdlms/server.mpy" not in mods  # the meter's side is not deployed
     lib = os.path.join(target, "lib", "optoread")
-    assert sorted(os.path.relpath(os.path.join(d, n), lib).replace(os.sep, "/")
-                  for d, _s, fs in os.walk(lib) for n in fs) == mods
+    assert sorted(_tree(lib)) == mods
     for n in mods:  # the copies are the compiled files, byte for byte
         with open(os.path.join(target, "lib", "optoread", n), "rb") as a, \
                 open(os.path.join(build, "optoread", n), "rb") as b:
@@ -215,8 +214,7 @@ def test_deploy_to_unix_port(repl, tmp_path):
     r = _deploy_cli("--board", "unix", "--port", repl.path, "--target", target, "--build-dir", build)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "removed 1 stale" in r.stderr
-    assert sorted(os.path.relpath(os.path.join(d, n), lib).replace(os.sep, "/")
-                  for d, _s, fs in os.walk(lib) for n in fs) == mods
+    assert sorted(_tree(lib)) == mods
     assert repl.alive()
 
 
@@ -344,7 +342,7 @@ def test_image_holds_what_deploy_copies(image, board, arch, size, tmp_path):
     # /lib/optoread/X.mpy and copies firmware_layout(): the image holds exactly those files, byte
     # for byte (the compile_firmware outputs build_image kept in its build dir), and the manifest.
     assert deploy._join("/", "lib/optoread") == "/lib/optoread"
-    mpys = sorted(os.path.join(d, n) for d, _s, fs in os.walk(os.path.join(build, "optoread")) for n in fs)
+    mpys = sorted(os.path.join(build, "optoread", p) for p in _tree(os.path.join(build, "optoread")))
     layout = deploy.firmware_layout(ROOT, board, mpys)
     files = deploy.read_image_files(path)
     assert set(files) == {d for d, _ in layout} | {deploy.MANIFEST}

@@ -57,13 +57,7 @@ def expected_row(i):
 # One response buffer for every simulated server of this file: each answer is copied out of it at
 # once, and on a board a fresh 8 KB block per test pair fails once earlier tests have fragmented
 # the heap (the emulated Pico, tools/emu_portable.py).
-_RESPONSE = []
-
-
-def _response_buffer():
-    if not _RESPONSE:
-        _RESPONSE.append(bytearray(8192))
-    return _RESPONSE[0]
+_RESPONSE = bytearray(8192)
 
 
 class MiniServer:
@@ -108,7 +102,7 @@ class MiniServer:
             self.rx = hdlc.FrameReceiver(hdlc.frame_capacity(2030))
         else:
             self.rx = wrapper.WrapperReceiver(4096)
-        self.out = _response_buffer()
+        self.out = _RESPONSE
 
     # -- link
     def receive(self, data):

@@ -59,14 +59,9 @@ def merge_json(update):
 def firmware_sources(board_only=False):
     """Paths below firmware/optoread (``dlms/hdlc/frame.py``) of every firmware module; with
     ``board_only`` not the meter's side (``server.py``), which a board never gets."""
-    src = os.path.join(ROOT, "firmware", "optoread")
-    out = []
-    for d, dirs, names in os.walk(src):
-        dirs[:] = [x for x in dirs if not x.startswith((".", "__"))]
-        for n in names:
-            if n.endswith(".py") and not (board_only and n == "server.py"):
-                out.append(os.path.relpath(os.path.join(d, n), src).replace(os.sep, "/"))
-    return sorted(out)
+    from optoread_tools import deploy
+
+    return [deploy.module_path(p) for p in deploy.firmware_modules(ROOT, server=not board_only)]
 
 
 def compile_mpy(out_dir):

@@ -74,15 +74,14 @@ def _is_package(name, mods):
     return mods.get(name, "").endswith("__init__.py")
 
 
-def _package_dirs(root=ROOT):
+def _packages(mods):
     """Dotted names of the packages (``optoread``, ``optoread.dlms``, ...), with or without an
-    ``__init__.py``."""
-    base = os.path.join(root, "firmware", PKG)
+    ``__init__.py``: every prefix of a firmware module's name."""
     out = set()
-    for d, dirs, _files in os.walk(base):
-        dirs[:] = [x for x in dirs if not x.startswith((".", "__"))]
-        rel = os.path.relpath(d, base)
-        out.add(PKG if rel == "." else PKG + "." + rel.replace(os.sep, "."))
+    for name in mods:
+        if name.startswith(PKG):
+            parts = name.split(".")
+            out.update(".".join(parts[:i]) for i in range(1, len(parts)))
     return out
 
 
@@ -249,7 +248,7 @@ def check(root=ROOT):
         edges += e
         problems += p
     declared = lazy_declarations(root)
-    packages = _package_dirs(root)
+    packages = _packages(mods)
     for pkg, names in sorted(declared.items()):
         if pkg not in packages:
             problems.append("docs/architecture.md: %s (loaded on first use) is not a package" % pkg)

@@ -109,12 +109,12 @@ def _tool(name):
     return found
 
 
-def firmware_modules(root):
+def firmware_modules(root, server=False):
     """Sorted paths (relative to root) of the firmware package's modules for a board, subpackages
     included (``firmware/optoread/dlms/hdlc/frame.py``).
 
     The meter's side of ACSE and xDLMS (``server.py`` of ``dlms/acse`` and ``dlms/xdlms``, for
-    the simulator and the tests) is left out: a reader never imports it.
+    the simulator and the tests) is left out, as a reader never imports it, unless ``server``.
     """
     base = os.path.join(root, "firmware", "optoread")
     out = []
@@ -122,7 +122,7 @@ def firmware_modules(root):
         dirs[:] = [x for x in dirs if not x.startswith((".", "__"))]
         rel = os.path.relpath(d, base).replace(os.sep, "/")
         for n in files:
-            if n.endswith(".py") and n != "server.py":
+            if n.endswith(".py") and (server or n != "server.py"):
                 out.append("firmware/optoread/" + (n if rel == "." else rel + "/" + n))
     return sorted(out)
 
@@ -354,8 +354,19 @@ def _join(target, rel):
     return t + "/" + rel if t else "/" + rel
 
 
+# Device-side: the files below a folder as (path, path relative to it), folders walked down.
+_WALK = """
+def _walk(d, rel=''):
+    for _f in os.listdir(d):
+        if os.stat(d + '/' + _f)[0] & 0x4000:
+            yield from _walk(d + '/' + _f, rel + _f + '/')
+        else:
+            yield d + '/' + _f, rel + _f
+"""
+
 _PREPARE = """
 import os
+""" + _WALK + """
 def _mk(p):
     try:
         os.mkdir(p)
@@ -371,21 +382,16 @@ for _d in ['/lib', '/lib/optoread', '/plans'] + ['/lib/optoread/' + _s for _s in
     _mk(_p + _d)
 _keep = %(keep)r
 _n = 0
-def _clean(d, rel):
-    global _n
-    for _f in os.listdir(d):
-        _r = rel + _f
-        if os.stat(d + '/' + _f)[0] & 0x4000:
-            _clean(d + '/' + _f, _r + '/')
-        elif _f.endswith('.py') or (_f.endswith('.mpy') and _r not in _keep):
-            os.remove(d + '/' + _f)
-            _n += 1
-_clean(_p + '/lib/optoread', '')
+for _f, _r in list(_walk(_p + '/lib/optoread')):
+    if _r.endswith('.py') or (_r.endswith('.mpy') and _r not in _keep):
+        os.remove(_f)
+        _n += 1
 print('@prepared', _n)
 """
 
 _VERIFY = """
 import sys, os
+""" + _WALK + """
 _t = %(target)r.rstrip('/')
 _added = []
 for _d in (_t + '/lib', _t or '/'):
@@ -400,13 +406,7 @@ try:
     import board
     print('@verify', crc.crc32(%(data)r), crc.crc16_x25(%(data)r), board.NAME)
     print('@from', crc.__file__)
-    def _walk(d, rel):
-        for _f in os.listdir(d):
-            if os.stat(d + '/' + _f)[0] & 0x4000:
-                yield from _walk(d + '/' + _f, rel + _f + '/')
-            else:
-                yield rel + _f
-    print('@files', ' '.join(sorted(_walk(_t + '/lib/optoread', ''))))
+    print('@files', ' '.join(sorted(_r for _f, _r in _walk(_t + '/lib/optoread'))))
     print('@plans', ' '.join(sorted(os.listdir(_t + '/plans'))))
     print('@root', ' '.join(sorted(os.listdir(_t or '/'))))
 finally:
