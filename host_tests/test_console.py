@@ -324,6 +324,34 @@ def test_config_file_round_trip():
         assert d["client"] == 48 and d["password"] == b"ABCDEFGH" and d["ek"] == bytes(range(16))
         assert "ak" not in d
         assert con.Config(env.root + "/missing.json").keys() == []
+        assert again.problem is None
+    finally:
+        env.close()
+
+
+def test_damaged_config_is_reported_and_the_last_good_copy_used():
+    env = make_env()
+    try:
+        import os
+
+        try:
+            os.mkdir(env.root)
+        except OSError:
+            pass
+        path = env.root + "/config.json"
+        cfg = con.Config(path)
+        cfg.set("client", "48")
+        cfg.set("plan", "is15959")  # the first version is now config.json.bak
+        with open(path, "w") as f:
+            f.write('{"client": 48, "pla')  # bit rot, or a write nobody finished
+        again = con.Config(path)
+        assert again.get("client") == 48 and again.get("plan") is None  # the last good copy
+        assert "config.json was damaged (kept as config.json.bad)" in again.problem, again.problem
+        assert "config.json.bad" in os.listdir(env.root)
+        third = con.Config(path)  # repaired: nothing to say at the next boot
+        assert third.problem is None and third.get("client") == 48
+        os.remove(path)
+        assert con.Config(path).problem == "config.json was missing: restored from the last good copy"
     finally:
         env.close()
 

@@ -19,11 +19,6 @@ if __name__ == "__main__":  # run as a script on the unix port
 
 import portable  # noqa: E402
 
-try:
-    import pytest
-except ImportError:  # the unix port runs this file as a script
-    pytest = None
-
 BS = 4096
 BLOCKS = 16
 POINT = "/scut"
@@ -128,12 +123,6 @@ def test_settings_survive_every_power_cut():
     assert not problems, "%d of %d images lost settings: %s" % (len(problems), checked, problems[:3])
 
 
-def _xfail(reason):
-    return pytest.mark.xfail(strict=True, reason=reason) if pytest else (lambda f: f)
-
-
-@_xfail("issue 17 finding 1: Config.save and MeterProfiles.put remove the old file before renaming "
-        "the new one; a cut between loses all settings")
 def test_settings_powercut_on_unix_port():
     """CPython side: run the matrix on the MicroPython unix port."""
     if portable.IS_MICROPYTHON:

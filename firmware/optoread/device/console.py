@@ -41,7 +41,7 @@ import time
 from binascii import b2a_base64
 
 from optoread import __version__
-from optoread.compat import const, heap_free
+from optoread.compat import const, heap_free, unload
 from optoread.crc import crc32
 from optoread.dlms.axdr.decode import from_epoch, to_epoch
 from optoread.errors import ConsoleError, NoAnswerError, OptoreadError, StoreError
@@ -126,23 +126,24 @@ def parse_iso(text):
 
 
 class Config:
-    """Settings in a small JSON file (``<flash>/config.json``), rewritten whole via a temp file.
+    """Settings in a small JSON file (``<flash>/config.json``, written by :mod:`.settings`: a
+    power cut leaves the old or the new version; :attr:`problem` says when it had to be
+    repaired at load).
 
     ``path`` None keeps them in RAM only (tests). Values set from the console are stored
     as ints when they are decimal numbers (except secrets, which stay text).
     """
 
-    def __init__(self, path=None, data=None):
+    def __init__(self, path=None, data=None, fs=None):
         self.path = path
+        self.fs = fs
         self.data = dict(data) if data else {}
+        self.problem = None
         if path and data is None:
-            try:
-                with open(path) as f:
-                    d = json.loads(f.read())
-                if isinstance(d, dict):
-                    self.data = d
-            except (OSError, ValueError):
-                pass
+            from optoread.device import settings
+
+            self.data, self.problem = settings.load(path, fs)
+            unload("device.settings")
 
     def get(self, key, default=None):
         return self.data.get(key, default)
@@ -162,18 +163,11 @@ class Config:
         self.save()
 
     def save(self):
-        if not self.path:
-            return
-        import os
+        if self.path:
+            from optoread.device import settings
 
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(self.data))
-        try:
-            os.remove(self.path)
-        except OSError:
-            pass
-        os.rename(tmp, self.path)
+            settings.save(self.path, self.data, self.fs)
+            unload("device.settings")
 
 
 def _key_bytes(v):

@@ -55,19 +55,28 @@ def _drop_iec():
 
 class MeterProfiles:
     """What worked per meter id: ``{"protocol": "dlms"|"iec21", "mode_e", "client", "server",
-    "ln", "settle_ms", "baud_switch", ...}``, kept in one small JSON file (rewritten whole
-    through a temporary file, so a power cut leaves the old or the new version)."""
+    "ln", "settle_ms", "baud_switch", ...}``, kept in one small JSON file.
+
+    Written as ``device.settings`` writes ``config.json`` (new file, old one to ``.bak``, new one
+    renamed into place), so a power cut leaves the old or the new version; loaded from the first
+    of the file, its ``.tmp`` and its ``.bak`` that parses. Inline rather than through that module:
+    its names would take the reading's interned-name pool past its next step (test_ram).
+    """
 
     def __init__(self, path=None, fs=None):
         self.path = path
         self.fs = fs
         self._data = {}
         if path:
-            try:
-                with self._open(path, "r") as f:
-                    self._data = json.loads(f.read())
-            except (OSError, ValueError):
-                self._data = {}
+            for p in (path, path + ".tmp", path + ".bak"):
+                try:
+                    with self._open(p, "r") as f:
+                        d = json.loads(f.read())
+                except (OSError, ValueError):
+                    continue
+                if isinstance(d, dict):
+                    self._data = d
+                    break
 
     def _open(self, path, mode):
         return self.fs.open(path, mode) if self.fs is not None else open(path, mode)
@@ -87,7 +96,7 @@ class MeterProfiles:
         import os
 
         try:
-            os.remove(self.path)
+            os.rename(self.path, self.path + ".bak")  # never a moment without a good copy
         except OSError:
             pass
         os.rename(tmp, self.path)
