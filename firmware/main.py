@@ -330,6 +330,7 @@ async def console_task(console, inp):
     poller = select.poll()
     poller.register(inp, select.POLLIN)
     line = bytearray()
+    over = False  # the line ran past _MAX_LINE: refused whole at its end, never run cut short
     last = 0
     while True:
         if not poller.poll(0):
@@ -349,6 +350,12 @@ async def console_task(console, inp):
         if c in (0x0A, 0x0D):
             text = bytes(line)
             line = bytearray()
+            if over:
+                over = False
+                console.out.write("%s line too long (more than %d bytes): ignored\r\n"
+                                  % ("@err" if text[:1] == b"@" else "error:", _MAX_LINE))
+                console.prompt()
+                continue
             try:
                 console.handle_line(text)
             except Exception as e:  # handle_line answers errors itself; last resort
@@ -359,8 +366,11 @@ async def console_task(console, inp):
                 line = line[:-1]
         elif c == 0x03 or c == 0x15:  # ^C / ^U: drop the line typed so far
             line = bytearray()
+            over = False
         elif len(line) < _MAX_LINE:
             line.append(c)
+        else:
+            over = True
 
 
 def _raw_tty(fd):

@@ -72,7 +72,6 @@ def test_credentials_and_clock_need_the_pin():
 # ---------------------------------------------------------------- finding 8: long lines
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 finding 8: console lines are cut at 512 bytes and still run")
 def test_overlong_console_line_is_refused(tmp_path):
     import mpbin
     from test_main_unix import Device
@@ -86,6 +85,8 @@ def test_overlong_console_line_is_refused(tmp_path):
         dev.until(b"> ", 30)
         out = dev.cmd("config set note " + "v" * 2000)
         assert any("too long" in x for x in out), out
+        assert out == ["error: line too long (more than 512 bytes): ignored"], out
+        assert dev.cmd("@get 1 " + "0" * 600) == ["@err line too long (more than 512 bytes): ignored"]
         out = dev.cmd("config get note")
         assert out == ["note is not set"], out
         assert dev.cmd("@hello")[0].startswith("@ok optoread")  # the console carries on
