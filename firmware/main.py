@@ -14,6 +14,9 @@
   one long low beep. An SSD1306 (if the board has ``I2C`` and ``ssd1306`` imports) shows
   the last meter, outcome and a few values.
 * Every reading and every command is wrapped: an exception is reported and the loop goes on.
+* ^C does not interrupt the firmware (``micropython.kbd_intr(-1)``): a USB cable alone never
+  reaches the REPL. The console's ``maintenance`` command (device PIN) ends main.py, and the
+  board's REPL follows; ``optoread deploy --port`` goes that way.
 
 On the unix port a stdin that is a terminal is switched to raw mode (no echo, ``\\r\\n``
 written by the console itself) and restored at exit; end of input ends the program.
@@ -361,6 +364,8 @@ async def console_task(console, inp):
             except Exception as e:  # handle_line answers errors itself; last resort
                 console.out.write("error: %s\r\n" % e)
                 console.prompt()
+            if console.maintenance:  # `maintenance` (with the PIN): main.py ends, the REPL follows
+                return
         elif c in (0x08, 0x7F):
             if line:
                 line = line[:-1]
@@ -465,12 +470,25 @@ async def run(board):
     await console_task(console, inp)
 
 
+def _kbd_intr(c):
+    """^C at the console: -1 while the firmware runs (the REPL, and config.json with the
+    credentials in it, only through `maintenance` with the PIN), 3 again when it ends."""
+    try:
+        import micropython
+
+        micropython.kbd_intr(c)
+    except (ImportError, AttributeError):
+        pass
+
+
 def main():
     board = load_board()
     old = _raw_tty(0) if _UNIX else None
+    _kbd_intr(-1)
     try:
         asyncio.run(run(board))
     finally:
+        _kbd_intr(3)
         _restore_tty(0, old)
 
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 from optoread.device import console as con
-from test_console import FakeClock, Out, run
+from test_console import FakeClock, Out, fetch, run, unlock
 from test_store import Env, write_sample
 
 
@@ -24,12 +24,6 @@ def _console(n=3):
     return env, store, con.Console(store, Out(), clock=FakeClock())
 
 
-def _fetch(c, seq):
-    lines = run(c, "@get %d 0" % seq)
-    assert lines[-1].startswith("@e %d " % seq), lines[-1]
-
-
-@pytest.mark.xfail(strict=True, reason="issue 17 finding 6: @ack frees sessions nobody fetched")
 def test_ack_without_fetch_frees_nothing():
     env, store, c = _console()
     try:
@@ -37,26 +31,84 @@ def test_ack_without_fetch_frees_nothing():
         out = run(c, "@ack 99999999999999999999")
         assert out[0].startswith("@err"), out
         assert store.count() == 3 and store.acked == 0
-        _fetch(c, 1)
+        fetch(c, 1)
         out = run(c, "@ack 3")  # 2 and 3 were not fetched
-        assert out[0].startswith("@err"), out
+        assert out == ["@err console: session 2 was not fetched with @get since @hello: "
+                       "not acknowledged [seq]"]
         assert store.count() == 3
+        assert run(c, "@ack 1")[0].startswith("@ok acked=1 ")  # what was fetched goes
+        fetch(c, 2, 3)
+        run(c, "@hello")  # a new conversation: what the last one fetched no longer counts
+        assert run(c, "@ack 3")[0].startswith("@err console: session 2 ")
+        fetch(c, 2, 3)
+        assert run(c, "@ack 99999999999999999999")[0].startswith("@ok acked=3 ")
+        assert store.count() == 0
     finally:
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 finding 6: erase --yes --force needs no PIN")
+def test_ack_of_anything_with_the_pin():
+    env, store, c = _console()
+    try:
+        unlock(c)
+        assert run(c, "@ack 2")[0].startswith("@ok acked=2 ")
+        assert store.count() == 1
+    finally:
+        env.close()
+
+
 def test_erase_force_needs_the_pin():
     env, store, c = _console()
     try:
         out = run(c, "erase --yes --force")
         assert store.count() == 3, out
-        assert any("PIN" in x for x in out), out
+        assert out == ["error: console: erase needs the device PIN, and none is set yet: choose one with "
+                       "'pin set NEW' (optoread pin --port DEV) [pin]"]
+        assert run(c, "pin set 1357")[0].startswith("PIN set")
+        assert run(c, "erase --yes --force") == ["error: console: erase needs the device PIN: 'unlock PIN' "
+                                                 "first [pin]"]
+        assert run(c, "unlock 9999") == ["error: console: wrong PIN [pin]"]
+        unlock(c, "1357")
+        assert run(c, "erase --yes --force")[0].startswith("erased 3 sessions")
+        assert store.count() == 0
     finally:
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 finding 6: credentials and the clock change without a PIN")
+def test_pin_rules():
+    env, store, c = _console(0)
+    try:
+        for bad in ("pin set 12", "pin set 1234567890123", "pin set 12a4", "pin 1234", "pin set"):
+            assert run(c, bad)[0].startswith("error: console:"), bad
+        assert run(c, "unlock 1234") == ["error: console: no device PIN is set yet: choose one with "
+                                         "'pin set NEW' [pin]"]
+        run(c, "pin set 1234")
+        stored = c.config.get("pin")
+        assert "1234" not in stored and len(stored) == 16 + 1 + 64  # salt:hash, hex
+        assert run(c, "pin set 5678")[0].startswith("error: console: changing the PIN needs the device PIN")
+        assert run(c, "config set pin 0000")[0].startswith("error: console: setting pin needs the device PIN")
+        # three wrong PINs shut unlock for a minute, even for the right one
+        for _ in range(3):
+            assert run(c, "unlock 0000") == ["error: console: wrong PIN [pin]"]
+        assert run(c, "unlock 1234") == ["error: console: too many wrong PINs: try again in a minute [pin]"]
+        c.clock.t += 61
+        unlock(c, "1234")
+        assert run(c, "lock") == ["locked"]
+        assert run(c, "clock set 2030-01-01T00:00:00")[0].startswith("error: console: clock set needs")
+        unlock(c, "1234")
+        c.clock.t += 301  # idle for more than 5 minutes: locked again
+        assert run(c, "clock set 2030-01-01T00:00:00")[0].startswith("error: console: clock set needs")
+        unlock(c, "1234")
+        run(c, "@hello")  # the laptop's conversation starts locked
+        assert run(c, "erase --yes")[0].startswith("error: console: erase needs")
+        unlock(c, "1234")
+        assert run(c, "pin set 5678")[0].startswith("PIN set")
+        unlock(c, "5678")
+        assert run(c, "maintenance")[0].startswith("maintenance: leaving") and c.maintenance
+    finally:
+        env.close()
+
+
 def test_credentials_and_clock_need_the_pin():
     env, store, c = _console(0)
     try:
@@ -65,6 +117,11 @@ def test_credentials_and_clock_need_the_pin():
         t = c.clock.now()
         run(c, "clock set 2030-01-01T00:00:00")
         assert c.clock.now() == t
+        run(c, "config set client 48")  # not a secret: no PIN
+        assert c.config.get("client") == 48
+        unlock(c)
+        assert run(c, "config set password 12345678") == ["password set"]
+        assert run(c, "clock set 2030-01-01T00:00:00") == ["clock 2030-01-01T00:00:00"]
     finally:
         env.close()
 

@@ -69,6 +69,19 @@ def setup(n=3, rows=300, **kw):
     return env, store, c
 
 
+def fetch(c, *seqs):
+    """``@get`` each session whole: what lets ``@ack`` free it without the PIN."""
+    for seq in seqs:
+        assert run(c, "@get %d 0" % seq)[-1].startswith("@e %d " % seq)
+
+
+def unlock(c, pin="2468"):
+    """Choose the device PIN (if none is set) and unlock the console with it."""
+    if not c.config.get("pin"):
+        assert run(c, "pin set %s" % pin)[0].startswith("PIN set")
+    assert run(c, "unlock %s" % pin)[0].startswith("unlocked")
+
+
 def file_bytes(env, seq):
     return env.read_file(env.path(seq))
 
@@ -103,6 +116,7 @@ def test_hello():
     try:
         out = run(c, "@hello")
         assert out == ["@ok optoread %s sessions=3 pending=3 acked=0" % con.__version__]
+        fetch(c, 1)
         run(c, "@ack 1")
         assert run(c, "@hello") == ["@ok optoread %s sessions=2 pending=2 acked=1" % con.__version__]
     finally:
@@ -122,6 +136,7 @@ def test_list_sizes_and_crcs():
             assert int(f[2]) == len(raw)
             assert f[3] == "1" and f[4] == "0"
             assert f[5] == "%08x" % crc32(raw)
+        fetch(c, 1, 2)
         run(c, "@ack 2")
         out = run(c, "@list")
         assert out == [out[0], "@end 1"] and out[0].startswith("@s 3 ")
@@ -184,6 +199,7 @@ def test_ack_frees_exactly_the_acknowledged_sessions():
     env, store, c = setup(n=4)
     try:
         sizes = [len(file_bytes(env, s)) for s in (1, 2, 3, 4)]
+        fetch(c, 1, 2, 3, 4)
         out = run(c, "@ack 2")
         assert out == ["@ok acked=2 freed=%d" % (sizes[0] + sizes[1])]
         assert [s.seq for s in store.sessions()] == [3, 4]
@@ -203,6 +219,7 @@ def test_ack_frees_exactly_the_acknowledged_sessions():
 def test_ack_persists_across_remount():
     env, store, c = setup(n=3)
     try:
+        fetch(c, 1)
         run(c, "@ack 1")
         env.remount()
         s2 = env.store()
@@ -284,6 +301,7 @@ def test_plans_and_meters():
 def test_config_secrets_never_echoed():
     env, store, c = setup(n=0)
     try:
+        unlock(c)
         for key in ("password", "ek", "ak", "key", "hls_key"):
             out = run(c, "config set %s S3cr3tValue99" % key)
             assert out == ["%s set" % key]
@@ -293,6 +311,7 @@ def test_config_secrets_never_echoed():
         text = "\n".join(out)
         assert "S3cr3tValue99" not in text
         assert "password = ***" in out and "ek = ***" in out and "client = 32" in out
+        assert "pin = ***" in out  # the PIN's hash, never shown either
         assert run(c, "config get password") == ["password = ***"]
         assert run(c, "config get nothere") == ["nothere is not set"]
         assert c.config.get("password") == "S3cr3tValue99"  # stored as text, even if numeric
@@ -359,6 +378,7 @@ def test_damaged_config_is_reported_and_the_last_good_copy_used():
 def test_clock_set():
     env, store, c = setup(n=0)
     try:
+        unlock(c)
         assert run(c, "clock set 2026-03-01T12:34:56") == ["clock 2026-03-01T12:34:56"]
         assert c.clock.now() == 1772368496
         assert run(c, "clock") == ["clock 2026-03-01T12:34:56"]
@@ -383,6 +403,7 @@ def test_erase():
         out = run(c, "erase")
         assert "--yes" in out[0] and len(list(store.sessions())) == 4
         store.ack(2)
+        unlock(c)
         out = run(c, "erase --yes")
         assert out == ["erased 2 sessions (%d bytes); 2 not downloaded kept" % (sizes[0] + sizes[1])]
         assert [s.seq for s in store.sessions()] == [3, 4]

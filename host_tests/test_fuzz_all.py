@@ -131,7 +131,8 @@ _WORD = st.one_of(_BIG.map(str), _TEXT, st.sampled_from(["", "-0", "+1", "0x10",
 
 @SETTINGS
 @given(st.sampled_from(["@get", "@ack", "@list", "@hello", "show", "list", "clock", "config", "erase",
-                        "read", "@", "@err", "help", "status", "plans", "meters"]),
+                        "read", "@", "@err", "help", "status", "plans", "meters", "pin", "unlock", "lock",
+                        "maintenance"]),
        st.lists(_WORD, max_size=4), st.sampled_from(["", "\r", "\n", "\r\n", "\x00"]))
 def test_console_commands_with_hostile_arguments(cmd, args, tail):
     c = fuzz.make_console()

@@ -171,6 +171,9 @@ def test_main_loop_reads_downloads_and_survives_failures(tmp_path):
         assert dev.cmd("@ack 1") == ["@ok acked=1 freed=%d" % sizes[0]]
         assert dev.cmd("@hello")[0].endswith("sessions=3 pending=3 acked=1")
         assert dev.cmd("config get password") == ["password is not set"]
+        assert dev.cmd("config set password hunter2")[0].startswith("error: console: setting password needs")
+        assert dev.cmd("pin set 2468")[0].startswith("PIN set")
+        assert dev.cmd("unlock 2468")[0].startswith("unlocked")
         assert dev.cmd("config set password hunter2") == ["password set"]
         assert dev.cmd("config get password") == ["password = ***"]
     finally:
@@ -184,5 +187,10 @@ def test_main_loop_reads_downloads_and_survives_failures(tmp_path):
         assert "3 sessions, 3 not downloaded" in banner, banner
         assert dev.cmd("config get password") == ["password = ***"]
         assert dev.cmd("@list")[-1] == "@end 3"
+        assert dev.cmd("maintenance")[0].startswith("error: console: maintenance needs the device PIN")
+        assert dev.cmd("unlock 2468")[0].startswith("unlocked")  # the PIN survived the restart
+        os.write(dev.master, b"maintenance\n")
+        dev.until(b"leaving the firmware", 30)
+        assert dev.p.wait(30) == 0  # main.py ended (a board's REPL would follow)
     finally:
         assert dev.close() == 0

@@ -18,12 +18,21 @@ Machine commands (every output line starts with ``@``; the wire protocol shared 
 frames of at most 192 payload bytes; the laptop checks each frame's CRC-32 and the
 whole-session CRC-32 and decodes the records with ``optoread.store``'s parser. ``@ack``
 marks sessions up to ``seq`` downloaded and reclaims them at once (only acknowledged
-sessions are ever deleted, oldest first).
+sessions are ever deleted, oldest first). Without the PIN it takes only sessions whose whole
+content ``@get`` sent since the last ``@hello`` (what the laptop fetched and checked), and never
+a sequence number beyond the newest session.
+
+The device PIN (4 to 12 digits, chosen from the laptop at first boot: ``pin set NEW``; kept as a
+salted, iterated SHA-256 in ``config.json``) guards what a stranger with a USB cable must not
+do: ``erase``, ``config set`` of a secret, ``clock set``, ``pin set`` once a PIN exists, ``@ack``
+of sessions nobody fetched, ``maintenance``. ``unlock PIN`` opens them until ``lock``, ``@hello``
+or 5 minutes without a command; three wrong PINs in a row shut ``unlock`` for a minute.
 
 Human commands: ``help``, ``status``, ``read [PLAN] [--meter ID]``, ``list``, ``show N``,
 ``plans``, ``meters``, ``config get [KEY]``, ``config set KEY VALUE``,
-``clock set YYYY-MM-DDTHH:MM:SS``, ``erase --yes [--force]``. Secrets (password, keys)
-are never written back: ``config get`` shows them as ``***``.
+``clock set YYYY-MM-DDTHH:MM:SS``, ``erase --yes [--force]``, ``pin set NEW``, ``unlock PIN``,
+``lock``, ``maintenance``. Secrets (password, keys, the PIN) are never written back:
+``config get`` shows them as ``***``.
 
 ``read`` runs the reader to the end before the console answers anything else (on the
 device that blocks the loop for the reading's duration, as the probe needs the CPU anyway);
@@ -48,7 +57,12 @@ from optoread.errors import ConsoleError, NoAnswerError, OptoreadError, StoreErr
 
 FRAME_PAYLOAD = const(192)  # payload bytes per @f frame (256 base64 characters)
 PROMPT = "> "
-SECRET_KEYS = ("password", "ek", "ak", "key", "secret")
+SECRET_KEYS = ("password", "ek", "ak", "key", "secret", "pin")
+PIN_KEY = "pin"  # config key of the PIN's salted hash
+_PIN_ROUNDS = const(500)  # SHA-256 rounds per PIN check: slows guessing from a copy of the flash
+_UNLOCK_S = const(300)  # an unlocked console locks again after 5 minutes without a command
+_PIN_TRIES = const(3)  # wrong PINs in a row before unlock shuts for _PIN_PAUSE_S
+_PIN_PAUSE_S = const(60)
 _EPOCH_2000 = const(946684800)
 _SHOW_ROWS = const(3)  # profile rows printed by `show` (the rest are counted)
 
@@ -68,9 +82,34 @@ _HELP = (
     "  config get [KEY]            settings (secrets shown as ***)",
     "  config set KEY VALUE        change a setting",
     "  clock set YYYY-MM-DDTHH:MM:SS",
-    "  erase --yes [--force]       delete downloaded sessions (--force: all of them)",
+    "  erase --yes [--force]       delete downloaded sessions (--force: all of them)  [PIN]",
+    "  pin set NEW                 choose the device PIN (4-12 digits; changing it: [PIN])",
+    "  unlock PIN | lock           allow the commands marked [PIN] for 5 minutes | end that",
+    "  maintenance                 leave the firmware for the REPL (deploy uses it)  [PIN]",
     "  @hello @list @get @ack      machine commands for `optoread download`",
+    "  config set of a secret and clock set also need [PIN]",
 )
+
+
+def pin_hash(pin, salt):
+    """The stored form of ``pin``: ``"<salt hex>:<iterated SHA-256 hex>"``."""
+    import hashlib
+    from binascii import hexlify
+
+    h = salt + pin.encode()
+    for _ in range(_PIN_ROUNDS):
+        h = hashlib.sha256(h).digest()
+    return hexlify(salt).decode() + ":" + hexlify(h).decode()
+
+
+def _pin_ok(stored, pin):
+    from binascii import unhexlify
+
+    try:
+        salt = unhexlify(stored.split(":")[0])
+    except (ValueError, AttributeError):
+        return False
+    return pin_hash(pin, salt) == stored
 
 
 def is_secret(key):
@@ -324,6 +363,11 @@ class Console:
         self.last = None  # (outcome, summary or None, error text or None) of the last reading
         self.heap_low = None  # lowest free heap seen during the last reading (config heapwatch)
         self._frame = bytearray(FRAME_PAYLOAD)
+        self.unlocked_at = None  # clock time of the last command while unlocked (None: locked)
+        self.fetched = set()  # sessions @get sent whole since the last @hello
+        self._wrong = 0  # wrong PINs in a row
+        self._wrong_at = 0
+        self.maintenance = False  # set by `maintenance`: main.py leaves for the REPL
 
     # -- output helpers
     def _w(self, line):
@@ -364,6 +408,12 @@ class Console:
     def _dispatch(self, words):
         cmd = words[0]
         args = words[1:]
+        if self.unlocked_at is not None:
+            now = self.clock.now()
+            if now - self.unlocked_at > _UNLOCK_S or now < self.unlocked_at:
+                self.unlocked_at = None  # idle too long (or the clock went back): locked again
+            else:
+                self.unlocked_at = now
         if cmd[:1] == "@":
             fn = _MACHINE.get(cmd)
             if fn is None:
@@ -384,6 +434,8 @@ class Console:
         return int(args[i])
 
     def m_hello(self, args):
+        self.fetched = set()  # a new laptop conversation: it has fetched nothing yet
+        self.unlocked_at = None
         st = self.store
         sp = st.space()  # counts from the store's index: no summaries, no query module
         self._w("@ok optoread %s sessions=%d pending=%d acked=%d"
@@ -424,10 +476,24 @@ class Console:
         self.store.read_raw(seq, f)
         f.flush()
         self._w("@e %d %d %s %d" % (seq, s.size, _hex8(f.crc), f.frames))
+        self.fetched.add(seq)
 
     def m_ack(self, args):
         seq = self._seq_arg(args, 0)
-        acked = self.store.ack(seq)
+        st = self.store
+        n = st.count()
+        top = st.summary(n - 1).seq if n else st.acked
+        if seq > top:
+            seq = top  # never a session that does not exist yet
+        if self.unlocked_at is None:
+            for i in range(n):
+                s = st.summary(i)
+                if s.seq > seq:
+                    break
+                if not s.downloaded and s.seq not in self.fetched:
+                    raise ConsoleError("session %d was not fetched with @get since @hello: not acknowledged"
+                                       % s.seq, field="seq")
+        acked = st.ack(seq)
         freed = self._reclaim()
         self._w("@ok acked=%d freed=%d" % (acked, freed))
 
@@ -444,6 +510,62 @@ class Console:
         self.store.reclaim()
         return before - self.store.space()["reclaimable"]
 
+    # -- the device PIN
+    def need_pin(self, what):
+        """Raise ConsoleError unless the console is unlocked (``what``: the command, for the message)."""
+        if self.unlocked_at is not None:
+            return
+        if not self.config.get(PIN_KEY):
+            raise ConsoleError("%s needs the device PIN, and none is set yet: choose one with "
+                               "'pin set NEW' (optoread pin --port DEV)" % what, field="pin")
+        raise ConsoleError("%s needs the device PIN: 'unlock PIN' first" % what, field="pin")
+
+    def h_unlock(self, args):
+        if len(args) != 1:
+            raise ConsoleError("usage: unlock PIN", field="args")
+        stored = self.config.get(PIN_KEY)
+        if not stored:
+            raise ConsoleError("no device PIN is set yet: choose one with 'pin set NEW'", field="pin")
+        now = self.clock.now()
+        if self._wrong >= _PIN_TRIES and 0 <= now - self._wrong_at < _PIN_PAUSE_S:
+            raise ConsoleError("too many wrong PINs: try again in a minute", field="pin")
+        if not _pin_ok(stored, args[0]):
+            self._wrong += 1
+            self._wrong_at = now
+            raise ConsoleError("wrong PIN", field="pin")
+        self._wrong = 0
+        self.unlocked_at = now
+        self._w("unlocked until 'lock', @hello or %d minutes without a command" % (_UNLOCK_S // 60))
+
+    def h_lock(self, args):
+        self.unlocked_at = None
+        self._w("locked")
+
+    def h_pin(self, args):
+        if len(args) != 2 or args[0] != "set":
+            raise ConsoleError("usage: pin set NEW (4 to 12 digits)", field="args")
+        new = args[1]
+        if not _digits(new) or not 4 <= len(new) <= 12:
+            raise ConsoleError("the PIN is 4 to 12 digits", field="pin")
+        if self.config.get(PIN_KEY):
+            self.need_pin("changing the PIN")
+        try:
+            import os
+
+            salt = os.urandom(8)
+        except (ImportError, AttributeError, NotImplementedError):  # a port without urandom
+            import random
+
+            salt = bytes(random.getrandbits(8) for _ in range(8))
+        self.config.set(PIN_KEY, pin_hash(new, salt))
+        self.unlocked_at = None
+        self._w("PIN set; 'unlock PIN' before erase, clock set, secrets or maintenance")
+
+    def h_maintenance(self, args):
+        self.need_pin("maintenance")
+        self.maintenance = True  # main.py's loop sees it after this answer
+        self._w("maintenance: leaving the firmware for the REPL (reset the board to come back)")
+
     # -- human commands
     def h_help(self, args):
         for line in _HELP:
@@ -457,6 +579,8 @@ class Console:
         self._w("sessions   %d (%d bytes)" % (sp["sessions"], sp["stored"]))
         self._w("pending    %d not downloaded (%d bytes)" % (sp["unacked_sessions"], sp["unacked"]))
         self._w("acked      up to %d" % self.store.acked)
+        self._w("pin        %s" % ("not set: choose one with 'pin set NEW'" if not self.config.get(PIN_KEY)
+                                   else "unlocked" if self.unlocked_at is not None else "set, locked"))
         free = heap_free()
         if free is not None:
             self._w("heap       %d bytes free%s" % (free, "" if self.heap_low is None else
@@ -657,6 +781,10 @@ class Console:
             raise ConsoleError("usage: config set KEY VALUE", field="args")
         key = args[1]
         value = " ".join(args[2:])
+        if is_secret(key):
+            self.need_pin("setting %s" % key)
+            if key.lower() == PIN_KEY:
+                raise ConsoleError("the PIN is set with 'pin set NEW'", field="pin")
         cfg.set(key, value)
         if is_secret(key):
             self._w("%s set" % key)  # never the value
@@ -669,7 +797,9 @@ class Console:
             return
         if args[0] != "set" or len(args) != 2:
             raise ConsoleError("usage: clock set YYYY-MM-DDTHH:MM:SS", field="args")
-        rtc = self.clock.set(parse_iso(args[1]))
+        t = parse_iso(args[1])
+        self.need_pin("clock set")
+        rtc = self.clock.set(t)
         self._w("clock %s%s" % (_iso(self.clock.now()), " (RTC)" if rtc else ""))
 
     def h_erase(self, args):
@@ -677,6 +807,7 @@ class Console:
             self._w("erase deletes downloaded sessions; confirm with: erase --yes "
                     "(add --force to also delete sessions not downloaded yet)")
             return
+        self.need_pin("erase")
         force = "--force" in args
         st = self.store
         if force and st.count():
@@ -706,4 +837,8 @@ _HUMAN = {
     "config": Console.h_config,
     "clock": Console.h_clock,
     "erase": Console.h_erase,
+    "pin": Console.h_pin,
+    "unlock": Console.h_unlock,
+    "lock": Console.h_lock,
+    "maintenance": Console.h_maintenance,
 }

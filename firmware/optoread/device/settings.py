@@ -79,7 +79,9 @@ def load(path, fs=None):
                 pass
             return d, "%s was %s: restored from %s" % (
                 name, "damaged (kept as %s%s)" % (name, _BAD) if damaged else "missing", what)
-    return {}, "%s was damaged (kept as %s%s), no good copy: defaults" % (name, name, _BAD) if damaged else None
+    if damaged:
+        return {}, "%s was damaged (kept as %s%s), no good copy: defaults" % (name, name, _BAD)
+    return {}, None
 
 
 def save(path, data, fs=None):
