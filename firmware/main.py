@@ -429,7 +429,8 @@ def make_reader_factory(board, store, plans, profiles, config, clock):
             t = probe.open_probe(board)
         try:
             return Reader(t, store, plans=plans, profiles=profiles, clock=clock.now, progress=progress,
-                          dlms=device.dlms_defaults(con.dlms_settings(config)))
+                          dlms=device.dlms_defaults(con.dlms_settings(config)),
+                          deadline_s=config.get("deadline_s"))
         except Exception:
             t.close()
             raise

@@ -1,6 +1,6 @@
 """Memory targets: the full IS 15959 plan completes with mpy-cross'd modules in the device budget
-(140 KB on the 32-bit unix port; from a ROMFS image in 192 KB besides the image on the 64-bit
-port), and its working set (peak live heap minus the heap after imports) stays under 16 KB
+(144 KB on the 32-bit unix port since issue #17, 140 KB before; from a ROMFS image in 192 KB
+besides the image on the 64-bit port), and its working set (peak live heap minus the heap after imports) stays under 16 KB
 whatever the length of the load profile; the on-demand modules stay out of a reading.
 
 CPython driver around tools/bench_ram.py (the simulator on a pty, micropython as the reader).
@@ -65,8 +65,8 @@ def test_is15959_working_set_is_under_16k_and_flat(mpy_dir, tmp_path):
 @needs_mp
 def test_is15959_plan_fits_the_device_budget_on_32_bit(mpy_dir, tmp_path):
     """The device budget (issue #16, tools/bench_pico.py BUDGET): the full IS 15959 plan
-    (detection included) with the .mpy modules on the file system completes in a 140 KB heap on
-    the 32-bit unix port, the faithful stand-in for a board's RAM, with 2 and with 30 days of
+    (detection included) with the .mpy modules on the file system completes in a 144 KB heap
+    (140 KB until issue #17's deadlines and PIN) on the 32-bit unix port, the faithful stand-in for a board's RAM, with 2 and with 30 days of
     block load. (It replaced a 192 KB target on the 64-bit port, a proxy from before the device
     figures existed.)"""
     from optoread_tools import emu

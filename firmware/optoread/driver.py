@@ -2,10 +2,19 @@
 
 A transport has ``write(data)``, ``drain()``, ``set_line(baud, bits, parity, stop)``,
 ``readinto(buf, timeout_ms) -> n`` (0 on timeout), ``sleep_ms(ms)`` and ``ticks_ms()``.
-Board UART, pyserial, TCP, pty and the simulator's virtual line all provide it.
+Board UART, pyserial, TCP, pty and the simulator's virtual line all provide it. Its optional
+``deadline`` (a ``ticks_ms`` value, set per reading by ``device.reader``) bounds every read and
+wait: past it they raise :class:`~optoread.errors.DeadlineError`.
+
+Time limits (docs/fault-matrix.md has the numbers): a READ ends after ``silence_ms`` without a
+byte (the standards' inter-character and reaction times), and, for an answer of bounded size
+(everything but a streamed IEC 62056-21 readout, whose receiver says ``streaming``), after the
+time ``_EXCHANGE_BYTES`` take on the line plus ``silence_ms`` and a second, however busy the line:
+noise that never goes quiet cannot hold a reading.
 """
 
 from optoread.compat import buffer, const, ticks_diff
+from optoread.errors import DeadlineError
 
 # Actions a procedure yields (IEC 62056-21 and the DLMS session; outcomes in iec62056_21's docstring).
 SEND = const(1)  # (SEND, data)
@@ -15,6 +24,8 @@ SET_LINE = const(4)  # (SET_LINE, baud, bits, parity): drain, then switch the li
 READ = const(5)  # (READ, receiver, silence_ms) -> bool
 FLUSH_INPUT = const(6)  # (FLUSH_INPUT, quiet_ms)
 PROGRESS = const(7)  # (PROGRESS, text)
+
+_EXCHANGE_BYTES = const(2048)  # more than an HDLC frame (max_info 1024 + header) or an identification
 
 
 class EchoFilter:
@@ -64,8 +75,9 @@ class EchoFilter:
 class Driver:
     """Performs actions for one procedure at a time. ``progress(text)`` gets progress messages."""
 
-    def __init__(self, transport, echo=True, progress=None, bufsize=256, buf=None):
+    def __init__(self, transport, echo=True, progress=None, bufsize=256, buf=None, baud=300):
         self.transport = transport
+        self.baud = baud  # the line's speed (SET_LINE changes it): how long an answer may take
         self.echo = EchoFilter() if echo else None
         self.progress = progress
         self._buf = buffer(bufsize, buf)  # buf: the caller's read buffer, if large enough
@@ -94,12 +106,14 @@ class Driver:
         elif kind == READ:
             return self._read(a[1], a[2])
         elif kind == WAIT:
+            self._check(None)
             t.sleep_ms(a[1])
         elif kind == DRAIN:
             t.drain()
         elif kind == SET_LINE:
             t.drain()
             t.set_line(a[1], a[2], a[3], 1)
+            self.baud = a[1]
         elif kind == FLUSH_INPUT:
             self._flush(a[1])
         elif kind == PROGRESS:
@@ -107,14 +121,39 @@ class Driver:
                 self.progress(a[1])
         return None
 
+    def _check(self, now):
+        """Raise DeadlineError once the transport's ``deadline`` (if any) has passed; else the ms
+        left to it (a large number without one)."""
+        dl = getattr(self.transport, "deadline", None)
+        if dl is None:
+            return 1 << 30
+        left = ticks_diff(dl, self.transport.ticks_ms() if now is None else now)
+        if left <= 0:
+            raise DeadlineError("the reading ran past its deadline (config deadline_s; docs/fault-matrix.md)")
+        return left
+
     def _read(self, receiver, silence_ms):
         t = self.transport
         mv = self._mv
-        last = t.ticks_ms()
+        start = last = t.ticks_ms()
+        # a bounded answer: its bytes at this baud (10 bits each), the silence and a second
+        limit = None if getattr(receiver, "streaming", False) else \
+            silence_ms + _EXCHANGE_BYTES * 10000 // (self.baud or 300) + 1000
         while True:
-            left = silence_ms - ticks_diff(t.ticks_ms(), last)
+            now = t.ticks_ms()
+            left = silence_ms - ticks_diff(now, last)
             if left <= 0:
                 return False
+            dl = self._check(now)
+            if dl < left:
+                left = dl
+            if limit is not None:
+                rest = limit - ticks_diff(now, start)
+                if rest <= 0:
+                    raise DeadlineError("no complete answer in %d ms although the line never went quiet "
+                                        "(noise, or a second device on the line?)" % limit)
+                if rest < left:
+                    left = rest
             n = t.readinto(self._buf, left)
             if n:
                 self.bytes_in += n
@@ -123,12 +162,13 @@ class Driver:
                 if done:
                     return True
 
-    def _flush(self, quiet_ms, limit_ms=60000):
+    def _flush(self, quiet_ms, limit_ms=10000):
         t = self.transport
         start = t.ticks_ms()
         while t.readinto(self._buf, quiet_ms):
             if ticks_diff(t.ticks_ms(), start) > limit_ms:
-                break
+                break  # a line that never goes quiet: the next READ's limits deal with it
+            self._check(None)
         if self.echo is not None:
             self.echo.expect(b"")
 

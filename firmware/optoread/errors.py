@@ -57,6 +57,12 @@ class TransportError(OptoreadError):
     layer = "transport"
 
 
+class DeadlineError(OptoreadError):
+    """An answer that never ended, or a reading past its overall deadline (``driver``)."""
+
+    layer = "line"
+
+
 class LinkError(OptoreadError):
     """HDLC (IEC 62056-46) framing and connection errors."""
 

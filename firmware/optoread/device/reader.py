@@ -24,7 +24,7 @@ import json
 
 from optoread import driver
 from optoread import obis as obislib
-from optoread.compat import unload
+from optoread.compat import ticks_add, unload
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.client.session import Session, Settings
 from optoread.dlms.cosem import base as cosem
@@ -51,6 +51,23 @@ def _drop_iec():
     # earlier IEC reading) go too: they hold on to the sign-on module.
     for name in ("device.iec_reading", "iec62056_21.readout", "iec62056_21.signon"):
         unload(name)
+
+
+def _deadline_s(plan):
+    """A reading's time limit from its plan (docs/fault-matrix.md): 60 s to find and associate the
+    meter (IEC 62056-21 sign-on retries at 300 baud, SNRM and AARQ retries), 300 s for an IEC
+    readout (9 KB at 300 baud), 3 s per register, and per profile 30 s plus its rows (40 bytes
+    each at 2400 baud; ``days`` count 96 rows a day, twice over for 30-minute periods' slack)."""
+    n = 360
+    for step in plan.get("steps") or ():  # on flash: each step read once more, then dropped
+        if "profile" in step:
+            rows = int(step.get("entries") or 192 * int(step.get("days") or 1))
+            n += 30 + rows * 40 * 10 // 2400
+        elif isinstance(step.get("registers"), list):
+            n += 3 * len(step["registers"])
+        else:
+            n += 120  # browse: the object list, then each object
+    return n
 
 
 class MeterProfiles:
@@ -196,8 +213,9 @@ class Reader:
     """
 
     def __init__(self, transport, store, plans=None, profiles=None, clock=None, progress=None,
-                 dlms=None):
+                 dlms=None, deadline_s=None):
         self.transport = transport
+        self.deadline_s = deadline_s  # the whole reading's time limit (None: from the plan, _deadline_s)
         self.store = store
         self.plans = plans or {}
         self.profiles = profiles or MeterProfiles()
@@ -229,7 +247,10 @@ class Reader:
         plan = self.plan(plan_name)
         known = self.profiles.get(meter_id) if meter_id else None
         tried = []
+        t = self.transport
         try:
+            limit = self.deadline_s or _deadline_s(plan)
+            t.deadline = ticks_add(t.ticks_ms(), limit * 1000)  # every read and wait checks it (driver)
             if known is not None:
                 self.say("known meter %s: %s" % (meter_id, known.get("protocol")))
                 try:
@@ -243,6 +264,8 @@ class Reader:
             # the attempt is still recorded, as an incomplete session naming the cause.
             self.say("failed: %s" % e)
             return self._failed(meter_id, plan, e)
+        finally:
+            t.deadline = None
 
     def _detect(self, plan, tried, meter_id):
         signed = self._sign_on(tried)

@@ -111,6 +111,8 @@ class ReadoutReceiver:
     reach 1024 characters); the buffers are allocated once.
     """
 
+    streaming = True  # a readout has no size limit: the driver bounds it by the reading's deadline
+
     def __init__(self, sink=None, ident=None, max_value=1024, max_errors=16):
         self._addr = bytearray(MAX_ADDRESS)
         self._val = bytearray(max_value)

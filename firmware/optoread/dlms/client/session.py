@@ -24,7 +24,7 @@ close() releases the association (RLRQ) and the link (DISC) on every exit path;
 :meth:`Session.open` closes by itself when it fails half-way.
 """
 
-from optoread.compat import buffer, const
+from optoread.compat import buffer, const, ticks_add, ticks_diff
 from optoread.dlms.acse import apdu as acse
 from optoread.dlms.acse.apdu import (
     DEFAULT_CONFORMANCE,
@@ -56,6 +56,7 @@ _SC = const(0x30)  # security suite 0, authenticated and encrypted
 _CIPHER_ROOM = const(24)  # glo tag + length + SC + IC + GCM tag (12), rounded up
 _DEFAULT_MAX_INFO = const(2030)  # largest info field a 2047-byte HDLC frame carries
 _TX_PDU = const(1024)  # largest request APDU we build (SET values beyond it go in blocks)
+_CLOSE_MS = const(10000)  # RLRQ and DISC after a reading's deadline: two exchanges, a retry each
 _READ_CHUNK = const(128)  # driver read buffer (and the bytes kept after a frame): ~13 ms of 9600 baud
 _PROGRESS_BLOCKS = const(16)
 
@@ -250,7 +251,8 @@ class Session:
         self.progress = progress
         bufs = st.buffers
         self.driver = Driver(transport, echo=st.echo and st.link == "hdlc", progress=progress,
-                             bufsize=_READ_CHUNK, buf=bufs.read if bufs is not None else None)
+                             bufsize=_READ_CHUNK, buf=bufs.read if bufs is not None else None,
+                             baud=st.baud if st.link == "hdlc" else 115200)  # TCP: no line to wait for
         self.negotiated = Negotiated()
         self.counts = Stats()
         self.invocation_counter = st.invocation_counter
@@ -316,14 +318,23 @@ class Session:
         self.is_open = True
 
     def close(self):
-        """RLRQ (if associated), then DISC (HDLC). Always safe; never raises for a dead link."""
+        """RLRQ (if associated), then DISC (HDLC). Always safe; never raises for a dead link.
+
+        The release gets its few seconds even past the reading's deadline (``driver``): a meter
+        left associated would refuse the next reading until its own inactivity time-out."""
         self.is_open = False
+        t = self.transport
+        dl = getattr(t, "deadline", None)
         try:
             if self._associated or self._linked:
+                if dl is not None and ticks_diff(dl, t.ticks_ms()) < _CLOSE_MS:
+                    t.deadline = ticks_add(t.ticks_ms(), _CLOSE_MS)
                 self.driver.run(self._close_proc())
         except (OptoreadError, OSError):
             pass
         finally:
+            if dl is not None:
+                t.deadline = dl
             self._associated = False
             self._linked = False
             bufs = self.settings.buffers
