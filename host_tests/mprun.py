@@ -40,9 +40,13 @@ def main():
     for modname in portable_files():
         try:
             mod = __import__(modname)
+            # pytest's module hooks, which a file uses to take memory before its tests fragment it
+            hook = getattr(mod, "setup_module", None)
+            if hook:
+                hook()
         except Exception as e:  # an import error fails the whole file, loudly
             failed += 1
-            print("FAIL %s (import): %s: %s" % (modname, type(e).__name__, e))
+            print("FAIL %s (import or setup_module): %s: %s" % (modname, type(e).__name__, e))
             sys.print_exception(e)
             continue
         names = sorted(n for n in dir(mod) if n.startswith("test_"))
@@ -61,6 +65,9 @@ def main():
                 failed += 1
                 print("FAIL %s::%s: %s: %s" % (modname, name, type(e).__name__, e))
                 sys.print_exception(e)
+        hook = getattr(mod, "teardown_module", None)
+        if hook:
+            hook()
     print("%s: %d passed, %d failed, %d skipped" % (interpreter(), passed, failed, skipped))
     sys.exit(1 if failed else 0)
 

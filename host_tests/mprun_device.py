@@ -130,11 +130,15 @@ def run(modname, pattern="", host_only=None):
             _watch_unload(used)
         try:
             mod = __import__(modname)
+            # pytest's module hooks: test_store takes its RAM disk before the tests fragment the heap
+            hook = getattr(mod, "setup_module", None)
+            if hook:
+                hook()
         except Exception as e:  # an import error fails the whole file, loudly
             failed += 1
             counts[1] += 1
-            failures.append(modname + " (import)")
-            print("FAIL %s (import): %s: %s" % (modname, type(e).__name__, e))
+            failures.append(modname + " (import or setup_module)")
+            print("FAIL %s (import or setup_module): %s: %s" % (modname, type(e).__name__, e))
             _print_exception(e)
             return
         names = sorted(n for n in dir(mod) if n.startswith("test_"))
@@ -171,6 +175,9 @@ def run(modname, pattern="", host_only=None):
             if dt >= 30000:
                 print("SLOW %s: %d ms" % (full, dt))
             gc.collect()
+        hook = getattr(mod, "teardown_module", None)
+        if hook:
+            hook()
         mod = None
     finally:
         _seen(used, before)
