@@ -625,3 +625,49 @@ def test_deploy_port_and_image_lay_out_the_same_files(image, repl, tmp_path):
     assert strip(port_m) == strip(image_m)
     assert [e for e in port_m["files"] if not e["path"].endswith(".mpy")] == \
         [e for e in image_m["files"] if not e["path"].endswith(".mpy")]
+
+
+# -- leaving the optoread console (issue 17: ^C no longer stops the firmware) ----------------
+
+
+def _console_on_pty(tmp_path):
+    """firmware/main.py (the unix port) behind a bridged pty, as a board running optoread."""
+    env = dict(os.environ, OPTOREAD_BOARD="unix", OPTOREAD_PROBE="tcp:127.0.0.1:9",
+               OPTOREAD_STORE=str(tmp_path / "flash.img"))
+    br = PtyBridge([MICROPYTHON, "-X", "heapsize=1m", os.path.join(ROOT, "firmware", "main.py")], env=env)
+    br.start()
+    time.sleep(1.0)
+    return br
+
+
+def _say(port, line):
+    import serial
+
+    with serial.serial_for_url(port, baudrate=115200, timeout=0.2) as s:
+        s.write(line.encode() + b"\r\n")
+        out = b""
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not out.endswith(b"> "):
+            out += s.read(256)
+        return out.decode()
+
+
+def test_leave_console_needs_the_pin_then_ends_the_firmware(tmp_path):
+    br = _console_on_pty(tmp_path)
+    try:
+        assert "PIN set" in _say(br.path, "pin set 2468")
+        with pytest.raises(deploy.DeployError, match="needs the device PIN"):
+            deploy.leave_console(br.path, None)
+        with pytest.raises(deploy.DeployError, match="refused the PIN"):
+            deploy.leave_console(br.path, "1111")
+        assert deploy.leave_console(br.path, lambda: "2468") is True
+        end = time.monotonic() + 10
+        while br.proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.1)
+        assert br.proc.poll() == 0  # main.py ended (a board's REPL follows)
+    finally:
+        br.stop()
+
+
+def test_leave_console_leaves_a_plain_repl_alone(repl):
+    assert deploy.leave_console(repl.path, lambda: pytest.fail("no PIN is needed for a REPL")) is False

@@ -228,6 +228,16 @@ def test_no_meter_at_the_probe_is_committed_incomplete_and_the_console_goes_on(p
 
 
 @pytest.mark.device
+def test_ctrl_c_does_not_reach_the_repl_and_maintenance_needs_the_pin(pico):
+    """Issue 17: a USB cable alone never reaches the REPL (where config.json could be read)."""
+    import os
+
+    os.write(pico.fd, b"\x03\x03")  # ^C twice: on the stock firmware, KeyboardInterrupt and the REPL
+    assert pico.cmd("status")[0].startswith("optoread")  # the console still answers
+    assert pico.cmd("maintenance")[0].startswith("error: console: maintenance needs the device PIN")
+
+
+@pytest.mark.device
 def test_interrupted_download_resumes(pico, tmp_path):
     """A longer session; the laptop's download is interrupted (Ctrl-C) part-way through it, keeps
     the verified bytes, and the next run resumes from them and stores the session byte-exact."""

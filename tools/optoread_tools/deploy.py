@@ -468,8 +468,59 @@ except Exception as e:
 """
 
 
+PIN_ENV = "OPTOREAD_PIN"  # where deploy --port takes the device PIN from (or --pin-env VAR, or a prompt)
+
+
+def leave_console(port, pin=None, timeout=5.0, log=None):
+    """If the optoread firmware's console holds ``port`` (^C no longer stops it), end the firmware
+    with ``unlock PIN`` and ``maintenance`` so that mpremote finds the REPL. Returns True if it
+    did, False when no optoread console answered (a board with plain MicroPython, or none yet).
+    ``pin``: a str, or a callable returning one (asked only when a console answers)."""
+    import time
+
+    import serial  # pyserial
+
+    log = log or (lambda text: None)
+    try:
+        ser = serial.serial_for_url(port, baudrate=115200, timeout=0.1)
+    except (serial.SerialException, OSError, ValueError) as e:
+        raise DeployError("cannot open %s: %s" % (port, e))
+    try:
+        def exchange(line, want, wait):
+            ser.reset_input_buffer()
+            ser.write(line)
+            got = b""
+            end = time.monotonic() + wait
+            while time.monotonic() < end:
+                got += ser.read(256)
+                if any(w in got for w in want):
+                    break
+            return got
+
+        got = exchange(b"\r\n", (b">>> ", b"> "), 1.5)
+        if b">>>" in got or not got.rstrip().endswith(b">"):
+            return False  # the REPL (or silence): nothing holds the port
+        if callable(pin):
+            pin = pin()
+        if not pin:
+            raise DeployError("%s runs the optoread console, which ^C no longer stops: deploy needs the "
+                              "device PIN to enter maintenance (set %s, or --pin-env VAR)" % (port, PIN_ENV))
+        got = exchange(b"unlock " + pin.encode() + b"\r\n", (b"unlocked", b"error"), timeout)
+        if b"unlocked" not in got:
+            raise DeployError("the device refused the PIN: %s" % got.decode("utf-8", "replace").strip()[:120])
+        got = exchange(b"maintenance\r\n", (b"leaving the firmware",), timeout)
+        if b"leaving the firmware" not in got:
+            raise DeployError("the device did not enter maintenance: %s"
+                              % got.decode("utf-8", "replace").strip()[:120])
+        log("left the optoread console for the REPL (maintenance)")
+        time.sleep(0.5)  # main.py ends; the REPL starts
+        return True
+    finally:
+        ser.close()
+
+
 def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpremote=None,
-           mpy_cross=None, force=False, log=None, romfs=False, source_lines=False):
+           mpy_cross=None, force=False, log=None, romfs=False, source_lines=False, pin=None):
     """Compile, copy and verify (the steps in the module docstring); return a summary dict.
 
     ``romfs``: write the modules into the board's ROMFS partition (``mpremote romfs deploy``)
@@ -477,6 +528,8 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
     importing them takes about half the RAM (``docs/benchmarks.md``, RAM). Needs a firmware
     built with ROMFS (``vfs.rom_ioctl``); refused, with nothing changed, otherwise.
     ``source_lines``: keep line numbers in the bytecode (tracebacks with lines, more RAM).
+    ``pin``: the device PIN (or a callable asking for it) when the optoread console holds the
+    port (:func:`leave_console`).
     """
     if board not in BOARDS:
         raise UsageError("unknown board %r (choose %s)" % (board, ", ".join(sorted(BOARDS))))
@@ -499,6 +552,8 @@ def deploy(board, port, target=None, root=None, build_dir=None, reset=None, mpre
     device_dir = "/rom/lib/optoread" if romfs else _join(target, "lib/optoread")
     mpys = compile_firmware(root, board, build_dir, mpy_cross, log, device_dir, source_lines)
 
+    if board != "unix" and "://" not in port:  # a real (or bridged) board's console
+        leave_console(port, pin, log=log)
     dev = Remote(port, mpremote, log=log)
     out = dev.exec("import sys\nprint('@mpy', getattr(sys.implementation, '_mpy', None), sys.platform)")
     mpy_s, platform = _parse_tagged(out, "@mpy").split()[:2]
@@ -971,9 +1026,22 @@ def add_deploy_parser(sub):
                     help="--image: leave out main.py (the board boots to the REPL: test images)")
     sp.add_argument("--add", action="append", default=[], metavar="DEST=FILE",
                     help="--image: also put the host FILE at DEST on the board (repeatable)")
+    sp.add_argument("--pin-env", metavar="VAR", default=PIN_ENV,
+                    help="--port: the environment variable holding the device PIN (default %(default)s; "
+                    "asked for on a terminal otherwise), to leave the optoread console for the REPL")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_deploy)
     return sp
+
+
+def _ask_pin(var):
+    """The device PIN: from the environment variable ``var``, else a prompt on a terminal."""
+    pin = os.environ.get(var or PIN_ENV)
+    if not pin and sys.stdin.isatty():
+        import getpass
+
+        pin = getpass.getpass("device PIN: ")
+    return pin
 
 
 def _fail(text, status):
@@ -996,7 +1064,8 @@ def cmd_deploy(args):
         return _fail("--no-main and --add go with --image", 2)
     try:
         s = deploy(args.board, args.port, target=args.target, build_dir=args.build_dir, reset=args.reset,
-                   force=args.force, log=log, romfs=args.romfs, source_lines=args.source_lines)
+                   force=args.force, log=log, romfs=args.romfs, source_lines=args.source_lines,
+                   pin=lambda: _ask_pin(args.pin_env))
     except UsageError as e:
         return _fail(e, 2)
     except DeployError as e:
