@@ -14,14 +14,19 @@ from optoread_tools import sim_dlms
 
 # Both firmware bugs this matrix first found are fixed (the HDLC client polled a lost answer
 # forever; the reader let errors before store.begin escape). KNOWN lists cells still failing.
-KNOWN = {}
-KNOWN_SPECIAL = {}
+_NOISE = ("issue 17: with a line that never goes quiet, the RLRQ's deadline error skips the DISC: "
+          "the meter's HDLC link is left open")
+KNOWN = {("noise", "get", "always"): _NOISE, ("noise", "block", "always"): _NOISE,
+         ("noise", "release", "always"): _NOISE}
+KNOWN_SPECIAL = {"endless block transfer": "issue 17 finding 5: a meter that never ends a block "
+                 "transfer: 6,791 rows stored for a plan of 40 (the reading's deadline ends it, nothing "
+                 "caps the rows)"}
 
 
 def _cells():
     out = []
     for mode in ("once", "always"):
-        for fault in F.FAULTS:
+        for fault in F.ROWS_OF_FAULTS:
             for phase in F.PHASES:
                 reason = KNOWN.get((fault, phase, mode))
                 marks = (pytest.mark.xfail(strict=True, reason=reason),) if reason else ()
@@ -131,4 +136,4 @@ def test_print_table():
     text = F.table(results)
     print()
     print(text)
-    assert "| fault | mode |" in text and len(results) == 2 * len(F.FAULTS) * len(F.PHASES) + len(F.SPECIAL)
+    assert "| fault | mode |" in text and len(results) == 2 * len(F.ROWS_OF_FAULTS) * len(F.PHASES) + len(F.SPECIAL)

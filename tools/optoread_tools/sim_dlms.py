@@ -44,6 +44,10 @@ Quirks (``quirks=`` names, from ../shared/notes/field-notes.md):
   HdlcMeter and TCP honour it).
 * ``reset_mid_session``: after ``reset_after`` (6) APDUs the meter resets once: that
   request gets no answer and the link and association are gone (DM to what follows).
+* ``endless_blocks``: a block transfer never ends: an array answer claims 2**31 - 1 elements
+  and its elements come round again and again, every block "not the last" (issue 17: a meter
+  that filled a reader's flash).
+* ``blocks_out_of_order``: the second block of a transfer carries block number 3.
 """
 
 import select
@@ -66,7 +70,7 @@ from optoread.dlms.xdlms import apdu as xdlms
 from optoread.dlms.xdlms import server as xdlms_server
 from optoread.dlms.xdlms import set_action as xdlms_set
 from optoread.dlms.xdlms import sn as xdlms_sn
-from optoread.errors import OptoreadError
+from optoread.errors import LinkError, OptoreadError
 
 from .sim_dlms_model import MeterModel, ob
 from .sim_iec21 import Iec21Meter, char_ms
@@ -75,7 +79,8 @@ __all__ = ["DlmsServer", "MeterModel", "ServerTransport", "ModeEMeter", "HdlcMet
            "QUIRKS"]
 
 QUIRKS = ("echo", "silent_wrong_address", "four_byte_address", "rejects_deviation", "sort_not_first",
-          "sn_only", "frmr_on_bad_frame", "dm_when_disconnected", "slow", "reset_mid_session")
+          "sn_only", "frmr_on_bad_frame", "dm_when_disconnected", "slow", "reset_mid_session",
+          "endless_blocks", "blocks_out_of_order")
 
 A = axdr
 T = axdr_encode  # the Data tags
@@ -124,6 +129,37 @@ class _Assoc:
     @property
     def privileged(self):
         return self.auth in ("low", "hls") and self.authenticated
+
+
+class _Endless:
+    """An A-XDR array answer whose elements never end: the count says 2**31 - 1 and the encoded
+    elements of ``raw`` (an array) repeat for ever (``endless_blocks``)."""
+
+    def __init__(self, raw):
+        _n, off = _read_len(raw, 1)
+        self.head = b"\x01\x84\x7f\xff\xff\xff"
+        self.body = bytes(raw[off:]) or b"\x00"
+
+    def __len__(self):
+        return 1 << 62
+
+    def __getitem__(self, sl):
+        out = bytearray()
+        for i in range(sl.start, sl.stop):
+            if i < len(self.head):
+                out.append(self.head[i])
+            else:
+                out.append(self.body[(i - len(self.head)) % len(self.body)])
+        return bytes(out)
+
+
+def _read_len(b, off):
+    """A-XDR length at ``off``: (length, offset after it)."""
+    first = b[off]
+    if first < 0x80:
+        return first, off + 1
+    k = first & 0x7F
+    return int.from_bytes(bytes(b[off + 1:off + 1 + k]), "big"), off + 1 + k
 
 
 class DlmsServer:
@@ -319,7 +355,10 @@ class DlmsServer:
             if reply is None:
                 return bytes(out)
             self._out_apdu = bytearray(hdlc.LLC_RESPONSE) + reply
-            conn.send(self._out_apdu)
+            try:
+                conn.send(self._out_apdu)
+            except LinkError:  # a request while our last answer's segments still wait for RR: ignored
+                return bytes(out)
             out += self._wire(conn.output())
         return bytes(out)
 
@@ -726,6 +765,8 @@ class DlmsServer:
                 return self._read_response([DAR_OTHER])
             return bytes(buf[:xdlms_server.encode_get_response(buf, 0, inv, dar=DAR_OTHER)])
         size = max(16, self._limit(a) - 16)
+        if "endless_blocks" in self.quirks and raw[:1] == b"\x01":
+            raw = _Endless(raw)
         self._blocks = [raw, size, 1, inv, sn]
         return self._next_block(inv)
 
@@ -738,6 +779,8 @@ class DlmsServer:
         if last:
             self._blocks = None
         self.stats["blocks_sent"] += 1
+        if no == 2 and "blocks_out_of_order" in self.quirks:
+            no = 3
         buf = bytearray(len(chunk) + 24)
         if sn:
             buf[0] = xdlms_sn.READ_RESPONSE
