@@ -14,13 +14,8 @@ from optoread_tools import sim_dlms
 
 # Both firmware bugs this matrix first found are fixed (the HDLC client polled a lost answer
 # forever; the reader let errors before store.begin escape). KNOWN lists cells still failing.
-_NOISE = ("issue 17: with a line that never goes quiet, the RLRQ's deadline error skips the DISC: "
-          "the meter's HDLC link is left open")
-KNOWN = {("noise", "get", "always"): _NOISE, ("noise", "block", "always"): _NOISE,
-         ("noise", "release", "always"): _NOISE}
-KNOWN_SPECIAL = {"endless block transfer": "issue 17 finding 5: a meter that never ends a block "
-                 "transfer: 6,791 rows stored for a plan of 40 (the reading's deadline ends it, nothing "
-                 "caps the rows)"}
+KNOWN = {}
+KNOWN_SPECIAL = {}
 
 
 def _cells():

@@ -86,14 +86,23 @@ class Driver:
         self.bytes_out = 0
 
     def run(self, proc):
-        """Drive generator ``proc`` to completion and return its value (its errors propagate)."""
+        """Drive generator ``proc`` to completion and return its value (its errors propagate).
+
+        A DeadlineError is raised inside ``proc`` at its READ or WAIT, so that a procedure can
+        still end cleanly (a session's DISC after an RLRQ that got no answer)."""
         result = None
+        late = None
         while True:
             try:
-                action = proc.send(result)
+                action = proc.send(result) if late is None else proc.throw(late)
             except StopIteration as e:
                 return e.args[0] if e.args else None
-            result = self._do(action)
+            late = None
+            try:
+                result = self._do(action)
+            except DeadlineError as e:
+                late = e
+                result = None
 
     def _do(self, a):
         t = self.transport
@@ -106,8 +115,7 @@ class Driver:
         elif kind == READ:
             return self._read(a[1], a[2])
         elif kind == WAIT:
-            self._check(None)
-            t.sleep_ms(a[1])
+            t.sleep_ms(a[1])  # short (wake-up, settle, reaction times): the next READ checks the deadline
         elif kind == DRAIN:
             t.drain()
         elif kind == SET_LINE:
@@ -121,17 +129,6 @@ class Driver:
                 self.progress(a[1])
         return None
 
-    def _check(self, now):
-        """Raise DeadlineError once the transport's ``deadline`` (if any) has passed; else the ms
-        left to it (a large number without one)."""
-        dl = getattr(self.transport, "deadline", None)
-        if dl is None:
-            return 1 << 30
-        left = ticks_diff(dl, self.transport.ticks_ms() if now is None else now)
-        if left <= 0:
-            raise DeadlineError("the reading ran past its deadline (config deadline_s; docs/fault-matrix.md)")
-        return left
-
     def _read(self, receiver, silence_ms):
         t = self.transport
         mv = self._mv
@@ -144,9 +141,14 @@ class Driver:
             left = silence_ms - ticks_diff(now, last)
             if left <= 0:
                 return False
-            dl = self._check(now)
-            if dl < left:
-                left = dl
+            dl = getattr(t, "deadline", None)  # the reading's (device.reader); names here cost RAM
+            if dl is not None:
+                dl = ticks_diff(dl, now)
+                if dl <= 0:
+                    raise DeadlineError("the reading ran past its deadline (config deadline_s; "
+                                        "docs/fault-matrix.md)")
+                if dl < left:
+                    left = dl
             if limit is not None:
                 rest = limit - ticks_diff(now, start)
                 if rest <= 0:
@@ -168,7 +170,6 @@ class Driver:
         while t.readinto(self._buf, quiet_ms):
             if ticks_diff(t.ticks_ms(), start) > limit_ms:
                 break  # a line that never goes quiet: the next READ's limits deal with it
-            self._check(None)
         if self.echo is not None:
             self.echo.expect(b"")
 

@@ -24,7 +24,7 @@ import json
 
 from optoread import driver
 from optoread import obis as obislib
-from optoread.compat import ticks_add, unload
+from optoread.compat import const, ticks_add, unload
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.client.session import Session, Settings
 from optoread.dlms.cosem import base as cosem
@@ -53,21 +53,8 @@ def _drop_iec():
         unload(name)
 
 
-def _deadline_s(plan):
-    """A reading's time limit from its plan (docs/fault-matrix.md): 60 s to find and associate the
-    meter (IEC 62056-21 sign-on retries at 300 baud, SNRM and AARQ retries), 300 s for an IEC
-    readout (9 KB at 300 baud), 3 s per register, and per profile 30 s plus its rows (40 bytes
-    each at 2400 baud; ``days`` count 96 rows a day, twice over for 30-minute periods' slack)."""
-    n = 360
-    for step in plan.get("steps") or ():  # on flash: each step read once more, then dropped
-        if "profile" in step:
-            rows = int(step.get("entries") or 192 * int(step.get("days") or 1))
-            n += 30 + rows * 40 * 10 // 2400
-        elif isinstance(step.get("registers"), list):
-            n += 3 * len(step["registers"])
-        else:
-            n += 120  # browse: the object list, then each object
-    return n
+_MAX_ROWS = const(100000)  # a profile read whole (no days or entries in the plan's step)
+_DAY_ROWS = const(1440)  # a day of the finest common capture period, 1 minute
 
 
 class MeterProfiles:
@@ -173,16 +160,22 @@ class _FileSteps:
 
 class _RowWriter:
     """Profile rows from cosem to the store: the clock as meter-local epoch seconds, ints as
-    they are; cells that are not numbers are stored as values named ``OBIS[row].col``."""
+    they are; cells that are not numbers are stored as values named ``OBIS[row].col``.
+    ``limit``: the most rows the plan's step can bring (a meter that never ends its block
+    transfer is cut off there, and the reading committed incomplete)."""
 
-    def __init__(self, writer, obis_text, clock_col):
+    def __init__(self, writer, obis_text, clock_col, limit=_MAX_ROWS):
         self.w = writer
         self.obis = obis_text
         self.clock_col = clock_col
         self.count = 0
+        self.limit = limit
         self._cols = []
 
     def __call__(self, row):
+        if self.count >= self.limit:
+            raise SessionError("the meter kept sending: more than %d rows of %s for this plan"
+                               % (self.limit, self.obis), field="profile")
         clock = None
         cols = self._cols
         del cols[:]
@@ -215,7 +208,7 @@ class Reader:
     def __init__(self, transport, store, plans=None, profiles=None, clock=None, progress=None,
                  dlms=None, deadline_s=None):
         self.transport = transport
-        self.deadline_s = deadline_s  # the whole reading's time limit (None: from the plan, _deadline_s)
+        self.deadline_s = deadline_s  # the whole reading's time limit (None: from the plan, in read)
         self.store = store
         self.plans = plans or {}
         self.profiles = profiles or MeterProfiles()
@@ -249,8 +242,22 @@ class Reader:
         tried = []
         t = self.transport
         try:
-            limit = self.deadline_s or _deadline_s(plan)
-            t.deadline = ticks_add(t.ticks_ms(), limit * 1000)  # every read and wait checks it (driver)
+            limit = self.deadline_s
+            if not limit:
+                # From the plan (docs/fault-matrix.md): 60 s to find and associate the meter (IEC
+                # 62056-21 sign-on retries at 300 baud, SNRM and AARQ retries), 300 s for an IEC
+                # readout (9 KB at 300 baud), 3 s per register, and per profile 30 s plus its rows
+                # (40 bytes each at 2400 baud; a day counts 192 rows: 96 quarter hours, twice over).
+                # Inline: a function's name would take the reading's interned names past a step.
+                limit = 360
+                for step in plan.get("steps") or ():  # on flash: each step read once more
+                    if "profile" in step:
+                        limit += 30 + int(step.get("entries") or 192 * int(step.get("days") or 1)) // 6
+                    elif isinstance(step.get("registers"), list):
+                        limit += 3 * len(step["registers"])
+                    else:
+                        limit += 120  # browse: the object list, then each object
+            t.deadline = ticks_add(t.ticks_ms(), limit * 1000)  # every read checks it (driver)
             if known is not None:
                 self.say("known meter %s: %s" % (meter_id, known.get("protocol")))
                 try:
@@ -402,11 +409,13 @@ class Reader:
         # Set-up in its own frame: its lists and objects are gone before the rows stream (RAM).
         pg, sink = self._profile_begin(sess, w, step)
         if "days" in step:
+            sink.limit = (int(step["days"]) + 1) * _DAY_ROWS  # the range's ends fall inside days
             f, t = _days_back(meter_dt, int(step["days"]))
             pg.read_range(sess, f, t, sink, no_deviation=step.get("no_deviation", "auto"))
         elif "entries" in step:
             used = pg.entries_in_use(sess)
             if used:
+                sink.limit = int(step["entries"])
                 pg.read_entries(sess, max(1, used - int(step["entries"]) + 1), used, sink)
         else:
             pg.read_all(sess, sink)
