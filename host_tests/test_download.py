@@ -512,6 +512,83 @@ def test_no_port_at_all():
         e.close()
 
 
+class Stranger:
+    """Something on the port that answers, but not as an optoread device does."""
+
+    def __init__(self, reply):
+        self.reply = reply
+
+    def handle(self, line):
+        return self.reply
+
+
+STRANGERS = {
+    "shell": b"sh: 1: @hello: not found\r\n$ ",
+    "repl": b"@hello\r\nTraceback (most recent call last):\r\nNameError: name 'hello' isn't defined\r\n>>> ",
+    "another @ok": b"@ok modem 1.0\r\n> ",
+    "a console without machine commands": b"unknown command\r\n> ",
+    "an echo": b"@hello\r\n",
+}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17 (9): 82 s of reconnects to a port that is not optoread")
+@pytest.mark.parametrize("name", sorted(STRANGERS))
+def test_a_port_that_is_not_an_optoread_device_is_told_within_seconds(name):
+    e = Env("fake", sessions=1)
+    try:
+        opens = []
+
+        def opener():
+            opens.append(1)
+            return FakePort(Stranger(STRANGERS[name]), e.state)
+
+        d = e.downloader(opener, timeout=10.0, reconnect_s=30.0)
+        d.port_name = "/dev/ttyACM7"  # what the command passes: named in the message
+        with pytest.raises(dl.DownloadError) as ei:
+            d.run()
+        assert str(ei.value) == "/dev/ttyACM7 is not an optoread device (no answer to @hello)"
+        assert e.clock.t < 7.0 and len(opens) == 1, (e.clock.t, len(opens))
+        assert e.db.execute("SELECT COUNT(*) FROM staging").fetchone()[0] == 0
+    finally:
+        e.close()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17 (9): a port silent from the start is reconnected 8 times")
+def test_a_port_silent_from_the_start_gives_up_after_one_hello_window():
+    e = Env("fake", sessions=1)
+    try:
+        class Silent(FakePort):
+            def write(self, data):
+                return len(data)
+
+        d = e.downloader(lambda: Silent(e.device, e.state), timeout=10.0, reconnect_s=30.0)
+        d.port_name = "/dev/ttyACM7"
+        with pytest.raises(dl.DownloadError) as ei:
+            d.run()
+        assert "/dev/ttyACM7" in str(ei.value) and "no answer to @hello" in str(ei.value)
+        assert e.clock.t < 12.0, e.clock.t
+    finally:
+        e.close()
+
+
+def test_a_device_that_drops_the_line_mid_download_still_gets_its_reconnects():
+    e = Env("fake", sessions=2, big_rows=400)
+    try:
+        opens = []
+
+        def opener():
+            opens.append(1)
+            # every connection but the last dies a little further into the traffic
+            d = 600 * len(opens) if len(opens) < 4 else None
+            return FakePort(e.device, e.state, d)
+
+        r = e.downloader(opener, timeout=10.0).run()
+        assert not r.failed and r.reconnects >= 3 and len(opens) >= 4
+        assert_all_stored(e)
+    finally:
+        e.close()
+
+
 # ---------------------------------------------------------------- corruption
 
 
@@ -856,6 +933,59 @@ def test_cli_download_no_device(tmp_path, capsys):
                          "-q"])
     assert args.func(args) == 3
     assert "cannot open the port" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 17 (9): 82 s of reconnects to a port that is not optoread")
+def test_cli_download_from_a_pty_that_is_not_an_optoread_device(tmp_path, capsys):
+    import time
+
+    from optoread_tools import cli
+
+    path, close = serve_pty(Stranger(STRANGERS["a console without machine commands"]))
+    try:
+        t0 = time.monotonic()
+        code = cli.main(["download", "--port", path, "--out", str(tmp_path / "r.sqlite"), "-q"])
+        took = time.monotonic() - t0
+    finally:
+        close()
+    err = capsys.readouterr().err
+    assert code == 3 and took < 8.0, (code, took, err)
+    assert err.strip() == "optoread download: %s is not an optoread device (no answer to @hello)" % path
+
+
+def _foreign_db(path):
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE sessions (who TEXT, token TEXT)")
+    db.execute("INSERT INTO sessions VALUES ('ada', 'xyz')")
+    db.commit()
+    db.close()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17 (7): download and export write into any SQLite file")
+def test_download_and_export_refuse_a_database_that_is_not_theirs(tmp_path, capsys):
+    from optoread_tools import cli
+
+    other = str(tmp_path / "other.sqlite")
+    before = _foreign_db(other)
+    code = cli.main(["download", "--port", str(tmp_path / "nope"), "--out", other, "-q"])
+    assert code == 2
+    code = cli.main(["export", other, "--json", str(tmp_path / "o.json")])
+    assert code == 2
+    with open(other, "rb") as f:
+        assert f.read() == before
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["optoread download: --out %s is not an optoread readings database" % other,
+                   "optoread export: %s is not an optoread readings database" % other]
+    with pytest.raises(readings_db.NotReadingsDb):
+        readings_db.open_db(other)
+    # an empty file (a new temp file) and optoread's own database are fine
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    readings_db.open_db(str(empty)).close()
+    readings_db.open_db(str(empty)).close()
 
 
 def test_base64_matches_binascii():
