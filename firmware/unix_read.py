@@ -131,7 +131,7 @@ def _print_session(store, seq):
 
 def _args(argv):
     a = {"probe": None, "flash": "optoread-store.img", "read": None, "meter": None, "json": False,
-         "list": False, "do_read": False,
+         "list": False, "do_read": False, "format": False,
          "plans": None}
     i = 0
     while i < len(argv):
@@ -147,6 +147,8 @@ def _args(argv):
                 i += 1
         elif k == "--json":
             a["json"] = True
+        elif k == "--format":
+            a["format"] = True
         elif k == "--list":
             a["list"] = True
         else:
@@ -158,7 +160,7 @@ def _args(argv):
 
 def main():
     a = _args(sys.argv[1:])
-    device.mount_image(a["flash"], "/flash")
+    device.mount_image(a["flash"], "/flash", a["format"])
     if _MEM is not None:
         # The baseline: imports done and the flash mounted, as when a board's main.py has done
         # its imports (its boot mounted the flash before main.py ran).

@@ -18,7 +18,6 @@ from optoread_tools import cli, sim_dlms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
-XF = pytest.mark.xfail
 
 
 def run(capsys, *argv):
@@ -72,7 +71,8 @@ SIM = ["sim", "--seconds", "0.2"]
 DL = ["download", "--port", "{tmp}/no-such-port", "-q"]
 DEV = ["device", "--probe", "tcp:127.0.0.1:9"]
 
-# (id, argv, what the error must name, xfail reason or None). Placeholders: see ``files``.
+# (id, argv, what the error must name, what happened before issue 17 or None). Placeholders: see
+# ``files``.
 BAD_VALUES = [
     # read: where
     ("read --tcp without port", ["read", "--tcp", "localhost"] + OBIS, ["--tcp"], "traceback"),
@@ -115,9 +115,9 @@ BAD_VALUES = [
     ("read --key-file missing", READ + ["--key-file", "{tmp}/nope"] + OBIS, ["--key-file"],
      "no such option"),
     ("read --auth-key-file empty", READ + ["--auth-key-file", "{empty}"] + OBIS, ["--auth-key-file"],
-     "no such option"),
+     None),
     ("read --key-file not hex", READ + ["--key-file", "{text}", "--auth-key", "00" * 16] + OBIS,
-     ["--key-file"], "no such option"),
+     ["--key-file"], None),
     # read: what to read
     ("read --obis", READ + ["--obis", "1.2.3.x"], ["--obis"], "exit 4 after connecting"),
     ("read --obis class", READ + ["--obis", "abc/1.0.1.8.0.255"], ["--obis"], "traceback"),
@@ -207,9 +207,8 @@ BAD_VALUES = [
 ]
 
 
-def _case(case_id, argv, names, why):
-    marks = [XF(strict=True, reason="before issue 17: " + why)] if why else []
-    return pytest.param(argv, names, id=case_id, marks=marks)
+def _case(case_id, argv, names, _before):
+    return pytest.param(argv, names, id=case_id)
 
 
 @pytest.mark.parametrize("argv,names", [_case(*c) for c in BAD_VALUES])
@@ -273,7 +272,6 @@ def _sqlite_copy(tmp_path):
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (7): device --flash formats any file, exit 0")
 @pytest.mark.parametrize("extra", [[], ["--format"]])
 def test_device_flash_refuses_a_file_that_is_not_littlefs(tmp_path, capsys, extra):
     path = _sqlite_copy(tmp_path)
@@ -307,7 +305,6 @@ def _lfs_names(path):
     return set(fs.listdir("/"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (7): there is no --format; nothing tells an image apart")
 @pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no MicroPython unix port")
 def test_device_flash_new_file_is_created_an_image_is_kept_and_format_erases_it(tmp_path, capsys):
     pytest.importorskip("littlefs")
@@ -325,7 +322,6 @@ def test_device_flash_new_file_is_created_an_image_is_kept_and_format_erases_it(
     assert "keep.txt" not in _lfs_names(img) and "data" in _lfs_names(img)  # erased only when asked
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (7): a damaged image is formatted silently")
 @pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no MicroPython unix port")
 def test_device_flash_keeps_a_damaged_image_for_decode_flash(tmp_path, capsys):
     pytest.importorskip("littlefs")
@@ -347,7 +343,6 @@ def test_device_flash_keeps_a_damaged_image_for_decode_flash(tmp_path, capsys):
 # ---------------------------------------------------------------- finding 9: silent success
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (9): parse of an empty file exits 0 with nothing")
 @pytest.mark.parametrize("name", ["empty.txt", "empty.hex"])
 def test_parse_of_an_empty_file_is_an_error(tmp_path, capsys, name):
     path = tmp_path / name
@@ -382,7 +377,6 @@ def test_password_on_the_command_line_still_works(lls_meter):
     assert '"1.0.1.8.0.255"' in p.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (6): a password only from argv")
 def test_password_from_a_file_the_environment_or_a_prompt(lls_meter, capsys, tmp_path, monkeypatch):
     pw = tmp_path / "pw"
     pw.write_text("s3cr3tpw\n")
@@ -406,7 +400,6 @@ def test_password_from_a_file_the_environment_or_a_prompt(lls_meter, capsys, tmp
     assert "wr0ngpw9" not in out + err and "s3cr3tpw" not in out + err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (6): keys only from argv")
 def test_keys_from_files_and_the_environment(tmp_path, capsys, monkeypatch):
     from optoread_tools import dlmsread
 
@@ -428,14 +421,12 @@ def test_keys_from_files_and_the_environment(tmp_path, capsys, monkeypatch):
     assert st.ek == bytes.fromhex(ek) and st.ak == bytes.fromhex(ak) and st.ciphered
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (6): a password only from argv")
 def test_help_names_the_secret_sources(capsys):
     code, text, _err = run(capsys, "read", "--help")
     assert code == 0
     assert "--password-file" in text and "OPTOREAD_PASSWORD" in text and "--key-file" in text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (9): a traceback for --server 1/abc")
 def test_a_subprocess_gets_one_line_too():
     """The same as a user runs it (a subprocess on this tree's modules): no traceback."""
     p = _cli("read", "--tcp", "127.0.0.1:9", "--server", "1/abc", "--obis", "1.0.1.8.0.255")

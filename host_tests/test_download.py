@@ -531,7 +531,6 @@ STRANGERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (9): 82 s of reconnects to a port that is not optoread")
 @pytest.mark.parametrize("name", sorted(STRANGERS))
 def test_a_port_that_is_not_an_optoread_device_is_told_within_seconds(name):
     e = Env("fake", sessions=1)
@@ -553,7 +552,6 @@ def test_a_port_that_is_not_an_optoread_device_is_told_within_seconds(name):
         e.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (9): a port silent from the start is reconnected 8 times")
 def test_a_port_silent_from_the_start_gives_up_after_one_hello_window():
     e = Env("fake", sessions=1)
     try:
@@ -936,7 +934,6 @@ def test_cli_download_no_device(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 17 (9): 82 s of reconnects to a port that is not optoread")
 def test_cli_download_from_a_pty_that_is_not_an_optoread_device(tmp_path, capsys):
     import time
 
@@ -964,7 +961,6 @@ def _foreign_db(path):
         return f.read()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (7): download and export write into any SQLite file")
 def test_download_and_export_refuse_a_database_that_is_not_theirs(tmp_path, capsys):
     from optoread_tools import cli
 

@@ -131,4 +131,5 @@ def test_print_table():
     text = F.table(results)
     print()
     print(text)
-    assert "| fault | mode |" in text and len(results) == 2 * len(F.ROWS_OF_FAULTS) * len(F.PHASES) + len(F.SPECIAL)
+    assert "| fault | mode |" in text
+    assert len(results) == 2 * len(F.ROWS_OF_FAULTS) * len(F.PHASES) + len(F.SPECIAL)

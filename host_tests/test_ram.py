@@ -1,7 +1,8 @@
 """Memory targets: the full IS 15959 plan completes with mpy-cross'd modules in the device budget
 (144 KB on the 32-bit unix port since issue #17, 140 KB before; from a ROMFS image in 192 KB
-besides the image on the 64-bit port), and its working set (peak live heap minus the heap after imports) stays under 16 KB
-whatever the length of the load profile; the on-demand modules stay out of a reading.
+besides the image on the 64-bit port), and its working set (peak live heap minus the heap after
+imports) stays under 16 KB whatever the length of the load profile; the on-demand modules stay
+out of a reading.
 
 CPython driver around tools/bench_ram.py (the simulator on a pty, micropython as the reader).
 A memory target, not a timing one.
@@ -66,9 +67,9 @@ def test_is15959_working_set_is_under_16k_and_flat(mpy_dir, tmp_path):
 def test_is15959_plan_fits_the_device_budget_on_32_bit(mpy_dir, tmp_path):
     """The device budget (issue #16, tools/bench_pico.py BUDGET): the full IS 15959 plan
     (detection included) with the .mpy modules on the file system completes in a 144 KB heap
-    (140 KB until issue #17's deadlines and PIN) on the 32-bit unix port, the faithful stand-in for a board's RAM, with 2 and with 30 days of
-    block load. (It replaced a 192 KB target on the 64-bit port, a proxy from before the device
-    figures existed.)"""
+    (140 KB until issue #17's deadlines and PIN) on the 32-bit unix port, the faithful stand-in for
+    a board's RAM, with 2 and with 30 days of block load. (It replaced a 192 KB target on the
+    64-bit port, a proxy from before the device figures existed.)"""
     from optoread_tools import emu
 
     mp32 = emu.micropython32()
@@ -119,10 +120,11 @@ def test_is15959_reading_loads_no_on_demand_module(mpy_dir, tmp_path):
     assert ON_DEMAND and not (ON_DEMAND & READING_MODULES)
     assert "signing on (IEC 62056-21" in out and "iec62056_21.signon" not in loaded  # dropped after it
     assert "store.mount" not in loaded  # dropped after the mount
-    # The interned-name pool grows in steps: past 1260 names the next step is a 14 KB block
-    # (64-bit). The reading (and printing it) stays below, with room for a few more names.
+    # The interned-name pool grows in steps: at 1260 names the next step is a 14 KB block
+    # (64-bit), ~8 KB on micropython32, whose smallest heap for this plan then jumps from 141 to
+    # 149-152 KB (measured in issue #17). The reading (and printing it) stays below.
     n_qstr = int(re.search(r"n_qstr=(\d+)", out).group(1))
-    assert n_qstr <= 1260, n_qstr
+    assert n_qstr <= 1259, n_qstr
 
 
 @pytest.mark.slow

@@ -300,7 +300,8 @@ def budget_lines(p, u):
         if u and k in u:
             rows.append(("micropython32 smallest heap, %s (KB)" % k, BEFORE[k], u[k], "<=", BUDGET[k]))
     ok = True
-    lines = ["budgets (issue #16: before + at most 6 KB, or the issue's limit if lower; #17: is15959_plan 144):"]
+    lines = ["budgets (issue #16: before + at most 6 KB, or the issue's limit if lower; "
+             "#17: is15959_plan 144):"]
     for name, before, now, op, limit in rows:
         good = now <= limit if op == "<=" else now >= limit
         ok = ok and good

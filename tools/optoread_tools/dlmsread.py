@@ -35,13 +35,19 @@ def jsonable(v):
     return str(v)
 
 
+def _usage(text):
+    from optoread_tools.cli import UsageError
+
+    return UsageError(text)
+
+
 def _unhex(text, what):
     if text is None:
         return None
     try:
         return binascii.unhexlify(text.replace(" ", ""))
     except (binascii.Error, ValueError):
-        raise SystemExit("optoread read: %s must be hex" % what) from None
+        raise _usage("%s must be hex" % what) from None
 
 
 def parse_spec(spec):
@@ -57,13 +63,227 @@ def parse_spec(spec):
 
 
 def _iso_tuple(text):
-    """"2026-01-02T03:04[:05]" (or with a space) -> (y, m, d, h, mi, s)."""
-    t = text.replace("T", " ").strip()
+    """"2026-01-02T03:04[:05]" (or with a space) -> (y, m, d, h, mi, s); ValueError if not a real
+    date and time. The meter's local time: a time zone (``Z``, ``+01:00``) is refused, since the
+    meter compares with its own local clock and a meter that takes no deviation would misread it."""
+    import datetime
+
+    t = text.strip().replace("T", " ", 1)
+    if t.endswith(("Z", "z")) or "+" in t or t.count("-") > 2:
+        raise ValueError("give the meter's local time without a time zone, not %r" % (text,))
     date, _, clock = t.partition(" ")
-    y, m, d = (int(x) for x in date.split("-"))
-    parts = [int(x) for x in clock.split(":")] if clock else []
-    parts += [0] * (3 - len(parts))
-    return (y, m, d, parts[0], parts[1], parts[2])
+    fields = date.split("-")
+    parts = clock.split(":") if clock else []
+    if len(fields) != 3 or len(parts) > 3 or not all(x.isdigit() for x in fields + parts):
+        raise ValueError("expected YYYY-MM-DD[THH:MM[:SS]], not %r" % (text,))
+    y, m, d = (int(x) for x in fields)
+    hms = [int(x) for x in parts] + [0] * (3 - len(parts))
+    datetime.datetime(y, m, d, *hms)  # ValueError for 2026-02-30, 25:00 ...
+    return (y, m, d, hms[0], hms[1], hms[2])
+
+
+def _iso_arg(text):
+    import argparse
+
+    try:
+        return _iso_tuple(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _arg_type(fn, what):
+    import argparse
+
+    def conv(text):
+        try:
+            fn(text)
+        except (ValueError, OptoreadError) as e:
+            msg = getattr(e, "message", None) or str(e)
+            if repr(text) not in msg:
+                msg = "not %s: %r (%s)" % (what, text, msg)
+            raise argparse.ArgumentTypeError(msg) from None
+        return text
+
+    return conv
+
+
+def _server(text):
+    logical, sep, physical = text.partition("/")
+    for part in (logical,) + ((physical,) if sep else ()):
+        if not part.isdigit() or not 0 <= int(part) <= 0x3FFF:
+            raise ValueError("expected LOGICAL[/PHYSICAL] with numbers 0..16383, not %r" % (text,))
+
+
+def _system_title(text):
+    if len(text.encode()) == 8:
+        return
+    if len(text) == 16:
+        try:
+            bytes.fromhex(text)
+            return
+        except ValueError:
+            pass
+    raise ValueError("8 characters or 16 hex digits, not %r" % (text,))
+
+
+def _obis(text):
+    obislib.parse(text)
+
+
+def add_dlms_arguments(sp):
+    """``read``'s DLMS/COSEM options and the secrets (also the IEC password)."""
+    from optoread_tools.cli import hex_key, int_range
+
+    dl = sp.add_argument_group("DLMS/COSEM")
+    dl.add_argument("--wrapper", action="store_true", help="IEC 62056-47 wrapper instead of HDLC (TCP)")
+    how = dl.add_mutually_exclusive_group()
+    how.add_argument("--mode-e", action="store_true", help="IEC 62056-21 sign-on, then HDLC (mode E)")
+    how.add_argument("--direct", action="store_true", help="HDLC at 9600 8N1 without sign-on (default)")
+    dl.add_argument("--client", type=int_range(1, 127, "a client address"), default=16,
+                    help="client address 1..127 (16 public, 32, 48)")
+    dl.add_argument("--server", default="1", metavar="LOGICAL[/PHYSICAL]",
+                    type=_arg_type(_server, "a server address"), help="server address (default 1)")
+    dl.add_argument("--serial-number", type=int_range(0, None, "a serial number"),
+                    help="derive the physical address from the serial number")
+    dl.add_argument("--address-size", type=int, choices=(1, 2, 4), help="server address bytes")
+    dl.add_argument("--auth", choices=("none", "low", "hls"), default="none")
+    dl.add_argument("--system-title", default="OPTOREAD", type=_arg_type(_system_title, "a system title"),
+                    help="client system title (8 chars or 16 hex)")
+    dl.add_argument("--sn", action="store_true", help="short-name referencing")
+    dl.add_argument("--max-info", type=int_range(32, 2030, "a frame size"),
+                    help="max info field to ask for, 32..2030 (default: the largest)")
+    dl.add_argument("--obis", action="append", default=[], metavar="[CLASS/]OBIS[:ATTR]",
+                    type=_arg_type(parse_spec, "an object"),
+                    help="read this object (repeatable); registers come with scaler and unit")
+    dl.add_argument("--profile", metavar="OBIS", type=_arg_type(_obis, "an OBIS code"),
+                    help="read a load profile")
+    dl.add_argument("--from", dest="from_", metavar="ISO", type=_iso_arg,
+                    help="profile range start, the meter's local time: YYYY-MM-DD[THH:MM[:SS]]")
+    dl.add_argument("--to", metavar="ISO", type=_iso_arg, help="profile range end (as --from)")
+    dl.add_argument("--last-entries", type=int_range(1, None, "a number of entries"), metavar="N",
+                    help="profile: the last N entries (N >= 1)")
+    dl.add_argument("--no-deviation", action="store_true", help="range without deviation (some meters)")
+    dl.add_argument("--browse", action="store_true", help="list the association's object list")
+    dl.add_argument("--set-clock", action="store_true", help="set the meter clock to this computer's time")
+    sec = sp.add_argument_group(
+        "secrets", "Each of --password, --key and --auth-key: on the command line (visible to other "
+        "users of this computer), \"-\" to be asked for it, from a file (--password-file, --key-file, "
+        "--auth-key-file: its first line), or from the environment (%s)."
+        % ", ".join(name for name, _opt in SECRET_ENV.values()))
+    pw = sec.add_mutually_exclusive_group()
+    pw.add_argument("--password", help="programming-mode password (P1), or the DLMS LLS password")
+    pw.add_argument("--password-file", metavar="FILE", type=_secret_file, help="read the password from FILE")
+    k = sec.add_mutually_exclusive_group()
+    k.add_argument("--key", type=hex_key, help="HLS / ciphering: encryption key (32 hex digits)")
+    k.add_argument("--key-file", metavar="FILE", type=_secret_file, help="read the encryption key from FILE")
+    ak = sec.add_mutually_exclusive_group()
+    ak.add_argument("--auth-key", type=hex_key, help="authentication key (32 hex digits)")
+    ak.add_argument("--auth-key-file", metavar="FILE", type=_secret_file,
+                    help="read the authentication key from FILE")
+
+
+# dest -> (environment variable, option)
+SECRET_ENV = {"password": ("OPTOREAD_PASSWORD", "--password"), "key": ("OPTOREAD_KEY", "--key"),
+              "auth_key": ("OPTOREAD_AUTH_KEY", "--auth-key")}
+
+
+class _Secret(str):
+    """A secret read from a file: the text, and where it came from (for error messages)."""
+
+    source = ""
+
+
+def _secret_file(path):
+    import argparse
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+    except (OSError, UnicodeError) as e:
+        raise argparse.ArgumentTypeError("cannot read %s: %s" % (path, getattr(e, "strerror", None) or
+                                                                 type(e).__name__)) from None
+    text = _Secret(line.rstrip("\r\n"))
+    text.source = path
+    if not text:
+        raise argparse.ArgumentTypeError("%s is empty" % path)
+    return text
+
+
+def resolve_secrets(args, environ=None):
+    """Fill ``args.password``, ``args.key``, ``args.auth_key`` from "-" (a prompt), their ``*_file``
+    options or the environment (in that order after the command line); keys are checked as hex.
+    Nothing here ever prints a secret."""
+    import os
+
+    from optoread_tools.cli import hex_key
+
+    env = os.environ if environ is None else environ
+    for dest, (var, opt) in SECRET_ENV.items():
+        if dest != "password" and getattr(args, "iec21", False):
+            continue  # IEC 62056-21 has no keys: a key in the environment is not for it
+        value = getattr(args, dest, None)
+        where = opt
+        from_file = getattr(args, dest + "_file", None)
+        if value is None and from_file is not None:
+            value, where = from_file, "%s-file %s" % (opt, from_file.source)
+        if value is None and env.get(var):
+            value, where = env[var], var
+        if value == "-":
+            import getpass
+
+            try:
+                value = getpass.getpass("%s: " % {"password": "Password", "key": "Encryption key (hex)",
+                                                   "auth_key": "Authentication key (hex)"}[dest])
+            except EOFError:
+                raise _usage("%s -: nothing was typed (end of input)" % opt) from None
+        if value is not None and dest != "password":
+            import argparse
+
+            try:
+                hex_key(value)
+            except argparse.ArgumentTypeError as e:
+                raise _usage("%s: %s" % (where, e)) from None
+        setattr(args, dest, None if value is None else str(value))
+
+
+def check_args(args):
+    """``read``: what argparse cannot check alone (which options go together); UsageError if not."""
+    if args.iec21:
+        if not args.port:
+            raise _usage("--iec21 needs --port")
+        dlms_only = [o for o, v in (("--obis", args.obis), ("--profile", args.profile),
+                                    ("--browse", args.browse), ("--set-clock", args.set_clock),
+                                    ("--tcp", args.tcp)) if v]
+        if dlms_only:
+            raise _usage("%s is for DLMS/COSEM meters, not with --iec21" % dlms_only[0])
+        return
+    if args.register:
+        raise _usage("--register is for IEC 62056-21 programming mode (--iec21)")
+    if not (args.obis or args.profile or args.browse or args.set_clock):
+        raise _usage("nothing to read: give --obis, --profile, --browse or --set-clock")
+    ranged = [o for o, v in (("--from", args.from_), ("--to", args.to), ("--last-entries", args.last_entries))
+              if v is not None]
+    if ranged and not args.profile:
+        raise _usage("%s selects profile rows: it needs --profile" % ranged[0])
+    if args.last_entries is not None and (args.from_ or args.to):
+        raise _usage("--last-entries and --from/--to exclude each other")
+    if (args.from_ is None) != (args.to is None):
+        raise _usage("--from needs --to (a profile range has both ends)" if args.to is None
+                     else "--to needs --from (a profile range has both ends)")
+    if args.from_ is not None and args.from_ > args.to:
+        raise _usage("--from %04d-%02d-%02dT%02d:%02d:%02d is after --to %04d-%02d-%02dT%02d:%02d:%02d"
+                     % (args.from_ + args.to))
+    import os
+
+    need_keys = args.auth == "hls" or any(getattr(args, d) or getattr(args, d + "_file") or os.environ.get(v)
+                                          for d, (v, _o) in SECRET_ENV.items() if d != "password")
+    if need_keys:
+        missing = [opt for dest, (var, opt) in SECRET_ENV.items() if dest != "password"
+                   and not (getattr(args, dest) or getattr(args, dest + "_file") or os.environ.get(var))]
+        if missing:
+            raise _usage("%s needs %s (or %s-file, or %s)"
+                         % ("--auth hls" if args.auth == "hls" else "ciphering", " and ".join(missing),
+                            missing[0], SECRET_ENV["key" if missing[0] == "--key" else "auth_key"][0]))
 
 
 def settings_from_args(args):
@@ -87,20 +307,20 @@ def settings_from_args(args):
 
 
 def open_transport(args):
-    from optoread_tools.transports import SerialTransport, TcpTransport
+    from optoread_tools.transports import SerialTransport, TcpTransport, parse_hostport
 
     if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        return TcpTransport(host or "127.0.0.1", int(port))
+        host, port = parse_hostport(args.tcp, default_host="127.0.0.1")
+        return TcpTransport(host, port)
     if args.mode_e:
         return SerialTransport(args.port, baud=300, bits=7, parity="E")
     return SerialTransport(args.port, baud=9600, bits=8, parity="N")
 
 
 class Printer:
-    def __init__(self, as_json, out=sys.stdout):
+    def __init__(self, as_json, out=None):
         self.json = as_json
-        self.out = out
+        self.out = sys.stdout if out is None else out
         self.count = 0
 
     def emit(self, obj, text):
@@ -153,10 +373,7 @@ def _read_profile(sess, args, pr):
             sys.stderr.write("optoread: %d rows (%.0f rows/s)\n" % (pr.count, rate))
 
     if args.from_ or args.to:
-        if not (args.from_ and args.to):
-            raise SystemExit("optoread read: --profile needs both --from and --to (or --last-entries)")
-        n = pg.read_range(sess, _iso_tuple(args.from_), _iso_tuple(args.to), sink,
-                          no_deviation=True if args.no_deviation else "auto")
+        n = pg.read_range(sess, args.from_, args.to, sink, no_deviation=True if args.no_deviation else "auto")
     elif args.last_entries:
         used = pg.entries_in_use(sess)
         first = max(1, used - args.last_entries + 1)

@@ -25,6 +25,7 @@ What makes it safe:
 import base64
 import binascii
 import os
+import sqlite3
 import sys
 import time
 
@@ -36,6 +37,7 @@ MAX_FRAME = 192
 DEFAULT_DEVICE = "optoread"
 _STAGE_BYTES = 4096  # commit verified bytes to staging at least this often
 _MAX_LINE = 65536  # a "line" longer than this is noise, not protocol
+HELLO_TRIES = 3  # @hello attempts answered wrongly before a port is declared not an optoread device
 
 
 class LinkLost(Exception):
@@ -423,8 +425,13 @@ class Downloader:
     """
 
     def __init__(self, opener, db, device=None, timeout=10.0, reconnect_s=30.0, max_attempts=8,
-                 max_refetch=8, ack=True, progress=None, sleep=time.sleep, clock=time.monotonic):
+                 max_refetch=8, ack=True, progress=None, sleep=time.sleep, clock=time.monotonic,
+                 port_name="the port"):
         self.opener = opener
+        self.port_name = port_name
+        self.identified = False  # an "@ok optoread" arrived on this port (this run)
+        self._strange = 0  # @hello attempts answered with something else, before that
+        self._got = set()  # sessions whose whole-session CRC the device sent since the last @hello
         self.db = db
         self.device_override = device
         self.timeout = timeout
@@ -493,24 +500,53 @@ class Downloader:
                     raise
         return None
 
+    def _not_optoread(self):
+        return DownloadError("%s is not an optoread device (no answer to @hello)" % self.port_name)
+
     def _hello(self):
         """``@hello``, repeated every 2 s up to the link timeout: a device that is still starting
-        (or was just plugged in) may lose the first line."""
+        (or was just plugged in) may lose the first line.
+
+        Until a first ``@ok optoread`` on this port, a port that answers something else
+        :data:`HELLO_TRIES` times, or says nothing for the whole link timeout, is not an optoread
+        device: DownloadError at once, without the reconnects meant for a device that drops the line.
+        """
         link = self.link
         deadline = self.clock() + self.timeout
         while True:
             saved = link.timeout
+            rx = link.rx
             link.timeout = max(min(2.0, deadline - self.clock()), 0.1)
             try:
                 for tag, fields in link.request("@hello", ("@ok", "@err")):
                     if tag == "@err":
                         raise ProtocolError("@hello: %s" % " ".join(fields))
                     if tag == "@ok":
-                        return parse_hello(fields)
+                        hello = parse_hello(fields)
+                        self.identified = True
+                        self._got = set()  # the device forgets what it sent before this @hello
+                        return hello
                 raise ProtocolError("no answer to @hello")
-            except LinkLost as e:
-                if not e.timeout or self.clock() >= deadline:
+            except ProtocolError:
+                if self.identified:
                     raise
+                self._strange += 1
+                if self._strange >= HELLO_TRIES:
+                    raise self._not_optoread() from None
+            except LinkLost as e:
+                if not e.timeout:
+                    raise
+                if not self.identified and link.rx > rx:
+                    self._strange += 1
+                    if self._strange >= HELLO_TRIES:
+                        raise self._not_optoread() from None
+                if self.clock() >= deadline:
+                    if self.identified:
+                        raise
+                    if self._strange:
+                        raise self._not_optoread() from None
+                    raise DownloadError("%s: no answer to @hello for %.0f s (not an optoread device, or not "
+                                        "running its firmware)" % (self.port_name, self.timeout)) from None
             finally:
                 link.timeout = saved
 
@@ -594,9 +630,35 @@ class Downloader:
         if top2 != top or held2 != held:
             self.progress.note("the session list changed while downloading; not acknowledging this time")
             return
+        # The device frees (without its PIN) only sessions it sent since this @hello: a session
+        # stored in an earlier run or before a reconnect is confirmed with an @get at its end
+        # (no frames, just the whole-session CRC, which must be the one the database holds).
+        for s in fresh:
+            if s.seq > top:
+                break
+            if not s.downloaded and s.seq not in self._got:
+                self._retry(lambda s=s: self._confirm(s))
         acked, freed = self._retry(lambda: self._ack(top))
         self.result.acked = acked
         self.result.freed += freed
+
+    def _confirm(self, s):
+        """``@get SEQ SIZE``: the end marker alone, whose whole-session CRC must be the listed one."""
+        for tag, fields in self.link.request("@get %d %d" % (s.seq, s.size), ("@e", "@err")):
+            if tag == "@err":
+                raise ProtocolError("@get: %s" % " ".join(fields))
+            if tag == "@f":
+                raise ProtocolError("@get at the end of session %d sent a frame" % s.seq)
+            if tag == "@e":
+                if len(fields) != 4:
+                    raise ProtocolError("end marker has %d fields" % len(fields))
+                eseq, total, nframes = _ints([fields[0], fields[1], fields[3]], 3, "@e")
+                if (eseq, total, nframes, _hex32(fields[2], "@e")) != (s.seq, s.size, 0, s.crc):
+                    raise ProtocolError("session %d: the device's end marker %r does not match the "
+                                        "stored copy" % (s.seq, " ".join(fields)))
+                self._got.add(s.seq)
+                return
+        raise ProtocolError("no answer to @get")
 
     # -- one session
     def _fetch(self, device, s):
@@ -698,6 +760,7 @@ class Downloader:
                         return "session CRC %08x, device says %08x" % (c, ecrc)
                     if c != s.crc:
                         raise ProtocolError("session %d changed on the device since @list" % s.seq)
+                    self._got.add(s.seq)
                     return None
                 elif tag == "@err":
                     flush()
@@ -740,16 +803,21 @@ def open_serial(port, baud=115200):
 
 
 def add_download_parser(sub):
+    from optoread_tools.cli import int_range, seconds
+
     sp = sub.add_parser("download", help="download the device's sessions into SQLite (verified, resumable)")
     sp.add_argument("--port", required=True, help="the device's USB serial port, a pty or a pyserial URL")
-    sp.add_argument("--out", default="readings.sqlite", help="SQLite database (default: readings.sqlite)")
+    sp.add_argument("--out", default="readings.sqlite",
+                    help="SQLite database (default: readings.sqlite); created if missing, else it must be "
+                         "one that optoread wrote")
     sp.add_argument("--csv", metavar="DIR", help="also export everything as CSV files into DIR")
     sp.add_argument("--json", metavar="FILE", help="also export everything as one JSON file")
-    sp.add_argument("--baud", type=int, default=115200, help="line speed (USB CDC ignores it)")
+    sp.add_argument("--baud", type=int_range(1, 10 ** 7, "a baud rate"), default=115200,
+                    help="line speed (USB CDC ignores it)")
     sp.add_argument("--device", help="device id to file the sessions under (default: from @hello)")
-    sp.add_argument("--timeout", type=float, default=10.0,
+    sp.add_argument("--timeout", type=seconds(), default=10.0,
                     help="seconds of silence that count as a lost link")
-    sp.add_argument("--reconnect", type=float, default=30.0,
+    sp.add_argument("--reconnect", type=seconds(zero_ok=True), default=30.0,
                     help="seconds to wait for the port to come back after an unplug")
     sp.add_argument("--no-ack", action="store_true", help="do not tell the device what was stored")
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
@@ -759,7 +827,7 @@ def add_download_parser(sub):
 
 def add_export_parser(sub):
     sp = sub.add_parser("export", help="export a readings database as CSV files and/or JSON")
-    sp.add_argument("db", help="SQLite database written by optoread download")
+    sp.add_argument("db", help="SQLite database written by optoread download (nothing else is accepted)")
     sp.add_argument("--csv", metavar="DIR", help="write CSV files into DIR")
     sp.add_argument("--json", metavar="FILE", help="write one JSON file")
     sp.set_defaults(func=cmd_export)
@@ -775,12 +843,38 @@ def _export(db, args, out):
         out.write("json: %s (%d sessions)\n" % (args.json, n))
 
 
+def _check_outputs(args):
+    from optoread_tools.cli import check_output_dir, check_output_file
+
+    if args.json:
+        check_output_file("--json", args.json)
+    if args.csv:
+        check_output_dir("--csv", args.csv)
+
+
+def _usage(command, text):
+    sys.stderr.write("optoread %s: %s\n" % (command, text))
+    return 2
+
+
 def cmd_download(args):
     """``optoread download``: returns 0 when everything listed is stored, 1 if some failed, 3 on no device."""
-    db = readings_db.open_db(args.out)
+    from optoread_tools.cli import UsageError, check_output_file
+
+    try:
+        check_output_file("--out", args.out)
+        _check_outputs(args)
+    except UsageError as e:
+        return _usage("download", str(e))
+    try:
+        db = readings_db.open_db(args.out)
+    except readings_db.NotReadingsDb as e:
+        return _usage("download", "--out %s" % e)
+    except sqlite3.Error as e:
+        return _usage("download", "--out %s: %s" % (args.out, e))
     progress = _NoProgress() if args.quiet else Progress(sys.stderr)
     dl = Downloader(lambda: open_serial(args.port, args.baud), db, device=args.device, timeout=args.timeout,
-                    reconnect_s=args.reconnect, ack=not args.no_ack, progress=progress)
+                    reconnect_s=args.reconnect, ack=not args.no_ack, progress=progress, port_name=args.port)
     try:
         try:
             r = dl.run()
@@ -806,7 +900,18 @@ def cmd_export(args):
     if not os.path.exists(args.db):
         sys.stderr.write("optoread export: no such database: %s\n" % args.db)
         return 2
-    db = readings_db.open_db(args.db)
+    from optoread_tools.cli import UsageError
+
+    try:
+        _check_outputs(args)
+    except UsageError as e:
+        return _usage("export", str(e))
+    try:
+        db = readings_db.open_db(args.db)
+    except readings_db.NotReadingsDb as e:
+        return _usage("export", str(e))
+    except sqlite3.Error as e:
+        return _usage("export", "%s: %s" % (args.db, e))
     try:
         _export(db, args, sys.stdout)
     finally:

@@ -115,10 +115,58 @@ CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
 """
 
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+TABLES = ("meters", "sessions", "session_raw", "register_values", "profiles", "profile_rows", "events",
+          "staging")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class NotReadingsDb(ValueError):
+    """The file is not an optoread readings database (nor empty): it is never written to."""
+
+
+def check_db(path):
+    """Raise NotReadingsDb unless ``path`` is missing, empty, an SQLite database without tables, or
+    optoread's own database (every table of :data:`TABLES`, ``user_version`` at most ours)."""
+    if path == ":memory:":
+        return
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return
+    if os.path.isdir(path):
+        raise NotReadingsDb("%s is a folder, not a readings database" % path)
+    if size == 0:
+        return
+    with open(path, "rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        raise NotReadingsDb("%s is not an optoread readings database (not even SQLite)" % path)
+    from urllib.parse import quote
+
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % quote(os.path.abspath(path)), uri=True)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise NotReadingsDb("%s is not a readable SQLite database (%s)" % (path, e)) from None
+    if not tables and version == 0:
+        return  # an empty database: nothing of anyone's to lose
+    if not set(TABLES) <= tables:
+        raise NotReadingsDb("%s is not an optoread readings database" % path)
+    if version > SCHEMA_VERSION:
+        raise NotReadingsDb("%s was written by a newer optoread (schema %d; this one knows %d)"
+                            % (path, version, SCHEMA_VERSION))
 
 
 def open_db(path):
-    """Open (creating if needed) the readings database at ``path``; return the connection."""
+    """Open (creating if needed) the readings database at ``path``; return the connection.
+
+    Raises NotReadingsDb (before writing anything) for a file that is not one (:func:`check_db`).
+    """
+    check_db(path)
     db = sqlite3.connect(path, isolation_level=None)  # explicit BEGIN/COMMIT below
     db.execute("PRAGMA foreign_keys = ON")
     try:

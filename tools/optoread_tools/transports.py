@@ -20,6 +20,27 @@ except ImportError:  # Windows: no read-back of the port's format
 _SETTING_ERRORS = (OSError, ValueError) + ((termios.error,) if termios is not None else ())
 
 
+def parse_hostport(text, default_host=None):
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port); ValueError naming what is wrong.
+
+    ``default_host`` lets ``:PORT`` stand for that host. The port is 1..65535.
+    """
+    host, sep, port = str(text).rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep:
+        raise ValueError("expected HOST:PORT, not %r (no port)" % (text,))
+    if not host:
+        if default_host is None:
+            raise ValueError("expected HOST:PORT, not %r (no host)" % (text,))
+        host = default_host
+    if not port.isdigit():
+        raise ValueError("expected HOST:PORT, not %r (the port is not a number)" % (text,))
+    if not 0 < int(port) < 65536:
+        raise ValueError("the port must be 1..65535, not %s" % port)
+    return host, int(port)
+
+
 class SerialTransport:
     """A serial port through pyserial (a device path or any pyserial URL).
 

@@ -90,14 +90,21 @@ class FileBlockDevice:
         return None
 
 
-def mount_image(path, mount_point="/flash"):
-    """Mount (formatting if new) a LittleFS image file at ``mount_point`` (unix port)."""
+def mount_image(path, mount_point="/flash", format=False):
+    """Mount a LittleFS image file at ``mount_point`` (unix port). A file this call creates is
+    formatted; an existing one only with ``format`` (it may be anything: OSError otherwise)."""
     import vfs  # pyright: ignore[reportMissingImports]
 
+    try:
+        new = os.stat(path)[6] == 0
+    except OSError:
+        new = True
     bdev = FileBlockDevice(path)
     try:
         fs = vfs.VfsLfs2(bdev)  # pyright: ignore[reportArgumentType]
     except OSError:
+        if not (new or format):
+            raise OSError("%s is not a LittleFS image: not formatting it" % path)
         vfs.VfsLfs2.mkfs(bdev)  # pyright: ignore[reportArgumentType]
         fs = vfs.VfsLfs2(bdev)  # pyright: ignore[reportArgumentType]
     vfs.mount(fs, mount_point)
