@@ -93,23 +93,13 @@ def _run(mode, which=0):
         env.close()
 
 
-def _strict_xfail(mode, which=0):
-    # Expected failure (issue 17 (3)): the mount raises OSError for one unreadable file. Strict:
-    # passing is a failure until this guard is removed with the fix.
-    try:
-        _run(mode, which)
-    except (AssertionError, OSError) as e:
-        portable.skip("expected failure, issue 17 (3): %r" % (e,))
-    raise AssertionError("xfail (strict): passed unexpectedly")
-
-
 def test_unreadable_block_raising_oserror_is_quarantined():
-    _strict_xfail("raise")
+    _run("raise")
 
 
 def test_unreadable_block_reported_as_eio_is_quarantined():
-    _strict_xfail("eio")
+    _run("eio")
 
 
 def test_unreadable_last_block_fails_statvfs_and_the_store_still_records():
-    _strict_xfail("raise", -1)
+    _run("raise", -1)

@@ -329,6 +329,189 @@ def test_powercut_full_matrix_on_unix_port():
     assert "all ok" in r.stdout
 
 
+# ---------------------------------------------------------------- cuts in the mount's own repair
+
+
+def corrupt_file_blocks(data, content, bs=BS):
+    """Make the file whose bytes are ``content`` unreadable in the LittleFS image ``data``, as a
+    bad flash block does: the CTZ skip-list pointer of each of its blocks but the first points
+    nowhere, so LittleFS reports corruption (OSError 84) reading it. Returns the blocks changed."""
+    nblocks = len(data) // bs
+    first = bytes(data).find(content[:64])
+    assert first >= 0 and first % bs == 0
+    changed = []
+    for b in range(nblocks):
+        a = b * bs
+        chunk = bytes(data[a + 16:a + 80])  # past up to 4 pointer words: the file's bytes
+        if a != first and chunk in content and (data[a] | data[a + 1] << 8 | data[a + 2] << 16) < nblocks \
+                and data[a + 3] == 0:
+            data[a:a + 4] = b"\xee\xee\xee\xee"
+            changed.append(b)
+    return changed
+
+
+def _read_file(fs, path):
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def _write_file(fs, path, data):
+    with fs.open(path, "wb") as f:
+        f.write(data)
+
+
+def repair_image(data):
+    """A store that needs every kind of repair at its next mount, in the image ``data``:
+    1 committed; 2 committed with a flipped bit (damaged: nothing to write); 3 torn with a torn
+    record after its last whole one (sealed by a copy and a rename); 4 torn on a record boundary
+    (sealed by an append); 5 committed, unreadable (quarantined by a rename); the acks file torn
+    (rewritten). Returns the image's 5th file's bytes (to make it unreadable after unmounting)."""
+    data[:] = b"\xff" * len(data)
+    m = _Medium(data)
+    m.format()
+    fs, root = m.mount()
+    try:
+        s = st.Store(fs, root, reserve=0)
+        s.mount()
+
+        def session(meter, rows, commit=True):
+            w = s.begin(meter, "plan", T0, T0 + 3)
+            for i in range(3):
+                w.value("1.0.%d.8.0.255" % i, 1000 * i + 7, -1, 30)
+            w.profile_begin("1.0.99.1.0.255", ["1.0.1.29.0.255", "1.0.2.29.0.255"], 900, T0)
+            for r in range(rows):
+                w.row(None if r % 5 else T0 + r * 900, [r * 37 + len(meter), r * r % 1000])
+            if commit:
+                return w.commit()
+            w._sync()
+            w.discard()
+            return None
+
+        session("A", 900)
+        session("B", 900)
+        path = "%s/%08d.ses" % (root, 2)
+        whole = bytearray(_read_file(fs, path))
+        whole[len(whole) // 2] ^= 0x08
+        _write_file(fs, path, whole)
+        session("C", 700, commit=False)
+        path = "%s/%08d.ses" % (root, 3)
+        _write_file(fs, path, _read_file(fs, path) + b"\xa7\x02\x05\x00\x03\x00\x00\x00\x00\x02abc")
+        session("D", 300, commit=False)
+        session("E", 2500)
+        s.ack(1)
+        s.ack(2)
+        acks = _read_file(fs, root + "/acks")
+        _write_file(fs, root + "/acks", acks[:-3])
+        fifth = _read_file(fs, "%s/%08d.ses" % (root, 5))
+    finally:
+        m.umount()
+    assert corrupt_file_blocks(data, fifth)
+    return fifth
+
+
+def _all_read(s):
+    out = {}
+    for x in s.sessions():
+        acc = _collect(s, x.seq)
+        if x.error and x.error.startswith("unreadable on flash"):  # it names the file: .ses, or .bad
+            out[x.seq] = (x.complete, x.damaged, "unreadable", len(acc[0]), acc[1][0])
+        else:
+            out[x.seq] = (x.complete, x.damaged, x.error, len(acc[0]), acc[0][-1], acc[1][0])
+    return out
+
+
+def check_repair_cut(image, k, want, scratch, torn=None):
+    """Mount (repairing) the image of a cut at write k of the repair: everything reads as the
+    read-only mount of the unrepaired store said, and a second mount has nothing left to do."""
+    scratch[:] = image
+    if torn is not None:
+        a, d = torn
+        scratch[a:a + len(d)] = d
+    m = _Medium(scratch)
+    fs, root = m.mount()
+    try:
+        names = fs.listdir(root)  # how far the cut repair had come
+        tag = "quarantined" if "00000005.bad" in names else "not yet"
+        s = st.Store(fs, root, reserve=0)
+        s.mount()
+        got = _all_read(s)
+        assert got == want, "repair cut %d: %r != %r" % (k, got, want)
+        assert s.acked == 1, "repair cut %d: acked %d" % (k, s.acked)
+        s2 = st.Store(fs, root, reserve=0)
+        rep = s2.mount()
+        assert rep.torn == 0 and rep.trimmed_bytes == 0 and rep.unreadable == 1, (k, rep)
+        assert not [n for n in fs.listdir(root) if n.endswith(sr.TMP)]
+        w = s2.begin("Z", "p", T0)
+        w.value("1.8.0", 1, 0, 30)
+        assert w.commit().seq == 6
+        return tag
+    finally:
+        m.umount()
+
+
+def run_repair_matrix(torn=True):
+    """Record the repairing mount's block writes, then cut after each (and half-way through each)."""
+    image = bytearray(BS * BLOCKS)
+    scratch = bytearray(BS * BLOCKS)
+    repair_image(image)
+    # what the unrepaired store reads as (read-only mount): the repair must never change it
+    scratch[:] = image
+    m = _Medium(scratch)
+    fs, root = m.mount()
+    try:
+        s = st.Store(fs, root, reserve=0)
+        rep = s.mount(repair=False)
+        assert rep.torn == 2 and rep.damaged == 1 and rep.unreadable == 1, rep
+        want = _all_read(s)
+        assert s.acked == 1
+    finally:
+        m.umount()
+    assert [want[q][0] for q in (1, 2, 3, 4, 5)] == [True, False, False, False, False]
+    assert want[2][1] == 1 and want[5][1] == 1
+    # the repairing mount, logged
+    log = []
+    scratch[:] = image
+    m = _Medium(scratch, log)
+    if IS_MP:
+        m.bdev.log = log
+    fs, root = m.mount()
+    try:
+        st.Store(fs, root, reserve=0).mount()
+    finally:
+        m.umount()
+    assert len(log) > 3
+    start = bytearray(image)
+    checked = 0
+    tags = {}
+    for k in range(len(log) + 1):
+        if k:
+            a, d = log[k - 1]
+            image[a:a + len(d)] = d
+        t = check_repair_cut(image, k, want, scratch)
+        tags[t] = tags.get(t, 0) + 1
+        checked += 1
+        if torn and k < len(log):
+            a, d = log[k]
+            check_repair_cut(image, k, want, scratch, (a, d[:len(d) // 2]))
+            checked += 1
+    del start
+    return len(log), checked, tags
+
+
+def test_powercut_in_the_mount_repair():
+    """Every block write of a repairing mount (seal by copy and rename, seal by append, the
+    quarantine rename, the acks rewrite) cut, and half-done: nothing committed is lost, every
+    session reads as before the repair, and the next mount finishes it."""
+    if not IS_MP:
+        try:
+            import littlefs  # noqa: F401
+        except ImportError:
+            portable.skip("littlefs-python is not installed")
+    writes, checked, tags = run_repair_matrix(torn=not IS_MP or "full" in sys.argv)
+    assert writes > 3 and checked >= writes + 1
+    assert tags.get("quarantined", 0) > 0 and tags.get("not yet", 0) > 0
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "full"
     if mode == "full":
@@ -336,3 +519,6 @@ if __name__ == "__main__":
     else:
         n, c, tags = run_matrix(stride=int(mode), torn_stride=0)
     print("powercut: %d block writes, %d cut images checked (%s): all ok" % (n, c, tags))
+    n, c, tags = run_repair_matrix()
+    print("powercut in the mount's repair: %d block writes, %d cut images checked (%s): all ok"
+          % (n, c, tags))

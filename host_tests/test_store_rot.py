@@ -65,7 +65,6 @@ def _flip(data, off, n):
     return bytes(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (2): bit rot in a finished session is cut as a torn tail")
 @pytest.mark.parametrize("kind", ts.kinds())
 def test_bit_flip_matrix_keeps_every_intact_record(kind):
     """One flipped bit in each record of a finished 3,000-row session in turn: every other record
@@ -117,7 +116,6 @@ def test_bit_flip_matrix_keeps_every_intact_record(kind):
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (2): a damaged HEAD deletes the whole file")
 def test_damaged_head_never_deletes_the_file():
     def run(env):
         s = env.store(reserve=0)
@@ -135,7 +133,6 @@ def test_damaged_head_never_deletes_the_file():
     ts.each_env(run)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (2): records after a bad one are never read")
 def test_resync_never_takes_garbage_for_a_record():
     """Garbage that looks like record headers of the session (right magic, version, type and
     seq, wrong CRC) between two records is skipped as damage, never decoded."""
@@ -200,7 +197,6 @@ def corrupt_file(env, seq):
     return changed
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (3): Store.mount raises OSError 84 for one unreadable file")
 def test_unreadable_session_file_is_quarantined_and_the_store_goes_on():
     _lfs_or_skip()
     env, exps = _image_with_sessions()
@@ -240,7 +236,6 @@ def _dump(env):
     return f.name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (2): decode-flash stops at the first bad record")
 def test_decode_flash_recovers_every_intact_record_of_a_damaged_image():
     _lfs_or_skip()
     from optoread_tools import flashdump
@@ -266,7 +261,6 @@ def test_decode_flash_recovers_every_intact_record_of_a_damaged_image():
         os.remove(path)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (3): decode-flash dies on one unreadable file")
 def test_decode_flash_recovers_the_readable_files_of_an_image_with_an_unreadable_block():
     _lfs_or_skip()
     from optoread_tools import flashdump
@@ -300,7 +294,6 @@ class _FakeOs:
         return self.st
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (5): a wrapped statvfs free count reads as 17.6 TB")
 def test_free_space_from_statvfs_never_wraps():
     fs = st.OsFs()
     for stv, want in (((4096, 4096, 352, 100, 100, 0, 0, 0, 0, 255), 100 * 4096),
@@ -318,7 +311,6 @@ def _runaway(w, n=10 ** 7):
         w.row(None, [r * 7, r * 300, r % 5, r * r])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (5): a runaway session fills the flash; its commit fails")
 def test_runaway_session_stops_with_room_for_its_commit():
     _lfs_or_skip()
     env = ts.Env("lfspy", blocks=32)
@@ -348,7 +340,6 @@ def test_runaway_session_stops_with_room_for_its_commit():
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (5): no per-session byte cap")
 def test_session_byte_cap():
     def run(env):
         s = env.store(reserve=0)
@@ -364,8 +355,6 @@ def test_session_byte_cap():
     ts.each_env(run)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 (5): after a failed commit, begin says "
-                   "'a session is already being written'")
 def test_a_failed_commit_never_blocks_the_next_session():
     def run(env):
         s = env.store(reserve=0)

@@ -6,6 +6,16 @@ The dump is the LittleFS file-system area as MicroPython's VfsLfs2 wrote it
 (block size 4096 on rp2 and esp32). littlefs-python mounts it in memory; the
 firmware's own :class:`optoread.store.Store` then reads it *without repairing
 anything* (torn sessions are listed as interrupted, never as complete).
+
+Damage is recovered around, as the device's mount does: in a session whose records no longer
+all verify (bit rot) every record that verifies is decoded and the damaged stretches are listed
+(``damaged``, ``damaged_list``: ``[offset, bytes]``); a session file that cannot be read (an
+unreadable block: LittleFS reports corruption) is listed with its error and the other files are
+decoded.
+
+Exit status: 0 every session decoded whole; 3 decoded, but some sessions are damaged or
+unreadable (listed; what verified is there); 1 not a LittleFS image, or a session could not be
+read back at all (``read_error``).
 """
 
 import json
@@ -13,6 +23,19 @@ import sys
 
 from optoread.errors import StoreError
 from optoread.store.store import Store
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_DAMAGED = 3
+
+
+def _os_error(e):
+    """littlefs-python's LittleFSError (not an OSError) as the board's OSError: the errno of its
+    code (-84 corrupt, -28 no space, -5 I/O ...), as VfsLfs2 raises it."""
+    code = getattr(e, "code", None)
+    if not isinstance(code, int) or not code:
+        code = -28 if "NOSPC" in str(e) else -5
+    return OSError(-code if code < 0 else code, str(e))
 
 
 class _File:
@@ -27,7 +50,7 @@ class _File:
         except OSError:
             raise
         except Exception as e:
-            raise OSError(28 if "NOSPC" in str(e) else 5, str(e))
+            raise _os_error(e)
 
     def write(self, data):
         return self._call("write", data)
@@ -43,6 +66,9 @@ class _File:
 
     def tell(self):
         return self._call("tell")
+
+    def seek(self, off, whence=0):
+        return self._call("seek", off, whence)
 
     def close(self):
         return self._call("close")
@@ -73,7 +99,7 @@ class LittleFsAdapter:
         except OSError:
             raise
         except Exception as e:
-            raise OSError(5, str(e))
+            raise _os_error(e)
 
     def listdir(self, path):
         try:
@@ -91,7 +117,7 @@ class LittleFsAdapter:
         self.lfs.rename(old, new)
 
     def free(self, path):
-        return (self.lfs.block_count - self.lfs.used_block_count) * self.block_size
+        return max(0, self.lfs.block_count - self.lfs.used_block_count) * self.block_size
 
 
 def open_image(data, block_size=4096, block_count=None):
@@ -131,6 +157,7 @@ def decode_store(fs, root="/store", rows=True):
         d["values_list"] = []
         d["events_list"] = []
         d["profiles_list"] = []
+        d["damaged_list"] = []
 
         def sink(kind, data, d=d):
             if kind == "value":
@@ -145,10 +172,12 @@ def decode_store(fs, root="/store", rows=True):
                 d["profiles_list"][-1]["rows"].append([data[0], list(data[1])])
             elif kind == "commit":
                 d["outcome"], d["error"] = data[0], data[1]
+            elif kind == "damaged":
+                d["damaged_list"].append(list(data))
 
         try:
             store.read(s.seq, sink)
-        except StoreError as e:
+        except (StoreError, OSError) as e:
             d["read_error"] = str(e)
         out.append(d)
     return out, report
@@ -171,6 +200,9 @@ def print_text(sessions, out):
             d["seq"], d["meter"], d["plan"], d["device_time"], d["meter_time"], state,
             "" if not d.get("error") else " (%s)" % d["error"],
             "  downloaded" if d["downloaded"] else ""))
+        for off, n in d.get("damaged_list", ()):
+            if n:
+                out.write("  damaged: %d bytes at offset %d skipped\n" % (n, off))
         for obis, value, scaler, unit in d["values_list"]:
             out.write("  %-20s %r  scaler %s  unit %s\n" % (obis, value, scaler, unit))
         for t, code, text in d["events_list"]:
@@ -193,12 +225,14 @@ def run(image, block_size=4096, as_json=False, out=None, block_count=None, root=
     out = out or sys.stdout
     try:
         sessions = decode_flash(image, block_size, block_count, root)
-    except StoreError as e:
+    except (StoreError, OSError) as e:
         out.write("error: %s\n" % e)
-        return 1
+        return EXIT_FAILED
     if as_json:
         json.dump(sessions, out, indent=1)
         out.write("\n")
     else:
         print_text(sessions, out)
-    return 0 if all(s.get("read_error") is None for s in sessions) else 1
+    if any(s.get("read_error") is not None for s in sessions):
+        return EXIT_FAILED
+    return EXIT_DAMAGED if any(s["damaged"] for s in sessions) else EXIT_OK

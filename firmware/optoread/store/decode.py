@@ -188,26 +188,55 @@ def decode_payload(rtype, buf, off, end):
 
 
 class RowDecoder:
-    """Inverse of :class:`.writer.RowEncoder`: feeds decoded rows ``(clock, cols)`` to a callback."""
+    """Inverse of :class:`.writer.RowEncoder`: feeds decoded rows ``(clock, cols)`` to a callback.
+
+    A ROWS payload is read where its record put it, right after the record's header: its version
+    and flags come from there. Version 1 blocks carry the delta state over from the block before
+    (``damaged``: records were lost since the profile began, so this one cannot be placed); from
+    version 2 each block starts afresh and belongs to the profile whose number its flags carry
+    (``tag``: the PROFILE record's flags, None = not checked).
+    """
 
     def __init__(self):
         self.prev = [0] * _MAX_COLUMNS
         self.reset(0, None, None)
 
-    def reset(self, ncols, period, first_time):
+    def reset(self, ncols, period, first_time, tag=None):
         self.ncols = ncols
         self.period = period or 0
         self.clock = None
         self.first = first_time
+        self.tag = tag
+        self.damaged = False  # set by the reader of a damaged session: records were lost
         for i in range(_MAX_COLUMNS):
             self.prev[i] = 0
 
+    def check(self, buf, off):
+        """Raise StoreError if the ROWS payload at ``buf[off]`` cannot be placed in this profile;
+        else get ready to decode it (a version 2 block starts afresh)."""
+        h = off - HEADER_SIZE
+        ver = flags = 0
+        if h >= 0 and buf[h] == MAGIC:
+            ver = buf[h + 1]
+            flags = buf[h + 3]
+        if ver >= 2:
+            if self.tag is not None and flags != self.tag:
+                raise StoreError("row block of another profile", "rows", h + 3)
+            if self.first is None and self.damaged:
+                raise StoreError("row block without its profile's first clock", "rows", off)
+            self.clock = None
+            for i in range(_MAX_COLUMNS):
+                self.prev[i] = 0
+        elif self.damaged:
+            raise StoreError("row block after a lost one (format 1)", "rows", off)
+
     def block(self, buf, off, end, emit=None):
         """Decode one ROWS payload; return the number of rows. ``emit(clock, cols)`` gets each row."""
+        self.check(buf, off)
+        prev = self.prev
         n, off = get_uvarint(buf, off, end)
         if n > end - off:  # every row takes at least one byte
             raise StoreError("row count larger than the block", "rows", off)
-        prev = self.prev
         ncols = self.ncols
         for _ in range(n):
             lead, off = get_uvarint(buf, off, end)
@@ -228,6 +257,8 @@ class RowDecoder:
                     if cols is not None:
                         cols[i] = prev[i]
             self.clock = clock
+            if self.first is None:
+                self.first = clock  # the profile's base: its first clock
             if emit is not None:
                 emit(clock, tuple(cols))
         if off != end:
@@ -269,3 +300,47 @@ def read_record(f, buf):
     except StoreError:
         return got + got2, -1, 0, 0, 0
     return nxt, rtype, rseq, pay, nxt - CRC_SIZE
+
+
+def skip(f, buf, seq, off):
+    """Skip bytes that are not a record of session ``seq`` (bit rot, a torn tail): the file ``f``
+    is read from ``off + 1`` (the offset of the record that did not verify) up to the next offset
+    where a record of the session starts (magic, version, type, ``seq``) and verifies (its CRC);
+    return what :func:`read_record` returns for it, the bytes consumed counted from ``off``
+    (skipped bytes included); ``rtype`` -1: none up to the end of the file. Bounded: candidates
+    that fail may cost twice the bytes skipped and two records more; ``rtype`` -2 when that is
+    spent (the rest is not looked at).
+    """
+    mv = memoryview(buf)
+    size = len(buf)
+    s0, s1, s2, s3 = seq & 0xFF, (seq >> 8) & 0xFF, (seq >> 16) & 0xFF, (seq >> 24) & 0xFF
+    q = off + 1
+    spent = 0
+    while True:
+        f.seek(q)
+        k = _readfull(f, mv)
+        lim = k - HEADER_SIZE + 1
+        i = 0
+        while i < lim:
+            if (buf[i] == MAGIC and _OLDEST_VERSION <= buf[i + 1] <= VERSION
+                    and T_HEAD <= buf[i + 2] <= T_ACK and buf[i + 4] == s0 and buf[i + 5] == s1
+                    and buf[i + 6] == s2 and buf[i + 7] == s3
+                    and buf[i + 8] | (buf[i + 9] << 8) <= MAX_PAYLOAD):
+                break
+            i += 1
+        if i >= lim:
+            if k < size:  # the end: what is left cannot hold a record
+                return q + k - off, -1, 0, 0, 0
+            q += lim
+            continue
+        q += i
+        f.seek(q)
+        n, rtype, rseq, pay, pend = read_record(f, buf)
+        if rtype >= 0 and rseq == seq:
+            return q - off + n, rtype, rseq, pay, pend
+        spent += n
+        if spent > 2 * (q - off) + 2 * size:
+            return q - off, -2, 0, 0, 0
+        q += 1
+
+

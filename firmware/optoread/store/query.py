@@ -9,12 +9,21 @@ banner and ``Store.begin`` call them.
 """
 
 # decode_payload's data has a shape per record kind, which pyright cannot follow.
-# pyright: reportIndexIssue=false, reportArgumentType=false
+# pyright: reportIndexIssue=false, reportArgumentType=false, reportOptionalSubscript=false
 
 from optoread.compat import const
 from optoread.errors import StoreError
-from optoread.store.decode import RowDecoder, decode_payload, read_record
-from optoread.store.records import ACKS, INCOMPLETE, INTERRUPTED, T_ACK, T_ROWS, encode_record, file_size
+from optoread.store.decode import RowDecoder, decode_payload, read_record, skip
+from optoread.store.records import (
+    ACKS,
+    COMPLETE,
+    CRC_SIZE,
+    INCOMPLETE,
+    T_ACK,
+    T_ROWS,
+    encode_record,
+    file_size,
+)
 
 _ACKS_COMPACT = const(2048)  # the acks file is rewritten as one record once it is this long
 
@@ -42,34 +51,82 @@ def as_dict(s):
         "meter_time": s.meter_time, "complete": s.complete, "sealed": s.sealed,
         "error": s.error, "values": s.values, "events": s.events,
         "profiles": s.profiles, "rows": s.rows, "size": s.size,
-        "downloaded": s.downloaded,
+        "downloaded": s.downloaded, "damaged": s.damaged,
     }
 
 
 def read(store, seq, sink):
-    """Stream session ``seq`` of ``store`` to ``sink(kind, data)``; return its summary (``Store.read``)."""
+    """Stream session ``seq`` of ``store`` to ``sink(kind, data)``; return its summary (``Store.read``).
+
+    Damaged bytes (records that no longer verify, or cannot be placed after those) are skipped:
+    the sink gets ``("damaged", (offset, length))`` for each stretch, and the COMMIT says what
+    the summary says (incomplete, the damage in its error text). A session whose file could not
+    be read at all (no records) gives ``("damaged", (0, 0))`` and its COMMIT.
+    """
     store.need_mount()
     store.check_idle()
     s = store.session(seq)
     buf = store.record_buf
+    outcome = COMPLETE if s.complete else INCOMPLETE
+    if not s.records:  # unreadable: quarantined at the mount
+        sink("damaged", (0, 0))
+        sink("commit", (INCOMPLETE, s.error, 0, 0))
+        return s
     rows = RowDecoder()
-    pos = 0
     emit = lambda clock, cols: sink("row", (clock, cols))
+    pos = 0
+    lost = -1  # where damaged bytes not yet reported began (-1: none)
+    hurt = False  # damage seen: the HEAD need not come first (as the mount counts)
+    taken = 0  # records given
+    profile = False
     with store.fs.open(store.session_path(seq), "rb") as f:
         while pos < s.size:
             n, rtype, rseq, pay, pend = read_record(f, buf)
-            if n == 0 or rtype < 0 or rseq != seq:
-                raise StoreError("session %d changed on flash" % seq, "record", pos)
-            if rtype == T_ROWS:
+            at = pos
+            if n and (rtype < 0 or rseq != seq):
+                n, rtype, rseq, pay, pend = skip(f, buf, seq, pos)
+                if rtype >= 0:
+                    at = pos + n - pend - CRC_SIZE
+                    n = pend + CRC_SIZE
+                if lost < 0:
+                    lost = pos
+                hurt = rows.damaged = True
+            if n == 0 or rtype < 0 or at + n > s.size:
+                raise StoreError("session %d changed on flash" % seq, "record", at)
+            pos = at + n
+            # The mount's rules (mount._apply): a record that does not belong is damage too.
+            try:
+                if rtype == T_ROWS:
+                    if not profile:
+                        raise StoreError("rows outside a profile", "rows", at)
+                    rows.check(buf, pay)
+                    kind = d = None
+                else:
+                    kind, d = decode_payload(rtype, buf, pay, pend)
+                    if (kind == "head" and taken) or (not taken and kind != "head" and not hurt) or \
+                            (kind == "commit") != (pos == s.size and s.sealed):
+                        raise StoreError("record out of place", "record", at)
+            except StoreError:
+                if lost < 0:
+                    lost = at
+                hurt = rows.damaged = True
+                continue
+            if lost >= 0:
+                sink("damaged", (lost, at - lost))
+                lost = -1
+            taken += 1
+            if kind is None:
                 rows.block(buf, pay, pend, emit)
-            else:
-                kind, d = decode_payload(rtype, buf, pay, pend)
-                if kind == "profile":
-                    rows.reset(len(d[3]), d[1], d[2])
+            elif kind == "profile":
+                rows.reset(len(d[3]), d[1], d[2], buf[3] if buf[1] >= 2 else None)
+                profile = True
                 sink(kind, d)
-            pos += n
+            elif kind == "commit":
+                sink(kind, (outcome, s.error, d[2], d[3]))
+            else:
+                sink(kind, d)
     if not s.sealed:
-        sink("commit", (INCOMPLETE, INTERRUPTED, s.records, s.rows))
+        sink("commit", (INCOMPLETE, s.error, s.records, s.rows))
     return s
 
 
@@ -80,6 +137,8 @@ def read_raw(store, seq, sink):
     s = store.session(seq)
     mv = memoryview(store.record_buf)
     left = s.size
+    if not left:  # an unreadable (quarantined) file: nothing to give
+        return s
     with store.fs.open(store.session_path(seq), "rb") as f:
         while left:
             k = f.readinto(mv[:min(left, len(mv))])

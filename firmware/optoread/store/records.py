@@ -8,6 +8,9 @@ acknowledgements in ``<root>/acks``. Every record is::
     | payload | CRC-32 (u32 LE) over header + payload
 
 Payloads are self-describing items (tag + value) except ROWS blocks (see :mod:`.writer`).
+From version 2 on, every ROWS record decodes on its own (its delta state starts afresh) and
+carries in ``flags`` the number (1-255, wrapping) of the PROFILE record it belongs to, which
+carries the same number: rows after a damaged record are placed, or refused, exactly.
 """
 
 import struct
@@ -21,7 +24,8 @@ MAGIC = const(0xA7)
 # record's bytes changes; decode reads every version from 1 up to this one (sessions not
 # yet downloaded survive a firmware update) and refuses newer ones. Version 1 is unchanged by
 # keeping profile clocks as offsets in RAM (RowEncoder): the bytes were relative already.
-VERSION = const(1)
+# Version 2: ROWS records are self-contained and tagged with their profile (see above).
+VERSION = const(2)
 
 # Record types.
 T_HEAD = const(1)
@@ -50,6 +54,10 @@ _TAG_FLOAT = const(4)
 COMPLETE = "complete"
 INCOMPLETE = "incomplete"
 INTERRUPTED = "interrupted (power cut or reset while reading)"  # the error of a sealed torn session
+# (Not names here, for RAM: each module-level name is interned on a board for good.) The error of a
+# session with records that no longer verify (bit rot) is "damaged on flash: 1 record, 523 bytes
+# unreadable; <the session's own error, or 'reading was complete'>"; of a session file that could
+# not be read at all "unreadable on flash: file NNNNNNNN.bad" (quarantined under that name).
 
 SUFFIX = ".ses"  # a session file
 TMP = ".tmp"  # a file being rewritten (renamed over the real one when whole)
@@ -152,9 +160,9 @@ def end_record(buf, off, pend):
     return pend + CRC_SIZE
 
 
-def encode_record(buf, off, rtype, seq, items):
+def encode_record(buf, off, rtype, seq, items, flags=0):
     """Encode a record whose payload is the tagged ``items``; return the offset after it."""
-    p = begin_record(buf, off, rtype, seq)
+    p = begin_record(buf, off, rtype, seq, flags)
     lim = min(len(buf) - CRC_SIZE, p + MAX_PAYLOAD)
     for v in items:
         p = put_item(buf, p, lim, v)

@@ -7,6 +7,11 @@ scanned; a file without a COMMIT (power cut while reading) is trimmed to its las
 and sealed with an *incomplete* COMMIT, so it is never mistaken for a complete reading. Files
 that never got their first record are removed. LittleFS makes each ``flush()`` atomic; the
 record CRCs also protect stores on FAT or a host file system, where an append can be torn.
+Bit rot is told from a torn tail: records after bytes that no longer verify are still read
+when they verify, and a session whose COMMIT verifies is never trimmed: it is listed as damaged
+(``Session.damaged``, the count in its error text). A session file that cannot be read at all
+(an unreadable flash block) is renamed ``NNNNNNNN.bad`` and listed as a damaged session; the
+mount never raises for one file (``MountReport.damaged``, ``MountReport.unreadable``).
 
 Acknowledgements (the laptop confirmed receipt of sessions up to N) are appended to
 ``<root>/acks`` as ACK records; the last valid one counts. :meth:`Store.reclaim` deletes
@@ -34,16 +39,18 @@ from optoread.store.writer import Session, Writer
 
 # The store's index in RAM: one fixed entry per committed session (seq, size, device and meter
 # time, rows, records, values, events, profiles, flags, ids of meter, plan and error in a table
-# of the distinct ones). ~51 bytes a session instead of a summary object (~400 bytes on 64-bit):
+# of the distinct ones, damaged stretches). ~53 bytes a session instead of a summary object
+# (~400 bytes on 64-bit):
 # a store of hundreds of sessions leaves the heap to the reading. Summaries are made on demand.
-_ENTRY = "<IIqqIIIIIBHHH"
-_ENTRY_SIZE = const(51)
+_ENTRY = "<IIqqIIIIIBHHHH"
+_ENTRY_SIZE = const(53)
 _F_SEALED = const(1)
 _F_COMPLETE = const(2)
 _F_DT = const(4)  # device time present (else None) ...
 _F_MT = const(8)  # ... meter time present
 _F_DT_ID = const(16)  # ... not an int: its field is an id in the table
 _F_MT_ID = const(32)
+_F_BAD = const(64)  # the file was unreadable at the mount: quarantined as NNNNNNNN.bad (or left)
 _NO_ID = const(0xFFFF)  # None
 
 
@@ -74,26 +81,41 @@ class OsFs:
         self._os.rename(old, new)
 
     def free(self, path):
-        """Free bytes on the file system holding ``path``."""
+        """Free bytes on the file system holding ``path``.
+
+        LittleFS's free count is its size less the blocks in use, and that use can be counted
+        above the size on a full file system: the difference wraps (4294967xxx blocks, 17.6 TB,
+        on the 64-bit port; a negative small int on a 32-bit board). A count outside 0..size is
+        such a wrap: 0 bytes free.
+        """
         st = self._os.statvfs(path)
-        return st[0] * st[4]
+        avail = st[4]
+        if avail < 0 or avail > st[2]:
+            return 0
+        return (st[1] or st[0]) * avail
 
 
 # ---------------------------------------------------------------- the store
 
 
 class MountReport:
-    """What :meth:`Store.mount` found: committed ``sessions``, ``torn`` sessions, ``trimmed_bytes``."""
+    """What :meth:`Store.mount` found: listed ``sessions``, ``torn`` sessions (sealed as interrupted),
+    ``trimmed_bytes``, ``removed`` files, ``damaged`` sessions (records that no longer verify:
+    kept, listed with the count) and ``unreadable`` session files (quarantined as ``.bad``, listed
+    as damaged)."""
 
-    def __init__(self, sessions, trimmed_bytes, torn, removed):
+    def __init__(self, sessions, trimmed_bytes, torn, removed, damaged=0, unreadable=0):
         self.sessions = sessions
         self.trimmed_bytes = trimmed_bytes
         self.torn = torn
         self.removed = removed
+        self.damaged = damaged
+        self.unreadable = unreadable
 
     def __repr__(self):
-        return "MountReport(sessions=%d, trimmed_bytes=%d, torn=%d, removed=%d)" % (
-            self.sessions, self.trimmed_bytes, self.torn, self.removed)
+        return ("MountReport(sessions=%d, trimmed_bytes=%d, torn=%d, removed=%d, damaged=%d, "
+                "unreadable=%d)") % (
+            self.sessions, self.trimmed_bytes, self.torn, self.removed, self.damaged, self.unreadable)
 
 
 class Store:
@@ -101,7 +123,8 @@ class Store:
 
     ``fs`` is the file-system interface (default :class:`OsFs`); ``reserve`` is
     the free space (bytes) :meth:`begin` insists on, reclaiming acknowledged
-    sessions to get it.
+    sessions to get it. A session being written always leaves room for its COMMIT (the writer
+    refuses data below 12 KB free: "store full: session stopped ...").
     """
 
     def __init__(self, fs=None, root="/store", reserve=16384):
@@ -200,9 +223,10 @@ class Store:
         return self._unpack(self._index, self._table, i)
 
     def _unpack(self, index, table, i):
-        seq, size, dt, mt, rows, records, values, events, profiles, flags, meter, plan, error = \
+        seq, size, dt, mt, rows, records, values, events, profiles, flags, meter, plan, error, dmg = \
             struct.unpack_from(_ENTRY, index, i * _ENTRY_SIZE)
         s = Session(seq)
+        s.damaged = dmg
         s.size, s.rows, s.records = size, rows, records
         s.values, s.events, s.profiles = values, events, profiles
         s.sealed = bool(flags & _F_SEALED)
@@ -249,23 +273,15 @@ class Store:
             return v, present
         return self._id(v), present | as_id
 
-    def index_add(self, s):
-        """Append the summary ``s`` of a session newer than every indexed one to the index."""
+    def index_add(self, s, flags=0):
+        """Append the summary ``s`` of a session newer than every indexed one to the index
+        (``flags`` 64: its file was unreadable at the mount, see :meth:`mount`)."""
         dt, f1 = self._time(s.device_time, _F_DT, _F_DT_ID)
         mt, f2 = self._time(s.meter_time, _F_MT, _F_MT_ID)
-        flags = f1 | f2 | (_F_SEALED if s.sealed else 0) | (_F_COMPLETE if s.complete else 0)
+        flags |= f1 | f2 | (_F_SEALED if s.sealed else 0) | (_F_COMPLETE if s.complete else 0)
         self._index += struct.pack(_ENTRY, s.seq, s.size, dt, mt, s.rows, s.records, s.values, s.events,
                                    s.profiles, flags, self._id(s.meter), self._id(s.plan),
-                                   self._id(s.error))
-
-    def _remove(self, i):
-        # Drop the i-th entry and rebuild the table from the entries left: errors are often
-        # unique, and a device that runs for months must not collect them.
-        index, table = self._index, self._table
-        self.clear_index()
-        for j in range(len(index) // _ENTRY_SIZE):
-            if j != i:
-                self.index_add(self._unpack(index, table, j))
+                                   self._id(s.error), min(s.damaged, 0xFFFF))
 
     def read(self, seq, sink):
         """Stream session ``seq`` back: ``sink(kind, data)`` for each record, in order.
@@ -299,8 +315,13 @@ class Store:
         return self.acked_up_to
 
     def free_space(self):
-        """Free bytes on the file system."""
-        return self.fs.free(self.root)
+        """Free bytes on the file system; -1 when it cannot count them (LittleFS counts the blocks
+        in use by reading every file's block list: an unreadable block makes that fail). The store
+        then goes on as if there were room: a full flash still fails the writes, as a StoreError."""
+        try:
+            return self.fs.free(self.root)
+        except OSError:
+            return -1
 
     # space() and reclaim() stay here although they are queries: the boot banner (main.py) and
     # begin() call them, and moving them would load the query module on every boot or full store.
@@ -329,32 +350,47 @@ class Store:
         self.need_mount()
         n = 0
         while True:
-            if need is not None and self.free_space() >= need:
+            if need is not None and not 0 <= self.free_space() < need:  # enough, or unknown
                 break
             # the oldest session is the first one acknowledged, if any is (acks cover a prefix)
             if not self.count() or self.seq_at(0) > self.acked_up_to:
                 break
-            self.fs.remove(self.session_path(self.seq_at(0)))
-            self._remove(0)
+            seq = self.seq_at(0)
+            if self._index[44] & _F_BAD:  # unreadable: quarantined (or left where it was)
+                for suffix in (".bad", SUFFIX):
+                    try:
+                        self.fs.remove(self.session_path(seq, suffix))
+                    except OSError:
+                        pass
+            else:
+                self.fs.remove(self.session_path(seq))
+            # Drop the entry and rebuild the table from the entries left: errors are often
+            # unique, and a device that runs for months must not collect them.
+            index, table = self._index, self._table
+            self.clear_index()
+            for j in range(1, len(index) // _ENTRY_SIZE):
+                self.index_add(self._unpack(index, table, j), index[j * _ENTRY_SIZE + 44] & _F_BAD)
             n += 1
         return n
 
     # -- writing
-    def begin(self, meter_id, plan, device_time, meter_time=None):
+    def begin(self, meter_id, plan, device_time, meter_time=None, max_bytes=None):
         """Start recording a session; return its :class:`Writer`.
 
         Reclaims acknowledged sessions if less than ``reserve`` bytes are free;
         raises StoreError "store full: download first" if that is not enough.
+        ``max_bytes``: the session's byte cap; past it the writer refuses data with StoreError
+        "session cap of N bytes reached" (commit or abort it then).
         """
         self.need_mount()
         if self._writer is not None:
             raise StoreError("a session is already being written", "writer")
-        if self.free_space() < self.reserve:
+        if 0 <= self.free_space() < self.reserve:
             self.reclaim(self.reserve)
-            if self.free_space() < self.reserve:
+            if 0 <= self.free_space() < self.reserve:
                 raise StoreError("store full: download first", "space")
         seq = self.next_seq
-        w = Writer(self, seq)
+        w = Writer(self, seq, max_bytes)
         w.begin_session(meter_id, plan, device_time, meter_time)
         self.next_seq = seq + 1
         self._writer = w

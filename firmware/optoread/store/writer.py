@@ -6,7 +6,14 @@ Load-profile rows are stored compactly: per column the zig-zag varint of the dif
 previous row (+1; 0 = null); the first column's varint is shifted left by one and its low bit
 says whether an explicit clock follows (zig-zag difference to the implied clock = previous clock
 + capture period). A regular 15-minute profile with one energy column costs about 2.3 bytes per
-row. A ROWS record's payload is the row count (varint) and the rows.
+row. A ROWS record's payload is the row count (varint) and the rows. Each ROWS record starts
+afresh (format version 2): its first row's columns are differences to 0 and its clock is relative
+to the profile's first time (or first clock), so a record decodes without the ones before it.
+
+A session stops taking data, with a StoreError, when the flash is nearly full (room for its
+COMMIT is kept: ``_COMMIT_RESERVE`` bytes) or past its byte cap (``Store.begin(max_bytes=)``);
+commit() or abort() still succeed after that. (Few new names here: each one is interned on a
+board's heap for good, and the reading's working set is measured with them.)
 """
 
 # A Writer's file is None once finished; pyright cannot follow it.
@@ -28,7 +35,6 @@ from optoread.store.records import (
     begin_record,
     encode_record,
     end_record,
-    file_size,
     put_uvarint,
     zigzag,
 )
@@ -42,6 +48,11 @@ _T_PROFILE = const(4)  # as in records (private: compiled away)
 _ROW_BLOCK = const(512)  # profile rows are flushed to the file in records of at most this payload
 _ROWS_AT = const(12)  # where a writer encodes rows in the record buffer: HEADER_SIZE + 2-byte count
 _SYNC_BYTES = const(4096)  # flush (LittleFS: commit) at least this often while writing a session
+_MAX_ERROR = const(240)  # characters of a COMMIT's error text (UTF-8: <= 960 bytes, one record)
+# Free bytes a session being written leaves for its COMMIT: checked at every sync (each 4 KB), so
+# this covers what is written until the next check (LittleFS: a block for the rewritten tail, one
+# for the data) and the COMMIT's own block.
+_COMMIT_RESERVE = const(12288)
 
 
 # ---------------------------------------------------------------- load-profile rows
@@ -73,14 +84,14 @@ class RowEncoder:
         self.period = period or 0
         self.base = first_time  # epoch seconds (may be a long int) or None until a row gives one
         self.rel = None  # the last row's clock - base; None while no row had a clock
-        for i in range(_MAX_COLUMNS):
-            self.prev[i] = 0
         self.clear()
 
     def clear(self):
-        """Empty the block buffer (after it was written out); the delta state carries on."""
+        """Empty the block buffer (after it was written out); the next block starts afresh."""
         self.off = self.start
-        self.rows = 0
+        self.rows = 0  # 0: the block's first row comes next (columns against 0, clock from base)
+        for i in range(_MAX_COLUMNS):
+            self.prev[i] = 0
 
     def room(self):
         """True if a worst-case row still fits in the block."""
@@ -96,29 +107,33 @@ class RowEncoder:
             v = cols[i]
             if v is not None and not isinstance(v, int):
                 raise StoreError("profile column %d must be an int" % i, "row")
-        # pred: the implied clock as an offset from base (None: no clock known yet)
+        # implied: the row's clock when none is given, as an offset from base (None: no clock
+        # known yet); pred: what the decoder predicts (at a block's start: base itself)
         rel = self.rel
         base = self.base
         if rel is not None:
-            pred = rel + self.period
+            implied = rel + self.period
         else:
-            pred = None if base is None else 0
+            implied = None if base is None else 0
+        pred = implied if self.rows else (None if base is None else 0)  # a block's first row: base
         if clock is None:
+            rel = implied
+        elif not isinstance(clock, int):
+            raise StoreError("row clock must be an int", "clock")
+        elif base is None:  # the first clock of a profile without first_time: the base
+            rel = 0
+            base = clock
+        else:
+            rel = clock - base  # a long int's subtraction: only for rows that carry a clock
+        if rel is None or rel == pred:
             explicit = 0
             delta = 0
-            rel = pred
+        elif pred is None:  # the base itself, relative to 0 as the decoder expects
+            explicit = 1
+            delta = clock
         else:
-            if not isinstance(clock, int):
-                raise StoreError("row clock must be an int", "clock")
-            if base is None:  # the first clock of a profile without first_time: the base
-                delta = clock  # relative to 0, as the decoder expects
-                explicit = 1
-                rel = 0
-                base = clock
-            else:
-                rel = clock - base  # a long int's subtraction: only for rows that carry a clock
-                explicit = 0 if rel == pred else 1
-                delta = rel - pred
+            explicit = 1
+            delta = rel - pred
         buf = self.buf
         end = self.end
         off = self.off
@@ -170,6 +185,9 @@ class Session:
         self.records = 0
         self.size = 0  # bytes of valid records
         self.downloaded = False
+        # stretches of records that no longer verify (bit rot; the bytes are in the error text),
+        # or 1 for a file that could not be read at all
+        self.damaged = 0
 
     def as_dict(self):
         """The summary as a plain dict (JSON, listings)."""
@@ -187,9 +205,12 @@ class Session:
 class Writer:
     """Records one session; obtained from :meth:`Store.begin`. Finish with commit() or abort()."""
 
-    def __init__(self, store, seq):
+    def __init__(self, store, seq, max_bytes=None):
         self.store = store
         self.seq = seq
+        self.max_bytes = max_bytes  # the session's byte cap (None: none)
+        self._written = 0  # bytes written to the file
+        self.error = None  # why the session takes no more data (a StoreError's text), or None
         # Room for one record of the largest size: records are written out as the next one
         # needs the room (LittleFS's file cache gathers the small ones into program chunks).
         self._out = store.record_buf  # the store's record buffer: it is idle while we write (Store._idle)
@@ -198,7 +219,6 @@ class Writer:
         # Rows are encoded straight into the record buffer, after room for a record header and
         # a 2-byte row count (a block holds at most _ROW_BLOCK rows): no buffer of their own.
         self._rows = RowEncoder(_ROW_BLOCK, self._out, _ROWS_AT)
-        self._in_profile = False
         self._f = None
         self._s = Session(seq)
 
@@ -217,16 +237,16 @@ class Writer:
             raise
 
     def _check_open(self):
+        # Before data is added: refused once finished, the flash nearly full or the cap passed.
         if self._f is None:
             raise StoreError("session already finished", "writer")
+        if self.error is not None:
+            raise StoreError(self.error, "space")
 
-    def _room(self, need):
-        if len(self._out) - self._n < need:
-            self._write_out()
-
-    def _record(self, rtype, items):
-        self._room(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
-        self._n = encode_record(self._out, self._n, rtype, self.seq, items)
+    def _record(self, rtype, items, flags=0):
+        if len(self._out) - self._n < HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE:
+            self._write_out()  # room for one record of the largest size
+        self._n = encode_record(self._out, self._n, rtype, self.seq, items, flags)
         self._s.records += 1
 
     def _write_out(self, start=0):
@@ -241,7 +261,11 @@ class Writer:
         except OSError as e:
             raise StoreError("write failed (%s): store full? download first" % e, "write")
         self._unsynced += self._n - start
+        self._written += self._n - start
         self._n = 0
+        cap = self.max_bytes
+        if cap is not None and self._written >= cap and self.error is None:
+            self.error = "session cap of %d bytes reached" % cap
         if self._unsynced >= _SYNC_BYTES:
             self._sync()
 
@@ -252,6 +276,9 @@ class Writer:
         except OSError as e:
             raise StoreError("flush failed (%s): store full? download first" % e, "write")
         self._unsynced = 0
+        # Room for the COMMIT (and what is written until the next check) must stay free.
+        if self.error is None and 0 <= self.store.free_space() < _COMMIT_RESERVE:  # -1: unknown
+            self.error = "store full: session stopped, its commit keeps the last %d bytes" % _COMMIT_RESERVE
 
     def _flush_rows(self):
         # The rows sit in place at _ROWS_AT (the buffer holds nothing else during a profile):
@@ -263,7 +290,7 @@ class Writer:
         out = self._out
         p = _ROWS_AT - (1 if r.rows < 0x80 else 2)
         start = p - HEADER_SIZE
-        begin_record(out, start, T_ROWS, self.seq)
+        begin_record(out, start, T_ROWS, self.seq, (self._s.profiles - 1) % 255 + 1)  # the profile's number
         put_uvarint(out, p, _ROWS_AT, r.rows)
         self._n = end_record(out, start, r.off)
         self._s.records += 1
@@ -309,16 +336,16 @@ class Writer:
             raise StoreError("bad capture period", "period")
         if first_time is not None and not isinstance(first_time, int):
             raise StoreError("bad first time", "first_time")
-        self._record(_T_PROFILE, [obis, capture_period_s, first_time, ncols] + cols)
+        tag = self._s.profiles % 255 + 1  # this profile's number (see records): 1-255
+        self._record(_T_PROFILE, [obis, capture_period_s, first_time, ncols] + cols, tag)
+        self._s.profiles += 1
         self._write_out()  # the rows are encoded into the (now empty) record buffer
         self._rows.reset(ncols, capture_period_s, first_time)
-        self._in_profile = True
-        self._s.profiles += 1
 
     def row(self, clock, cols):
         """Append one profile row: clock (epoch s, or None = previous + capture period), int columns."""
         self._check_open()
-        if not self._in_profile:
+        if not self._s.profiles:
             raise StoreError("row outside a profile", "row")
         if self._n:  # a record staged since the last row: out of the way of the rows
             self._write_out()
@@ -328,22 +355,32 @@ class Writer:
         r.add(clock, cols)
 
     def _end_profile(self):
-        if self._in_profile:
+        if self._s.profiles:
             self._flush_rows()
 
     def commit(self, outcome=COMPLETE, error=None):
-        """Finish the session with a COMMIT record (``complete`` or ``incomplete``); return its summary."""
-        self._check_open()
+        """Finish the session with a COMMIT record (``complete`` or ``incomplete``); return its summary.
+
+        Whatever fails here, the store is free for the next session afterwards (a session not
+        committed is sealed as interrupted by the next mount).
+        """
+        if self._f is None:
+            raise StoreError("session already finished", "writer")
         if outcome not in (COMPLETE, INCOMPLETE):
             raise StoreError("outcome is complete or incomplete", "outcome")
-        self._end_profile()
+        if error is not None:
+            error = str(error)[:_MAX_ERROR]  # a COMMIT always fits its record
         s = self._s
-        self._room(HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE)
-        self._n = encode_record(self._out, self._n, _T_COMMIT, self.seq,
-                                (0 if outcome == COMPLETE else 1, error, s.records, s.rows))
         try:
+            self._end_profile()
+            if len(self._out) - self._n < HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE:
+                self._write_out()
+            self._n = encode_record(self._out, self._n, _T_COMMIT, self.seq,
+                                    (0 if outcome == COMPLETE else 1, error, s.records, s.rows))
             self._sync()
-            self._close()
+            f = self._f
+            self._f = None
+            f.close()
         except (StoreError, OSError) as e:
             # Not committed: the file is left for the next mount to seal as interrupted.
             self.discard()
@@ -351,7 +388,7 @@ class Writer:
                 raise
             raise StoreError("commit failed (%s)" % e, "write")
         s.records += 1
-        s.size = self._written
+        s.size = self._written  # every byte written: the file's size
         s.sealed = True
         s.complete = outcome == COMPLETE
         s.error = error
@@ -362,15 +399,6 @@ class Writer:
     def abort(self, error):
         """Finish the session as *incomplete* with ``error`` text (the attempt stays visible)."""
         return self.commit(INCOMPLETE, str(error))
-
-    def _close(self):
-        f = self._f
-        self._f = None
-        try:
-            self._written = f.tell()
-        except (OSError, AttributeError):
-            self._written = file_size(self.store.fs, self.store.session_path(self.seq))
-        f.close()
 
     def discard(self):
         """Close the file without a COMMIT (tests; the next mount seals it as interrupted)."""
