@@ -671,3 +671,27 @@ def test_leave_console_needs_the_pin_then_ends_the_firmware(tmp_path):
 
 def test_leave_console_leaves_a_plain_repl_alone(repl):
     assert deploy.leave_console(repl.path, lambda: pytest.fail("no PIN is needed for a REPL")) is False
+
+
+def test_optoread_pin_sets_then_changes_the_device_pin(tmp_path):
+    """``optoread pin --port``: the PINs from the environment (or a prompt), never argv."""
+    br = _console_on_pty(tmp_path)
+    try:
+        def pin(*args, **env):
+            return subprocess.run([sys.executable, "-m", "optoread_tools.cli", "pin", "--port", br.path]
+                                  + list(args), capture_output=True, text=True, timeout=60,
+                                  env=dict(os.environ, **env), stdin=subprocess.DEVNULL)
+
+        r = pin(OPTOREAD_NEW_PIN="12")
+        assert r.returncode == 2 and "4 to 12 digits" in r.stderr
+        r = pin(OPTOREAD_NEW_PIN="2468")
+        assert (r.returncode, r.stdout) == (0, "device PIN set\n"), r.stderr
+        r = pin(OPTOREAD_NEW_PIN="1357")  # a PIN exists: changing it needs the current one
+        assert r.returncode == 1 and "needs the device PIN" in r.stderr
+        r = pin("--change", OPTOREAD_NEW_PIN="1357", OPTOREAD_PIN="0000")
+        assert r.returncode == 1 and "refused the current PIN" in r.stderr
+        r = pin("--change", OPTOREAD_NEW_PIN="1357", OPTOREAD_PIN="2468")
+        assert (r.returncode, r.stdout) == (0, "device PIN changed\n"), r.stderr
+        assert "unlocked" in _say(br.path, "unlock 1357") and "locked" in _say(br.path, "lock")
+    finally:
+        br.stop()

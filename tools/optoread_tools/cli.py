@@ -8,6 +8,7 @@
     optoread download --port DEV --out DB         download stored readings from the device (SQLite)
     optoread export DB --csv DIR                  CSV/JSON from a downloaded database
     optoread deploy --board pico --port DEV       install the firmware on a board
+    optoread pin --port DEV [--change]            choose (or change) the device PIN
     optoread decode-flash IMAGE                   sessions from a raw flash dump
 
 The reading path is the firmware's own modules, run on CPython with pyserial.
@@ -435,11 +436,12 @@ def build_parser():
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_device)
 
-    from optoread_tools import deploy, download
+    from optoread_tools import deploy, devicepin, download
 
     download.add_download_parser(sub)
     download.add_export_parser(sub)
     deploy.add_deploy_parser(sub)
+    devicepin.add_pin_parser(sub)
 
     sp = sub.add_parser("read", help="read a meter through an optical probe (IEC 62056-21 or DLMS/COSEM)")
     where = sp.add_mutually_exclusive_group(required=True)

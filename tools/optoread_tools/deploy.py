@@ -478,37 +478,25 @@ def leave_console(port, pin=None, timeout=5.0, log=None):
     ``pin``: a str, or a callable returning one (asked only when a console answers)."""
     import time
 
-    import serial  # pyserial
+    from .devicepin import PinError, is_console, open_console, say
 
     log = log or (lambda text: None)
     try:
-        ser = serial.serial_for_url(port, baudrate=115200, timeout=0.1)
-    except (serial.SerialException, OSError, ValueError) as e:
-        raise DeployError("cannot open %s: %s" % (port, e))
+        ser = open_console(port)
+    except PinError as e:
+        raise DeployError(str(e))
     try:
-        def exchange(line, want, wait):
-            ser.reset_input_buffer()
-            ser.write(line)
-            got = b""
-            end = time.monotonic() + wait
-            while time.monotonic() < end:
-                got += ser.read(256)
-                if any(w in got for w in want):
-                    break
-            return got
-
-        got = exchange(b"\r\n", (b">>> ", b"> "), 1.5)
-        if b">>>" in got or not got.rstrip().endswith(b">"):
+        if not is_console(ser):
             return False  # the REPL (or silence): nothing holds the port
         if callable(pin):
             pin = pin()
         if not pin:
             raise DeployError("%s runs the optoread console, which ^C no longer stops: deploy needs the "
                               "device PIN to enter maintenance (set %s, or --pin-env VAR)" % (port, PIN_ENV))
-        got = exchange(b"unlock " + pin.encode() + b"\r\n", (b"unlocked", b"error"), timeout)
+        got = say(ser, b"unlock " + pin.encode() + b"\r\n", (b"unlocked", b"error"), timeout)
         if b"unlocked" not in got:
             raise DeployError("the device refused the PIN: %s" % got.decode("utf-8", "replace").strip()[:120])
-        got = exchange(b"maintenance\r\n", (b"leaving the firmware",), timeout)
+        got = say(ser, b"maintenance\r\n", (b"leaving the firmware",), timeout)
         if b"leaving the firmware" not in got:
             raise DeployError("the device did not enter maintenance: %s"
                               % got.decode("utf-8", "replace").strip()[:120])
