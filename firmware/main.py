@@ -456,6 +456,9 @@ async def run(board):
     console = con.Console(store, out, factory_with_ui, plans=plans, config=config, clock=clock,
                           meters=profiles, on_read=ui.outcome)
     torn = "" if report.torn == 0 else ", %d interrupted sessions sealed" % report.torn
+    if report.damaged or report.unreadable:  # kept and listed, never deleted (docs/fault-matrix.md)
+        torn += ", %d damaged and %d unreadable sessions kept (see list)" % (
+            report.damaged, report.unreadable)
     out.write("optoread %s on %s: %d sessions, %d not downloaded%s; type help\r\n" % (
         con.__version__, getattr(board, "NAME", "?"), report.sessions,
         store.space()["unacked_sessions"], torn))

@@ -149,3 +149,25 @@ def test_overlong_console_line_is_refused(tmp_path):
         assert dev.cmd("@hello")[0].startswith("@ok optoread")  # the console carries on
     finally:
         dev.close()
+
+
+def test_a_damaged_session_is_listed_as_such():
+    env, store, c = _console(2)
+    try:
+        path = env.path(1)
+        data = bytearray(env.read_file(path))
+        data[len(data) // 3] ^= 0x08  # one flipped bit a third of the way in: rot, not a torn tail
+        with open(path, "wb") as f:
+            f.write(bytes(data))
+        env.remount()
+        s2 = env.store(reserve=0)
+        report = s2.mount()
+        assert report.damaged == 1 and report.unreadable == 0
+        c2 = con.Console(s2, Out(), clock=FakeClock())
+        out = run(c2, "list")
+        row = [x for x in out if x.lstrip().startswith("1 ")][0]
+        assert " damaged " in row, out
+        assert any("damaged on flash" in x for x in out), out
+        assert " complete " in [x for x in out if x.lstrip().startswith("2 ")][0]
+    finally:
+        env.close()

@@ -575,7 +575,8 @@ class Console:
         sp = self.store.space()
         self._w("optoread %s" % __version__)
         self._w("clock      %s" % _iso(self.clock.now()))
-        self._w("free       %d bytes" % sp["free"])
+        free = sp["free"]  # -1: the file system could not say (an unreadable block)
+        self._w("free       %s" % ("%d bytes" % free if free >= 0 else "unknown (flash unreadable)"))
         self._w("sessions   %d (%d bytes)" % (sp["sessions"], sp["stored"]))
         self._w("pending    %d not downloaded (%d bytes)" % (sp["unacked_sessions"], sp["unacked"]))
         self._w("acked      up to %d" % self.store.acked)
@@ -700,10 +701,12 @@ class Console:
         self._w("  seq  meter                time                 plan      outcome     "
                 "values  rows  bytes  dl")
         for s in self.store.sessions():
+            outcome = "damaged" if s.damaged else "complete" if s.complete else "incomplete"
             self._w("%5d  %-20s %-20s %-9s %-10s %7d %5d %6d  %s" % (
-                s.seq, str(s.meter)[:20], _iso(s.device_time), str(s.plan)[:9],
-                "complete" if s.complete else "incomplete", s.values, s.rows, s.size,
-                "yes" if s.downloaded else "no"))
+                s.seq, str(s.meter)[:20], _iso(s.device_time), str(s.plan)[:9], outcome, s.values,
+                s.rows, s.size, "yes" if s.downloaded else "no"))
+            if s.damaged:  # what was lost, and the reading's own outcome (store: "damaged on flash: ...")
+                self._w("       %s" % s.error)
             n += 1
         self._w("%d sessions" % n)
 
