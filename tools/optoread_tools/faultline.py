@@ -371,12 +371,42 @@ def check(outcome, st, summary, model, server, plan=PLAN, iec=False):
                 p.append("error is a Python exception: %r" % outcome.error)
             if d.get("outcome") == "complete":
                 p.append("incomplete summary but committed complete")
+            if model is not None and not iec:
+                p.extend(_partial_problems(d, model, plan, outcome.phase))
             if not p:
                 outcome.status = "error"
     # An association does not outlive its HDLC link (the server drops both on DISC/SNRM).
     if server is not None and server.connected:
         p.append("meter's HDLC link left open")
         outcome.status = "FAIL"
+
+
+def _partial_problems(d, model, plan, phase):
+    """What an incomplete session holds must be right: every register value it has equals the
+    model's, its rows are the first of the wanted ones, and a fault after the registers were read
+    (block, release) leaves them all there."""
+    p = []
+    vals = {v["obis"]: v for v in d["values"]}
+    for obis in REGISTERS:
+        v = vals.get(obis)
+        if v is None:
+            if phase in ("block", "release"):
+                p.append("register %s read before the fault is missing" % obis)
+            continue
+        value, scaler, unit = model.expected_register(obis)
+        if (v["value"], v["scaler"], v["unit"]) != (value, scaler, unit):
+            p.append("register %s holds %r, the meter has %r" % (obis, v, (value, scaler, unit)))
+    for step in plan["steps"]:
+        if "profile" not in step:
+            continue
+        for got in (x for x in d["profiles"] if x["obis"] == step["profile"]):
+            n = step["entries"]
+            total = model.profile(step["profile"]).rows
+            want = [_expected_row(r) for r in model.expected_rows(step["profile"], total - n, total)]
+            if got["rows"] != want[:len(got["rows"])]:
+                p.append("profile %s: %d rows kept, not the first ones the meter sent"
+                         % (step["profile"], len(got["rows"])))
+    return p
 
 
 def _data_problems(d, model, plan, iec):
