@@ -520,6 +520,8 @@ def test_image_cli(image, tmp_path):
         (["--board", "pico", "--image", x, "--romfs"], 2, "--romfs goes with --port"),
         (["--board", "pico", "--image", x, "--add", "nofile"], 2, "--add wants DEST=FILE"),
         (["--board", "pico", "--port", "/dev/null", "--no-main"], 2, "go with --image"),
+        (["--board", "pico", "--port", "/dev/null", "--target", "lib"], 2,
+         "--target must be an absolute device path"),
     ]
     for args, status, text in bad:
         r = _image_cli(*(args + ["--quiet"]))
