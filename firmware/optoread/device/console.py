@@ -58,11 +58,8 @@ from optoread.errors import ConsoleError, NoAnswerError, OptoreadError, StoreErr
 FRAME_PAYLOAD = const(192)  # payload bytes per @f frame (256 base64 characters)
 PROMPT = "> "
 SECRET_KEYS = ("password", "ek", "ak", "key", "secret", "pin")
-PIN_KEY = "pin"  # config key of the PIN's salted hash
-_PIN_ROUNDS = const(500)  # SHA-256 rounds per PIN check: slows guessing from a copy of the flash
+PIN_KEY = "pin"  # config key of the PIN's salted hash (device.access)
 _UNLOCK_S = const(300)  # an unlocked console locks again after 5 minutes without a command
-_PIN_TRIES = const(3)  # wrong PINs in a row before unlock shuts for _PIN_PAUSE_S
-_PIN_PAUSE_S = const(60)
 _EPOCH_2000 = const(946684800)
 _SHOW_ROWS = const(3)  # profile rows printed by `show` (the rest are counted)
 
@@ -71,45 +68,6 @@ OK = "ok"
 NO_ANSWER = "noanswer"
 FAILED = "failed"
 
-_HELP = (
-    "optoread console commands:",
-    "  status                      free space, sessions, not downloaded, clock, free heap",
-    "  read [PLAN] [--meter ID]    read a meter now (default plan from config)",
-    "  list                        stored sessions",
-    "  show N                      the values of session N",
-    "  plans                       reading plans on the device",
-    "  meters                      meters seen before (what worked)",
-    "  config get [KEY]            settings (secrets shown as ***)",
-    "  config set KEY VALUE        change a setting",
-    "  clock set YYYY-MM-DDTHH:MM:SS",
-    "  erase --yes [--force]       delete downloaded sessions (--force: all of them)  [PIN]",
-    "  pin set NEW                 choose the device PIN (4-12 digits; changing it: [PIN])",
-    "  unlock PIN | lock           allow the commands marked [PIN] for 5 minutes | end that",
-    "  maintenance                 leave the firmware for the REPL (deploy uses it)  [PIN]",
-    "  @hello @list @get @ack      machine commands for `optoread download`",
-    "  config set of a secret and clock set also need [PIN]",
-)
-
-
-def pin_hash(pin, salt):
-    """The stored form of ``pin``: ``"<salt hex>:<iterated SHA-256 hex>"``."""
-    import hashlib
-    from binascii import hexlify
-
-    h = salt + pin.encode()
-    for _ in range(_PIN_ROUNDS):
-        h = hashlib.sha256(h).digest()
-    return hexlify(salt).decode() + ":" + hexlify(h).decode()
-
-
-def _pin_ok(stored, pin):
-    from binascii import unhexlify
-
-    try:
-        salt = unhexlify(stored.split(":")[0])
-    except (ValueError, AttributeError):
-        return False
-    return pin_hash(pin, salt) == stored
 
 
 def is_secret(key):
@@ -365,14 +323,18 @@ class Console:
         self._frame = bytearray(FRAME_PAYLOAD)
         self.unlocked_at = None  # clock time of the last command while unlocked (None: locked)
         self.fetched = set()  # sessions @get sent whole since the last @hello
-        self._wrong = 0  # wrong PINs in a row
-        self._wrong_at = 0
+        self.wrong_pins = 0  # wrong PINs in a row (device.access)
+        self.wrong_at = 0
         self.maintenance = False  # set by `maintenance`: main.py leaves for the REPL
 
     # -- output helpers
     def _w(self, line):
         self.out.write(line)
         self.out.write("\r\n")
+
+    def say(self, line):
+        """Write one answer line (for the commands loaded on first use, ``device.access``)."""
+        self._w(line)
 
     def prompt(self):
         """Write the prompt (after every answer, and once at start-up)."""
@@ -521,45 +483,20 @@ class Console:
         raise ConsoleError("%s needs the device PIN: 'unlock PIN' first" % what, field="pin")
 
     def h_unlock(self, args):
-        if len(args) != 1:
-            raise ConsoleError("usage: unlock PIN", field="args")
-        stored = self.config.get(PIN_KEY)
-        if not stored:
-            raise ConsoleError("no device PIN is set yet: choose one with 'pin set NEW'", field="pin")
-        now = self.clock.now()
-        if self._wrong >= _PIN_TRIES and 0 <= now - self._wrong_at < _PIN_PAUSE_S:
-            raise ConsoleError("too many wrong PINs: try again in a minute", field="pin")
-        if not _pin_ok(stored, args[0]):
-            self._wrong += 1
-            self._wrong_at = now
-            raise ConsoleError("wrong PIN", field="pin")
-        self._wrong = 0
-        self.unlocked_at = now
-        self._w("unlocked until 'lock', @hello or %d minutes without a command" % (_UNLOCK_S // 60))
+        from optoread.device import access  # PIN checks: rare, and off the heap while reading
+
+        access.unlock(self, args)
+        unload("device.access")
 
     def h_lock(self, args):
         self.unlocked_at = None
         self._w("locked")
 
     def h_pin(self, args):
-        if len(args) != 2 or args[0] != "set":
-            raise ConsoleError("usage: pin set NEW (4 to 12 digits)", field="args")
-        new = args[1]
-        if not _digits(new) or not 4 <= len(new) <= 12:
-            raise ConsoleError("the PIN is 4 to 12 digits", field="pin")
-        if self.config.get(PIN_KEY):
-            self.need_pin("changing the PIN")
-        try:
-            import os
+        from optoread.device import access
 
-            salt = os.urandom(8)
-        except (ImportError, AttributeError, NotImplementedError):  # a port without urandom
-            import random
-
-            salt = bytes(random.getrandbits(8) for _ in range(8))
-        self.config.set(PIN_KEY, pin_hash(new, salt))
-        self.unlocked_at = None
-        self._w("PIN set; 'unlock PIN' before erase, clock set, secrets or maintenance")
+        access.set_pin(self, args)
+        unload("device.access")
 
     def h_maintenance(self, args):
         self.need_pin("maintenance")
@@ -568,8 +505,11 @@ class Console:
 
     # -- human commands
     def h_help(self, args):
-        for line in _HELP:
+        from optoread.device import console_help  # ~1.2 KB of text: on the heap only for `help`
+
+        for line in console_help.LINES:
             self._w(line)
+        unload("device.console_help")
 
     def h_status(self, args):
         sp = self.store.space()
