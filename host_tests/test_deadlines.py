@@ -103,6 +103,10 @@ def _heap():
 
 def _plans():
     base = portable.project_root() + "/firmware/plans"
+    try:
+        os.stat(base)
+    except OSError:  # a board: the deployed plans (optoread deploy puts them at /plans)
+        base = "/plans"
     out = {}
     for name in os.listdir(base):
         p = reader.load_plan(base + "/" + name)
