@@ -56,9 +56,11 @@ except ImportError:
 import asyncio  # noqa: E402
 import select  # noqa: E402
 
+from optoread.compat import ticks_diff, unload  # noqa: E402
 from optoread.device import console as con  # noqa: E402
 from optoread.device import services as device  # noqa: E402
 from optoread.device.reader import MeterProfiles, Reader  # noqa: E402  (services has loaded it)
+from optoread.errors import DeadlineError  # noqa: E402
 
 try:
     import machine  # noqa: E402
@@ -68,6 +70,7 @@ except ImportError:
 _UNIX = sys.platform in ("linux", "darwin")
 _MAX_LINE = 512
 _POLL_MS = 20
+_BUSY_POLL_MS = 50  # during a reading: how often the console's input is looked at
 
 
 def _getenv(name):
@@ -127,21 +130,12 @@ class Ui:
                 self.pwm.duty_u16(0)
             except Exception:
                 self.pwm = None
-        self._init_display()
+        if getattr(board, "I2C", None) and hasattr(machine, "I2C"):
+            from optoread.device import display  # boards with a display only (RAM)
 
-    def _init_display(self):
-        pins = getattr(self.board, "I2C", None)
-        if not pins or not hasattr(machine, "I2C"):
-            return
-        try:
-            import ssd1306  # pyright: ignore[reportMissingImports]
-
-            Pin = machine.Pin
-            i2c = machine.I2C(getattr(self.board, "I2C_ID", 0), sda=Pin(pins[0]), scl=Pin(pins[1]))
-            self.oled = ssd1306.SSD1306_I2C(128, 64, i2c, addr=getattr(self.board, "SSD1306_ADDR", 0x3C))
-            self.show(("optoread", "ready"))
-        except Exception:  # no module, no display on the bus: run without one
-            self.oled = None
+            self.oled = display.open_display(board, machine)
+            if self.oled is None:
+                unload("device.display")
 
     def set_led(self, on):
         self._lit = on
@@ -200,19 +194,7 @@ class Ui:
         else:
             self.beep(440, 600)
         if self.oled is not None:
-            self.show(_summary_lines(self.store, outcome, summary, error))
-
-    def show(self, lines):
-        o = self.oled
-        if o is None:
-            return
-        try:
-            o.fill(0)
-            for i, text in enumerate(lines[:6]):
-                o.text(str(text)[:16], 0, i * 10)
-            o.show()
-        except Exception:
-            pass
+            self.oled.summary(self.store, outcome, summary, error)
 
     async def led_task(self):
         """Idle: a short blink every 2 s. Outcome patterns play once, then back to idle."""
@@ -255,27 +237,6 @@ def _sleep_ms(ms):
         time.sleep_ms(ms)
     else:
         time.sleep(ms / 1000)
-
-
-def _summary_lines(store, outcome, summary, error):
-    """Display lines: meter id, outcome, up to three values of the session."""
-    lines = ["optoread", {"ok": "OK", "noanswer": "NO ANSWER", "failed": "FAILED"}.get(outcome, outcome)]
-    if summary is None:
-        lines.append("check probe" if outcome == con.NO_ANSWER else (error or "")[:16])
-        return lines
-    lines[0] = str(summary.meter)[:16]
-    vals = []
-
-    def sink(kind, d):
-        if kind == "value" and len(vals) < 3:
-            o = str(d[0])
-            vals.append("%s %s" % (o[-8:] if len(o) > 8 else o, d[1]))
-
-    try:
-        store.read(summary.seq, sink)
-    except Exception:
-        pass
-    return lines + vals
 
 
 async def button_task(board, ui, console, out):
@@ -325,57 +286,126 @@ class StreamOut:
             self.s.write(text)
 
 
-async def console_task(console, inp):
-    """Read command lines from ``inp`` (polled, one byte at a time) and run them.
+class Lines:
+    """Command lines from the console's input, polled a byte at a time: ``\\r``, ``\\n`` or
+    ``\\r\\n`` end a line, backspace edits, ^C/^U drop what was typed, a line longer than
+    ``_MAX_LINE`` is refused whole (never run cut short)."""
 
-    Returns at end of input (unix port); a board's USB CDC never ends.
-    """
-    poller = select.poll()
-    poller.register(inp, select.POLLIN)
-    line = bytearray()
-    over = False  # the line ran past _MAX_LINE: refused whole at its end, never run cut short
-    last = 0
+    def __init__(self, inp):
+        self.inp = inp
+        self.poller = select.poll()
+        self.poller.register(inp, select.POLLIN)
+        self.line = bytearray()
+        self.over = False
+        self.last = 0
+        self.ended = False  # end of input (unix port; a board's USB CDC never ends)
+
+    def next(self):
+        """``(text, too_long)`` of the next complete line, or None when none is there yet."""
+        while not self.ended and self.poller.poll(0):
+            try:
+                b = self.inp.read(1)
+            except OSError:  # the pty's other side went away
+                b = b""
+            if not b:
+                self.ended = True
+                return None
+            c = b[0]
+            if c == 0x0A and self.last == 0x0D:  # \r\n counts as one line end
+                self.last = c
+                continue
+            self.last = c
+            if c in (0x0A, 0x0D):
+                text, over = bytes(self.line), self.over
+                self.line = bytearray()
+                self.over = False
+                return text, over
+            if c in (0x08, 0x7F):
+                if self.line:
+                    self.line = self.line[:-1]
+            elif c == 0x03 or c == 0x15:  # ^C / ^U: drop the line typed so far
+                self.line = bytearray()
+                self.over = False
+            elif len(self.line) < _MAX_LINE:
+                self.line.append(c)
+            else:
+                self.over = True
+        return None
+
+
+def _too_long(console, text):
+    console.out.write("%s line too long (more than %d bytes): ignored\r\n"
+                      % ("@err" if text[:1] == b"@" else "error:", _MAX_LINE))
+    console.prompt()
+
+
+class BusyLine:
+    """The probe's transport while a reading runs: between the probe's reads (every
+    ``_BUSY_POLL_MS`` at most) the console's input is read and answered (``status``, ``abort``;
+    anything else: busy), so the console answers throughout a reading. ``abort`` makes the next
+    read raise, and the reading is committed incomplete ("stopped at the console")."""
+
+    def __init__(self, transport, console, lines):
+        self.t = transport
+        self.console = console
+        self.lines = lines
+        self.deadline = None  # the reading's, set by the reader (driver)
+        self.aborted = False
+        self._polled = transport.ticks_ms()
+
+    def __getattr__(self, name):  # write, drain, set_line, sleep_ms, ticks_ms, close
+        return getattr(self.t, name)
+
+    def _serve(self):
+        item = self.lines.next()
+        while item is not None:
+            text, over = item
+            if over:
+                _too_long(self.console, text)
+            elif self.console.handle_busy_line(text):
+                self.aborted = True
+            item = self.lines.next()
+
+    def readinto(self, buf, timeout_ms):
+        t = self.t
+        start = t.ticks_ms()
+        while True:
+            if self.aborted:
+                raise DeadlineError("stopped at the console ('abort')")
+            now = t.ticks_ms()
+            if ticks_diff(now, self._polled) >= _BUSY_POLL_MS:
+                self._polled = now
+                self._serve()
+                continue
+            left = timeout_ms - ticks_diff(now, start)
+            if left <= 0:
+                return 0
+            n = t.readinto(buf, min(left, _BUSY_POLL_MS))
+            if n:
+                return n
+
+
+async def console_task(console, lines):
+    """Run command lines from ``lines`` (a :class:`Lines`). Returns at end of input (unix port) or
+    after ``maintenance``."""
     while True:
-        if not poller.poll(0):
+        item = lines.next()
+        if item is None:
+            if lines.ended:
+                return
             await asyncio.sleep_ms(_POLL_MS)
             continue
-        try:
-            b = inp.read(1)
-        except OSError:  # the pty's other side went away
-            return
-        if not b:
-            return
-        c = b[0]
-        if c == 0x0A and last == 0x0D:  # \r\n counts as one line end
-            last = c
+        text, over = item
+        if over:
+            _too_long(console, text)
             continue
-        last = c
-        if c in (0x0A, 0x0D):
-            text = bytes(line)
-            line = bytearray()
-            if over:
-                over = False
-                console.out.write("%s line too long (more than %d bytes): ignored\r\n"
-                                  % ("@err" if text[:1] == b"@" else "error:", _MAX_LINE))
-                console.prompt()
-                continue
-            try:
-                console.handle_line(text)
-            except Exception as e:  # handle_line answers errors itself; last resort
-                console.out.write("error: %s\r\n" % e)
-                console.prompt()
-            if console.maintenance:  # `maintenance` (with the PIN): main.py ends, the REPL follows
-                return
-        elif c in (0x08, 0x7F):
-            if line:
-                line = line[:-1]
-        elif c == 0x03 or c == 0x15:  # ^C / ^U: drop the line typed so far
-            line = bytearray()
-            over = False
-        elif len(line) < _MAX_LINE:
-            line.append(c)
-        else:
-            over = True
+        try:
+            console.handle_line(text)
+        except Exception as e:  # handle_line answers errors itself; last resort
+            console.out.write("error: %s\r\n" % e)
+            console.prompt()
+        if console.maintenance:  # `maintenance` (with the PIN): main.py ends, the REPL follows
+            return
 
 
 def _raw_tty(fd):
@@ -449,9 +479,14 @@ async def run(board):
     ui = Ui(board, store)
     factory = make_reader_factory(board, store, plans, profiles, config, clock)
 
+    inp = getattr(sys.stdin, "buffer", sys.stdin)
+    lines = Lines(inp)
+
     def factory_with_ui(progress):
         ui.reading(True)  # the fast blink runs from here until the console reports the outcome
-        return factory(progress)
+        rd = factory(progress)
+        rd.transport = BusyLine(rd.transport, console, lines)  # the console answers meanwhile
+        return rd
 
     console = con.Console(store, out, factory_with_ui, plans=plans, config=config, clock=clock,
                           meters=profiles, on_read=ui.outcome)
@@ -470,8 +505,7 @@ async def run(board):
         gc.threshold(device.GC_THRESHOLD_RUN)
     asyncio.create_task(ui.led_task())
     asyncio.create_task(button_task(board, ui, console, out))
-    inp = getattr(sys.stdin, "buffer", sys.stdin)
-    await console_task(console, inp)
+    await console_task(console, lines)
 
 
 def _kbd_intr(c):

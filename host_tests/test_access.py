@@ -171,3 +171,36 @@ def test_a_damaged_session_is_listed_as_such():
         assert " complete " in [x for x in out if x.lstrip().startswith("2 ")][0]
     finally:
         env.close()
+
+
+def test_the_console_answers_during_a_reading_and_abort_stops_it(tmp_path):
+    """A reading runs inside main.py's loop; between the probe's reads the console still answers:
+    status says a reading runs, other commands are told to wait, abort stops it (kept incomplete)."""
+    import mpbin
+    from optoread_tools import sim_dlms
+    from test_main_unix import Device
+
+    if not os.path.exists(mpbin.MICROPYTHON):
+        pytest.skip("no MicroPython unix port")
+    server = sim_dlms.DlmsServer(sim_dlms.MeterModel(rows=400), quirks={"slow"})  # 1.5 s an answer
+    path, stop = sim_dlms.start_pty(server)
+    env = dict(os.environ, OPTOREAD_BOARD="unix", OPTOREAD_PROBE="pty:" + path,
+               OPTOREAD_STORE=str(tmp_path / "flash.img"), TMP=str(tmp_path))
+    dev = Device(env)
+    try:
+        dev.until(b"> ", 30)
+        os.write(dev.master, b"read energy\n")
+        dev.until(b"(client 16)\r\n", 60)  # the reading goes on, slowly, meanwhile
+        want = "reading in progress ('abort' stops it; it ends by its deadline in any case)"
+        assert want in dev.cmd("status")
+        assert "@err busy: a reading is running" in dev.cmd("@hello")
+        assert any(x.startswith("busy: a reading is running") for x in dev.cmd("list"))
+        os.write(dev.master, b"abort\n")
+        out = dev.until(b"\r\n> ", 60).decode()
+        out += dev.until(b"\r\n> ", 60).decode()  # the abort's answer, then the reading's end
+        assert "stopped at the console ('abort')" in out and "incomplete" in out, out
+        assert dev.cmd("@hello")[0].startswith("@ok optoread")  # the console is itself again
+        assert " incomplete " in dev.cmd("list")[1]
+    finally:
+        dev.close()
+        stop()

@@ -61,7 +61,6 @@ SECRET_KEYS = ("password", "ek", "ak", "key", "secret", "pin")
 PIN_KEY = "pin"  # config key of the PIN's salted hash (device.access)
 _UNLOCK_S = const(300)  # an unlocked console locks again after 5 minutes without a command
 _EPOCH_2000 = const(946684800)
-_SHOW_ROWS = const(3)  # profile rows printed by `show` (the rest are counted)
 
 # Outcomes reported to the UI hook (LED/buzzer/display patterns in main.py).
 OK = "ok"
@@ -367,6 +366,28 @@ class Console:
                     self._w("error: " + text)
         self.prompt()
 
+    def handle_busy_line(self, line):
+        """A line typed while a reading runs (main.py reads them between the probe's reads):
+        ``abort`` stops the reading (True is returned: it is committed incomplete), ``status``
+        says what runs, anything else is told to wait; every answer ends with the prompt."""
+        if isinstance(line, (bytes, bytearray)):
+            line = bytes(line).decode("utf-8", "replace")
+        words = line.strip().split()
+        stop = False
+        if words:
+            cmd = words[0]
+            if cmd == "abort":
+                self._w("abort: the reading stops (kept, incomplete)")
+                stop = True
+            elif cmd[:1] == "@":
+                self._w("@err busy: a reading is running")
+            elif cmd == "status":
+                self._w("reading in progress ('abort' stops it; it ends by its deadline in any case)")
+            else:
+                self._w("busy: a reading is running ('status', or 'abort' to stop it)")
+        self.prompt()
+        return stop
+
     def _dispatch(self, words):
         cmd = words[0]
         args = words[1:]
@@ -656,38 +677,10 @@ class Console:
         seq = int(args[0])
         if not self._has(seq):
             raise ConsoleError("no session %d" % seq, field="seq")
-        st = {"rows": 0}
-        w = self._w
+        from optoread.device import console_show  # for a person: off the heap while reading
 
-        def sink(kind, d):
-            if kind == "head":
-                w("session %d  meter %s  plan %s  device time %s  meter time %s" % (
-                    seq, d[0], d[1], _iso(d[2]), _iso(d[3])))
-            elif kind == "value":
-                scaler = d[2]
-                unit = d[3]
-                w("  %-22s %s%s%s" % (d[0], d[1], " e%d" % scaler if scaler else "",
-                                      " " + str(unit) if unit is not None else ""))
-            elif kind == "event":
-                w("  event %s code %s %s" % (_iso(d[0]), d[1], d[2] or ""))
-            elif kind == "profile":
-                self._rows_done(st)
-                st["rows"] = 0
-                w("  profile %s period %s s, columns %s" % (d[0], d[1], " ".join(str(c[0]) for c in d[3])))
-            elif kind == "row":
-                st["rows"] += 1
-                if st["rows"] <= _SHOW_ROWS:
-                    w("    %s %s" % (_iso(d[0]), " ".join(str(c) for c in d[1])))
-            elif kind == "commit":
-                self._rows_done(st)
-                st["rows"] = 0
-                w("  %s%s" % (d[0], " (%s)" % d[1] if d[1] else ""))
-
-        self.store.read(seq, sink)
-
-    def _rows_done(self, st):
-        if st["rows"] > _SHOW_ROWS:
-            self._w("    ... %d rows" % st["rows"])
+        console_show.show(self.store, seq, self._w, _iso)
+        unload("device.console_show")
 
     def h_plans(self, args):
         default = self.config.get("plan")
