@@ -210,6 +210,10 @@ class Writer:
         self.seq = seq
         self.max_bytes = max_bytes  # the session's byte cap (None: none)
         self._written = 0  # bytes written to the file
+        # Free bytes when the session began; what it writes is taken off (below, in _sync). Not
+        # statvfs at every sync: LittleFS counts its blocks by walking every file, in C, and deep
+        # in a profile's call chain that overran a Pico's stack (bench-is15959 on the emulator).
+        self.free = store.free_space()
         self.error = None  # why the session takes no more data (a StoreError's text), or None
         # Room for one record of the largest size: records are written out as the next one
         # needs the room (LittleFS's file cache gathers the small ones into program chunks).
@@ -276,8 +280,11 @@ class Writer:
         except OSError as e:
             raise StoreError("flush failed (%s): store full? download first" % e, "write")
         self._unsynced = 0
-        # Room for the COMMIT (and what is written until the next check) must stay free.
-        if self.error is None and 0 <= self.store.free_space() < _COMMIT_RESERVE:  # -1: unknown
+        # Room for the COMMIT (and what is written until the next check) must stay free: what was
+        # free at the start less what was written, in whole 4 KB blocks plus LittleFS's block
+        # pointers (-1: the file system could not say; then a full flash fails the writes instead).
+        left = self.free - self._written - self._written // 64 - 4096
+        if self.error is None and self.free >= 0 and left < _COMMIT_RESERVE:
             self.error = "store full: session stopped, its commit keeps the last %d bytes" % _COMMIT_RESERVE
 
     def _flush_rows(self):
