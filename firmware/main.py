@@ -497,9 +497,10 @@ async def run(board):
     out.write("optoread %s on %s: %d sessions, %d not downloaded%s; type help\r\n" % (
         con.__version__, getattr(board, "NAME", "?"), report.sessions,
         store.space()["unacked_sessions"], torn))
-    if config.problem:  # config.json repaired at load
-        out.write("warning: %s\r\n" % config.problem)
-        ui.outcome(con.FAILED, None, config.problem)  # the failure pattern: look at the console
+    for problem in (config.problem, profiles.problem):  # a settings file repaired at load
+        if problem:
+            out.write("warning: %s\r\n" % problem)
+            ui.outcome(con.FAILED, None, problem)  # the failure pattern: look at the console
     console.prompt()
     if hasattr(gc, "threshold"):  # the boot imports are done: collect less often while reading
         gc.threshold(device.GC_THRESHOLD_RUN)

@@ -348,6 +348,31 @@ def test_config_file_round_trip():
         env.close()
 
 
+def test_damaged_meter_profiles_are_reported_and_the_last_good_copy_used():
+    from optoread.device.reader import MeterProfiles
+
+    env = make_env()
+    try:
+        import os
+
+        try:
+            os.mkdir(env.root)
+        except OSError:
+            pass
+        path = env.root + "/meters.json"
+        m = MeterProfiles(path)
+        m.put("M1", {"protocol": "dlms"})
+        m.put("M2", {"protocol": "iec21"})  # the first version is now meters.json.bak
+        assert MeterProfiles(path).problem is None
+        with open(path, "w") as f:
+            f.write('{"M1": {"proto')
+        again = MeterProfiles(path)
+        assert again.get("M1") == {"protocol": "dlms"} and again.get("M2") is None
+        assert again.problem == path + " was damaged or missing: its last good copy is used"
+    finally:
+        env.close()
+
+
 def test_damaged_config_is_reported_and_the_last_good_copy_used():
     env = make_env()
     try:

@@ -71,6 +71,7 @@ class MeterProfiles:
         self.path = path
         self.fs = fs
         self._data = {}
+        self.problem = None  # for the boot banner: the file itself was damaged or missing
         if path:
             for p in (path, path + ".tmp", path + ".bak"):
                 try:
@@ -80,6 +81,8 @@ class MeterProfiles:
                     continue
                 if isinstance(d, dict):
                     self._data = d
+                    if p != path:
+                        self.problem = "%s was damaged or missing: its last good copy is used" % path
                     break
 
     def _open(self, path, mode):

@@ -219,7 +219,6 @@ class Writer:
         # needs the room (LittleFS's file cache gathers the small ones into program chunks).
         self._out = store.record_buf  # the store's record buffer: it is idle while we write (Store._idle)
         self._n = 0  # bytes pending in _out
-        self._unsynced = 0
         # Rows are encoded straight into the record buffer, after room for a record header and
         # a 2-byte row count (a block holds at most _ROW_BLOCK rows): no buffer of their own.
         self._rows = RowEncoder(_ROW_BLOCK, self._out, _ROWS_AT)
@@ -264,13 +263,13 @@ class Writer:
                 self._f.write(memoryview(self._out)[start:self._n])
         except OSError as e:
             raise StoreError("write failed (%s): store full? download first" % e, "write")
-        self._unsynced += self._n - start
+        before = self._written
         self._written += self._n - start
         self._n = 0
         cap = self.max_bytes
         if cap is not None and self._written >= cap and self.error is None:
             self.error = "session cap of %d bytes reached" % cap
-        if self._unsynced >= _SYNC_BYTES:
+        if before // _SYNC_BYTES != self._written // _SYNC_BYTES:  # another 4 KB written: sync
             self._sync()
 
     def _sync(self):
@@ -279,7 +278,6 @@ class Writer:
             self._f.flush()
         except OSError as e:
             raise StoreError("flush failed (%s): store full? download first" % e, "write")
-        self._unsynced = 0
         # Room for the COMMIT (and what is written until the next check) must stay free: what was
         # free at the start less what was written, in whole 4 KB blocks plus LittleFS's block
         # pointers (-1: the file system could not say; then a full flash fails the writes instead).
