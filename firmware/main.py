@@ -353,8 +353,25 @@ class BusyLine:
         self.aborted = False
         self._polled = transport.ticks_ms()
 
-    def __getattr__(self, name):  # write, drain, set_line, sleep_ms, ticks_ms, close
-        return getattr(self.t, name)
+    # The transport's other calls, passed on (no __getattr__: a bound method made per call would
+    # be an allocation per frame and per read).
+    def write(self, data):
+        return self.t.write(data)
+
+    def drain(self):
+        return self.t.drain()
+
+    def set_line(self, baud, bits, parity, stop=1):
+        return self.t.set_line(baud, bits, parity, stop)
+
+    def sleep_ms(self, ms):
+        return self.t.sleep_ms(ms)
+
+    def ticks_ms(self):
+        return self.t.ticks_ms()
+
+    def close(self):
+        return self.t.close()
 
     def _serve(self):
         item = self.lines.next()

@@ -6,6 +6,7 @@ on its own flash on a board).
 """
 
 import binascii
+import os
 
 import portable
 from optoread.crc import crc32
@@ -323,16 +324,19 @@ def test_config_secrets_never_echoed():
         env.close()
 
 
+def settings_path(env, name):
+    """A settings file's path in the store's folder (made if missing), as on the device's flash."""
+    try:
+        os.mkdir(env.root)
+    except OSError:
+        pass
+    return env.root + "/" + name
+
+
 def test_config_file_round_trip():
     env = make_env()
     try:
-        import os
-
-        try:
-            os.mkdir(env.root)
-        except OSError:
-            pass
-        path = env.root + "/config.json"
+        path = settings_path(env, "config.json")
         cfg = con.Config(path)
         cfg.set("client", "48")
         cfg.set("ek", "hex:000102030405060708090a0b0c0d0e0f")
@@ -353,13 +357,7 @@ def test_damaged_meter_profiles_are_reported_and_the_last_good_copy_used():
 
     env = make_env()
     try:
-        import os
-
-        try:
-            os.mkdir(env.root)
-        except OSError:
-            pass
-        path = env.root + "/meters.json"
+        path = settings_path(env, "meters.json")
         m = MeterProfiles(path)
         m.put("M1", {"protocol": "dlms"})
         m.put("M2", {"protocol": "iec21"})  # the first version is now meters.json.bak
@@ -376,13 +374,7 @@ def test_damaged_meter_profiles_are_reported_and_the_last_good_copy_used():
 def test_damaged_config_is_reported_and_the_last_good_copy_used():
     env = make_env()
     try:
-        import os
-
-        try:
-            os.mkdir(env.root)
-        except OSError:
-            pass
-        path = env.root + "/config.json"
+        path = settings_path(env, "config.json")
         cfg = con.Config(path)
         cfg.set("client", "48")
         cfg.set("plan", "is15959")  # the first version is now config.json.bak

@@ -14,26 +14,11 @@ and ``config set`` need it, never a reading's rows (RAM).
 
 import json
 
+from optoread.store.store import OsFs  # the store's file operations on the port's VFS
+
 _TMP = ".tmp"
 _BAK = ".bak"
 _BAD = ".bad"
-
-
-class _Os:
-    """The file operations of the running port's VFS (the default)."""
-
-    def open(self, path, mode):
-        return open(path, mode)
-
-    def rename(self, old, new):
-        import os
-
-        os.rename(old, new)
-
-    def remove(self, path):
-        import os
-
-        os.remove(path)
 
 
 def _read(fs, path):
@@ -55,7 +40,7 @@ def load(path, fs=None):
     """``(object, problem)``: the stored object (``{}`` when there is none) and None, or a text
     saying what was repaired after a cut or damage. ``fs``: ``open``, ``rename`` and ``remove``
     (``store.OsFs``, the laptop's LittleFS adapter); default: the port's own files."""
-    fs = fs or _Os()
+    fs = fs or OsFs()
     name = path.rsplit("/", 1)[-1]
     d = _read(fs, path)
     if isinstance(d, dict):
@@ -86,7 +71,7 @@ def load(path, fs=None):
 
 def save(path, data, fs=None):
     """Write ``data`` (a dict) so that a power cut leaves this version or the previous one."""
-    fs = fs or _Os()
+    fs = fs or OsFs()
     with fs.open(path + _TMP, "w") as f:
         f.write(json.dumps(data))
     try:
