@@ -59,7 +59,7 @@ import select  # noqa: E402
 from optoread.compat import ticks_diff, unload  # noqa: E402
 from optoread.device import console as con  # noqa: E402
 from optoread.device import services as device  # noqa: E402
-from optoread.device.reader import MeterProfiles, Reader  # noqa: E402  (services has loaded it)
+from optoread.device.reader import INTERRUPTED, MeterProfiles, Reader  # noqa: E402  (services has loaded it)
 from optoread.errors import DeadlineError  # noqa: E402
 
 try:
@@ -239,23 +239,31 @@ def _sleep_ms(ms):
         time.sleep(ms / 1000)
 
 
-async def button_task(board, ui, console, out):
-    """Debounced push-button (to GND with a pull-up, or per BUTTON_PULL): a press starts a reading."""
+def button(board):
+    """``pressed()`` of the board's push-button (to GND with a pull-up, or per BUTTON_PULL), or
+    None without one."""
     pin_no = getattr(board, "BUTTON", None)
     if pin_no is None or machine is None or not hasattr(machine, "Pin"):
-        return
+        return None
     Pin = machine.Pin
     pull = getattr(board, "BUTTON_PULL", "up")
     pull_arg = Pin.PULL_UP if pull == "up" else (Pin.PULL_DOWN if pull == "down" else None)
     try:
         pin = Pin(pin_no, Pin.IN, pull_arg) if pull_arg is not None else Pin(pin_no, Pin.IN)
     except Exception:
+        return None
+    level = 0 if pull != "down" else 1
+    return lambda: pin.value() == level
+
+
+async def button_task(pressed, ui, console, out):
+    """The debounced button (``pressed()``): a press starts a reading."""
+    if pressed is None:
         return
-    pressed_level = 0 if pull != "down" else 1
     stable = 0
     while True:
         await asyncio.sleep_ms(10)
-        if pin.value() == pressed_level:
+        if pressed():
             stable += 1
             if stable == 3:  # 30 ms of the same level: a press, not a bounce
                 out.write("\r\nbutton: reading\r\n")
@@ -299,6 +307,7 @@ class Lines:
         self.over = False
         self.last = 0
         self.ended = False  # end of input (unix port; a board's USB CDC never ends)
+        self.intr = False  # a ^C arrived (BusyLine stops a reading for it)
 
     def next(self):
         """``(text, too_long)`` of the next complete line, or None when none is there yet."""
@@ -326,6 +335,7 @@ class Lines:
             elif c == 0x03 or c == 0x15:  # ^C / ^U: drop the line typed so far
                 self.line = bytearray()
                 self.over = False
+                self.intr = c == 0x03
             elif len(self.line) < _MAX_LINE:
                 self.line.append(c)
             else:
@@ -343,14 +353,19 @@ class BusyLine:
     """The probe's transport while a reading runs: between the probe's reads (every
     ``_BUSY_POLL_MS`` at most) the console's input is read and answered (``status``, ``abort``;
     anything else: busy), so the console answers throughout a reading. ``abort`` makes the next
-    read raise, and the reading is committed incomplete ("stopped at the console")."""
+    read raise, and the reading is committed incomplete ("stopped at the console"); ^C at the
+    console or a press of the button (``pressed()``, once released since the reading began) the
+    same, "interrupted by the user". What was read until then is kept."""
 
-    def __init__(self, transport, console, lines):
+    def __init__(self, transport, console, lines, pressed=None):
         self.t = transport
         self.console = console
         self.lines = lines
+        self.pressed = pressed
+        self.up = False  # the button was seen released since the reading began
         self.deadline = None  # the reading's, set by the reader (driver)
-        self.aborted = False
+        self.aborted = None  # why the reading stops (None: it goes on)
+        lines.intr = False
         self._polled = transport.ticks_ms()
 
     # The transport's other calls, passed on (no __getattr__: a bound method made per call would
@@ -380,15 +395,20 @@ class BusyLine:
             if over:
                 _too_long(self.console, text)
             elif self.console.handle_busy_line(text):
-                self.aborted = True
+                self.aborted = "stopped at the console ('abort')"
             item = self.lines.next()
+        p = self.pressed
+        if self.lines.intr or (p is not None and p() and self.up):
+            self.aborted = INTERRUPTED
+        elif p is not None and not p():
+            self.up = True
 
     def readinto(self, buf, timeout_ms):
         t = self.t
         start = t.ticks_ms()
         while True:
             if self.aborted:
-                raise DeadlineError("stopped at the console ('abort')")
+                raise DeadlineError(self.aborted)
             now = t.ticks_ms()
             if ticks_diff(now, self._polled) >= _BUSY_POLL_MS:
                 self._polled = now
@@ -457,7 +477,7 @@ def open_store(board):
     return device.open_store(getattr(board, "STORE_DIR", _path(flash, "data")))
 
 
-def make_reader_factory(board, store, plans, profiles, config, clock):
+def make_reader_factory(board, store, plans, profiles, config, clock, device_id=None):
     """``factory(progress) -> Reader`` on a freshly opened probe (closed by the console).
 
     On the unix board the config key ``probe`` (``pty:PATH``, ``tcp:HOST:PORT``) overrides
@@ -475,9 +495,12 @@ def make_reader_factory(board, store, plans, profiles, config, clock):
 
             t = probe.open_probe(board)
         try:
-            return Reader(t, store, plans=plans, profiles=profiles, clock=clock.now, progress=progress,
-                          dlms=device.dlms_defaults(con.dlms_settings(config)),
-                          deadline_s=config.get("deadline_s"))
+            facts = [("device.id", device_id), ("device.clock", clock.source or "unknown")]
+            if clock.set_at is not None:
+                facts.append(("device.clock_set", clock.set_at))
+            return Reader(t, store, plans=plans, profiles=profiles, clock=clock.reading_time,
+                          progress=progress, dlms=device.dlms_defaults(con.dlms_settings(config)),
+                          deadline_s=config.get("deadline_s"), facts=facts)
         except Exception:
             t.close()
             raise
@@ -492,9 +515,12 @@ async def run(board):
     config = con.Config(_path(flash, "config.json"))
     plans = device.load_plans(HERE + "/plans", _path(flash, "plans"))
     profiles = MeterProfiles(_path(flash, "meters.json"))
-    clock = con.DeviceClock()
+    # The unix port's time is the host's; a board's RTC starts at a fixed date at power-up.
+    clock = con.DeviceClock("system" if _UNIX else None)
     ui = Ui(board, store)
-    factory = make_reader_factory(board, store, plans, profiles, config, clock)
+    device_id = device.device_id(_path(flash, "device_id"))
+    factory = make_reader_factory(board, store, plans, profiles, config, clock, device_id)
+    pressed = button(board)
 
     inp = getattr(sys.stdin, "buffer", sys.stdin)
     lines = Lines(inp)
@@ -502,11 +528,12 @@ async def run(board):
     def factory_with_ui(progress):
         ui.reading(True)  # the fast blink runs from here until the console reports the outcome
         rd = factory(progress)
-        rd.transport = BusyLine(rd.transport, console, lines)  # the console answers meanwhile
+        rd.transport = BusyLine(rd.transport, console, lines, pressed)  # the console answers meanwhile
         return rd
 
     console = con.Console(store, out, factory_with_ui, plans=plans, config=config, clock=clock,
                           meters=profiles, on_read=ui.outcome)
+    console.device_id = device_id
     torn = "" if report.torn == 0 else ", %d interrupted sessions sealed" % report.torn
     if report.damaged or report.unreadable:  # kept and listed, never deleted (docs/fault-matrix.md)
         torn += ", %d damaged and %d unreadable sessions kept (see list)" % (
@@ -522,7 +549,7 @@ async def run(board):
     if hasattr(gc, "threshold"):  # the boot imports are done: collect less often while reading
         gc.threshold(device.GC_THRESHOLD_RUN)
     asyncio.create_task(ui.led_task())
-    asyncio.create_task(button_task(board, ui, console, out))
+    asyncio.create_task(button_task(pressed, ui, console, out))
     await console_task(console, lines)
 
 

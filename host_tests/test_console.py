@@ -34,12 +34,16 @@ class Out:
 class FakeClock:
     def __init__(self, t=1700000000):
         self.t = t
+        self.source = "system"
+        self.set_at = None
 
     def now(self):
         return self.t
 
-    def set(self, epoch):
+    def set(self, epoch, source="console"):
         self.t = epoch
+        self.source = source
+        self.set_at = epoch
         return False
 
 
@@ -238,6 +242,39 @@ def test_machine_output_lines_start_with_at():
             for line in run(c, cmd):
                 assert line.startswith("@"), (cmd, line)
         assert run(c, "@nope") == ["@err unknown command"]
+    finally:
+        env.close()
+
+
+def test_show_prints_scaled_values_with_units_and_says_what_is_unknown():
+    env, store, c = setup(n=0)
+    try:
+        w = store.begin("IN12345678", "is15959", None, 1767225600)
+        w.value("1.0.32.7.0.255", 23012, -2, 35)
+        w.value("1.0.13.7.0.255", 987, None, None)
+        w.value("1.6.0", "02.468", None, "kW", "2017-03-10T09:30:00")
+        w.profile_begin("1.0.99.1.0.255", [("1.0.12.27.0.255", -2, 35), ("1.0.1.29.0.255", 0, 30),
+                                           ("1.0.2.29.0.255", None, None)], 900, 1767225600)
+        w.row(1767225600, [22000, 100, 7])
+        w.commit()
+        out = "\n".join(run(c, "show 1"))
+        assert "device time unknown (clock not set)" in out, out
+        assert "230.12 V" in out and "987 (unit unknown)" in out
+        assert "02.468 kW  at 2017-03-10T09:30:00" in out
+        assert "220.00 V, 100 Wh, 7 (unit unknown)" in out
+    finally:
+        env.close()
+
+
+def test_hello_says_the_device_id_and_at_clock_needs_the_pin():
+    env, store, c = setup(n=0)
+    try:
+        c.device_id = "e6614104032b4f2d"
+        assert run(c, "@hello")[0].endswith(" id=e6614104032b4f2d")
+        assert run(c, "@clock 1767225600")[0].startswith("@err")  # no PIN yet
+        unlock(c)
+        assert run(c, "@clock 1767225600") == ["@ok clock 1767225600 was=system"]
+        assert "set by laptop at 2026-01-01T00:00:00" in "\n".join(run(c, "status"))
     finally:
         env.close()
 

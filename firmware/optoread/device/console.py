@@ -204,10 +204,21 @@ def dlms_settings(config):
 
 class DeviceClock:
     """The device clock as epoch seconds (1970). ``set`` writes the board RTC where there is
-    one (``machine.RTC``) and otherwise keeps an offset to the system time (unix port)."""
+    one (``machine.RTC``) and otherwise keeps an offset to the system time (unix port).
 
-    def __init__(self):
+    ``source``: where its time came from: None until set (a board's RTC starts at a fixed date
+    after power-up: the time is unknown), ``"system"`` (the unix port's host clock), ``"laptop"``
+    (``@clock`` from ``optoread download``) or ``"console"`` (``clock set``); ``set_at``: when.
+    """
+
+    def __init__(self, source=None):
         self.offset = 0
+        self.source = source
+        self.set_at = None
+
+    def reading_time(self):
+        """The time for a session's head: None while the clock was never set (unknown)."""
+        return None if self.source is None else self.now()
 
     def _raw(self):
         t = int(time.time())
@@ -218,8 +229,10 @@ class DeviceClock:
     def now(self):
         return self._raw() + self.offset
 
-    def set(self, epoch):
+    def set(self, epoch, source="console"):
         """Set the clock to ``epoch`` seconds; returns True if the hardware RTC was written."""
+        self.source = source
+        self.set_at = epoch
         try:
             import machine
 
@@ -322,6 +335,7 @@ class Console:
         self._frame = bytearray(FRAME_PAYLOAD)
         self.unlocked_at = None  # clock time of the last command while unlocked (None: locked)
         self.fetched = set()  # sessions @get sent whole since the last @hello
+        self.device_id = None  # said in @hello (main.py sets it)
         self.wrong_pins = 0  # wrong PINs in a row (device.access)
         self.wrong_at = 0
         self.maintenance = False  # set by `maintenance`: main.py leaves for the REPL
@@ -421,8 +435,18 @@ class Console:
         self.unlocked_at = None
         st = self.store
         sp = st.space()  # counts from the store's index: no summaries, no query module
-        self._w("@ok optoread %s sessions=%d pending=%d acked=%d"
-                % (__version__, sp["sessions"], sp["unacked_sessions"], st.acked))
+        self._w("@ok optoread %s sessions=%d pending=%d acked=%d%s"
+                % (__version__, sp["sessions"], sp["unacked_sessions"], st.acked,
+                   " id=%s" % self.device_id if self.device_id else ""))
+
+    def m_clock(self, args):
+        # @clock EPOCH: the laptop sets the device clock (needs the PIN, as clock set does).
+        if len(args) != 1 or not _digits(args[0]):
+            raise ConsoleError("usage: @clock EPOCH", field="args")
+        self.need_pin("@clock")
+        was = self.clock.source
+        self.clock.set(int(args[0]), "laptop")
+        self._w("@ok clock %d was=%s" % (self.clock.now(), was or "unknown"))
 
     def _session_crc(self, seq):
         f = _Frames(self, seq, 0, False)
@@ -535,7 +559,9 @@ class Console:
     def h_status(self, args):
         sp = self.store.space()
         self._w("optoread %s" % __version__)
-        self._w("clock      %s" % _iso(self.clock.now()))
+        c = self.clock
+        self._w("clock      %s (%s)" % (_iso(c.now()), "set by %s at %s" % (c.source, _iso(c.set_at))
+                                        if c.set_at is not None else c.source or "never set: unknown"))
         free = sp["free"]  # -1: the file system could not say (an unreadable block)
         self._w("free       %s" % ("%d bytes" % free if free >= 0 else "unknown (flash unreadable)"))
         self._w("sessions   %d (%d bytes)" % (sp["sessions"], sp["stored"]))
@@ -756,6 +782,7 @@ class Console:
 
 _MACHINE = {
     "@hello": Console.m_hello,
+    "@clock": Console.m_clock,
     "@list": Console.m_list,
     "@get": Console.m_get,
     "@ack": Console.m_ack,

@@ -35,6 +35,7 @@ from optoread.errors import DataAccessError, NoAnswerError, OptoreadError, Sessi
 SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
 LDN_OBIS = b"\x00\x00\x2a\x00\x00\xff"  # 0.0.42.0.0.255
 _DAY = 86400
+INTERRUPTED = "interrupted by the user"  # the error of a reading stopped by ^C or the button
 
 
 def _iec():
@@ -187,6 +188,8 @@ class _RowWriter:
             if i == self.clock_col:
                 if isinstance(c, axdr.DateTime):
                     clock = c.local_epoch()
+                    if clock is None:  # an invalid date: kept as the meter sent it, never guessed
+                        self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), value_text(c))
                 continue
             if isinstance(c, bool):
                 c = int(c)
@@ -209,8 +212,12 @@ class Reader:
     """
 
     def __init__(self, transport, store, plans=None, profiles=None, clock=None, progress=None,
-                 dlms=None, deadline_s=None):
+                 dlms=None, deadline_s=None, facts=()):
         self.transport = transport
+        # ``facts``: (name, value) pairs written into every session after its head: the device's
+        # id, where its clock came from (``device.id``, ``device.clock``, ``device.clock_set``).
+        self.facts = facts
+        self.expected = None  # the meter id asked for (read --meter): a different one is recorded
         self.deadline_s = deadline_s  # the whole reading's time limit (None: from the plan, in read)
         self.store = store
         self.plans = plans or {}
@@ -234,13 +241,19 @@ class Reader:
         if hasattr(self.plans, "step"):
             # Plans on flash (device.Plans): keep the name, read each step again when the reading
             # gets to it; the whole plan's dicts are not on the heap while profile rows stream.
-            p = {"name": p["name"], "steps": _FileSteps(self.plans, name, len(p.get("steps", [])))}
+            p = {"name": p["name"], "utc_offset_min": p.get("utc_offset_min"),
+                 "steps": _FileSteps(self.plans, name, len(p.get("steps", [])))}
         return p
 
     # -- the reading ---------------------------------------------------------------------------
     def read(self, plan_name=None, meter_id=None):
-        """One reading; returns the committed store session summary (complete or incomplete)."""
+        """One reading; returns the committed store session summary (complete or incomplete).
+
+        ``meter_id``: the meter expected at the probe: its remembered profile is tried first. The
+        session is always stored under the id read from the meter; a different one is recorded
+        (``meter.expected``) and said (wrong meter at the probe)."""
         plan = self.plan(plan_name)
+        self.expected = meter_id
         known = self.profiles.get(meter_id) if meter_id else None
         tried = []
         t = self.transport
@@ -326,8 +339,19 @@ class Reader:
         return self._read_dlms(prof, plan, tried)
 
     def _failed(self, meter_id, plan, error):
-        w = self.store.begin(meter_id or "unknown", plan["name"], self.clock())
-        return w.abort(str(error))
+        return self.begin(meter_id or "unknown", plan).abort(str(error))
+
+    def begin(self, meter_id, plan, meter_time=None):
+        """Begin the session of meter ``meter_id`` (as read from it) in the store, with the
+        device's facts; a meter other than the one expected is recorded and said."""
+        w = self.store.begin(meter_id, plan["name"], self.clock(), meter_time)
+        for k, v in self.facts:
+            w.value(k, v)
+        e = self.expected
+        if e and e != meter_id and meter_id != "unknown":
+            w.value("meter.expected", e)
+            self.say("wrong meter at the probe? expected %s, read %s" % (e, meter_id))
+        return w
 
     def _iec_options(self, prof):
         kw = {}
@@ -366,12 +390,17 @@ class Reader:
         sess, ln = self._open_session(prof, handed_over)
         w = None
         try:
-            meter_id = self._meter_id(sess)
+            ids = self._meter_ids(sess)
             meter_dt = Clock().read(sess)
-            w = self.store.begin(meter_id, plan["name"], self.clock(), meter_dt.local_epoch())
+            t = meter_dt.local_epoch()
+            w = self.begin(ids[0], plan, t)
+            meter_id = ids[0]
+            w.value("meter.id_source", ids[1])
+            if ids[2] is not None:
+                w.value("0.0.42.0.0.255", ids[2])
             if ident is not None:
                 w.value("identification", ident.text)
-            w.value("0.0.1.0.0.255", meter_dt.iso())
+            self._meter_time(w, meter_dt, t, plan, prof)
             self._run_plan(sess, plan, w, meter_dt, ln)
             summary = w.commit()
             w = None
@@ -383,16 +412,48 @@ class Reader:
             if w is None:
                 raise
             return w.abort(str(e))
+        except KeyboardInterrupt:  # ^C on the unix port or CPython: keep what was read
+            if w is not None:
+                w.abort(INTERRUPTED)
+            raise
         finally:
             sess.close()
 
-    def _meter_id(self, sess):
+    def _meter_ids(self, sess):
+        # (meter id, where it came from, logical device name or None): the serial number
+        # 0.0.96.1.0.255 is the id, the logical device name the second key (and the id when the
+        # meter has no serial object).
+        got = []
         for code in (SERIAL_OBIS, LDN_OBIS):
             try:
-                return value_text(sess.get(cosem.CLASS_DATA, code, 2))
+                got.append(value_text(sess.get(cosem.CLASS_DATA, code, 2)))
             except DataAccessError:  # not this object; link errors go up
-                pass
-        return "dlms"
+                got.append(None)
+        if got[0] is not None:
+            return got[0], "0.0.96.1.0.255", got[1]
+        if got[1] is not None:
+            return got[1], "0.0.42.0.0.255 (no serial number object)", got[1]
+        return "dlms", "none: the meter gave neither 0.0.96.1.0.255 nor 0.0.42.0.0.255", None
+
+    def _meter_time(self, w, dt, t, plan, prof):
+        # The meter's clock as it said it: ISO text with its offset (or its 12 raw octets when
+        # the date is invalid), its status, and the offset from UTC that places the session's
+        # meter-local times: the meter's deviation, else the meter's profile or the plan says it.
+        if t is None:
+            b = bytearray(12)
+            dt.write(b, 0)
+            w.value("0.0.1.0.0.255", bytes(b))
+        else:
+            w.value("0.0.1.0.0.255", dt.iso())
+        w.value("meter.clock_status", dt.status)
+        if dt.deviation != axdr.DEVIATION_UNSPECIFIED:
+            w.value("meter.utc_offset", -dt.deviation)
+            w.value("meter.utc_offset_source", "meter")
+            return
+        off = prof.get("utc_offset_min", plan.get("utc_offset_min"))
+        if off is not None:
+            w.value("meter.utc_offset", int(off))
+            w.value("meter.utc_offset_source", "configuration")
 
     def _run_plan(self, sess, plan, w, meter_dt, ln):
         for step in plan.get("steps", []):
@@ -434,6 +495,13 @@ class Reader:
         if step.get("scaler_profile"):
             try:
                 scalers = pg.column_scalers(sess, scaler_profile=obislib.parse(step["scaler_profile"]))
+            except OptoreadError:
+                scalers = None
+        if scalers is None:
+            # No scaler profile (or the meter refused it): each column's own scaler_unit; a
+            # column the meter gives none for keeps its raw values and an unknown unit.
+            try:
+                scalers = pg.column_scalers(sess)
             except OptoreadError:
                 scalers = None
         clock_col = pg.clock_column(sess)

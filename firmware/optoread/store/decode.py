@@ -113,6 +113,15 @@ def get_items(buf, off, end, count):
     return out
 
 
+def count_items(buf, off, end):
+    """How many tagged items fill ``buf[off:end]`` (at most 6 are counted)."""
+    n = 0
+    while off < end and n < 6:
+        off = get_item(buf, off, end)[1]
+        n += 1
+    return n
+
+
 def parse_header(buf, off, end):
     """Check the record header at ``buf[off:end]``; return ``(rtype, flags, seq, length)``.
 
@@ -170,6 +179,8 @@ def decode_payload(rtype, buf, off, end):
     count = _ITEM_COUNTS.get(rtype)
     if count is None:
         raise StoreError("unknown record type %d" % rtype, "type", off)
+    if rtype == T_VALUE and count_items(buf, off, end) == 5:
+        count = 5  # from version 3: the value's own time (a maximum demand's, a readout's)
     items = get_items(buf, off, end, count)
     if rtype == T_HEAD:
         return "head", tuple(items)

@@ -25,7 +25,8 @@ MAGIC = const(0xA7)
 # yet downloaded survive a firmware update) and refuses newer ones. Version 1 is unchanged by
 # keeping profile clocks as offsets in RAM (RowEncoder): the bytes were relative already.
 # Version 2: ROWS records are self-contained and tagged with their profile (see above).
-VERSION = const(2)
+# Version 3: a VALUE record may carry a fifth item, the value's own time.
+VERSION = const(3)
 
 # Record types.
 T_HEAD = const(1)

@@ -287,7 +287,8 @@ class Store:
         """Stream session ``seq`` back: ``sink(kind, data)`` for each record, in order.
 
         kinds: ``"head"`` (meter, plan, device_time, meter_time), ``"value"`` (obis, value,
-        scaler, unit), ``"event"`` (time, code, text), ``"profile"`` (obis, period, first_time,
+        scaler, unit[, time]: the fifth only when the value has its own time), ``"event"`` (time,
+        code, text), ``"profile"`` (obis, period, first_time,
         columns), ``"row"`` (clock, cols), ``"commit"`` (outcome, error, records, rows).
         Only whole, CRC-checked records of the session are given; a torn tail is never data.
         Returns the Session summary.

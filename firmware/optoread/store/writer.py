@@ -305,11 +305,14 @@ class Writer:
         if self.store.watch is not None:
             self.store.watch()
 
-    def value(self, obis, value, scaler=None, unit=None):
-        """Store a register value: OBIS text, value (int/str/bytes/float/None), scaler, unit code or text."""
+    def value(self, obis, value, scaler=None, unit=None, time=None):
+        """Store a register value: OBIS text, value (int/str/bytes/float/None), scaler, unit code or
+        text, and the time the value belongs to when it has its own (ISO 8601 text as the meter
+        said it: a maximum demand's capture time)."""
         self._check_open()
         self._end_profile()
-        self._record(T_VALUE, (obis, value, scaler, unit))
+        v = (obis, value, scaler, unit)
+        self._record(T_VALUE, v if time is None else v + (time,))
         self._s.values += 1
 
     def event(self, time, code, text=None):
