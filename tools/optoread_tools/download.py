@@ -398,9 +398,12 @@ class Result:
         self.reconnects = 0
         self.acked = None  # what the device confirmed, None if no ack was sent
         self.freed = 0
+        self.clock = None  # what became of the device clock (text), None if not tried
 
     def summary(self):
         s = "%d new session(s), %d already stored" % (len(self.new), self.skipped)
+        if self.device:
+            s = "device %s: %s" % (self.device, s)
         if self.failed:
             s += ", %d failed (%s)" % (len(self.failed), "; ".join(
                 "%d: %s" % (k, v) for k, v in sorted(self.failed.items())))
@@ -411,6 +414,8 @@ class Result:
             s += ", %d reconnect(s)" % self.reconnects
         if self.acked is not None:
             s += "; acked up to %d (freed %d bytes)" % (self.acked, self.freed)
+        if self.clock:
+            s += "; device clock %s" % self.clock
         return s
 
 
@@ -426,8 +431,10 @@ class Downloader:
 
     def __init__(self, opener, db, device=None, timeout=10.0, reconnect_s=30.0, max_attempts=8,
                  max_refetch=8, ack=True, progress=None, sleep=time.sleep, clock=time.monotonic,
-                 port_name="the port"):
+                 port_name="the port", pin=None, now=time.time):
         self.opener = opener
+        self.pin = pin  # the device PIN: with it the device clock is set from this laptop's
+        self.now = now
         self.port_name = port_name
         self.identified = False  # an "@ok optoread" arrived on this port (this run)
         self._strange = 0  # @hello attempts answered with something else, before that
@@ -584,6 +591,8 @@ class Downloader:
         hello = self._retry(self._hello)
         device = self.device_override or hello.get("id") or DEFAULT_DEVICE
         r.device = device
+        if self.pin is not None and r.clock is None:
+            r.clock = self._set_clock()
         listing = self._retry(self._list)
         r.listed = len(listing)
         db = self.db
@@ -596,6 +605,27 @@ class Downloader:
             self._fetch(device, s)
             self.progress.session_done()
         self._acknowledge(device, listing, hello)
+
+    def _set_clock(self):
+        # The device clock from this laptop's (UTC), with the device PIN: unlock, @clock, lock.
+        link = self.link
+        link.send("unlock %s" % self.pin)
+        link.wait_prompt(timeout=2.0, quiet=True)
+        t = int(self.now())
+        text = None
+        try:
+            for tag, fields in link.request("@clock %d" % t, ("@ok", "@err")):
+                if tag == "@ok":
+                    was = [f[4:] for f in fields if f.startswith("was=")]
+                    text = "set to %s (it was %s)" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)),
+                                                      "unknown: never set" if was == ["unknown"]
+                                                      else "from the %s" % (was[0] if was else "?"))
+                elif tag == "@err":
+                    text = "not set: %s" % " ".join(fields)
+        finally:
+            link.send("lock")
+            link.wait_prompt(timeout=2.0, quiet=True)
+        return text or "not set: no answer to @clock"
 
     def _stored_top(self, device, listing):
         """(top, held): the highest seq up to which every listed session is in the database."""
@@ -820,6 +850,9 @@ def add_download_parser(sub):
     sp.add_argument("--reconnect", type=seconds(zero_ok=True), default=30.0,
                     help="seconds to wait for the port to come back after an unplug")
     sp.add_argument("--no-ack", action="store_true", help="do not tell the device what was stored")
+    sp.add_argument("--pin-env", metavar="VAR", default="OPTOREAD_PIN",
+                    help="environment variable holding the device PIN (default OPTOREAD_PIN): with it the "
+                         "device clock is set from this laptop's")
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_download)
     return sp
@@ -873,8 +906,12 @@ def cmd_download(args):
     except sqlite3.Error as e:
         return _usage("download", "--out %s: %s" % (args.out, e))
     progress = _NoProgress() if args.quiet else Progress(sys.stderr)
+    pin = os.environ.get(args.pin_env) or None
     dl = Downloader(lambda: open_serial(args.port, args.baud), db, device=args.device, timeout=args.timeout,
-                    reconnect_s=args.reconnect, ack=not args.no_ack, progress=progress, port_name=args.port)
+                    reconnect_s=args.reconnect, ack=not args.no_ack, progress=progress, port_name=args.port,
+                    pin=pin)
+    if pin is None and not args.quiet:
+        sys.stderr.write("device clock: not set (no device PIN in $%s)\n" % args.pin_env)
     try:
         try:
             r = dl.run()
