@@ -102,3 +102,23 @@ def test_sim_cli_serves_dlms_on_tcp():
         proc.wait(10)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["unit"] == "Wh"
+
+
+def test_class_4_and_5_registers_and_profile_rows_come_scaled_with_units(tcp_meter):
+    """Issue #18: --obis on an extended/demand register gives its scaler, unit and capture time;
+    profile rows carry each column scaled with its unit (values written literally here)."""
+    model, where = tcp_meter
+    p = _cli("read", "--tcp", where, "--obis", "4/1.0.1.6.0.255", "--obis", "1.0.1.4.0.255",
+             "--obis", "1.0.32.7.0.255", "--json")
+    assert p.returncode == 0, p.stderr
+    md, demand, volt = [json.loads(x) for x in p.stdout.splitlines()]
+    assert (md["class"], md["raw"], md["scaler"], md["unit"]) == (4, 4875, 0, "W")
+    assert md["time"] == "2026-01-01T09:15:00.00+05:30"
+    assert (demand["class"], demand["raw"], demand["unit"]) == (5, 3380, "W")
+    assert (volt["value"], volt["unit"]) == (230.12, "V")
+    p = _cli("read", "--tcp", where, "--profile", "1.0.99.1.0.255", "--from", "2026-01-01T00:00",
+             "--to", "2026-01-01T00:00", "--json")
+    assert p.returncode == 0, p.stderr
+    first = json.loads(p.stdout.splitlines()[0])["scaled"]
+    # row 0 of the simulator's block load: 22000 (-2, V), 100 (-2, A), 100 Wh, 0 Wh, 10 varh, 120 VAh
+    assert first[1:] == ["220.00 V", "1.00 A", "100 Wh", "0 Wh", "10 varh", "120 VAh"]

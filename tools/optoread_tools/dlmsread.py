@@ -340,17 +340,28 @@ def _read_obis(sess, spec, pr, cache):
         pr.emit({"obis": name, "class": cosem.CLASS_CLOCK, "attr": 2, "value": dt.iso(), "unit": None},
                 "%-18s %s" % (name, dt.iso()))
         return
-    if cls is None and attr is None:
-        try:
-            v = cosem_register.read_register(sess, code, cache=cache)
-            cls, attr = cosem.CLASS_REGISTER, 2
-        except DataAccessError:
+    registers = (cosem.CLASS_REGISTER, cosem.CLASS_EXTENDED_REGISTER, cosem.CLASS_DEMAND_REGISTER)
+    if attr in (None, 2) and cls in (None,) + registers:
+        # A register of any of the three classes comes with its scaler and unit (and a class 4/5
+        # one with its capture time); without a class given, 3, 4 and 5 are tried, then data.
+        v = None
+        for c in (cls,) if cls else registers:
+            try:
+                v = cosem_register.read_register(sess, code, class_id=c, cache=cache)
+                cls, attr = c, 2
+                break
+            except DataAccessError:
+                if cls:
+                    raise
+        if v is None:
             v = cosem_register.read_data(sess, code)
             cls, attr = cosem.CLASS_DATA, 2
         if isinstance(v, cosem.Value):
-            pr.emit({"obis": name, "class": cls, "attr": attr, "value": jsonable(v.scaled), "unit": v.unit,
-                     "raw": jsonable(v.raw), "scaler": v.scaler},
-                    "%-18s %s %s" % (name, v.text, v.unit or ""))
+            t = v.capture_time.iso() if isinstance(v.capture_time, axdr.DateTime) else None
+            unit = v.unit if v.unit_code is not None else "unknown"
+            pr.emit({"obis": name, "class": cls, "attr": attr, "value": jsonable(v.scaled), "unit": unit,
+                     "raw": jsonable(v.raw), "scaler": v.scaler, "unit_code": v.unit_code, "time": t},
+                    "%-18s %s %s%s" % (name, v.text, unit, "  at " + t if t else ""))
             return
     else:
         v = cosem.get_attribute(sess, cls or cosem.CLASS_DATA, code, attr or 2)
@@ -360,14 +371,34 @@ def _read_obis(sess, spec, pr, cache):
             "%-18s %s" % (name, jsonable(v)))
 
 
+def _scaled_cell(c, su):
+    """A profile cell for a person: a number with its column's scaler and unit applied (text with
+    the unit symbol), a number without either "N (unit unknown)", anything else as JSON."""
+    if isinstance(c, bool) or not isinstance(c, (int, float)):
+        return jsonable(c)
+    if su is None:
+        return "%s (unit unknown)" % c
+    from optoread import units
+
+    sym = units.unit_name(su[1]) if su[1] is not None else None
+    return "%s%s" % (units.scaled_text(c, su[0]), " " + sym if sym else "")
+
+
 def _read_profile(sess, args, pr):
     code = obislib.parse(args.profile)
     name = obislib.format(code)
     pg = cosem_profile.ProfileGeneric(code)
+    try:  # each column's scaler and unit, read once (None: the meter gives none: unit unknown)
+        scalers = pg.column_scalers(sess)
+    except OptoreadError:
+        scalers = None
     started = time.monotonic()
 
     def sink(row):
-        pr.emit({"profile": name, "row": jsonable(row)}, "  ".join(str(jsonable(c)) for c in row))
+        scaled = [_scaled_cell(c, scalers[i] if scalers and i < len(scalers) else None)
+                  for i, c in enumerate(row)]
+        pr.emit({"profile": name, "row": jsonable(row), "scaled": scaled},
+                "  ".join(str(c) for c in scaled))
         if pr.count % 500 == 0:
             rate = pr.count / max(0.001, time.monotonic() - started)
             sys.stderr.write("optoread: %d rows (%.0f rows/s)\n" % (pr.count, rate))

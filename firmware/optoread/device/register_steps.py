@@ -20,8 +20,11 @@ def read(rd, sess, w, codes, classes=None):
     for code, v in zip(codes, results):
         name = obislib.format(code)
         if isinstance(v, cosem.Value):
+            # A register the meter gave no scaler_unit for would read as an error: it has one.
+            # Classes 4 and 5 keep their capture time (a maximum demand's) with the value.
+            t = v.capture_time
             w.value(name, v.raw if isinstance(v.raw, (int, float, str)) else value_text(v.raw), v.scaler,
-                    v.unit_code)
+                    v.unit_code, value_text(t) if t is not None else None)
         else:
             try:
                 w.value(name, value_text(cosem_register.read_data(sess, code)))
