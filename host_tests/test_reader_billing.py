@@ -1,0 +1,125 @@
+"""What a reading stores so that a utility can bill from it (issue #18), in process on CPython:
+who was read (serial, logical device name, where the id came from, a wrong meter at the probe),
+the device's facts, the meter's time with its offset, scalers on every profile column, and a
+reading interrupted by the user that keeps what it read. Expected values are written literally."""
+
+import os
+
+import pytest
+from optoread.device import reader
+from optoread.device import services as device
+from optoread.dlms.axdr import decode as axdr
+from optoread.store import store
+from optoread_tools import sim_dlms
+from optoread_tools.vline import VirtualLine
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLANS = os.path.join(ROOT, "firmware", "plans")
+FACTS = [("device.id", "e6614104032b4f2d"), ("device.clock", "laptop"), ("device.clock_set", 1767200000)]
+
+
+def _plans():
+    out = {}
+    for name in os.listdir(PLANS):
+        p = reader.load_plan(os.path.join(PLANS, name))
+        out[p["name"]] = p
+    return out
+
+
+@pytest.fixture
+def st(tmp_path):
+    s = store.Store(root=str(tmp_path / "store"))
+    os.makedirs(str(tmp_path / "store"))
+    s.mount()
+    return s
+
+
+def _read(st, model, plan="is15959", meter_id=None, clock=lambda: 1767225600, progress=None, **kw):
+    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
+    msgs = []
+    r = reader.Reader(line.reader, st, plans=_plans(), clock=clock, facts=FACTS,
+                      progress=progress or msgs.append, **kw)
+    summary = r.read(plan, meter_id)
+    return summary, device.session_json(st, summary.seq), msgs
+
+
+def _values(d):
+    return {v["obis"]: v["value"] for v in d["values"]}
+
+
+def _profile(d, obis):
+    return [p for p in d["profiles"] if p["obis"] == obis][0]
+
+
+def test_the_session_is_the_meters_serial_with_the_devices_facts(st):
+    s, d, _ = _read(st, sim_dlms.MeterModel(rows=96, serial="IN12345678"))
+    assert s.complete, s.error
+    assert d["meter"] == "IN12345678"
+    v = _values(d)
+    assert v["meter.id_source"] == "0.0.96.1.0.255" and v["0.0.42.0.0.255"] == "SIMIN12345678"
+    assert v["device.id"] == "e6614104032b4f2d" and v["device.clock"] == "laptop"
+    assert v["device.clock_set"] == 1767200000
+    assert "meter.expected" not in v
+
+
+def test_a_wrong_meter_at_the_probe_is_recorded_and_said(st):
+    s, d, msgs = _read(st, sim_dlms.MeterModel(rows=96, serial="IN12345678"), meter_id="IN99999999")
+    assert s.complete and d["meter"] == "IN12345678"  # never the id asked for
+    assert _values(d)["meter.expected"] == "IN99999999"
+    assert "wrong meter at the probe? expected IN99999999, read IN12345678" in msgs
+
+
+def test_the_meter_time_keeps_its_offset_from_the_meter_or_from_the_plan(st):
+    _, d, _ = _read(st, sim_dlms.MeterModel(rows=96, deviation=-330))
+    v = _values(d)
+    assert v["0.0.1.0.0.255"] == "2026-01-02T00:00:00.00+05:30"
+    assert (v["meter.utc_offset"], v["meter.utc_offset_source"], v["meter.clock_status"]) == (330, "meter", 0)
+    assert d["meter_time"] == 1767312000  # 2026-01-02T00:00:00, meter-local
+    _, d, _ = _read(st, sim_dlms.MeterModel(rows=96, deviation=axdr.DEVIATION_UNSPECIFIED))
+    v = _values(d)
+    assert v["0.0.1.0.0.255"] == "2026-01-02T00:00:00.00"
+    assert (v["meter.utc_offset"], v["meter.utc_offset_source"]) == (330, "configuration")  # is15959 plan
+
+
+def test_a_device_clock_never_set_gives_no_device_time(st):
+    _, d, _ = _read(st, sim_dlms.MeterModel(rows=96), clock=lambda: None)
+    assert d["device_time"] is None
+
+
+def test_every_profile_column_of_the_is15959_plan_has_its_scaler_and_unit(st):
+    s, d, _ = _read(st, sim_dlms.MeterModel(rows=96))
+    assert s.complete, s.error
+    inst = _profile(d, "1.0.94.91.0.255")
+    cols = {c[0]: (c[1], c[2]) for c in inst["columns"]}
+    assert cols["1.0.32.7.0.255"] == (-2, 35)  # V
+    assert cols["1.0.31.7.0.255"] == (-2, 33)  # A
+    block = _profile(d, "1.0.99.1.0.255")
+    assert [tuple(c) for c in block["columns"]] == [
+        ("1.0.12.27.0.255", -2, 35), ("1.0.11.27.0.255", -2, 33), ("1.0.1.29.0.255", 0, 30),
+        ("1.0.2.29.0.255", 0, 30), ("1.0.5.29.0.255", 0, 32), ("1.0.9.29.0.255", 0, 31)]
+    for k in range(7):
+        ev = _profile(d, "0.0.99.98.%d.255" % k)
+        scaled = [tuple(c) for c in ev["columns"] if c[0] != "0.0.96.11.%d.255" % k]
+        assert scaled == [("1.0.31.7.0.255", -2, 33), ("1.0.32.7.0.255", -2, 35)], (k, ev["columns"])
+
+
+def test_without_a_scaler_profile_each_columns_own_scaler_unit_is_read(st):
+    s, d, _ = _read(st, sim_dlms.MeterModel(rows=96), plan="generic")
+    assert s.complete, s.error
+    block = _profile(d, "1.0.99.1.0.255")
+    assert [tuple(c) for c in block["columns"]][:2] == [("1.0.12.27.0.255", -2, 35),
+                                                        ("1.0.11.27.0.255", -2, 33)]
+
+
+def test_interrupted_by_the_user_keeps_what_was_read(st):
+    def progress(text):
+        if text == "profile 1.0.99.1.0.255":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _read(st, sim_dlms.MeterModel(rows=96), progress=progress)
+    s = list(st.sessions())[-1]
+    assert not s.complete and s.error == "interrupted by the user"
+    d = device.session_json(st, s.seq)
+    assert _profile(d, "1.0.94.91.0.255")["rows"]  # the instantaneous profile read before it is kept
+    assert _profile(d, "1.0.98.1.0.255")["rows"]
