@@ -32,8 +32,6 @@ from optoread.dlms.cosem.base import Clock, value_text
 from optoread.dlms.cosem.profile import ProfileGeneric
 from optoread.errors import DataAccessError, NoAnswerError, OptoreadError, SessionError
 
-SERIAL_OBIS = b"\x00\x00\x60\x01\x00\xff"  # 0.0.96.1.0.255
-LDN_OBIS = b"\x00\x00\x2a\x00\x00\xff"  # 0.0.42.0.0.255
 _DAY = 86400
 INTERRUPTED = "interrupted by the user"  # the error of a reading stopped by ^C or the button
 
@@ -424,7 +422,8 @@ class Reader:
         # 0.0.96.1.0.255 is the id, the logical device name the second key (and the id when the
         # meter has no serial object).
         got = []
-        for code in (SERIAL_OBIS, LDN_OBIS):
+        # 0.0.96.1.0.255 and 0.0.42.0.0.255 (literals: a module-level name is interned for good)
+        for code in (b"\x00\x00\x60\x01\x00\xff", b"\x00\x00\x2a\x00\x00\xff"):
             try:
                 got.append(value_text(sess.get(cosem.CLASS_DATA, code, 2)))
             except DataAccessError:  # not this object; link errors go up

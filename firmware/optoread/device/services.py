@@ -208,32 +208,6 @@ def load_plans(*dirs):
     return Plans(*dirs)
 
 
-def device_id(path):
-    """The device's id (hex): the board's ``machine.unique_id()``, or where there is none or it is
-    all zeros (the emulated Pico, the unix port) a random one made at first boot and kept in the
-    file ``path`` (written whole, then renamed into place: a power cut leaves none or all)."""
-    try:
-        import machine
-
-        u = machine.unique_id()
-        if any(u):
-            return "".join("%02x" % b for b in u)
-    except (ImportError, AttributeError):
-        pass
-    try:
-        with open(path) as f:
-            t = f.read().strip()
-        if t:
-            return t
-    except OSError:
-        pass
-    t = "".join("%02x" % b for b in os.urandom(8))
-    with open(path + ".tmp", "w") as f:
-        f.write(t)
-    os.rename(path + ".tmp", path)
-    return t
-
-
 def device_time():
     """Seconds since 1970 from the device's RTC (MicroPython's epoch may be 2000)."""
     t = time.time()

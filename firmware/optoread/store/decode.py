@@ -113,15 +113,6 @@ def get_items(buf, off, end, count):
     return out
 
 
-def count_items(buf, off, end):
-    """How many tagged items fill ``buf[off:end]`` (at most 6 are counted)."""
-    n = 0
-    while off < end and n < 6:
-        off = get_item(buf, off, end)[1]
-        n += 1
-    return n
-
-
 def parse_header(buf, off, end):
     """Check the record header at ``buf[off:end]``; return ``(rtype, flags, seq, length)``.
 
@@ -179,8 +170,16 @@ def decode_payload(rtype, buf, off, end):
     count = _ITEM_COUNTS.get(rtype)
     if count is None:
         raise StoreError("unknown record type %d" % rtype, "type", off)
-    if rtype == T_VALUE and count_items(buf, off, end) == 5:
-        count = 5  # from version 3: the value's own time (a maximum demand's, a readout's)
+    if rtype == T_VALUE:
+        # From version 3 a fifth item may follow: the value's own time (a maximum demand's).
+        # Counted here, inline: a helper's name would be interned on the reading path (RAM).
+        n = 0
+        p = off
+        while p < end and n < 6:
+            p = get_item(buf, p, end)[1]
+            n += 1
+        if n == 5:
+            count = 5
     items = get_items(buf, off, end, count)
     if rtype == T_HEAD:
         return "head", tuple(items)
