@@ -304,7 +304,7 @@ def test_help_status_list_show():
         assert out[-1] == "2 sessions"
         assert "MTR-1" in out[1] and "MTR-2" in out[2] and "complete" in out[1]
         out = "\n".join(run(c, "show 2"))
-        assert "meter MTR-2" in out and "1.0.1.8.0.255" in out and "12345678" in out
+        assert "meter MTR-2" in out and "1.0.1.8.0.255" in out and "1234567.8 Wh" in out
         assert "profile 1.0.99.1.0.255" in out and "... 70 rows" in out
         assert "power down" in out and "complete" in out
         assert run(c, "show 9")[0].startswith("error:")
