@@ -795,7 +795,8 @@ def test_export_csv_and_json(env, capsys):
     assert rows[3]["value"] == "00ff10"
     with open(out + "/profile_rows.csv", newline="") as f:
         prow = next(csv.DictReader(f))
-    assert prow["column_obis"] == "1.0.1.29.0.255" and prow["unit"] == "Wh" and prow["clock_iso"]
+    assert prow["column_obis"] == "1.0.1.29.0.255" and prow["unit"] == "Wh" and prow["clock_local"]
+    assert prow["clock_utc"] == ""  # the session does not say the meter's UTC offset
     jpath = env.tmp + "/all.json"
     assert readings_db.export_json(env.db, jpath) == 4
     with open(jpath) as f:
