@@ -244,7 +244,7 @@ def test_every_option_that_takes_a_value_is_in_the_table():
     free_text = {  # options whose value is any text (a name, a path to create, a label)
         "read": {"--port", "--password"}, "sim": {"--password"},
         "decode-flash": {"--root"}, "device": {"--read", "--meter"},
-        "download": {"--port", "--device"}, "parse": set(), "export": set(), "pin": {"--port"},
+        "download": {"--port", "--device", "--pin-env"}, "parse": set(), "export": set(), "pin": {"--port"},
     }
     missing = []
     for name, sp in sub.choices.items():
