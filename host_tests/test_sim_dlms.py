@@ -301,7 +301,7 @@ def test_every_profile_readable_and_matches_model():
         assert rows == exp, obis
         caps = c.get(7, obis, 3)
         assert len(caps) == len(rows[0])
-    assert n == 16  # instantaneous, block, daily, billing, 7 event logs, name plate, 4 scaler profiles
+    assert n == 17  # instantaneous, block, daily, billing, 7 event logs, name plate, 5 scaler profiles (3..7)
 
 
 # ---------------------------------------------------------------- authentication, SET, ACTION

@@ -14,6 +14,8 @@ last block-load row, plus whatever SET/shift_time changed.
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.axdr import encode as axdr_encode
 
+from .is15959_events import codes_of as is15959_codes_of
+
 A = axdr
 T = axdr_encode  # the Data tags
 _U8, _U16, _U32, _I16, _I32 = T.UNSIGNED, T.LONG_UNSIGNED, T.DOUBLE_LONG_UNSIGNED, T.LONG, T.DOUBLE_LONG
@@ -314,26 +316,32 @@ class MeterModel:
                                           (4, ob("1.0.1.6.0.255"), 5, 0)],
                                 nb, 0, bill_cell, 0, bill_time, "billing"))
         self._add(DataObject(ob("0.0.0.1.2.255"), (_OCT, dt_bytes(bill_time(nb - 1), dev)), "billing date"))
+        # Event logs 0.0.99.98.k.255 (IS 15959 categories: voltage, current, power, transaction, other,
+        # non-rollover, control): row i of log k carries the i-th code of category k, cycling through the
+        # category's codes (is15959_events); the event code object 0.0.96.11.k.255 holds the code of the
+        # log's latest row. Snapshot columns: current L1 and voltage L1.
+        ev_snap = [(3, ob("1.0.31.7.0.255"), 2, 0), (3, ob("1.0.32.7.0.255"), 2, 0)]
         for k in range(7):
+            codes = is15959_codes_of(k)
+            n_ev = self._event_rows + k
             code_obis = ob("0.0.96.11.%d.255" % k)
-            self._add(DataObject(code_obis, (_U16, 100 * k + 1), "event code %d" % k))
+            latest = codes[max(n_ev - 1, 0) % len(codes)]
+            self._add(DataObject(code_obis, (_U16, latest), "event code %d" % k))
 
             def ev_time(i, _k=k):
                 return t0 + 3600 * (7 * i + _k + 1)
 
-            def ev_cell(i, c, _k=k, _et=ev_time):
+            def ev_cell(i, c, _k=k, _et=ev_time, _codes=codes):
                 if c == 0:
                     return (_OCT, dt_bytes(_et(i), dev))
                 if c == 1:
-                    return (_U16, 100 * _k + 1 + (i % 3))
+                    return (_U16, _codes[i % len(_codes)])
                 if c == 2:
                     return (_I32, 100 + 10 * i + _k)
                 return (_U16, 22000 + 13 * i + _k)
 
-            self._add(ProfileObject(ob("0.0.99.98.%d.255" % k),
-                                    [clock_col, (1, code_obis, 2, 0), (3, ob("1.0.31.7.0.255"), 2, 0),
-                                     (3, ob("1.0.32.7.0.255"), 2, 0)],
-                                    self._event_rows + k, 0, ev_cell, 0, ev_time, "events %d" % k))
+            self._add(ProfileObject(ob("0.0.99.98.%d.255" % k), [clock_col, (1, code_obis, 2, 0)] + ev_snap,
+                                    n_ev, 0, ev_cell, 0, ev_time, "events %d" % k))
         # One-row profiles: instantaneous, name plate, scaler profiles.
         inst_cols = [clock_col] + [(3, ob(r[0]), 2, 0) for r in _INSTANT_REGS] + [
             (3, ob("1.0.1.8.0.255"), 2, 0), (3, ob("1.0.2.8.0.255"), 2, 0)]
@@ -342,9 +350,12 @@ class MeterModel:
         np_cols = [(1, ob(o), 2, 0) for o, _n in _NAME_PLATE]
         self._add(ProfileObject(NAME_PLATE, np_cols, 1, 0, lambda i, c, _cols=np_cols: self._live(_cols[c]),
                                 None, None, "name plate"))
+        # Scaler profiles 1.0.94.91.e.255: 3 instantaneous, 4 block load, 5 daily load, 6 billing,
+        # 7 events (the event logs' snapshot columns; the event code has no scaler).
         for e, src in ((3, inst_cols[1:]), (4, cols), (5, [(3, ob("1.0.1.8.0.255"), 2, 0),
                                                           (3, ob("1.0.2.8.0.255"), 2, 0)]),
-                       (6, [(3, ob("1.0.1.8.0.255"), 2, 0), (3, ob("1.0.2.8.0.255"), 2, 0)])):
+                       (6, [(3, ob("1.0.1.8.0.255"), 2, 0), (3, ob("1.0.2.8.0.255"), 2, 0)]),
+                       (7, ev_snap)):
             scols = [(c[0], c[1], 3, 0) for c in src]
             self._add(ProfileObject(ob("1.0.94.91.%d.255" % e), scols, 1, 0,
                                     lambda i, c, _cols=scols: self._live(_cols[c]), None, None,
