@@ -59,8 +59,8 @@ import select  # noqa: E402
 from optoread.compat import ticks_diff, unload  # noqa: E402
 from optoread.device import console as con  # noqa: E402
 from optoread.device import services as device  # noqa: E402
-from optoread.device.reader import INTERRUPTED, MeterProfiles, Reader  # noqa: E402  (services has loaded it)
-from optoread.errors import DeadlineError  # noqa: E402
+from optoread.device.reader import MeterProfiles, Reader  # noqa: E402  (services has loaded it)
+from optoread.errors import INTERRUPTED, DeadlineError  # noqa: E402
 
 try:
     import machine  # noqa: E402

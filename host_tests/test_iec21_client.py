@@ -216,3 +216,47 @@ def test_echo_filter_releases_a_partial_match():
     s.got = bytearray()
     f.feed(s, memoryview(b"/AB"))  # the answer starts like the echo: nothing is lost
     assert bytes(s.got) == b"/AB"
+
+
+def _recording_sink():
+    calls = []
+
+    def sink(address, values):
+        # (None, identification text) when an attempt starts, else the data set
+        calls.append((address, values if address is not None else values and values.text))
+
+    return calls, sink
+
+
+def test_sink_hears_who_answered_before_each_attempts_data_sets():
+    sets = [("1.8.0", [("001234.5", "kWh")]), ("0.9.1", [("120000", None)]), ("F.F", [("00", None)])]
+    for mode, script in (("C", [(b"/?!", b"/ABC5X\r\n"), (b"\x06", _readout(DATA))]),
+                         ("A", [(b"/?!", b"/ABC0X\r\n" + _readout(DATA))])):
+        calls, sink = _recording_sink()
+        driver.run(iec_readout.readout(iec.Options(mode=mode), sink), ScriptLine(script))
+        assert calls == [(None, "/ABC5X" if mode == "C" else "/ABC0X")] + sets, (mode, calls)
+    # The identification passed in (the reader signed on first): the sink hears it all the same.
+    calls, sink = _recording_sink()
+    ident = iec.Identification(b"/ABC5X")
+    driver.run(iec_readout.readout(iec.Options(), sink, ident=ident),
+               ScriptLine([(b"\x06", _readout(DATA))]))
+    assert calls == [(None, "/ABC5X")] + sets
+    # Mode D: the telegram's own identification line.
+    tel = b"/ISK5\\2M550T-1012\r\n\r\n1-0:1.8.1(000671.578*kWh)\r\n!"
+    line = ScriptLine([])
+    line.inbox += tel + ("%04X" % crc.crc16_arc(tel)).encode() + b"\r\n"
+    calls, sink = _recording_sink()
+    driver.run(iec_readout.readout(iec.Options(mode="D"), sink), line)
+    assert calls == [(None, "/ISK5\\2M550T-1012"), ("1-0:1.8.1", [("000671.578", "kWh")])]
+
+
+def test_a_retried_readout_is_announced_to_the_sink_before_its_data_sets_come_again():
+    # The first attempt stops after one data set (the meter fell silent): the second starts over.
+    first = _readout(DATA)[:25]
+    line = ScriptLine([(b"/?!", b"/LGZ4ZMD120AP\r\n"), (b"\x06040", first),
+                       (b"/?!", b"/LGZ4ZMD120AP\r\n"), (b"\x06000", _readout(DATA))])
+    calls, sink = _recording_sink()
+    driver.run(iec_readout.readout(iec.Options(), sink), line)
+    assert calls == [(None, "/LGZ4ZMD120AP"), ("1.8.0", [("001234.5", "kWh")]),
+                     (None, "/LGZ4ZMD120AP"), ("1.8.0", [("001234.5", "kWh")]),
+                     ("0.9.1", [("120000", None)]), ("F.F", [("00", None)])]

@@ -199,6 +199,8 @@ def test_optoread_read_cli_on_a_pty():
     d = json.loads(p.stdout)
     assert d["identification"] == "/ISK5SIM174-01" and d["bcc_ok"] is True
     assert d["datasets"][0] == {"address": "F.F", "values": [["00000000", None]]}
+    assert {"address": "1.6.0", "values": [["02.468", "kW"], ["2503100930", None]], "value": "02.468",
+            "unit": "kW", "time": "2025-03-10T09:30:00"} in d["datasets"]  # maximum demand and its time
     assert "reading at 9600 baud" in p.stderr  # progress feedback
 
 
@@ -254,3 +256,35 @@ def test_parse_cli_json_shape(tmp_path):
     assert set(d) >= {"identification", "bcc_ok", "datasets", "errors"}
     assert d["datasets"] == [{"address": "1.8.0", "values": [["1", "kWh"]]}]
     assert rc == (0 if d["bcc_ok"] else 1)
+
+
+def test_parse_cli_shows_a_value_with_its_time(tmp_path):
+    import contextlib
+    import io
+
+    from optoread_tools import cli
+
+    f = tmp_path / "r.txt"
+    body = (b"1-0:1.6.0*255(02.468*kW)(1703100930)\r\n0-1:24.2.1(101209112500W)(12785.123*m3)\r\n"
+            b"1-0:99.97.0(0)(0-0:96.7.19)\r\n!\r\n\x03")
+    bcc = 0
+    for b in body:
+        bcc ^= b
+    f.write_bytes(b"/ABC5X\r\n\x02" + body + bytes([bcc]))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["parse", str(f), "--json"]) == 0
+    d = json.loads(out.getvalue())
+    assert d["datasets"] == [
+        {"address": "1-0:1.6.0*255", "values": [["02.468", "kW"], ["1703100930", None]],
+         "value": "02.468", "unit": "kW", "time": "2017-03-10T09:30:00"},
+        {"address": "0-1:24.2.1", "values": [["101209112500W", None], ["12785.123", "m3"]],
+         "value": "12785.123", "unit": "m3", "time": "2010-12-09T11:25:00", "season": "W"},
+        {"address": "1-0:99.97.0", "values": [["0", None], ["0-0:96.7.19", None]]}]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["parse", str(f)]) == 0
+    text = out.getvalue().splitlines()
+    assert text[1:4] == ["1-0:1.6.0*255        02.468 kW  at 2017-03-10T09:30:00",
+                         "0-1:24.2.1           12785.123 m3  at 2010-12-09T11:25:00 (winter time)",
+                         "1-0:99.97.0          0  0-0:96.7.19"]

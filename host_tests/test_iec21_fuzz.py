@@ -29,6 +29,18 @@ def test_parse_readout_any_bytes(data, chunk):
         assert len(addr) <= iec.MAX_ADDRESS
         for v, _u in values:
             assert len(v) <= 1024
+        vt = iec_readout.value_time(values)
+        assert vt is None or (len(values) == 2 and (vt[0], vt[1]) in values and vt[3] in (None, "S", "W"))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.text("0123456789SW*.x", max_size=14),
+                          st.none() | st.sampled_from(["kW", ""])), max_size=3))
+def test_value_time_any_groups(values):
+    vt = iec_readout.value_time(values)
+    if vt is not None:
+        assert len(values) == 2 and (vt[0], vt[1]) in values
+        assert len(vt[2]) == 19 or vt[3] is not None  # ISO text, or the meter's with its season
 
 
 @SETTINGS

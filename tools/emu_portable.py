@@ -85,7 +85,6 @@ _DEVICE_EMU = "no portable test; on the Pico by test_device_emu's readings, on t
 NOT_PORTABLE = {
     "device.services": "the main loop: on the Pico by test_device_emu, on the unix port by test_main_unix",
     "device.reader": _DEVICE_EMU,
-    "device.iec_reading": _DEVICE_EMU,
     "device.register_steps": _DEVICE_EMU,
     "dlms.client.sn": "short-name meters: test_reader on the unix port",
     "device.unixport": "the unix port's transports (termios, sockets): test_probe on the unix port",

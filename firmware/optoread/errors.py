@@ -6,6 +6,9 @@ the byte offset. Nothing else (IndexError, ValueError, ...) may escape a parser.
 """
 
 
+INTERRUPTED = "interrupted by the user"  # the error of a reading stopped by ^C or the button
+
+
 class OptoreadError(Exception):
     """Base class: ``layer``, ``field`` and ``offset`` say where the problem is."""
 

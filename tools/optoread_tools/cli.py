@@ -23,12 +23,32 @@ from optoread.errors import NoAnswerError, OptoreadError
 from optoread.iec62056_21 import readout as iec_readout
 from optoread.iec62056_21 import signon as iec
 
+_SEASONS = {"S": " (summer time)", "W": " (winter time)"}
+
+
+def _with_times(d):
+    """An IEC readout's JSON (``Readout.as_dict``) with each data set that is one value with its
+    own time (``readout.value_time``: ``1.6.0(02.468*kW)(1703100930)``, DSMR's
+    ``0-1:24.2.1(101209112500W)(12785.123*m3)``) given ``value``, ``unit`` and ``time`` (ISO 8601,
+    the meter's local time), plus ``season`` ("S"/"W") when DSMR gave one. ``values`` stay as sent."""
+    for ds in d["datasets"]:
+        vt = iec_readout.value_time([tuple(v) for v in ds["values"]])
+        if vt is not None:
+            ds["value"], ds["unit"], ds["time"] = vt[0], vt[1], vt[2]
+            if vt[3] is not None:
+                ds["season"] = vt[3]
+    return d
+
 
 def _print_readout_text(d, out):
     if d.get("identification"):
         out.write("identification: %s\n" % d["identification"])
     for ds in d["datasets"]:
-        vals = "  ".join(v + ("" if u is None else " " + u) for v, u in ds["values"])
+        if "time" in ds:  # one value with its time (_with_times)
+            vals = "%s%s  at %s%s" % (ds["value"], "" if ds["unit"] is None else " " + ds["unit"], ds["time"],
+                                      _SEASONS.get(ds.get("season"), ""))
+        else:
+            vals = "  ".join(v + ("" if u is None else " " + u) for v, u in ds["values"])
         out.write("%-20s %s\n" % (ds["address"], vals))
     checks = []
     if d.get("bcc_ok") is not None:
@@ -176,7 +196,7 @@ def cmd_parse(args):
             dlmsparse.print_text(result, sys.stdout)
         return 0 if not result.get("errors") else 1
     r = iec_readout.parse_readout(data)
-    d = r.as_dict()
+    d = _with_times(r.as_dict())
     if args.json:
         json.dump(d, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -279,6 +299,7 @@ def cmd_read(args):
                  "errors": []}
         else:
             d = drv.run(iec_readout.readout(opts)).as_dict()
+        _with_times(d)
     except OptoreadError as e:
         return report_error(e)
     finally:

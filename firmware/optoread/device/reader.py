@@ -30,10 +30,9 @@ from optoread.dlms.client.session import Session, Settings
 from optoread.dlms.cosem import base as cosem
 from optoread.dlms.cosem.base import Clock, value_text
 from optoread.dlms.cosem.profile import ProfileGeneric
-from optoread.errors import DataAccessError, NoAnswerError, OptoreadError, SessionError
+from optoread.errors import INTERRUPTED, DataAccessError, NoAnswerError, OptoreadError, SessionError
 
 _DAY = 86400
-INTERRUPTED = "interrupted by the user"  # the error of a reading stopped by ^C or the button
 
 
 def _iec():

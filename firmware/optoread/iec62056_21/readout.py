@@ -8,7 +8,13 @@ Readout data sets go to a *sink* ``sink(address, values)`` as they are parsed
 (values = list of ``(value, unit)`` strings, unit None when absent). They are
 provisional: a procedure that ends in an error (bad BCC, timeout) means the
 caller must discard them. With no sink the receiver collects them itself and
-the procedure returns them only when the readout verified.
+the procedure returns them only when the readout verified. Before each attempt's
+data sets the sink gets ``sink(None, identification)`` (None when the line did not
+parse): who answered, before the data; a second such call means a retried readout
+starts again from its first data set.
+
+Data sets keep the groups as the meter sent them; :func:`value_time` tells which of
+them are one value with its own time (a maximum demand and when it occurred).
 """
 
 from optoread import crc
@@ -58,6 +64,50 @@ _S_ETX = const(8)  # STX framing: waiting for ETX
 _S_BCC = const(9)  # the byte after ETX
 _S_DONE = const(10)
 _S_FAILED = const(11)
+
+
+def _stamp(pair):
+    """(ISO 8601 text, season letter or None) of a value group that is a meter's timestamp, else
+    None: ``YYMMDDhhmm`` or ``YYMMDDhhmmss`` without a unit, or DSMR's ``YYMMDDhhmmssX`` (X = S
+    summer / W winter time). Years 69-99 are 19xx, 00-68 are 20xx (POSIX ``%y``: DSMR's
+    "no reading" stamp 700101010000W is 1970). Digits that are no valid time are no timestamp,
+    except with the season letter: then the meter's text is kept as it is."""
+    t, unit = pair
+    n = len(t)
+    season = None
+    if n == 13 and t[12] in "SW":
+        season = t[12]
+        n = 12
+    if unit is not None or n not in (10, 12) or not t[:n].isdigit():
+        return None
+    y, mo, d, h, mi = int(t[0:2]), int(t[2:4]), int(t[4:6]), int(t[6:8]), int(t[8:10])
+    s = int(t[10:12]) if n == 12 else 0
+    y += 1900 if y >= 69 else 2000
+    days = b"\x1f\x1d\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"  # per month (February: 29)
+    if 0 < mo < 13 and 0 < d <= days[mo - 1] and h < 24 and mi < 60 and s < 60:
+        return "%04d-%02d-%02dT%02d:%02d:%02d" % (y, mo, d, h, mi, s), season
+    return (t, season) if season else None
+
+
+def value_time(values):
+    """``(value, unit, time, season)`` when a data set's groups are one value with its own time,
+    else None (data sets with one group, or with more that are not exactly value and time).
+
+    Two groups, one a timestamp (see :func:`_stamp`) and the other not: ``1.6.0(02.468*kW)
+    (1703100930)`` (IEC 62056-21 maximum demand; Iskra MT174) and, time first, DSMR's
+    ``0-1:24.2.1(101209112500W)(12785.123*m3)``. ``time`` is ISO 8601 local meter time without
+    an offset ("2017-03-10T09:30:00"); ``season`` is DSMR's letter, "S" (daylight saving time) or
+    "W", else None: the offset it implies depends on the meter's country, so none is appended.
+    """
+    if len(values) != 2:
+        return None
+    a = _stamp(values[0])
+    b = _stamp(values[1])
+    if a is None and b is not None:
+        return values[0][0], values[0][1], b[0], b[1]
+    if b is None and a is not None:
+        return values[1][0], values[1][1], a[0], a[1]
+    return None  # neither is a time, or both look like one: not a value with its time
 
 
 def command(cmd, data=None):
@@ -322,6 +372,8 @@ class ReadoutReceiver:
                 if self._ident.error is not None:
                     self._error(str(self._ident.error))
                 self.readout.identification = self._ident.identification
+                if self._sink is not None:
+                    self._sink(None, self.readout.identification)  # who answered (module docstring)
                 return _S_PRE if b == _LF else _S_SKIPLINE
             return st
         if st == _S_SKIPLINE:
@@ -540,6 +592,8 @@ def readout(opts, sink=None, ident=None):
             ident = yield from identify(opts, tried, label)
             rx = ReadoutReceiver(sink, ident=False, max_value=opts.max_value)
             rx.readout.identification = ident
+        if sink is not None and opts.mode != "A":
+            sink(None, ident)  # who answered, before this attempt's data sets (mode A: the receiver)
         if opts.mode == "A":
             pass
         elif opts.mode == "B":
