@@ -477,30 +477,6 @@ def open_store(board):
     return device.open_store(getattr(board, "STORE_DIR", _path(flash, "data")))
 
 
-def read_device_id(path):
-    """The device's id (hex): the board's ``machine.unique_id()``, or where there is none or it is
-    all zeros (the emulated Pico, the unix port) a random one made at first boot and kept in the
-    file ``path`` (written whole, then renamed into place: a power cut leaves none or all)."""
-    try:
-        u = machine.unique_id()
-        if any(u):
-            return "".join("%02x" % b for b in u)
-    except AttributeError:  # no machine module (CPython) or no unique_id
-        pass
-    try:
-        with open(path) as f:
-            t = f.read().strip()
-        if t:
-            return t
-    except OSError:
-        pass
-    t = "".join("%02x" % b for b in os.urandom(8))
-    with open(path + ".tmp", "w") as f:
-        f.write(t)
-    os.rename(path + ".tmp", path)
-    return t
-
-
 def make_reader_factory(board, store, plans, profiles, config, clock, device_id=None):
     """``factory(progress) -> Reader`` on a freshly opened probe (closed by the console).
 
@@ -542,7 +518,10 @@ async def run(board):
     # The unix port's time is the host's; a board's RTC starts at a fixed date at power-up.
     clock = con.DeviceClock("system" if _UNIX else None)
     ui = Ui(board, store)
-    device_id = read_device_id(_path(flash, "device_id"))
+    from optoread.device import settings  # the device id's file: read at boot, then dropped (RAM)
+
+    device_id = settings.device_id(_path(flash, "device_id"), getattr(machine, "unique_id", lambda: None)())
+    unload("device.settings")
     factory = make_reader_factory(board, store, plans, profiles, config, clock, device_id)
     pressed = button(board)
 

@@ -123,3 +123,15 @@ def test_interrupted_by_the_user_keeps_what_was_read(st):
     d = device.session_json(st, s.seq)
     assert _profile(d, "1.0.94.91.0.255")["rows"]  # the instantaneous profile read before it is kept
     assert _profile(d, "1.0.98.1.0.255")["rows"]
+
+
+def test_the_device_id_is_the_boards_unique_id_or_one_made_at_first_boot_and_kept(tmp_path):
+    from optoread.device import settings
+
+    path = str(tmp_path / "device_id")
+    assert settings.device_id(path, b"\xe6\x61\x41\x04\x03\x2b\x4f\x2d") == "e6614104032b4f2d"
+    made = settings.device_id(path, b"\x00" * 8)  # the emulated Pico's unique id is all zeros
+    assert len(made) == 16 and int(made, 16) >= 0
+    assert settings.device_id(path, None) == made  # kept: the same after a reboot
+    os.rename(path, path + ".tmp")  # a power cut between the renames: the new copy is still found
+    assert settings.device_id(path, None) == made

@@ -78,3 +78,15 @@ def set_pin(console, args):
     console.config.set(_PIN_KEY, pin_hash(new, salt))
     console.unlocked_at = None
     console.say("PIN set; 'unlock PIN' before erase, clock set, secrets or maintenance")
+
+
+def set_clock(console, args):
+    """``@clock EPOCH``: the laptop (``optoread download`` with the PIN) sets the device clock;
+    the answer says where its time came from before."""
+    if len(args) != 1 or not args[0].isdigit():
+        raise ConsoleError("usage: @clock EPOCH", field="args")
+    console.need_pin("@clock")
+    clock = console.clock
+    was = clock.source
+    clock.set(int(args[0]), "laptop")
+    console.say("@ok clock %d was=%s" % (clock.now(), was or "unknown"))

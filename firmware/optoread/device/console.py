@@ -440,13 +440,10 @@ class Console:
                    " id=%s" % self.device_id if self.device_id else ""))
 
     def m_clock(self, args):
-        # @clock EPOCH: the laptop sets the device clock (needs the PIN, as clock set does).
-        if len(args) != 1 or not _digits(args[0]):
-            raise ConsoleError("usage: @clock EPOCH", field="args")
-        self.need_pin("@clock")
-        was = self.clock.source
-        self.clock.set(int(args[0]), "laptop")
-        self._w("@ok clock %d was=%s" % (self.clock.now(), was or "unknown"))
+        from optoread.device import access  # @clock EPOCH (PIN): rare, off the heap while reading
+
+        access.set_clock(self, args)
+        unload("device.access")
 
     def _session_crc(self, seq):
         f = _Frames(self, seq, 0, False)

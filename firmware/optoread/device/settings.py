@@ -79,3 +79,27 @@ def save(path, data, fs=None):
     except OSError:  # no file yet
         pass
     fs.rename(path + _TMP, path)
+
+
+def device_id(path, unique=None, fs=None):
+    """The device's id (hex): ``unique`` (the board's ``machine.unique_id()``), or where there is
+    none or it is all zeros (the emulated Pico, the unix port) a random one made at first boot and
+    kept in the file ``path``, written as ``config.json`` is (a power cut leaves none or all)."""
+    if unique and any(unique):
+        return "".join("%02x" % b for b in unique)
+    fs = fs or OsFs()
+    for p in (path, path + _TMP, path + _BAK):
+        got = _read(fs, p)  # {"id": "..."}
+        if got and isinstance(got.get("id"), str) and got["id"]:
+            return got["id"]
+    try:
+        import os
+
+        raw = os.urandom(8)
+    except (ImportError, AttributeError, NotImplementedError):  # a port without urandom
+        import random
+
+        raw = bytes(random.getrandbits(8) for _ in range(8))
+    t = "".join("%02x" % b for b in raw)
+    save(path, {"id": t}, fs)
+    return t
