@@ -477,6 +477,17 @@ def open_store(board):
     return device.open_store(getattr(board, "STORE_DIR", _path(flash, "data")))
 
 
+def read_device_id(path):
+    """The device's id (``device.settings.device_id``: the board's unique id, else one made at
+    first boot). Its own frame: ``run`` never returns, and a module bound there would stay."""
+    from optoread.device import settings
+
+    try:
+        return settings.device_id(path, getattr(machine, "unique_id", lambda: None)())
+    finally:
+        unload("device.settings")
+
+
 def make_reader_factory(board, store, plans, profiles, config, clock, device_id=None):
     """``factory(progress) -> Reader`` on a freshly opened probe (closed by the console).
 
@@ -518,10 +529,7 @@ async def run(board):
     # The unix port's time is the host's; a board's RTC starts at a fixed date at power-up.
     clock = con.DeviceClock("system" if _UNIX else None)
     ui = Ui(board, store)
-    from optoread.device import settings  # the device id's file: read at boot, then dropped (RAM)
-
-    device_id = settings.device_id(_path(flash, "device_id"), getattr(machine, "unique_id", lambda: None)())
-    unload("device.settings")
+    device_id = read_device_id(_path(flash, "device_id"))
     factory = make_reader_factory(board, store, plans, profiles, config, clock, device_id)
     pressed = button(board)
 

@@ -11,6 +11,7 @@ import os
 import portable
 from optoread.crc import crc32
 from optoread.device import console as con
+from optoread.device import console_admin
 from optoread.errors import NoAnswerError, SessionError
 from test_store import Env, small_heap, write_sample
 
@@ -441,7 +442,7 @@ def test_clock_set():
         for bad in ("2026-02-30T00:00:00", "2026-03-01", "2026-3-1T1:2:3", "xxxx-03-01T12:34:56"):
             assert run(c, "clock set " + bad)[0].startswith("error: console:"), bad
         assert c.clock.now() == 1772368496
-        assert con.parse_iso("1970-01-01 00:00:00") == 0
+        assert console_admin.parse_iso("1970-01-01 00:00:00") == 0
     finally:
         env.close()
 

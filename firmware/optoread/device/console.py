@@ -7,11 +7,12 @@ ends with the prompt ``"> "`` (no newline after it).
 Machine commands (every output line starts with ``@``; the wire protocol shared with
 ``optoread download``)::
 
-    @hello            -> @ok optoread <version> sessions=<n> pending=<n> acked=<seq>
+    @hello            -> @ok optoread <version> sessions=<n> pending=<n> acked=<seq> id=<device id>
     @list             -> @s <seq> <size> <complete 0|1> <downloaded 0|1> <crc32 8hex> ... @end <count>
     @get <seq> <off>  -> @f <frame_no> <seq> <offset> <len> <crc32 8hex> <base64> ...
                          @e <seq> <total_size> <crc32 of the session 8hex> <frames>
     @ack <seq>        -> @ok acked=<seq> freed=<bytes>
+    @clock <epoch>    -> @ok clock <epoch> was=<laptop|console|system|unknown>   (needs the PIN)
     errors            -> @err <text>
 
 ``@get`` sends the session's raw stored records (``Store.read_raw``) from byte ``off`` in
@@ -24,9 +25,10 @@ a sequence number beyond the newest session.
 
 The device PIN (4 to 12 digits, chosen from the laptop at first boot: ``pin set NEW``; kept as a
 salted, iterated SHA-256 in ``config.json``) guards what a stranger with a USB cable must not
-do: ``erase``, ``config set`` of a secret, ``clock set``, ``pin set`` once a PIN exists, ``@ack``
-of sessions nobody fetched, ``maintenance``. ``unlock PIN`` opens them until ``lock``, ``@hello``
-or 5 minutes without a command; three wrong PINs in a row shut ``unlock`` for a minute.
+do: ``erase``, ``config set`` of a secret, ``clock set`` and ``@clock``, ``pin set`` once a PIN
+exists, ``@ack`` of sessions nobody fetched, ``maintenance``. ``unlock PIN`` opens them until
+``lock``, ``@hello`` or 5 minutes without a command; three wrong PINs in a row shut ``unlock``
+for a minute.
 
 Human commands: ``help``, ``status``, ``read [PLAN] [--meter ID]``, ``list``, ``show N``,
 ``plans``, ``meters``, ``config get [KEY]``, ``config set KEY VALUE``,
@@ -45,14 +47,13 @@ measures it on the emulated Pico.
 # Store sessions and the reader are duck-typed; pyright cannot see through the factories.
 # pyright: reportOptionalMemberAccess=false, reportAttributeAccessIssue=false, reportArgumentType=false
 
-import json
 import time
 from binascii import b2a_base64
 
 from optoread import __version__
 from optoread.compat import const, heap_free, unload
 from optoread.crc import crc32
-from optoread.dlms.axdr.decode import from_epoch, to_epoch
+from optoread.dlms.axdr.decode import from_epoch
 from optoread.errors import ConsoleError, NoAnswerError, OptoreadError, StoreError
 
 FRAME_PAYLOAD = const(192)  # payload bytes per @f frame (256 base64 characters)
@@ -82,7 +83,8 @@ def _hex8(v):
     return "%08x" % (v & 0xFFFFFFFF)
 
 
-def _iso(t):
+def iso(t):
+    """Epoch seconds as ``YYYY-MM-DDTHH:MM:SS`` (``-`` for None, the value itself if not a time)."""
     if t is None:
         return "-"
     try:
@@ -100,22 +102,6 @@ def _digits(text):
         if not "0" <= c <= "9":
             return False
     return True
-
-
-def parse_iso(text):
-    """``YYYY-MM-DDTHH:MM:SS`` (or a space instead of T) -> epoch seconds; ConsoleError if malformed."""
-    t = text.strip()
-    if len(t) != 19 or t[4] != "-" or t[7] != "-" or t[10] not in "T " or t[13] != ":" or t[16] != ":":
-        raise ConsoleError("expected YYYY-MM-DDTHH:MM:SS", field="clock")
-    parts = (t[0:4], t[5:7], t[8:10], t[11:13], t[14:16], t[17:19])
-    for p in parts:
-        if not _digits(p):
-            raise ConsoleError("expected YYYY-MM-DDTHH:MM:SS", field="clock")
-    y, mo, d, h, mi, s = [int(p) for p in parts]
-    try:
-        return to_epoch(y, mo, d, h, mi, s)
-    except OptoreadError:
-        raise ConsoleError("not a valid date and time", field="clock")
 
 
 # ---------------------------------------------------------------- configuration
@@ -143,6 +129,10 @@ class Config:
 
     def get(self, key, default=None):
         return self.data.get(key, default)
+
+    def is_secret(self, key):
+        """True for a key whose value is never shown (passwords, keys, the PIN)."""
+        return is_secret(key)
 
     def keys(self):
         return sorted(self.data)
@@ -498,7 +488,7 @@ class Console:
                     raise ConsoleError("session %d was not fetched with @get since @hello: not acknowledged"
                                        % s.seq, field="seq")
         acked = st.ack(seq)
-        freed = self._reclaim()
+        freed = self.reclaim()
         self._w("@ok acked=%d freed=%d" % (acked, freed))
 
     def _has(self, seq):
@@ -508,7 +498,7 @@ class Console:
             return False
         return True
 
-    def _reclaim(self):
+    def reclaim(self):
         """Delete every acknowledged session; return the bytes of session data deleted."""
         before = self.store.space()["reclaimable"]
         self.store.reclaim()
@@ -554,26 +544,21 @@ class Console:
         unload("device.console_help")
 
     def h_status(self, args):
-        sp = self.store.space()
-        self._w("optoread %s" % __version__)
-        c = self.clock
-        self._w("clock      %s (%s)" % (_iso(c.now()), "set by %s at %s" % (c.source, _iso(c.set_at))
-                                        if c.set_at is not None else c.source or "never set: unknown"))
-        free = sp["free"]  # -1: the file system could not say (an unreadable block)
-        self._w("free       %s" % ("%d bytes" % free if free >= 0 else "unknown (flash unreadable)"))
-        self._w("sessions   %d (%d bytes)" % (sp["sessions"], sp["stored"]))
-        self._w("pending    %d not downloaded (%d bytes)" % (sp["unacked_sessions"], sp["unacked"]))
-        self._w("acked      up to %d" % self.store.acked)
-        self._w("pin        %s" % ("not set: choose one with 'pin set NEW'" if not self.config.get(PIN_KEY)
-                                   else "unlocked" if self.unlocked_at is not None else "set, locked"))
-        free = heap_free()
-        if free is not None:
-            self._w("heap       %d bytes free%s" % (free, "" if self.heap_low is None else
-                                                     " (lowest during the last reading: %d)" % self.heap_low))
-        if self.last is not None:
-            outcome, s, err = self.last
-            self._w("last read  %s%s%s" % (outcome, " session %d" % s.seq if s is not None else "",
-                                          " (%s)" % err if err else ""))
+        self._admin("status", args)
+
+    def h_config(self, args):
+        self._admin("config", args)
+
+    def h_erase(self, args):
+        self._admin("erase", args)
+
+    def _admin(self, name, args):
+        from optoread.device import console_admin  # status, config, erase: loaded for the command (RAM)
+
+        try:
+            getattr(console_admin, name)(self, args, iso)
+        finally:
+            unload("device.console_admin")
 
     def h_read(self, args):
         plan = None
@@ -680,20 +665,6 @@ class Console:
         if free is not None and (self.heap_low is None or free < self.heap_low):
             self.heap_low = free
 
-    def h_list(self, args):
-        n = 0
-        self._w("  seq  meter                time                 plan      outcome     "
-                "values  rows  bytes  dl")
-        for s in self.store.sessions():
-            outcome = "damaged" if s.damaged else "complete" if s.complete else "incomplete"
-            self._w("%5d  %-20s %-20s %-9s %-10s %7d %5d %6d  %s" % (
-                s.seq, str(s.meter)[:20], _iso(s.device_time), str(s.plan)[:9], outcome, s.values,
-                s.rows, s.size, "yes" if s.downloaded else "no"))
-            if s.damaged:  # what was lost, and the reading's own outcome (store: "damaged on flash: ...")
-                self._w("       %s" % s.error)
-            n += 1
-        self._w("%d sessions" % n)
-
     def h_show(self, args):
         if len(args) != 1 or not _digits(args[0]):
             raise ConsoleError("usage: show N", field="args")
@@ -702,80 +673,20 @@ class Console:
             raise ConsoleError("no session %d" % seq, field="seq")
         from optoread.device import console_show  # for a person: off the heap while reading
 
-        console_show.show(self.store, seq, self._w, _iso)
+        console_show.show(self.store, seq, self._w, iso)
         unload("device.console_show")
 
+    def h_clock(self, args):
+        self._admin("clock", args)
+
+    def h_list(self, args):
+        self._admin("sessions", args)
+
     def h_plans(self, args):
-        default = self.config.get("plan")
-        for name in sorted(self.plans):
-            p = self.plans.get(name) or {"description": "(unreadable plan file)"}
-            self._w("%s%-12s %s" % ("*" if name == default else " ", name, p.get("description", "")))
-        self._w("%d plans" % len(self.plans))
+        self._admin("plans", args)
 
     def h_meters(self, args):
-        m = self.meters
-        names = m.meters() if m is not None else []
-        for mid in names:
-            prof = m.get(mid) or {}
-            self._w("%-24s %s" % (mid, " ".join("%s=%s" % (k, prof[k]) for k in sorted(prof)
-                                                if not is_secret(k))))
-        self._w("%d meters" % len(names))
-
-    def h_config(self, args):
-        cfg = self.config
-        if not args or args[0] not in ("get", "set"):
-            raise ConsoleError("usage: config get [KEY] | config set KEY VALUE", field="args")
-        if args[0] == "get":
-            keys = args[1:2] if len(args) > 1 else cfg.keys()
-            for k in keys:
-                v = cfg.get(k)
-                if v is None:
-                    self._w("%s is not set" % k)
-                elif is_secret(k):
-                    self._w("%s = ***" % k)
-                else:
-                    self._w("%s = %s" % (k, json.dumps(v)))
-            return
-        if len(args) < 3:
-            raise ConsoleError("usage: config set KEY VALUE", field="args")
-        key = args[1]
-        value = " ".join(args[2:])
-        if is_secret(key):
-            self.need_pin("setting %s" % key)
-            if key.lower() == PIN_KEY:
-                raise ConsoleError("the PIN is set with 'pin set NEW'", field="pin")
-        cfg.set(key, value)
-        if is_secret(key):
-            self._w("%s set" % key)  # never the value
-        else:
-            self._w("%s = %s" % (key, json.dumps(cfg.get(key))))
-
-    def h_clock(self, args):
-        if len(args) == 0:
-            self._w("clock %s" % _iso(self.clock.now()))
-            return
-        if args[0] != "set" or len(args) != 2:
-            raise ConsoleError("usage: clock set YYYY-MM-DDTHH:MM:SS", field="args")
-        t = parse_iso(args[1])
-        self.need_pin("clock set")
-        rtc = self.clock.set(t)
-        self._w("clock %s%s" % (_iso(self.clock.now()), " (RTC)" if rtc else ""))
-
-    def h_erase(self, args):
-        if "--yes" not in args:
-            self._w("erase deletes downloaded sessions; confirm with: erase --yes "
-                    "(add --force to also delete sessions not downloaded yet)")
-            return
-        self.need_pin("erase")
-        force = "--force" in args
-        st = self.store
-        if force and st.count():
-            st.ack(st.summary(st.count() - 1).seq)  # the store deletes acknowledged sessions only
-        n0 = st.count()
-        freed = self._reclaim()
-        n1 = st.count()
-        self._w("erased %d sessions (%d bytes); %d not downloaded kept" % (n0 - n1, freed, n1))
-
+        self._admin("meters", args)
 
 _MACHINE = {
     "@hello": Console.m_hello,
