@@ -205,7 +205,7 @@ def main():
         _MEM[2] = _MEM[1]  # the reading is done: what follows is this tool printing it
     _phase("committed: printing the session")
     if a["json"]:
-        print(device.dumps(device.session_json(store, summary.seq)))
+        print(device.dumps(device.presented(device.session_json(store, summary.seq))))
     else:
         _print_session(store, summary.seq)
     if _MEM is not None:

@@ -43,10 +43,11 @@ LONG_PLAN = {"name": "devlong", "description": "device tests: 400 block-load row
              "steps": [{"profile": "1.0.99.1.0.255", "entries": 400}]}
 
 
-def build_image(path, plans=(SHORT_PLAN, LONG_PLAN)):
+def build_image(path, plans=None):
     """The shipped Pico image plus the test plans (``plans/NAME.json``)."""
     from optoread_tools import deploy
 
+    plans = plans or (SHORT_PLAN, LONG_PLAN, BILL_PLAN)
     extra = {"plans/%s.json" % p["name"]: json.dumps(p).encode() for p in plans}
     deploy.build_image("pico", str(path), extra_files=extra, force=True)
     return str(path)
@@ -290,3 +291,99 @@ def test_interrupted_download_resumes(pico, tmp_path):
     assert c.execute("SELECT COUNT(*) FROM staging").fetchone()[0] == 0
     c.close()
     assert "pending=0" in pico.cmd("@hello")[0]
+
+
+# Issue #18 on the board: what a utility bills from, from the meter through the Pico to the export.
+BILL_PLAN = {
+    "name": "devbill",
+    "description": "device tests: instantaneous values, 4 block-load rows, the voltage event log",
+    "utc_offset_min": 330,
+    "steps": [
+        {"profile": "1.0.94.91.0.255", "scaler_profile": "1.0.94.91.3.255"},
+        {"profile": "1.0.99.1.0.255", "entries": 4, "scaler_profile": "1.0.94.91.4.255"},
+        {"profile": "0.0.99.98.0.255", "scaler_profile": "1.0.94.91.7.255"},
+    ],
+}
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.device
+def test_billing_data_from_the_pico_to_the_export(pico, tmp_path):
+    """Two IS 15959 meters (the clock's deviation +05:30, and none: the plan's +05:30) and the IEC
+    meter read on the board, downloaded with the device PIN (which sets the board's clock, never
+    set since power-up) and exported: meter ids, scaled values with units, local and UTC times,
+    named events, the device's id and clock source, checked against literal physical values."""
+    from optoread.dlms.axdr import decode as axdr
+    from optoread_tools import sim_dlms, tcpline
+
+    pico.cmd("pin set 2468")
+    seqs = {}
+    for name, model, meter in (
+            ("ist", sim_dlms.MeterModel(rows=96, serial="IN12345678", deviation=-330), ""),
+            ("nodev", sim_dlms.MeterModel(rows=96, serial="IN87654321", deviation=axdr.DEVIATION_UNSPECIFIED),
+             " --meter IN00000001")):
+        line = tcpline.connect_dlms_line(pico.uart_port, model=model, meter_kw=dict(_SLOW_BOARD))
+        try:
+            seqs[name], lines = _read(pico, "devbill" + meter)
+        finally:
+            line.stop()
+            # The emulator's UART0 forgets a socket when its close event arrives: a meter connected
+            # before the last one's close was seen would be cut off from the board's bytes.
+            time.sleep(1.0)
+        if meter:
+            assert any("wrong meter at the probe? expected IN00000001, read IN87654321" in x for x in lines)
+    iec = tcpline.connect_iec21(pico.uart_port, **_SLOW_BOARD)
+    try:
+        seqs["iec"], _ = _read(pico, "readout")
+    finally:
+        iec.stop()
+    shown = "\n".join(pico.cmd("show %d" % seqs["ist"]))
+    assert "230.12 V" in shown and "device time unknown" in shown, shown
+    pico.release()
+    db = str(tmp_path / "r.sqlite")
+    rc, out = emu.download(pico.path, db, device=None, env_extra={"OPTOREAD_PIN": "2468"},
+                           extra=["--csv", str(tmp_path / "csv")])
+    pico.attach()
+    assert rc == 0, out
+    assert "device clock set to" in out and "it was unknown: never set" in out, out
+    sessions = {int(s["seq"]): s for s in _csv(str(tmp_path / "csv" / "sessions.csv"))}
+    ist, nodev, iec_s = (sessions[seqs[k]] for k in ("ist", "nodev", "iec"))
+    assert (ist["meter_id"], ist["meter_ldn"], ist["utc_offset_min"], ist["utc_offset_source"]) == (
+        "IN12345678", "SIMIN12345678", "330", "meter")
+    assert (nodev["meter_id"], nodev["meter_expected"], nodev["utc_offset_source"]) == (
+        "IN87654321", "IN00000001", "configuration")
+    assert (iec_s["meter_id"], iec_s["meter_id_source"]) == ("71234567", "0.0.0")
+    for s in (ist, nodev, iec_s):
+        # the board's clock was never set before this download: no device time, never 2021
+        assert (s["device_time"], s["device_clock_source"]) == ("", "unknown"), s
+        assert len(s["device_id"]) == 16 and s["device"] == s["device_id"]
+    rows = _csv(str(tmp_path / "csv" / "profile_rows.csv"))
+
+    def cells(seq, profile, obis):
+        return [r for r in rows
+                if r["seq"] == str(seq) and r["profile"] == profile and r["column_obis"] == obis]
+
+    for name in ("ist", "nodev"):
+        v = cells(seqs[name], "1.0.94.91.0.255", "1.0.32.7.0.255")
+        assert [(r["value"], r["unit"], float(r["scaled"])) for r in v] == [("23012", "V", 230.12)]
+        # block-load row 92 (the 4 newest of 96): 2026-01-01T23:00 meter-local
+        v = cells(seqs[name], "1.0.99.1.0.255", "1.0.12.27.0.255")[0]
+        assert (v["clock_local"], v["clock_utc"], float(v["scaled"]), v["unit"]) == (
+            "2026-01-01T23:00:00+05:30", "2026-01-01T17:30:00Z", 234.04, "V")
+        v = cells(seqs[name], "1.0.99.1.0.255", "1.0.11.27.0.255")[0]
+        assert (float(v["scaled"]), v["unit"]) == (4.76, "A")
+    events = [e for e in _csv(str(tmp_path / "csv" / "events.csv")) if e["seq"] == str(seqs["ist"])]
+    assert len(events) == 5 and all(e["name"] and e["name"] != "unknown event" for e in events)
+    first = events[0]
+    assert first["time_local"] == "2026-01-01T01:00:00+05:30" and first["time_utc"] == "2025-12-31T19:30:00Z"
+    snap = {x["obis"]: (x["scaled"], x["unit"]) for x in json.loads(first["snapshot_json"])}
+    assert snap == {"1.0.31.7.0.255": (1.0, "A"), "1.0.32.7.0.255": (220.0, "V")}
+    vals = [v for v in _csv(str(tmp_path / "csv" / "register_values.csv")) if v["seq"] == str(seqs["iec"])]
+    md = [(v["value"], v["unit"], v["time_local"]) for v in vals if v["obis"] == "1.6.0"]
+    assert md == [("02.468", "kW", "2025-03-10T09:30:00")]

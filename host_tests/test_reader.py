@@ -253,6 +253,10 @@ def test_unix_port_detects_and_reads_each_kind_of_meter(tmp_path):
         assert rc == 0, (label, out[-500:], err[-2000:])
         d = json.loads(out.strip().splitlines()[-1])
         assert d["complete"] and d["meter"] == meter, label
+        if plan == "energy":  # device --json: raw, scaler, unit code and symbol, scaled (#18)
+            v = [x for x in d["values"] if x["obis"] == "1.0.32.7.0.255"][0]
+            assert (v["value"], v["scaler"], v["unit"], v["unit_symbol"], v["scaled"]) == (
+                23012, -2, 35, "V", "230.12"), v
     # the known meter is read with its stored profile (no detection), from the same image
     path, stop = sim_dlms.start_pty(sim_dlms.DlmsServer(sim_dlms.MeterModel(rows=200)))
     try:

@@ -270,11 +270,13 @@ class Pico:
         return bytes(self.transcript[-n:]).decode("utf-8", "replace")
 
 
-def download(port, out_db, device="pico-emu", extra=(), timeout=900):
-    """``optoread download --port PORT --out DB`` in a child process; return (status, stdout+stderr)."""
-    cmd = [sys.executable, "-m", "optoread_tools.cli", "download", "--port", port, "--out", out_db,
-           "--device", device] + list(extra)
+def download(port, out_db, device="pico-emu", extra=(), timeout=900, env_extra=None):
+    """``optoread download --port PORT --out DB`` in a child process; return (status, stdout+stderr).
+    ``device`` None: the device's own id (from @hello); ``env_extra``: e.g. the device PIN."""
+    cmd = [sys.executable, "-m", "optoread_tools.cli", "download", "--port", port, "--out", out_db]
+    cmd += (["--device", device] if device else []) + list(extra)
     env = dict(os.environ)
+    env.update(env_extra or {})
     root = repo_root()
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(root, "tools"), os.path.join(root, "firmware")]
                                         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))

@@ -147,6 +147,18 @@ def _jsonable(v):
     return v
 
 
+def value_dict(data):
+    """A stored value (obis, value, scaler, unit[, time]) as the exports give it: the raw value,
+    scaler, unit symbol and DLMS unit code, the scaled value (None when unknown: a number with
+    neither scaler nor unit has unit "unknown"), and the value's own time."""
+    from optoread_tools.readings_db import SESSION_FACTS, unit_scaled
+
+    obis, value, scaler, unit = data[:4]
+    utext, ucode, scaled = unit_scaled(value, scaler, unit, fact=obis in SESSION_FACTS)
+    return {"obis": obis, "value": _jsonable(value), "scaler": scaler, "unit": utext, "unit_code": ucode,
+            "scaled": scaled, "time": data[4] if len(data) > 4 else None}
+
+
 def decode_store(fs, root="/store", rows=True):
     """Read every session of the store at ``root`` on ``fs``; return a list of session dicts."""
     store = Store(fs, root)
@@ -161,7 +173,7 @@ def decode_store(fs, root="/store", rows=True):
 
         def sink(kind, data, d=d):
             if kind == "value":
-                d["values_list"].append(_jsonable(data))
+                d["values_list"].append(value_dict(data))
             elif kind == "event":
                 d["events_list"].append(_jsonable(data))
             elif kind == "profile":
@@ -169,7 +181,12 @@ def decode_store(fs, root="/store", rows=True):
                 d["profiles_list"].append({"obis": obis, "capture_period": period, "first_time": first,
                                            "columns": _jsonable(columns), "rows": []})
             elif kind == "row" and rows:
-                d["profiles_list"][-1]["rows"].append([data[0], list(data[1])])
+                p = d["profiles_list"][-1]
+                p["rows"].append([data[0], list(data[1])])
+                cols = p["columns"]
+                p.setdefault("scaled", []).append([
+                    value_dict((None, v) + tuple(cols[i][1:3]))["scaled"] if i < len(cols) else None
+                    for i, v in enumerate(data[1])])
             elif kind == "commit":
                 d["outcome"], d["error"] = data[0], data[1]
             elif kind == "damaged":
@@ -203,8 +220,11 @@ def print_text(sessions, out):
         for off, n in d.get("damaged_list", ()):
             if n:
                 out.write("  damaged: %d bytes at offset %d skipped\n" % (n, off))
-        for obis, value, scaler, unit in d["values_list"]:
-            out.write("  %-20s %r  scaler %s  unit %s\n" % (obis, value, scaler, unit))
+        for v in d["values_list"]:
+            out.write("  %-20s %r  scaler %s  unit %s%s%s\n" % (
+                v["obis"], v["value"], v["scaler"], v["unit"],
+                "" if v["scaled"] is None else "  = %s %s" % (v["scaled"], v["unit"] or ""),
+                "  at %s" % v["time"] if v["time"] else ""))
         for t, code, text in d["events_list"]:
             out.write("  event %s code %s %s\n" % (t, code, text or ""))
         for p in d["profiles_list"]:

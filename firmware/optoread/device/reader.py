@@ -32,7 +32,7 @@ from optoread.dlms.cosem.base import Clock, value_text
 from optoread.dlms.cosem.profile import ProfileGeneric
 from optoread.errors import INTERRUPTED, DataAccessError, NoAnswerError, OptoreadError, SessionError
 
-_DAY = 86400
+_DAY = const(86400)
 
 
 def _iec():

@@ -225,7 +225,10 @@ def session_json(store, seq):
         if kind == "head":
             out["meter"], out["plan"], out["device_time"], out["meter_time"] = d[0], d[1], d[2], d[3]
         elif kind == "value":
-            out["values"].append({"obis": d[0], "value": d[1], "scaler": d[2], "unit": d[3]})
+            v = {"obis": d[0], "value": d[1], "scaler": d[2], "unit": d[3]}
+            if len(d) > 4:
+                v["time"] = d[4]  # the value's own time (a maximum demand's)
+            out["values"].append(v)
         elif kind == "event":
             out["events"].append({"time": d[0], "code": d[1], "text": d[2]})
         elif kind == "profile":
@@ -240,6 +243,29 @@ def session_json(store, seq):
     out["seq"] = seq
     out["complete"] = s.complete
     return out
+
+
+def presented(d):
+    """A :func:`session_json` dict with what a person or a system reads: each value's ``scaled``
+    (exact text; None for a number the meter gave neither scaler nor unit for: ``unit_symbol``
+    "unknown") and ``unit_symbol``, its own ``time`` if any, and each profile's ``scaled`` rows."""
+    from optoread import units  # for printing only: not on the reading's heap
+
+    def one(value, scaler, unit):
+        sym = units.unit_name(unit) if isinstance(unit, int) else unit
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None, sym
+        if scaler is None and unit is None:
+            return None, "unknown"
+        return units.scaled_text(value, scaler or 0), sym
+
+    for v in d["values"]:
+        v["scaled"], v["unit_symbol"] = one(v["value"], v["scaler"], v["unit"])
+    for p in d["profiles"]:
+        cols = p["columns"]
+        p["scaled"] = [[r[0]] + [one(c, cols[i][1], cols[i][2])[0] if i < len(cols) else None
+                                 for i, c in enumerate(r[1:])] for r in p["rows"]]
+    return d
 
 
 def dumps(obj):

@@ -8,7 +8,7 @@ interface of ``driver.py``.
 import select
 import socket
 
-from optoread.compat import IS_MICROPYTHON, sleep_ms, ticks_add, ticks_diff, ticks_ms
+from optoread.compat import IS_MICROPYTHON, const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from optoread.errors import TransportError
 
 try:
@@ -16,17 +16,18 @@ try:
 except ImportError:  # a board: no termios (the probe uses machine.UART instead)
     termios = None
 
-# termios speed codes (the unix port's termios module has no B* constants).
+# termios speed codes (the unix port's termios module has no B* constants). Constants with
+# const(): a private module-level name is otherwise an interned name for good (test_ram).
 _SPEEDS = {300: 7, 600: 8, 1200: 9, 2400: 11, 4800: 12, 9600: 13, 19200: 14, 38400: 15,
            57600: 0o10001, 115200: 0o10002}
-_CSIZE = 0o60
-_CS7 = 0o40
-_CS8 = 0o60
-_PARENB = 0o400
-_PARODD = 0o1000
-_VMIN = 6
-_VTIME = 5
-_TCSANOW = 0
+_CSIZE = const(0o60)
+_CS7 = const(0o40)
+_CS8 = const(0o60)
+_PARENB = const(0o400)
+_PARODD = const(0o1000)
+_VMIN = const(6)
+_VTIME = const(5)
+_TCSANOW = const(0)
 
 
 class TtyTransport:
