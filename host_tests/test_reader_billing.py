@@ -135,3 +135,51 @@ def test_the_device_id_is_the_boards_unique_id_or_one_made_at_first_boot_and_kep
     assert settings.device_id(path, None) == made  # kept: the same after a reboot
     os.rename(path, path + ".tmp")  # a power cut between the renames: the new copy is still found
     assert settings.device_id(path, None) == made
+
+
+def test_an_invalid_meter_clock_is_stored_as_the_meter_sent_it(st):
+    """A clock whose date is invalid (month 13) is kept as its 12 raw octets, with no meter time
+    and no offset invented; the reading goes on (a profile by entries needs no date)."""
+    model = sim_dlms.MeterModel(rows=96)
+    bad = bytes([0x07, 0xEA, 13, 1, 0xFF, 0, 0, 0, 0, 0xFE, 0xB6, 0])  # 2026-13-01, deviation -330
+    model.clock_bytes = lambda: bad
+    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
+    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
+    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
+    s = r.read("entries")
+    assert s.complete, s.error
+    d = device.session_json(st, s.seq)
+    v = _values(d)
+    assert v["0.0.1.0.0.255"] == bad and d["meter_time"] is None
+    assert v["meter.utc_offset"] == 330  # the deviation itself is valid: it still places the rows
+
+
+def test_a_column_the_meter_gives_no_scaler_unit_for_keeps_raw_values_and_no_guessed_scale(st, tmp_path):
+    """The meter refuses the scaler_unit of one block-load column (and the plan names no scaler
+    profile): its raw values are stored with neither scaler nor unit, and the export says
+    "unit unknown" and gives no scaled value, never a guessed scale."""
+    import csv
+
+    from optoread_tools import readings_db, sim_dlms_model
+
+    model = sim_dlms.MeterModel(rows=96)
+    get_attr = model.get_attr
+    volt = sim_dlms_model.ob("1.0.12.27.0.255")
+    model.get_attr = lambda o, attr: 3 if (o.obis == volt and attr == 3) else get_attr(o, attr)  # 3: denied
+    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
+    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
+    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
+    s = r.read("entries")
+    assert s.complete, s.error
+    cols = [tuple(c) for c in _profile(device.session_json(st, s.seq), "1.0.99.1.0.255")["columns"]]
+    assert cols[:2] == [("1.0.12.27.0.255", None, None), ("1.0.11.27.0.255", -2, 33)]
+    raw = bytearray()
+    st.read_raw(s.seq, lambda chunk: raw.extend(chunk))
+    db = readings_db.open_db(":memory:")
+    readings_db.insert_session(db, "dev", s.seq, bytes(raw))
+    readings_db.export_csv(db, str(tmp_path / "csv"))
+    with open(str(tmp_path / "csv" / "profile_rows.csv"), newline="") as f:
+        cells = [r for r in csv.DictReader(f) if r["column_obis"] == "1.0.12.27.0.255"]
+    # rows 94 and 95: 22000 + (94 * 37) % 2000 = 23478, 22000 + (95 * 37) % 2000 = 23515
+    assert [(c["value"], c["scaler"], c["unit"], c["scaled"]) for c in cells] == [
+        ("23478", "", "unknown", ""), ("23515", "", "unknown", "")]
