@@ -183,3 +183,19 @@ def test_a_column_the_meter_gives_no_scaler_unit_for_keeps_raw_values_and_no_gue
     # rows 94 and 95: 22000 + (94 * 37) % 2000 = 23478, 22000 + (95 * 37) % 2000 = 23515
     assert [(c["value"], c["scaler"], c["unit"], c["scaled"]) for c in cells] == [
         ("23478", "", "unknown", ""), ("23515", "", "unknown", "")]
+
+
+def test_decode_flash_json_carries_raw_scaler_unit_and_scaled(st, tmp_path):
+    """``optoread decode-flash --json`` (flashdump.decode_store): each value with its raw number,
+    scaler, unit code and symbol and the scaled value; profile rows with their scaled cells."""
+    from optoread_tools import flashdump
+
+    s, _, _ = _read(st, sim_dlms.MeterModel(rows=96))
+    assert s.complete, s.error
+    sessions, _ = flashdump.decode_store(store.OsFs(), root=str(tmp_path / "store"))
+    d = [x for x in sessions if x["seq"] == s.seq][0]
+    facts = {v["obis"]: v for v in d["values_list"]}
+    assert facts["meter.utc_offset"]["value"] == 330 and facts["meter.utc_offset"]["scaled"] is None
+    inst = [p for p in d["profiles_list"] if p["obis"] == "1.0.94.91.0.255"][0]
+    i = [c[0] for c in inst["columns"]].index("1.0.32.7.0.255")
+    assert (inst["rows"][0][1][i], inst["scaled"][0][i]) == (23012, 230.12)
