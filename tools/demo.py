@@ -249,7 +249,7 @@ def _download(port, out_db, csv_dir, device):
         raise DemoError("optoread download is missing (tools/optoread_tools/download.py): %s" % e)
     p = ap.ArgumentParser(prog="optoread")
     download.add_download_parser(p.add_subparsers(dest="command"))
-    argv = ["download", "--port", port, "--out", out_db, "--quiet", "--device", device]
+    argv = ["download", "--port", port, "--out", out_db, "--quiet"] + (["--device", device] if device else [])
     if csv_dir:
         argv += ["--csv", csv_dir]
     args = p.parse_args(argv)
@@ -344,12 +344,12 @@ def run(out_dir, heap="512k", rows=2880, log=print, micropython=None):
         console = None
 
         log("laptop: optoread download --port %s --out %s --csv %s" % (port, db_path, csv_dir))
-        rc, text = _download(port, db_path, csv_dir, "demo")
+        rc, text = _download(port, db_path, csv_dir, None)  # filed under the device's own id
         for ln in text.splitlines():
             log("  " + ln)
         if rc != 0:
             failures.append("optoread download exited with %d" % rc)
-        rc2, text2 = _download(port, db_path, None, "demo")
+        rc2, text2 = _download(port, db_path, None, None)
         if rc2 != 0:
             failures.append("second optoread download exited with %d" % rc2)
 
