@@ -193,7 +193,7 @@ def main():
         _phase("start: store mounted, probe open")
     try:
         rd = Reader(t, store, plans=plans, profiles=profiles, clock=device.device_time, progress=progress,
-                    dlms=device.dlms_defaults())
+                    dlms=device.dlms_defaults(), facts=[("device.clock", "system")])  # the host's clock
         summary = rd.read(a["read"], a["meter"])
     except OptoreadError as e:  # e.g. an unknown plan: nothing was read
         print("optoread: %s" % e)

@@ -20,7 +20,6 @@ def read(rd, sess, w, codes, classes=None):
     for code, v in zip(codes, results):
         name = obislib.format(code)
         if isinstance(v, cosem.Value):
-            # A register the meter gave no scaler_unit for would read as an error: it has one.
             # Classes 4 and 5 keep their capture time (a maximum demand's) with the value.
             t = v.capture_time
             w.value(name, v.raw if isinstance(v.raw, (int, float, str)) else value_text(v.raw), v.scaler,
