@@ -199,3 +199,22 @@ def test_decode_flash_json_carries_raw_scaler_unit_and_scaled(st, tmp_path):
     inst = [p for p in d["profiles_list"] if p["obis"] == "1.0.94.91.0.255"][0]
     i = [c[0] for c in inst["columns"]].index("1.0.32.7.0.255")
     assert (inst["rows"][0][1][i], inst["scaled"][0][i]) == (23012, 230.12)
+
+
+def test_a_profile_row_with_an_invalid_clock_keeps_its_octets(st):
+    """A row whose clock is no valid date (month 13) is stored with no clock and its 12 octets
+    kept beside it (``OBIS[row].1``), never a guessed time; the other rows are as served."""
+    model = sim_dlms.MeterModel(rows=96)
+    p = model.profile("1.0.99.1.0.255")
+    cell = p.cell
+    bad = bytes([0x07, 0xEA, 13, 1, 0xFF, 23, 45, 0, 0, 0xFE, 0xB6, 0])
+    p.cell = lambda i, c: (9, bad) if (i == 95 and c == 0) else cell(i, c)  # 9: octet-string
+    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
+    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
+    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
+    s = r.read("entries")
+    assert s.complete, s.error
+    d = device.session_json(st, s.seq)
+    rows = _profile(d, "1.0.99.1.0.255")["rows"]
+    assert rows[0][0] == 1767310200 and rows[1][0] is None  # 2026-01-01T23:30, then the bad one
+    assert _values(d)["1.0.99.1.0.255[1].1"] == bad

@@ -185,8 +185,10 @@ class _RowWriter:
             if i == self.clock_col:
                 if isinstance(c, axdr.DateTime):
                     clock = c.local_epoch()
-                    if clock is None:  # an invalid date: kept as the meter sent it, never guessed
-                        self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), value_text(c))
+                    if clock is None:  # an invalid date: its 12 octets kept as sent, never guessed
+                        b = bytearray(12)
+                        c.write(b, 0)
+                        self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), bytes(b))
                 continue
             if isinstance(c, bool):
                 c = int(c)
@@ -215,6 +217,7 @@ class Reader:
         # id, where its clock came from (``device.id``, ``device.clock``, ``device.clock_set``).
         self.facts = facts
         self.expected = None  # the meter id asked for (read --meter): a different one is recorded
+        self.scalers = {}
         self.deadline_s = deadline_s  # the whole reading's time limit (None: from the plan, in read)
         self.store = store
         self.plans = plans or {}
@@ -251,6 +254,7 @@ class Reader:
         (``meter.expected``) and said (wrong meter at the probe)."""
         plan = self.plan(plan_name)
         self.expected = meter_id
+        self.scalers = {}  # scaler_unit per register, read once per reading (column_scalers)
         known = self.profiles.get(meter_id) if meter_id else None
         tried = []
         t = self.transport
@@ -499,7 +503,7 @@ class Reader:
             # No scaler profile (or the meter refused it): each column's own scaler_unit; a
             # column the meter gives none for keeps its raw values and an unknown unit.
             try:
-                scalers = pg.column_scalers(sess)
+                scalers = pg.column_scalers(sess, cache=self.scalers)
             except OptoreadError:
                 scalers = None
         clock_col = pg.clock_column(sess)
