@@ -202,8 +202,8 @@ def test_decode_flash_json_carries_raw_scaler_unit_and_scaled(st, tmp_path):
 
 
 def test_a_profile_row_with_an_invalid_clock_keeps_its_octets(st):
-    """A row whose clock is no valid date (month 13) is stored with no clock and its 12 octets
-    kept beside it (``OBIS[row].1``), never a guessed time; the other rows are as served."""
+    """A row whose clock is no valid date (month 13) keeps its 12 octets beside it (``OBIS[row].1``)
+    and gets no time in the laptop's database, never a guessed one; the other rows are as served."""
     model = sim_dlms.MeterModel(rows=96)
     p = model.profile("1.0.99.1.0.255")
     cell = p.cell
@@ -216,5 +216,16 @@ def test_a_profile_row_with_an_invalid_clock_keeps_its_octets(st):
     assert s.complete, s.error
     d = device.session_json(st, s.seq)
     rows = _profile(d, "1.0.99.1.0.255")["rows"]
-    assert rows[0][0] == 1767310200 and rows[1][0] is None  # 2026-01-01T23:30, then the bad one
+    # the store implies the clock of a row without one (the previous row's + the period); the
+    # laptop gives this row none, and keeps the octets
+    assert rows[0][0] == 1767310200  # 2026-01-01T23:30
     assert _values(d)["1.0.99.1.0.255[1].1"] == bad
+    from optoread_tools import readings_db
+
+    raw = bytearray()
+    st.read_raw(s.seq, lambda chunk: raw.extend(chunk))
+    db = readings_db.open_db(":memory:")
+    readings_db.insert_session(db, "dev", s.seq, bytes(raw))
+    clocks = [r[0] for r in db.execute("SELECT clock FROM profile_rows ORDER BY id")]
+    assert clocks == [1767310200, None]
+    assert db.execute("SELECT value FROM register_values WHERE obis = '1.0.99.1.0.255[1].1'").fetchone() == (bad,)

@@ -706,6 +706,9 @@ def insert_session(db, device, seq, data, crc=None, now=None):
     return sid
 
 
+_ROW_CELL = re.compile(r"^(.+)\[(\d+)\]\.\d+$")  # a profile cell kept as a value: OBIS[row].column
+
+
 def _insert_contents(db, sid, dec, off):
     rows = []
     for obis, value, scaler, unit, vtime in dec.values:
@@ -720,7 +723,16 @@ def _insert_contents(db, sid, dec, off):
     for t, code, text in dec.events:  # EVENT records, as they are (their time read as the meter's)
         events.append((sid, _sql_value(t), local_iso(t, off), local_to_utc_iso(t, off), _sql_value(code),
                        None, None, None, _sql_value(text), None))
+    # Rows whose clock the meter sent as no valid date: the reader kept its 12 octets as a value
+    # "OBIS[row].col" and the store implied a clock for the row; the export gives it none.
+    bad_clock = set()
+    for v in dec.values:
+        m = _ROW_CELL.match(str(v[0]))
+        if m and isinstance(v[1], (bytes, bytearray)) and len(v[1]) == 12:
+            bad_clock.add((m.group(1), int(m.group(2))))
     for obis, period, first, columns, prow in dec.profiles:
+        if bad_clock:
+            prow = [(None if (obis, k) in bad_clock else clock, vals) for k, (clock, vals) in enumerate(prow)]
         cols = [[_json_value(c) for c in col] for col in columns]
         cur = db.execute("INSERT INTO profiles (session_id, obis, capture_period, first_time, columns_json)"
                          " VALUES (?,?,?,?,?)", (sid, _sql_value(obis), period, first, json.dumps(cols)))
