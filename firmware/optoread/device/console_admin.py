@@ -146,7 +146,10 @@ def plans(console, args, iso):
 def meters(console, args, iso):
     """``meters``: what worked per meter (secrets left out)."""
     m = console.meters
-    names = m.meters() if m is not None else []
+    if m is None:
+        console.say("0 meters")
+        return
+    names = m.meters()
     for mid in names:
         prof = m.get(mid) or {}
         console.say("%-24s %s" % (mid, " ".join("%s=%s" % (k, prof[k]) for k in sorted(prof)

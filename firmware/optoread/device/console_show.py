@@ -24,7 +24,7 @@ def quantity(value, scaler, unit):
             value = units.scaled_text(value, scaler or 0)
         except OptoreadError:
             pass
-    return "%s%s" % (value, " " + unit if unit else "")
+    return "%s %s" % (value, unit) if unit else str(value)
 
 
 def show(store, seq, write, iso):
