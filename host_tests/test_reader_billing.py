@@ -230,3 +230,23 @@ def test_a_profile_row_with_an_invalid_clock_keeps_its_octets(st):
     assert clocks == [1767310200, None]
     got = db.execute("SELECT value FROM register_values WHERE obis = '1.0.99.1.0.255[1].1'").fetchone()
     assert got == (bad,)
+
+
+def test_a_float_profile_cell_is_kept_whole(st):
+    """Rows hold integers: a float32 cell (230.5 V) is kept whole as a value beside its row
+    (``OBIS[row].col``), never truncated to 230."""
+    from optoread.dlms.axdr import encode as axdr_encode
+
+    model = sim_dlms.MeterModel(rows=96)
+    p = model.profile("1.0.99.1.0.255")
+    cell = p.cell
+    p.cell = lambda i, c: (axdr_encode.FLOAT32, 230.5) if (i == 95 and c == 1) else cell(i, c)
+    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
+    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
+    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
+    s = r.read("entries")
+    assert s.complete, s.error
+    d = device.session_json(st, s.seq)
+    rows = _profile(d, "1.0.99.1.0.255")["rows"]
+    assert rows[0][1] == 23478 and rows[1][1] is None
+    assert _values(d)["1.0.99.1.0.255[1].2"] == 230.5

@@ -161,7 +161,8 @@ class _FileSteps:
 
 class _RowWriter:
     """Profile rows from cosem to the store: the clock as meter-local epoch seconds, ints as
-    they are; cells that are not numbers are stored as values named ``OBIS[row].col``.
+    they are; other cells (floats, text, a clock that is no valid date) are stored as values
+    named ``OBIS[row].col`` (``col``: the capture object's 1-based index).
     ``limit``: the most rows the plan's step can bring (a meter that never ends its block
     transfer is cut off there, and the reading committed incomplete)."""
 
@@ -194,8 +195,9 @@ class _RowWriter:
                 c = int(c)
             if isinstance(c, int) or c is None:
                 cols.append(c)
-            elif isinstance(c, float):
-                cols.append(int(c))
+            elif isinstance(c, float):  # rows hold ints: a float cell is kept whole beside the row
+                cols.append(None)
+                self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), c)
             else:
                 cols.append(None)
                 self.w.value("%s[%d].%d" % (self.obis, self.count, i + 1), value_text(c))
