@@ -205,7 +205,9 @@ def main():
         _MEM[2] = _MEM[1]  # the reading is done: what follows is this tool printing it
     _phase("committed: printing the session")
     if a["json"]:
-        print(device.dumps(device.presented(device.session_json(store, summary.seq))))
+        from optoread import units  # for printing only: not on the reading's heap
+
+        print(device.dumps(units.presented(device.session_json(store, summary.seq))))
     else:
         _print_session(store, summary.seq)
     if _MEM is not None:

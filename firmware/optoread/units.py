@@ -86,3 +86,26 @@ def scaled_text(value, scaler):
     if len(digits) <= k:
         digits = "0" * (k - len(digits) + 1) + digits
     return sign + digits[:-k] + "." + digits[-k:]
+
+
+def presented(d):
+    """A stored session as a dict (``device.services.session_json``), with what a person or a
+    system reads added: each value's ``scaled`` (exact text; None for a number the meter gave
+    neither scaler nor unit for, whose ``unit_symbol`` is then "unknown") and ``unit_symbol``,
+    and each profile's ``scaled`` rows. For printing only (``optoread device --json``)."""
+
+    def one(value, scaler, unit):
+        sym = unit_name(unit) if isinstance(unit, int) else unit
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None, sym
+        if scaler is None and unit is None:
+            return None, "unknown"
+        return scaled_text(value, scaler or 0), sym
+
+    for v in d["values"]:
+        v["scaled"], v["unit_symbol"] = one(v["value"], v["scaler"], v["unit"])
+    for p in d["profiles"]:
+        cols = p["columns"]
+        p["scaled"] = [[r[0]] + [one(c, cols[i][1], cols[i][2])[0] if i < len(cols) else None
+                                 for i, c in enumerate(r[1:])] for r in p["rows"]]
+    return d

@@ -27,10 +27,9 @@ from optoread import obis as obislib
 from optoread.compat import const, ticks_add, unload
 from optoread.dlms.axdr import decode as axdr
 from optoread.dlms.client.session import Session, Settings
-from optoread.dlms.cosem import base as cosem
 from optoread.dlms.cosem.base import Clock, value_text
 from optoread.dlms.cosem.profile import ProfileGeneric
-from optoread.errors import INTERRUPTED, DataAccessError, NoAnswerError, OptoreadError, SessionError
+from optoread.errors import INTERRUPTED, NoAnswerError, OptoreadError, SessionError
 
 _DAY = const(86400)
 
@@ -219,7 +218,6 @@ class Reader:
         # id, where its clock came from (``device.id``, ``device.clock``, ``device.clock_set``).
         self.facts = facts
         self.expected = None  # the meter id asked for (read --meter): a different one is recorded
-        self.scalers = {}
         self.deadline_s = deadline_s  # the whole reading's time limit (None: from the plan, in read)
         self.store = store
         self.plans = plans or {}
@@ -243,8 +241,7 @@ class Reader:
         if hasattr(self.plans, "step"):
             # Plans on flash (device.Plans): keep the name, read each step again when the reading
             # gets to it; the whole plan's dicts are not on the heap while profile rows stream.
-            p = {"name": p["name"], "utc_offset_min": p.get("utc_offset_min"),
-                 "steps": _FileSteps(self.plans, name, len(p.get("steps", [])))}
+            p = {"name": p["name"], "steps": _FileSteps(self.plans, name, len(p.get("steps", [])))}
         return p
 
     # -- the reading ---------------------------------------------------------------------------
@@ -256,7 +253,6 @@ class Reader:
         (``meter.expected``) and said (wrong meter at the probe)."""
         plan = self.plan(plan_name)
         self.expected = meter_id
-        self.scalers = {}  # scaler_unit per register, read once per reading (column_scalers)
         known = self.profiles.get(meter_id) if meter_id else None
         tried = []
         t = self.transport
@@ -393,17 +389,17 @@ class Reader:
         sess, ln = self._open_session(prof, handed_over)
         w = None
         try:
-            ids = self._meter_ids(sess)
+            # Who was read and when (device.meter_facts: loaded for the session's start and
+            # dropped before the rows stream, RAM).
+            from optoread.device import meter_facts
+
+            ids = meter_facts.ids(sess)
             meter_dt = Clock().read(sess)
-            t = meter_dt.local_epoch()
-            w = self.begin(ids[0], plan, t)
+            w = self.begin(ids[0], plan, meter_dt.local_epoch())
             meter_id = ids[0]
-            w.value("meter.id_source", ids[1])
-            if ids[2] is not None:
-                w.value("0.0.42.0.0.255", ids[2])
-            if ident is not None:
-                w.value("identification", ident.text)
-            self._meter_time(w, meter_dt, t, plan, prof)
+            meter_facts.record(self, w, ids, ident, meter_dt, plan, prof)
+            ids = meter_facts = None
+            unload("device.meter_facts")
             self._run_plan(sess, plan, w, meter_dt, ln)
             summary = w.commit()
             w = None
@@ -421,43 +417,6 @@ class Reader:
             raise
         finally:
             sess.close()
-
-    def _meter_ids(self, sess):
-        # (meter id, where it came from, logical device name or None): the serial number
-        # 0.0.96.1.0.255 is the id, the logical device name the second key (and the id when the
-        # meter has no serial object).
-        got = []
-        # 0.0.96.1.0.255 and 0.0.42.0.0.255 (literals: a module-level name is interned for good)
-        for code in (b"\x00\x00\x60\x01\x00\xff", b"\x00\x00\x2a\x00\x00\xff"):
-            try:
-                got.append(value_text(sess.get(cosem.CLASS_DATA, code, 2)))
-            except DataAccessError:  # not this object; link errors go up
-                got.append(None)
-        if got[0] is not None:
-            return got[0], "0.0.96.1.0.255", got[1]
-        if got[1] is not None:
-            return got[1], "0.0.42.0.0.255 (no serial number object)", got[1]
-        return "dlms", "none: the meter gave neither 0.0.96.1.0.255 nor 0.0.42.0.0.255", None
-
-    def _meter_time(self, w, dt, t, plan, prof):
-        # The meter's clock as it said it: ISO text with its offset (or its 12 raw octets when
-        # the date is invalid), its status, and the offset from UTC that places the session's
-        # meter-local times: the meter's deviation, else the meter's profile or the plan says it.
-        if t is None:
-            b = bytearray(12)
-            dt.write(b, 0)
-            w.value("0.0.1.0.0.255", bytes(b))
-        else:
-            w.value("0.0.1.0.0.255", dt.iso())
-        w.value("meter.clock_status", dt.status)
-        if dt.deviation != axdr.DEVIATION_UNSPECIFIED:
-            w.value("meter.utc_offset", -dt.deviation)
-            w.value("meter.utc_offset_source", "meter")
-            return
-        off = prof.get("utc_offset_min", plan.get("utc_offset_min"))
-        if off is not None:
-            w.value("meter.utc_offset", int(off))
-            w.value("meter.utc_offset_source", "configuration")
 
     def _run_plan(self, sess, plan, w, meter_dt, ln):
         for step in plan.get("steps", []):
@@ -505,7 +464,7 @@ class Reader:
             # No scaler profile (or the meter refused it): each column's own scaler_unit; a
             # column the meter gives none for keeps its raw values and an unknown unit.
             try:
-                scalers = pg.column_scalers(sess, cache=self.scalers)
+                scalers = pg.column_scalers(sess)
             except OptoreadError:
                 scalers = None
         clock_col = pg.clock_column(sess)

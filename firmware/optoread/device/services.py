@@ -245,28 +245,5 @@ def session_json(store, seq):
     return out
 
 
-def presented(d):
-    """A :func:`session_json` dict with what a person or a system reads: each value's ``scaled``
-    (exact text; None for a number the meter gave neither scaler nor unit for: ``unit_symbol``
-    "unknown") and ``unit_symbol``, its own ``time`` if any, and each profile's ``scaled`` rows."""
-    from optoread import units  # for printing only: not on the reading's heap
-
-    def one(value, scaler, unit):
-        sym = units.unit_name(unit) if isinstance(unit, int) else unit
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return None, sym
-        if scaler is None and unit is None:
-            return None, "unknown"
-        return units.scaled_text(value, scaler or 0), sym
-
-    for v in d["values"]:
-        v["scaled"], v["unit_symbol"] = one(v["value"], v["scaler"], v["unit"])
-    for p in d["profiles"]:
-        cols = p["columns"]
-        p["scaled"] = [[r[0]] + [one(c, cols[i][1], cols[i][2])[0] if i < len(cols) else None
-                                 for i, c in enumerate(r[1:])] for r in p["rows"]]
-    return d
-
-
 def dumps(obj):
     return json.dumps(obj)
