@@ -136,26 +136,29 @@ def test_byte_by_byte_equals_whole():
 # ---- one value with its own time (readout.value_time) -------------------------------------------
 
 # Data sets that are a value and its time, as the sidecars' "lines" hold them, decoded by hand:
-# (file, address) -> (value, unit, ISO 8601 time, DSMR season letter).
-TIMED = {
-    ("iskra_mt174_smartmeter_obis.txt", "1-0:1.6.0*255"): ("02.468", "kW", "2017-03-10T09:30:00", None),
-    ("iskra_mt174_smartmeter_obis.txt", "1-0:2.6.0*255"): ("00.000", "kW", "2017-03-18T20:15:00", None),
-    ("iskra_mt174_smartmeter_obis.txt", "1-0:1.6.0*15"): ("03.806", "kW", "2015-12-16T20:45:00", None),
-    ("iskra_mt174_smartmeter_obis.txt", "1-0:2.6.1*01"): ("00.000", "kW", "2017-03-01T00:00:00", None),
-    ("fluvius_flu5_v171_be.txt", "1-0:1.6.0"): ("02.589", "kW", "2020-05-09T13:45:58", "S"),
-    ("fluvius_flu5_v171_be.txt", "0-1:24.2.3"): ("00112.384", "m3", "2020-05-12T13:45:58", "S"),
-    ("fluvius_flu5_v171_be.txt", "0-2:24.2.1"): ("00872.234", "m3", "2020-05-12T13:45:58", "S"),
-    ("fluvius_flu5_v171_be_alt.txt", "1-0:1.6.0"): ("03.064", "kW", "2023-11-02T11:45:00", "W"),
-    ("fluvius_flu5_v171_be_alt.txt", "0-1:24.2.3"): ("00092.287", "m3", "2023-11-02T12:10:02", "W"),
-    ("fluvius_flu5_v171_be_alt.txt", "0-2:24.2.1"): ("00008.579", "m3", "2023-11-02T12:15:32", "W"),
-    ("iskra_am550e_1phase_dsmr50_nl.txt", "0-1:24.2.1"): ("03199.256", "m3", "2023-05-21T13:35:05", "S"),
-    # DSMR's "no gas meter reading" placeholder: 1970 (POSIX %y), no unit
-    ("iskra_am550t_dsmr50_two_mbus_nl.txt", "0-1:24.2.1"): ("00000000", None, "1970-01-01T01:00:00", "W"),
-    ("iskra_am550t_dsmr50_two_mbus_nl.txt", "0-2:24.2.1"): ("00246.138", "m3", "2020-04-26T22:30:01", "S"),
-    ("iskra_mt382_dsmr50_nl.txt", "0-1:24.2.1"): ("00000.107", "m3", "2017-01-02T16:10:05", "W"),
-    ("kaifa_kfm5_dsmr42_nl.txt", "0-1:24.2.1"): ("00981.443", "m3", "2016-11-29T20:00:00", "W"),
-    ("xmx5_dsmr42_se.txt", "0-1:24.2.1"): ("04890.857", "m3", "2018-09-24T13:00:00", "S"),
-}
+# (file, address) -> (value, unit, ISO 8601 time, DSMR season letter). Built by the test that uses
+# it, not at import: on the emulated Pico the module's data stays on the heap through every test.
+def _timed():
+    return {
+        ("iskra_mt174_smartmeter_obis.txt", "1-0:1.6.0*255"): ("02.468", "kW", "2017-03-10T09:30:00", None),
+        ("iskra_mt174_smartmeter_obis.txt", "1-0:2.6.0*255"): ("00.000", "kW", "2017-03-18T20:15:00", None),
+        ("iskra_mt174_smartmeter_obis.txt", "1-0:1.6.0*15"): ("03.806", "kW", "2015-12-16T20:45:00", None),
+        ("iskra_mt174_smartmeter_obis.txt", "1-0:2.6.1*01"): ("00.000", "kW", "2017-03-01T00:00:00", None),
+        ("fluvius_flu5_v171_be.txt", "1-0:1.6.0"): ("02.589", "kW", "2020-05-09T13:45:58", "S"),
+        ("fluvius_flu5_v171_be.txt", "0-1:24.2.3"): ("00112.384", "m3", "2020-05-12T13:45:58", "S"),
+        ("fluvius_flu5_v171_be.txt", "0-2:24.2.1"): ("00872.234", "m3", "2020-05-12T13:45:58", "S"),
+        ("fluvius_flu5_v171_be_alt.txt", "1-0:1.6.0"): ("03.064", "kW", "2023-11-02T11:45:00", "W"),
+        ("fluvius_flu5_v171_be_alt.txt", "0-1:24.2.3"): ("00092.287", "m3", "2023-11-02T12:10:02", "W"),
+        ("fluvius_flu5_v171_be_alt.txt", "0-2:24.2.1"): ("00008.579", "m3", "2023-11-02T12:15:32", "W"),
+        ("iskra_am550e_1phase_dsmr50_nl.txt", "0-1:24.2.1"): ("03199.256", "m3", "2023-05-21T13:35:05", "S"),
+        # DSMR's "no gas meter reading" placeholder: 1970 (POSIX %y), no unit
+        ("iskra_am550t_dsmr50_two_mbus_nl.txt", "0-1:24.2.1"): ("00000000", None, "1970-01-01T01:00:00", "W"),
+        ("iskra_am550t_dsmr50_two_mbus_nl.txt", "0-2:24.2.1"): ("00246.138", "m3", "2020-04-26T22:30:01",
+                                                                "S"),
+        ("iskra_mt382_dsmr50_nl.txt", "0-1:24.2.1"): ("00000.107", "m3", "2017-01-02T16:10:05", "W"),
+        ("kaifa_kfm5_dsmr42_nl.txt", "0-1:24.2.1"): ("00981.443", "m3", "2016-11-29T20:00:00", "W"),
+        ("xmx5_dsmr42_se.txt", "0-1:24.2.1"): ("04890.857", "m3", "2018-09-24T13:00:00", "S"),
+    }
 # How many data sets of each capture are a value with its time (the MT174's billing periods:
 # 1.6.0, 1.6.1, 2.6.0, 2.6.1 for *01..*15 and 1.6.0, 2.6.0 *255); every other capture: none.
 TIMED_COUNT = {"iskra_mt174_smartmeter_obis.txt": 62, "fluvius_flu5_v171_be.txt": 3,
@@ -165,14 +168,15 @@ TIMED_COUNT = {"iskra_mt174_smartmeter_obis.txt": 62, "fluvius_flu5_v171_be.txt"
 
 
 def test_values_with_their_time_in_the_captures():
+    timed = _timed()
     seen = set()
     for meta, data in _captures():
         name = meta["file"]
         n = 0
         for addr, values in iec_readout.parse_readout(data).datasets:
             vt = iec_readout.value_time(values)
-            if (name, addr) in TIMED:
-                assert vt == TIMED[(name, addr)], (name, addr, vt)
+            if (name, addr) in timed:
+                assert vt == timed[(name, addr)], (name, addr, vt)
                 seen.add((name, addr))
             if vt is None:
                 continue
@@ -180,7 +184,7 @@ def test_values_with_their_time_in_the_captures():
             assert len(values) == 2 and vt[2][:2] in ("19", "20") and len(vt[2]) == 19, (name, addr, vt)
         assert n == TIMED_COUNT.get(name, 0), (name, n)
     if MAX_SIDECAR is None:
-        assert seen == set(TIMED)
+        assert seen == set(timed)
 
 
 def test_data_sets_that_are_not_a_value_with_its_time_stay_as_they_are():
