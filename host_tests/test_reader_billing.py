@@ -4,6 +4,7 @@ the device's facts, the meter's time with its offset, scalers on every profile c
 reading interrupted by the user that keeps what it read. Expected values are written literally."""
 
 import os
+import sys
 
 import pytest
 from optoread.device import reader
@@ -13,17 +14,10 @@ from optoread.store import store
 from optoread_tools import sim_dlms
 from optoread_tools.vline import VirtualLine
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLANS = os.path.join(ROOT, "firmware", "plans")
+sys.path.insert(0, os.path.dirname(__file__))
+from test_reader import _plans  # noqa: E402  (the plans on disk)
+
 FACTS = [("device.id", "e6614104032b4f2d"), ("device.clock", "laptop"), ("device.clock_set", 1767200000)]
-
-
-def _plans():
-    out = {}
-    for name in os.listdir(PLANS):
-        p = reader.load_plan(os.path.join(PLANS, name))
-        out[p["name"]] = p
-    return out
 
 
 @pytest.fixture
@@ -32,6 +26,18 @@ def st(tmp_path):
     os.makedirs(str(tmp_path / "store"))
     s.mount()
     return s
+
+
+ENTRIES = {"entries": {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}}
+
+
+def _read_entries(st, model):
+    """The 2 newest block-load rows of ``model`` read into ``st``: (summary, session dict)."""
+    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
+    r = reader.Reader(line.reader, st, plans=ENTRIES, clock=lambda: 1767225600)
+    s = r.read("entries")
+    assert s.complete, s.error
+    return s, device.session_json(st, s.seq)
 
 
 def _read(st, model, plan="is15959", meter_id=None, clock=lambda: 1767225600, progress=None, **kw):
@@ -143,12 +149,7 @@ def test_an_invalid_meter_clock_is_stored_as_the_meter_sent_it(st):
     model = sim_dlms.MeterModel(rows=96)
     bad = bytes([0x07, 0xEA, 13, 1, 0xFF, 0, 0, 0, 0, 0xFE, 0xB6, 0])  # 2026-13-01, deviation -330
     model.clock_bytes = lambda: bad
-    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
-    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
-    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
-    s = r.read("entries")
-    assert s.complete, s.error
-    d = device.session_json(st, s.seq)
+    s, d = _read_entries(st, model)
     v = _values(d)
     assert v["0.0.1.0.0.255"] == bad and d["meter_time"] is None
     assert v["meter.utc_offset"] == 330  # the deviation itself is valid: it still places the rows
@@ -166,11 +167,7 @@ def test_a_column_the_meter_gives_no_scaler_unit_for_keeps_raw_values_and_no_gue
     get_attr = model.get_attr
     volt = sim_dlms_model.ob("1.0.12.27.0.255")
     model.get_attr = lambda o, attr: 3 if (o.obis == volt and attr == 3) else get_attr(o, attr)  # 3: denied
-    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
-    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
-    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
-    s = r.read("entries")
-    assert s.complete, s.error
+    s, d = _read_entries(st, model)
     cols = [tuple(c) for c in _profile(device.session_json(st, s.seq), "1.0.99.1.0.255")["columns"]]
     assert cols[:2] == [("1.0.12.27.0.255", None, None), ("1.0.11.27.0.255", -2, 33)]
     raw = bytearray()
@@ -209,12 +206,7 @@ def test_a_profile_row_with_an_invalid_clock_keeps_its_octets(st):
     cell = p.cell
     bad = bytes([0x07, 0xEA, 13, 1, 0xFF, 23, 45, 0, 0, 0xFE, 0xB6, 0])
     p.cell = lambda i, c: (9, bad) if (i == 95 and c == 0) else cell(i, c)  # 9: octet-string
-    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
-    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
-    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
-    s = r.read("entries")
-    assert s.complete, s.error
-    d = device.session_json(st, s.seq)
+    s, d = _read_entries(st, model)
     rows = _profile(d, "1.0.99.1.0.255")["rows"]
     # the store implies the clock of a row without one (the previous row's + the period); the
     # laptop gives this row none, and keeps the octets
@@ -241,12 +233,7 @@ def test_a_float_profile_cell_is_kept_whole(st):
     p = model.profile("1.0.99.1.0.255")
     cell = p.cell
     p.cell = lambda i, c: (axdr_encode.FLOAT32, 230.5) if (i == 95 and c == 1) else cell(i, c)
-    plan = {"name": "entries", "steps": [{"profile": "1.0.99.1.0.255", "entries": 2}]}
-    line = VirtualLine(sim_dlms.HdlcMeter(sim_dlms.DlmsServer(model)))
-    r = reader.Reader(line.reader, st, plans={"entries": plan}, clock=lambda: 1767225600)
-    s = r.read("entries")
-    assert s.complete, s.error
-    d = device.session_json(st, s.seq)
+    s, d = _read_entries(st, model)
     rows = _profile(d, "1.0.99.1.0.255")["rows"]
     assert rows[0][1] == 23478 and rows[1][1] is None
     assert _values(d)["1.0.99.1.0.255[1].2"] == 230.5

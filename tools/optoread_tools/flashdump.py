@@ -24,6 +24,8 @@ import sys
 from optoread.errors import StoreError
 from optoread.store.store import Store
 
+from optoread_tools.readings_db import SESSION_FACTS, unit_scaled  # the exports' presentation
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_DAMAGED = 3
@@ -151,8 +153,6 @@ def value_dict(data):
     """A stored value (obis, value, scaler, unit[, time]) as the exports give it: the raw value,
     scaler, unit symbol and DLMS unit code, the scaled value (None when unknown: a number with
     neither scaler nor unit has unit "unknown"), and the value's own time."""
-    from optoread_tools.readings_db import SESSION_FACTS, unit_scaled
-
     obis, value, scaler, unit = data[:4]
     utext, ucode, scaled = unit_scaled(value, scaler, unit, fact=obis in SESSION_FACTS)
     return {"obis": obis, "value": _jsonable(value), "scaler": scaler, "unit": utext, "unit_code": ucode,
